@@ -1,0 +1,209 @@
+"""Turn chain JSON into rows: market deals (every `State` era) and verified-registry claim
+events (CBOR entries). Bad data raises BadChainData; callers log it, count it and go on."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from executor.cids import InvalidCID, cid_from_bytes, label_to_cid, normalize_cid
+
+CLAIM_KINDS = ("claim", "claim-updated", "claim-removed")
+_CBOR_CODEC = 0x51
+_CID_TAG = 42
+
+
+class BadChainData(ValueError):
+    """A deal or event the node sent that we cannot make sense of."""
+
+
+@dataclass(frozen=True, slots=True)
+class DealRow:
+    deal_id: int
+    piece_cid: str
+    piece_size: int
+    client: str
+    provider: str
+    label: str
+    payload_cid: str | None
+    start_epoch: int
+    end_epoch: int
+    sector_start_epoch: int
+    last_updated_epoch: int
+    slash_epoch: int
+    sector_number: int | None
+    verified_claim: int | None
+
+
+def _int(mapping: dict[str, Any], key: str, *, optional: bool = False) -> int | None:
+    value = mapping.get(key)
+    if value is None and optional:
+        return None
+    # bool is an int in Python, and never a valid epoch or size.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadChainData(f"{key} is not an integer: {value!r}")
+    return value
+
+
+def _int_or(mapping: dict[str, Any], key: str, default: int) -> int:
+    value = _int(mapping, key, optional=True)
+    return default if value is None else value
+
+
+def _cid_obj(value: Any, key: str) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("/"), str):
+        raise BadChainData(f"{key} is not a CID object: {value!r}")
+    try:
+        return normalize_cid(value["/"])
+    except InvalidCID as exc:
+        raise BadChainData(f"{key}: {exc}") from None
+
+
+def parse_deal_id(key: Any) -> int:
+    try:
+        deal_id = int(key)
+    except (TypeError, ValueError):
+        raise BadChainData(f"deal id is not an integer: {key!r}") from None
+    if deal_id < 0 or str(deal_id) != str(key).strip():
+        raise BadChainData(f"deal id is not a canonical integer: {key!r}")
+    return deal_id
+
+
+def parse_deal(deal_id: int, value: Any) -> DealRow | None:
+    """A `{Proposal, State}` market deal as a row, or None when it is not FIL+ verified."""
+    if not isinstance(value, dict):
+        raise BadChainData(f"deal {deal_id}: not an object")
+    proposal = value.get("Proposal")
+    state = value.get("State")
+    if not isinstance(proposal, dict):
+        raise BadChainData(f"deal {deal_id}: no Proposal object")
+    verified = proposal.get("VerifiedDeal")
+    if not isinstance(verified, bool):
+        raise BadChainData(f"deal {deal_id}: VerifiedDeal is not a boolean")
+    if not verified:
+        return None
+    if state is None:
+        state = {}  # published, not activated: Lotus' EmptyDealState
+    if not isinstance(state, dict):
+        raise BadChainData(f"deal {deal_id}: State is not an object")
+    label = proposal.get("Label", "")
+    if not isinstance(label, str):
+        raise BadChainData(f"deal {deal_id}: Label is not a string")
+    client = proposal.get("Client")
+    provider = proposal.get("Provider")
+    if not isinstance(client, str) or not isinstance(provider, str):
+        raise BadChainData(f"deal {deal_id}: Client/Provider are not addresses")
+    try:
+        return DealRow(
+            deal_id=deal_id,
+            piece_cid=_cid_obj(proposal.get("PieceCID"), "PieceCID"),
+            piece_size=_int(proposal, "PieceSize"),
+            client=client,
+            provider=provider,
+            label=label,
+            payload_cid=label_to_cid(label),
+            start_epoch=_int(proposal, "StartEpoch"),
+            end_epoch=_int(proposal, "EndEpoch"),
+            sector_start_epoch=_int_or(state, "SectorStartEpoch", -1),
+            last_updated_epoch=_int_or(state, "LastUpdatedEpoch", -1),
+            slash_epoch=_int_or(state, "SlashEpoch", -1),
+            sector_number=_int(state, "SectorNumber", optional=True),
+            verified_claim=_int(state, "VerifiedClaim", optional=True),
+        )
+    except BadChainData as exc:
+        raise BadChainData(f"deal {deal_id}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimEventRow:
+    kind: str
+    claim_id: int
+    client: int
+    provider: int
+    piece_cid: str
+    piece_size: int
+    term_min: int
+    term_max: int
+    term_start: int
+    sector: int
+    height: int
+    msg_cid: str
+    reverted: bool
+
+
+_CLAIM_FIELDS = {
+    "id": "claim_id",
+    "client": "client",
+    "provider": "provider",
+    "piece-size": "piece_size",
+    "term-min": "term_min",
+    "term-max": "term_max",
+    "term-start": "term_start",
+    "sector": "sector",
+}
+
+
+def claim_kinds_filter(kinds: tuple[str, ...] = CLAIM_KINDS) -> dict[str, Any]:
+    """The GetActorEventsRaw `fields` filter for claim events of the given kinds."""
+    return {
+        "$type": [
+            {"codec": _CBOR_CODEC, "value": base64.b64encode(cbor2.dumps(k)).decode("ascii")}
+            for k in kinds
+        ]
+    }
+
+
+def _entry_value(entry: dict[str, Any]) -> Any:
+    if entry.get("Codec") != _CBOR_CODEC:
+        raise BadChainData(f"entry {entry.get('Key')!r} has codec {entry.get('Codec')!r}")
+    try:
+        return cbor2.loads(base64.b64decode(entry["Value"], validate=True))
+    except (KeyError, TypeError, ValueError, binascii.Error, cbor2.CBORDecodeError) as exc:
+        raise BadChainData(f"entry {entry.get('Key')!r}: undecodable CBOR ({exc})") from None
+
+
+def decode_claim_event(event: Any) -> ClaimEventRow | None:
+    """A raw verified-registry actor event as a row; None when it is not a claim event."""
+    if not isinstance(event, dict) or not isinstance(event.get("entries"), list):
+        raise BadChainData("actor event without entries")
+    values: dict[str, Any] = {}
+    for entry in event["entries"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Key"), str):
+            raise BadChainData("malformed event entry")
+        values[entry["Key"]] = _entry_value(entry)
+    kind = values.get("$type")
+    if kind not in CLAIM_KINDS:
+        return None
+    fields: dict[str, Any] = {}
+    for key, name in _CLAIM_FIELDS.items():
+        value = values.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadChainData(f"{kind} event: {key} is not an unsigned integer: {value!r}")
+        fields[name] = value
+    piece = values.get("piece-cid")
+    if not isinstance(piece, cbor2.CBORTag) or piece.tag != _CID_TAG:
+        raise BadChainData(f"{kind} event: piece-cid is not CBOR tag 42")
+    raw = piece.value
+    if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
+        raise BadChainData(f"{kind} event: piece-cid tag 42 must hold 0x00 + CID bytes")
+    try:
+        piece_cid = cid_from_bytes(raw[1:])
+    except InvalidCID as exc:
+        raise BadChainData(f"{kind} event: piece-cid: {exc}") from None
+    height = event.get("height")
+    if isinstance(height, bool) or not isinstance(height, int):
+        raise BadChainData(f"{kind} event: height is not an integer")
+    msg = event.get("msgCid")
+    msg_cid = msg.get("/") if isinstance(msg, dict) else None
+    if not isinstance(msg_cid, str):
+        raise BadChainData(f"{kind} event: msgCid is not a CID object")
+    reverted = event.get("reverted", False)
+    if not isinstance(reverted, bool):
+        raise BadChainData(f"{kind} event: reverted is not a boolean")
+    return ClaimEventRow(
+        kind=kind, piece_cid=piece_cid, height=height, msg_cid=msg_cid, reverted=reverted, **fields
+    )

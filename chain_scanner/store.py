@@ -1,0 +1,272 @@
+"""Writes to the scanner's tables: deal upserts (bulk, PostgreSQL and SQLite), claim event
+folding, and the blessed-CID cache derived from deals and claims.
+
+Every function here is idempotent: writing the same input twice leaves the same tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from django.db import connection
+
+from chain_scanner.decode import ClaimEventRow, DealRow
+from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal
+
+DEAL_TABLE = Deal._meta.db_table
+CLAIM_TABLE = Claim._meta.db_table
+BLESSED_TABLE = BlessedCid._meta.db_table
+
+_DEAL_COLUMNS = (
+    "deal_id",
+    "piece_cid",
+    "piece_size",
+    "client",
+    "provider",
+    "label",
+    "payload_cid",
+    "start_epoch",
+    "end_epoch",
+    "sector_start_epoch",
+    "last_updated_epoch",
+    "slash_epoch",
+    "sector_number",
+    "verified_claim",
+    "removed_epoch",
+    "checked_epoch",
+)
+_DEAL_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in _DEAL_COLUMNS[1:])
+# Older data (a dump, checked_epoch 0) never overwrites what a later pass read from chain.
+_DEAL_UPSERT_TAIL = (
+    f"ON CONFLICT (deal_id) DO UPDATE SET {_DEAL_UPDATE} "
+    f"WHERE {DEAL_TABLE}.checked_epoch <= excluded.checked_epoch"
+)
+
+
+def _deal_tuple(row: DealRow, checked_epoch: int) -> tuple:
+    return (
+        row.deal_id,
+        row.piece_cid,
+        row.piece_size,
+        row.client,
+        row.provider,
+        row.label,
+        row.payload_cid,
+        row.start_epoch,
+        row.end_epoch,
+        row.sector_start_epoch,
+        row.last_updated_epoch,
+        row.slash_epoch,
+        row.sector_number,
+        row.verified_claim,
+        None,
+        checked_epoch,
+    )
+
+
+def upsert_deals(rows: Sequence[DealRow], *, checked_epoch: int) -> None:
+    """Insert or refresh verified deals. Call inside a transaction."""
+    if not rows:
+        return
+    # One statement may not upsert the same row twice: a repeated deal id keeps its last row.
+    rows = list({r.deal_id: r for r in rows}.values())
+    if connection.vendor == "postgresql":
+        _upsert_deals_postgres(rows, checked_epoch)
+    else:
+        columns = ", ".join(_DEAL_COLUMNS)
+        marks = ", ".join("%s" for _ in _DEAL_COLUMNS)
+        sql = f"INSERT INTO {DEAL_TABLE} ({columns}) VALUES ({marks}) {_DEAL_UPSERT_TAIL}"
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, [_deal_tuple(r, checked_epoch) for r in rows])
+
+
+def _upsert_deals_postgres(rows: Sequence[DealRow], checked_epoch: int) -> None:
+    # COPY into a temporary table, then one set-based upsert: an order of magnitude faster
+    # than executemany for the 100 M-row dump.
+    columns = ", ".join(_DEAL_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS deal_stage "
+            f"(LIKE {DEAL_TABLE} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("TRUNCATE deal_stage")
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY deal_stage ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(_deal_tuple(row, checked_epoch))
+        cursor.execute(
+            f"INSERT INTO {DEAL_TABLE} ({columns}) SELECT {columns} FROM deal_stage "
+            f"{_DEAL_UPSERT_TAIL}"
+        )
+
+
+def mark_deals_removed(deal_ids: Iterable[int], *, epoch: int) -> None:
+    ids = list(deal_ids)
+    if ids:
+        Deal.objects.filter(deal_id__in=ids, removed_epoch__isnull=True).update(
+            removed_epoch=epoch, checked_epoch=epoch
+        )
+
+
+def deal_cids(deal_ids: Iterable[int]) -> set[str]:
+    """Piece and payload CIDs of the given deals (as stored now)."""
+    cids: set[str] = set()
+    ids = list(deal_ids)
+    for start in range(0, len(ids), 500):
+        for piece, payload in Deal.objects.filter(deal_id__in=ids[start : start + 500]).values_list(
+            "piece_cid", "payload_cid"
+        ):
+            cids.add(piece)
+            if payload:
+                cids.add(payload)
+    return cids
+
+
+# --- claims -------------------------------------------------------------------------------
+
+_KIND_RANK = {"claim": 0, "claim-updated": 1, "claim-removed": 2}
+_EVENT_FIELDS = (
+    "provider",
+    "client",
+    "piece_cid",
+    "piece_size",
+    "term_min",
+    "term_max",
+    "term_start",
+    "sector",
+)
+
+
+def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
+    """Record claim events (and undo reverted ones), then re-fold the claims they touch.
+
+    Returns the piece CIDs whose blessed status may have changed. Call inside a transaction.
+    """
+    if not rows:
+        return set()
+    fresh = [r for r in rows if not r.reverted]
+    ClaimEvent.objects.bulk_create(
+        [
+            ClaimEvent(
+                claim_id=r.claim_id,
+                kind=r.kind,
+                height=r.height,
+                msg_cid=r.msg_cid,
+                **{f: getattr(r, f) for f in _EVENT_FIELDS},
+            )
+            for r in fresh
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    for r in rows:
+        if r.reverted:
+            ClaimEvent.objects.filter(
+                height=r.height, msg_cid=r.msg_cid, kind=r.kind, claim_id=r.claim_id
+            ).delete()
+    touched = {r.piece_cid for r in rows}
+    touched |= refold_claims({r.claim_id for r in rows})
+    return touched
+
+
+def rewind_claim_events(above_height: int) -> set[str]:
+    """Forget every claim event above a height (a reorg reached below our checkpoint)."""
+    doomed = ClaimEvent.objects.filter(height__gt=above_height)
+    claim_ids = set(doomed.values_list("claim_id", flat=True))
+    touched = set(doomed.values_list("piece_cid", flat=True))
+    doomed.delete()
+    return touched | refold_claims(claim_ids)
+
+
+def refold_claims(claim_ids: set[int]) -> set[str]:
+    """Rebuild Claim rows from their stored events; returns old and new piece CIDs."""
+    touched: set[str] = set()
+    ids = sorted(claim_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        existing = {c.claim_id: c for c in Claim.objects.filter(claim_id__in=chunk)}
+        touched.update(c.piece_cid for c in existing.values())
+        events: dict[int, list[ClaimEvent]] = {}
+        for event in ClaimEvent.objects.filter(claim_id__in=chunk):
+            events.setdefault(event.claim_id, []).append(event)
+        upserts: list[Claim] = []
+        gone: list[int] = []
+        for claim_id in chunk:
+            history = sorted(
+                events.get(claim_id, []), key=lambda e: (e.height, _KIND_RANK[e.kind], e.pk)
+            )
+            if not history:
+                if claim_id in existing:
+                    gone.append(claim_id)
+                continue
+            last = history[-1]
+            upserts.append(
+                Claim(
+                    claim_id=claim_id,
+                    removed=last.kind == ClaimEvent.Kind.REMOVED,
+                    height=last.height,
+                    **{f: getattr(last, f) for f in _EVENT_FIELDS},
+                )
+            )
+            touched.add(last.piece_cid)
+        if gone:
+            Claim.objects.filter(claim_id__in=gone).delete()
+        if upserts:
+            Claim.objects.bulk_create(
+                upserts,
+                update_conflicts=True,
+                unique_fields=["claim_id"],
+                update_fields=[*_EVENT_FIELDS, "removed", "height"],
+            )
+    return touched
+
+
+# --- blessed CIDs ---------------------------------------------------------------------------
+
+_DEAL_ACTIVE = "sector_start_epoch > 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
+_DEAL_PENDING = "sector_start_epoch <= 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
+
+
+def _sources_sql(where_payload: str, where_piece: str, where_claim: str) -> str:
+    deal_cols = (
+        f"CASE WHEN {_DEAL_ACTIVE} THEN end_epoch END AS active_until, "
+        f"CASE WHEN {_DEAL_PENDING} THEN start_epoch END AS pending_until, "
+        "1 AS deals, 0 AS claims"
+    )
+    return (
+        "SELECT cid, MAX(active_until), MAX(pending_until), SUM(deals), SUM(claims) FROM ("
+        f"SELECT payload_cid AS cid, {deal_cols} FROM {DEAL_TABLE} WHERE {where_payload} "
+        f"UNION ALL SELECT piece_cid AS cid, {deal_cols} FROM {DEAL_TABLE} WHERE {where_piece} "
+        "UNION ALL SELECT piece_cid AS cid, "
+        "CASE WHEN NOT removed THEN term_start + term_max END AS active_until, "
+        f"NULL AS pending_until, 0 AS deals, 1 AS claims FROM {CLAIM_TABLE} WHERE {where_claim}"
+        ") sources GROUP BY cid"
+    )
+
+
+_INSERT_BLESSED = (
+    f"INSERT INTO {BLESSED_TABLE} (cid, active_until, pending_until, deal_count, claim_count) "
+)
+
+
+def refresh_blessed(cids: Iterable[str]) -> int:
+    """Recompute the blessed-CID rows of these CIDs from deals and claims."""
+    todo = sorted(set(cids))
+    with connection.cursor() as cursor:
+        for start in range(0, len(todo), 300):
+            chunk = todo[start : start + 300]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"DELETE FROM {BLESSED_TABLE} WHERE cid IN ({marks})", chunk)
+            sql = _sources_sql(
+                f"payload_cid IN ({marks})", f"piece_cid IN ({marks})", f"piece_cid IN ({marks})"
+            )
+            cursor.execute(_INSERT_BLESSED + sql, chunk * 3)
+    return len(todo)
+
+
+def rebuild_blessed() -> int:
+    """Recompute the whole blessed-CID cache in one set-based statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {BLESSED_TABLE}")
+        cursor.execute(_INSERT_BLESSED + _sources_sql("payload_cid IS NOT NULL", "1 = 1", "1 = 1"))
+    return BlessedCid.objects.count()

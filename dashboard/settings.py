@@ -1,0 +1,168 @@
+"""Settings for the FIL+ moderation dashboard, all read from environment variables (DESIGN §3).
+
+The defaults are the embedded mode: SQLite under DATA_DIR, no broker, no IPFS daemon.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from dashboard.env import env_bool, env_int, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+_DEV_SECRET = "dev-insecure-secret-key-change-me"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
+ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "") or "").split(",") if h.strip()]
+if SECRET_KEY == _DEV_SECRET:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+    warnings.warn(
+        "SECRET_KEY is not set: using an insecure development key (never use this in production)",
+        stacklevel=1,
+    )
+    ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
+elif not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS is required when SECRET_KEY is set (comma-separated)")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "dashboard",
+    "chain_scanner",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+_default_db_url = f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_url(
+    "DATABASE_URL", _default_db_url, schemes=("sqlite", "postgres", "postgresql")
+)
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, scanner, worker) share one file: wait on locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ""  # in-memory test database
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- chain scanning -------------------------------------------------------------------------
+LOTUS_RPC_URL = env_url(
+    "LOTUS_RPC_URL", "https://api.node.glif.io/rpc/v1", schemes=("http", "https")
+)
+LOTUS_RPC_TOKEN = env_str("LOTUS_RPC_TOKEN")
+LOTUS_RPC_TIMEOUT_S = env_int("LOTUS_RPC_TIMEOUT_S", 60, minimum=1)
+LOTUS_RPC_RETRIES = env_int("LOTUS_RPC_RETRIES", 5, minimum=0)
+SCANNER_START_EPOCH = env_int("SCANNER_START_EPOCH", 3855360, minimum=0)
+SCANNER_INTERVAL_S = env_int("SCANNER_INTERVAL_S", 30, minimum=1)
+# How many deal ids one pass fetches at most, and how many ride in one JSON-RPC batch.
+SCANNER_MAX_DEALS_PER_PASS = env_int("SCANNER_MAX_DEALS_PER_PASS", 200_000, minimum=1)
+SCANNER_DEAL_BATCH = env_int("SCANNER_DEAL_BATCH", 500, minimum=1)
+# How many tracked deals one pass re-checks for slashing (rotating through all of them).
+SCANNER_RECHECK_PER_PASS = env_int("SCANNER_RECHECK_PER_PASS", 20_000, minimum=0)
+# Epochs per GetActorEventsRaw call: Lotus refuses ranges wider than 2880 by default.
+SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1)
+if SCANNER_EVENT_RANGE > 2880:
+    raise ImproperlyConfigured("SCANNER_EVENT_RANGE must be <= 2880 (Lotus' MaxFilterHeightRange)")
+
+# --- executor and IPFS (used by later components) ---------------------------------------------
+IPFS_API_URL = env_url("IPFS_API_URL", None, schemes=("http", "https"))
+IPFS_GATEWAY_URL = env_url("IPFS_GATEWAY_URL", None, schemes=("http", "https"))
+EXECUTOR_PROVIDER = env_str("EXECUTOR_PROVIDER")
+if EXECUTOR_PROVIDER is not None and not re.fullmatch(r"f0\d+", EXECUTOR_PROVIDER):
+    raise ImproperlyConfigured(
+        f"EXECUTOR_PROVIDER must be a storage provider id address like f01234, "
+        f"got {EXECUTOR_PROVIDER!r}"
+    )
+
+# --- background work ------------------------------------------------------------------------
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps", "memory")
+)
+# Embedded mode has no broker: tasks run inline in the calling process.
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
+if CELERY_BROKER_URL is None:
+    CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ROUTES = {"chain_scanner.*": {"queue": "scanner"}}
+CELERY_BEAT_SCHEDULE = {
+    "scan-chain": {
+        "task": "chain_scanner.scan_pass",
+        "schedule": float(SCANNER_INTERVAL_S),
+        # A pass that is still queued when the next one is due is pointless.
+        "options": {"expires": float(SCANNER_INTERVAL_S)},
+    },
+}
+
+# --- web ------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "chain_scanner": {
+            "handlers": ["stderr"],
+            "level": env_str("SCANNER_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+    },
+}
