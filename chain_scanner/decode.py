@@ -112,7 +112,8 @@ def parse_deal(deal_id: int, value: Any) -> DealRow | None:
             last_updated_epoch=_int_or(state, "LastUpdatedEpoch", -1),
             slash_epoch=_int_or(state, "SlashEpoch", -1),
             sector_number=_int(state, "SectorNumber", optional=True),
-            verified_claim=_int(state, "VerifiedClaim", optional=True),
+            # 0 is NoAllocationID: the deal has no claim.
+            verified_claim=_int(state, "VerifiedClaim", optional=True) or None,
         )
     except BadChainData as exc:
         raise BadChainData(f"deal {deal_id}: {exc}") from None

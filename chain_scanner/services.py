@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -473,3 +474,24 @@ def _row_cids(rows: list[DealRow]) -> set[str]:
     cids = {r.piece_cid for r in rows}
     cids.update(r.payload_cid for r in rows if r.payload_cid)
     return cids
+
+
+def follow(
+    stop: threading.Event,
+    *,
+    interval: float | None = None,
+    on_report: Callable[[ScanReport], None] = lambda report: None,
+    on_error: Callable[[LotusError], None] = lambda exc: None,
+    progress: Progress = _no_progress,
+) -> None:
+    """Run passes until `stop` is set, pausing `interval` seconds between them (healthchecks'
+    sendalerts loop). Endpoint failures are reported and retried on the next pass."""
+    pause = settings.SCANNER_INTERVAL_S if interval is None else interval
+    while not stop.is_set():
+        try:
+            on_report(scan_once(progress=progress, should_stop=stop.is_set))
+        except LotusError as exc:
+            on_error(exc)
+        finally:
+            close_old_connections()
+        stop.wait(pause)

@@ -166,3 +166,5 @@ LOGGING = {
         },
     },
 }
+# Serve app static files (admin, API docs) straight from their apps, no collectstatic step.
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,126 @@
+"""The Lotus client against a real HTTP server speaking Lotus' wire format."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from chain_scanner.lotus import (
+    LotusClient,
+    LotusError,
+    LotusRPCError,
+    LotusUnavailable,
+)
+from tests.fake_lotus import FakeLotusServer
+
+
+def test_call_returns_result_and_tipset(rpc: LotusClient, lotus: FakeLotusServer) -> None:
+    head = rpc.chain_head()
+    assert head.height == lotus.chain.head_height
+    assert all(c["/"].startswith("bafy2bzace") for c in head.key)
+    assert rpc.call("StateNetworkVersion", None) == 28
+
+
+def test_rpc_error_is_typed_with_code_and_message(rpc: LotusClient) -> None:
+    with pytest.raises(LotusRPCError) as info:
+        rpc.call("StateMarketStorageDeal", 999_999_999, None)
+    assert info.value.code == 1
+    assert "deal 999999999 not found" in info.value.message
+    assert info.value.method == "StateMarketStorageDeal"
+
+
+def test_method_not_found_is_final_even_though_lotus_answers_http_500(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    with pytest.raises(LotusRPCError) as info:
+        rpc.call("NoSuchMethod")
+    assert info.value.code == -32601
+    assert lotus.http_requests == 1  # not retried
+
+
+def test_retries_http_503_then_succeeds(rpc: LotusClient, lotus: FakeLotusServer) -> None:
+    lotus.faults.http_status(503, times=2)
+    assert rpc.chain_head().height == lotus.chain.head_height
+    assert lotus.http_requests == 3
+
+
+def test_retries_dropped_connections(rpc: LotusClient, lotus: FakeLotusServer) -> None:
+    lotus.faults.drop_connection(times=2)
+    assert rpc.chain_head().height == lotus.chain.head_height
+    assert lotus.http_requests == 3
+
+
+def test_timeout_is_retried(lotus: FakeLotusServer) -> None:
+    lotus.faults.delay(1.5, times=1)
+    with LotusClient(lotus.url, timeout=0.5, retries=2, backoff=0.01) as client:
+        assert client.chain_head().height == lotus.chain.head_height
+        assert client.http_requests == 2
+
+
+def test_gives_up_after_retries_naming_the_url(lotus: FakeLotusServer) -> None:
+    lotus.faults.http_status(503, times=10)
+    slept: list[float] = []
+    with (
+        LotusClient(lotus.url, retries=3, backoff=0.5, sleep=slept.append) as client,
+        pytest.raises(LotusUnavailable, match=lotus.url.replace(".", r"\.")) as info,
+    ):
+        client.chain_head()
+    assert "HTTP 503" in str(info.value)
+    assert len(slept) == 3
+    # exponential backoff with jitter: each delay within [base·2^n / 2, base·2^n]
+    for attempt, delay in enumerate(slept):
+        assert 0.25 * 2**attempt <= delay <= 0.5 * 2**attempt
+
+
+def test_unreachable_endpoint() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    url = f"http://127.0.0.1:{port}/rpc/v1"
+    with (
+        LotusClient(url, retries=1, backoff=0.01) as client,
+        pytest.raises(LotusUnavailable, match=f"127.0.0.1:{port}") as info,
+    ):
+        client.chain_head()
+    assert "ConnectError" in info.value.reason
+
+
+def test_batch_answers_in_call_order_with_per_call_errors(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    answers = rpc.batch(
+        [
+            ("StateMarketStorageDeal", (5083158, None)),
+            ("StateMarketStorageDeal", (1, None)),
+            ("StateNetworkVersion", (None,)),
+        ]
+    )
+    assert answers[0]["Proposal"]["Provider"] == "f01240"
+    assert isinstance(answers[1], LotusRPCError) and "not found" in answers[1].message
+    assert answers[2] == 28
+    assert lotus.http_requests == 1
+    assert lotus.requests["StateMarketStorageDeal"] == 2
+
+
+def test_bearer_token_is_sent(chain) -> None:  # type: ignore[no-untyped-def]
+    with FakeLotusServer(chain, token="s3cret") as server:
+        with LotusClient(server.url, token="s3cret") as client:
+            assert client.chain_head().height == chain.head_height
+        with (
+            LotusClient(server.url, token="wrong", retries=0) as client,
+            pytest.raises(LotusError, match="LOTUS_RPC_TOKEN"),
+        ):
+            client.chain_head()
+
+
+def test_finalized_tipset_and_fallback_on_v0(lotus: FakeLotusServer) -> None:
+    with LotusClient(lotus.url, retries=0) as client:
+        finalized, head = client.finalized_tipset()
+        assert head is None
+        assert finalized.height == lotus.chain.head_height - 900
+    # /rpc/v0 has no ChainGetFinalizedTipSet: head − 900 instead
+    with LotusClient(lotus.url_v0, retries=0) as client:
+        finalized, head = client.finalized_tipset()
+        assert head is not None and head.height == lotus.chain.head_height
+        assert finalized.height == lotus.chain.head_height - 900

@@ -1,0 +1,41 @@
+"""Shared fixtures: a real fake-Lotus HTTP server on 127.0.0.1 and a scanner pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from chain_scanner.lotus import LotusClient
+from tests.fake_lotus import FakeChain, FakeLotusServer
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+
+
+@pytest.fixture
+def chain() -> FakeChain:
+    """The real mainnet claim events and deals, with the head 900 epochs past them."""
+    return FakeChain.from_fixtures()
+
+
+@pytest.fixture
+def lotus(chain: FakeChain) -> Iterator[FakeLotusServer]:
+    with FakeLotusServer(chain) as server:
+        yield server
+
+
+@pytest.fixture
+def scanner_settings(settings, lotus: FakeLotusServer):  # type: ignore[no-untyped-def]
+    """Point the scanner at the fake server, with fast retries."""
+    settings.LOTUS_RPC_URL = lotus.url
+    settings.LOTUS_RPC_RETRIES = 2
+    settings.LOTUS_RPC_TIMEOUT_S = 5
+    settings.SCANNER_START_EPOCH = 4_622_000
+    return settings
+
+
+@pytest.fixture
+def rpc(lotus: FakeLotusServer) -> Iterator[LotusClient]:
+    with LotusClient(lotus.url, retries=3, backoff=0.01, timeout=5) as client:
+        yield client
