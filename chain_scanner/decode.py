@@ -134,6 +134,7 @@ class ClaimEventRow:
     height: int
     msg_cid: str
     reverted: bool
+    tipset_key: str  # the key of the tipset at `height` the event was seen in, joined by ","
 
 
 _CLAIM_FIELDS = {
@@ -206,5 +207,18 @@ def decode_claim_event(event: Any) -> ClaimEventRow | None:
     if not isinstance(reverted, bool):
         raise BadChainData(f"{kind} event: reverted is not a boolean")
     return ClaimEventRow(
-        kind=kind, piece_cid=piece_cid, height=height, msg_cid=msg_cid, reverted=reverted, **fields
+        kind=kind,
+        piece_cid=piece_cid,
+        height=height,
+        msg_cid=msg_cid,
+        reverted=reverted,
+        tipset_key=tipset_key_str(event.get("tipsetKey")),
+        **fields,
     )
+
+
+def tipset_key_str(key: Any) -> str:
+    """A tipset key (`[{"/": cid}, …]`) as one comparable string."""
+    if not isinstance(key, list):
+        return ""
+    return ",".join(c.get("/", "") if isinstance(c, dict) else str(c) for c in key)

@@ -58,7 +58,7 @@ class TipSet:
 
     @property
     def key_str(self) -> str:
-        return ",".join(c["/"] for c in self.key)
+        return ",".join(c.get("/", "") for c in self.key)
 
     @classmethod
     def from_json(cls, value: Any) -> TipSet:

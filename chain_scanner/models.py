@@ -96,6 +96,9 @@ class ClaimEvent(models.Model):
     term_max = models.BigIntegerField()
     term_start = models.BigIntegerField()
     sector = models.BigIntegerField()
+    # A short hash of the tipset key the event came in: after a reorg, the highest height
+    # whose key still matches the chain is where our view and the chain agree again.
+    tipset_hash = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         constraints = [

@@ -30,7 +30,7 @@ from chain_scanner.decode import (
     parse_deal,
 )
 from chain_scanner.lotus import LotusClient, LotusError, LotusRPCError, TipSet
-from chain_scanner.models import Deal, ScannerCheckpoint
+from chain_scanner.models import ClaimEvent, Deal, ScannerCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +237,7 @@ class _Pass:
             return
         if self._key_at(height) == checkpoint.claims_tipset_key:
             return
-        # The chain we followed is no longer canonical at our checkpoint: forget the last
-        # finality window of events and read it again.
-        floor = settings.SCANNER_START_EPOCH - 1
-        rewind_to = max(floor, height - FINALITY)
+        rewind_to = self._fork_point(height)
         log.warning("tipset at %s changed: re-reading claim events above %s", height, rewind_to)
         with transaction.atomic():
             touched = store.rewind_claim_events(rewind_to)
@@ -249,6 +246,24 @@ class _Pass:
                 claims_height=rewind_to, claims_tipset_key=""
             )
         self.report.rewound_to = rewind_to
+
+    def _fork_point(self, below: int) -> int:
+        """The highest height at which a stored event's tipset is still on the chain: our
+        view and the chain agree up to there. Reorgs are shallow, so few heights are read."""
+        floor = settings.SCANNER_START_EPOCH - 1
+        heights = (
+            ClaimEvent.objects.filter(height__lt=below, height__gt=floor)
+            .values_list("height", "tipset_hash")
+            .order_by("-height")
+            .distinct()
+        )
+        checked: dict[int, str] = {}
+        for height, stored in heights.iterator():
+            if height not in checked:
+                checked[height] = store.tipset_hash(self._key_at(height))
+            if checked[height] == stored:
+                return height
+        return floor
 
     def _key_at(self, height: int) -> str:
         return self.client.tipset_by_height(height, self.tipset).key_str

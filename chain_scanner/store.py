@@ -6,6 +6,7 @@ Every function here is idempotent: writing the same input twice leaves the same 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 
 from django.db import connection
@@ -137,6 +138,10 @@ _EVENT_FIELDS = (
 )
 
 
+def tipset_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
     """Record claim events (and undo reverted ones), then re-fold the claims they touch.
 
@@ -152,6 +157,7 @@ def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
                 kind=r.kind,
                 height=r.height,
                 msg_cid=r.msg_cid,
+                tipset_hash=tipset_hash(r.tipset_key),
                 **{f: getattr(r, f) for f in _EVENT_FIELDS},
             )
             for r in fresh

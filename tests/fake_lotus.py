@@ -36,6 +36,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,7 @@ from tests.chain_data import (
     GENESIS_TIMESTAMP,
     REAL_EVENTS_TO,
     actor_id,
+    cid_from_str,
     decode_event_entries,
     load_real_chainhead,
     load_real_claim_events,
@@ -110,6 +112,12 @@ def _shake_b64(seed: str, size: int) -> str:
     return base64.b64encode(hashlib.shake_256(seed.encode()).digest(size)).decode("ascii")
 
 
+@lru_cache(maxsize=16384)
+def _synthetic_cids(height: int, gen: int, count: int, first: int = 0) -> tuple[str, ...]:
+    # Block i of fork generation g at a height; cached because hashing dominates scans.
+    return tuple(synthetic_tipset_cid(height, gen * 1000 + first + i) for i in range(count))
+
+
 def _default_block_count(height: int) -> int:
     # Mainnet tipsets carry 1-8 blocks; vary it so key handling is exercised.
     return 1 + hashlib.sha256(f"blocks:{height}".encode()).digest()[0] % 5
@@ -147,10 +155,11 @@ class FakeChain:
         self._first_next_id = next_deal_id
         self._deal_added_at: dict[int, int] = {}  # kept after removal: NextID never goes back
         self._market_log: list[tuple[int, int]] = []  # (height, version) of each deal change
+        self._market_at: dict[int, tuple[int, int]] = {}
         self._events: list[_Event] = []  # sorted by height, insertion order within a height
         self._fork_points: list[int] = []
         self._extra_blocks: dict[tuple[int, int], int] = {}  # (height, fork generation) → n
-        self._real_cids: dict[int, list[str]] = {}
+        self._real_cids: dict[int, tuple[str, ...]] = {}
         self._real_blocks: dict[str, dict[str, Any]] = {}
         self._known_keys: dict[tuple[str, ...], int] = {}  # every key ever served → height
 
@@ -165,7 +174,7 @@ class FakeChain:
         chain = cls(head_height=REAL_EVENTS_TO + 900)
         events = load_real_claim_events()
         for event in events:
-            chain._real_cids.setdefault(event["height"], list(_key_tuple(event["tipsetKey"])))
+            chain._real_cids.setdefault(event["height"], _key_tuple(event["tipsetKey"]))
         head = load_real_chainhead()
         for cid, block in zip(head["Cids"], head["Blocks"], strict=True):
             chain._real_blocks[cid["/"]] = block
@@ -183,16 +192,11 @@ class FakeChain:
 
     def _block_cids(self, height: int) -> tuple[str, ...]:
         gen = self._generation(height)
-        cids = self._real_cids.get(height) if gen == 0 else None
-        if cids is None:
-            cids = [
-                synthetic_tipset_cid(height, gen * 1000 + i)
-                for i in range(_default_block_count(height))
-            ]
+        real = self._real_cids.get(height) if gen == 0 else None
+        key = real or _synthetic_cids(height, gen, _default_block_count(height))
         extra = self._extra_blocks.get((height, gen), 0)
-        key = tuple(cids) + tuple(
-            synthetic_tipset_cid(height, gen * 1000 + 500 + i) for i in range(extra)
-        )
+        if extra:
+            key += _synthetic_cids(height, gen, extra, first=500)
         self._known_keys.setdefault(key, height)
         return key
 
@@ -313,7 +317,8 @@ class FakeChain:
             self._market_changed(at)
 
     def remove_deal(self, deal_id: int) -> None:
-        """The deal leaves market state (expired and settled, or slashed)."""
+        """The deal leaves market state (expired and settled, or slashed), at every height:
+        like update_deal_state, removal is not versioned."""
         with self._lock:
             del self.deals[deal_id]
             self._market_changed(self.head_height)
@@ -332,23 +337,25 @@ class FakeChain:
 
     def _market_changed(self, height: int) -> None:
         self._market_log.append((height, len(self._market_log) + 1))
+        self._market_at.clear()
 
-    def _next_id_at(self, height: int) -> int:
+    def _market_at_height(self, height: int) -> tuple[int, int]:
+        """(NextID, change counter) of market state at `height`. Scanners poll the same
+        finalized height over and over: remember the answer until the market changes."""
         if height >= self.head_height:
-            return self.next_deal_id
-        visible = [i + 1 for i, at in self._deal_added_at.items() if at <= height]
-        return max([self._first_next_id, *visible])
-
-    def _market_version_at(self, height: int) -> int:
-        return max((v for at, v in self._market_log if at <= height), default=0)
+            return self.next_deal_id, len(self._market_log)
+        if height not in self._market_at:
+            visible = [i + 1 for i, at in self._deal_added_at.items() if at <= height]
+            version = max((v for at, v in self._market_log if at <= height), default=0)
+            self._market_at[height] = (max([self._first_next_id, *visible]), version)
+        return self._market_at[height]
 
     def read_state(self, address: str, tsk: list[dict[str, str]] | None) -> dict[str, Any]:
         with self._lock:
             height, _ = self._resolve(tsk)
             if address not in (MARKET_ACTOR, "t05"):
                 raise RPCError("getting actor: actor not found")
-            next_id = self._next_id_at(height)
-            version = self._market_version_at(height)
+            next_id, version = self._market_at_height(height)
 
             def root(name: str) -> dict[str, str]:
                 return {"/": synthetic_object_cid(f"market {name}:{next_id}:{version}")}
@@ -403,6 +410,12 @@ class FakeChain:
                 claim=claim,
             )
             bisect.insort(self._events, record, key=lambda e: e.height)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """Every event as GetActorEventsRaw would show it (reverted ones included)."""
+        with self._lock:
+            return [self._event_json(e) for e in self._events]
 
     def _event_index(self, height: int) -> int:
         return bisect.bisect_left(self._events, height, key=lambda e: e.height)
@@ -763,18 +776,21 @@ def _json_kind(value: Any) -> str:
     return {str: "string", list: "array", dict: "object"}.get(type(value), "null")
 
 
+def _cannot(value: Any, go_type: str) -> str:
+    return f"json: cannot unmarshal {_json_kind(value)} into Go value of type {go_type}"
+
+
 def _check_param(kind: str, value: Any) -> str | None:
     """Why Go would fail to decode `value` as this parameter, or None if it decodes."""
-    go_type = _GO_TYPES[kind]
-    cannot = f"json: cannot unmarshal {_json_kind(value)} into Go value of type {go_type}"
+    go_type = _GO_TYPES[kind].removeprefix("*")
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if kind == "epoch":
-        return None if is_int else cannot
+        return None if is_int else _cannot(value, go_type)
     if kind in ("deal_id", "claim_id"):
-        return None if is_int and value >= 0 else cannot
+        return None if is_int and value >= 0 else _cannot(value, go_type)
     if kind == "address":
         if not isinstance(value, str):
-            return cannot
+            return _cannot(value, go_type)
         if value[:1] not in ("f", "t"):
             return "unknown address network"
         if value[1:2] not in ("0", "1", "2", "3", "4") or len(value) < 3:
@@ -784,20 +800,41 @@ def _check_param(kind: str, value: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, list):
-            return f"json: cannot unmarshal {_json_kind(value)} into Go value of type []cid.Cid"
+            return _cannot(value, "[]cid.Cid")
         for item in value:
-            if not (isinstance(item, dict) and isinstance(item.get("/"), str) and item["/"]):
-                return "invalid cid: cid too short"
+            if not (isinstance(item, dict) and isinstance(item.get("/"), str)):
+                return _cannot(item, "cid.Cid")
+            if not _parses_as_cid(item["/"]):
+                return f"invalid cid: {item['/']!r} is not a base32 CIDv1"
         return None
-    return _check_filter(value, cannot)
+    return _check_filter(value)
 
 
-def _check_filter(value: Any, cannot: str) -> str | None:
+def _parses_as_cid(text: str) -> bool:
+    try:
+        return len(cid_from_str(text)) > 4
+    except (ValueError, binascii.Error):
+        return False
+
+
+def _check_filter(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        return cannot.replace("*types", "types")
+        return _cannot(value, "types.ActorEventFilter")
     fields = {k.lower(): v for k, v in value.items()}
+    if fields.get("fields") is not None and not isinstance(fields["fields"], dict):
+        return (
+            f"json: cannot unmarshal {_json_kind(fields['fields'])} into Go struct field "
+            "ActorEventFilter.fields of type map[string][]types.ActorEventBlock"
+        )
+    if fields.get("addresses") is not None and not isinstance(fields["addresses"], list):
+        return (
+            f"json: cannot unmarshal {_json_kind(fields['addresses'])} into Go struct field "
+            "ActorEventFilter.addresses of type []address.Address"
+        )
+    if _check_param("tsk", fields.get("tipsetkey")):
+        return "json: cannot unmarshal tipsetKey into Go value of type types.TipSetKey"
     for name in ("fromHeight", "toHeight"):
         height = fields.get(name.lower())
         if height is not None and (isinstance(height, bool) or not isinstance(height, int)):
@@ -806,10 +843,14 @@ def _check_filter(value: Any, cannot: str) -> str | None:
                 f"ActorEventFilter.{name} of type abi.ChainEpoch"
             )
     for blocks in (fields.get("fields") or {}).values():
+        if blocks is not None and not isinstance(blocks, list):
+            return _cannot(blocks, "[]types.ActorEventBlock")
         for block in blocks or ():
+            if not isinstance(block, dict):
+                return _cannot(block, "types.ActorEventBlock")
             try:
                 base64.b64decode(_ci(block, "value") or "", validate=True)
-            except (binascii.Error, AttributeError, TypeError):
+            except (binascii.Error, TypeError):
                 return "illegal base64 data at input byte 0"
     return None
 
@@ -868,7 +909,11 @@ class MethodCounter(Counter):
 
 class FakeLotusServer:
     """`with FakeLotusServer(chain, token=None) as lotus:` serves `chain` at `lotus.url`
-    (/rpc/v1; `lotus.url_v0` for /rpc/v0) on a random port, in daemon threads."""
+    (/rpc/v1; `lotus.url_v0` for /rpc/v0) on a random port, in daemon threads.
+
+    `requests` counts calls by method (each call of a batch; keys without the "Filecoin."
+    prefix, lookups take either), `http_requests` counts POSTs (faulted ones included),
+    `faults` injects failures, `reset_stats()` zeroes both counters."""
 
     def __init__(
         self,
@@ -984,6 +1029,9 @@ class FakeLotusServer:
             if request_id is None:
                 return 200, None
             return _http_status_for(exc.code), _error_envelope(request_id, exc.code, exc.message)
+        except Exception as exc:  # a bug in this fake: answer like go-jsonrpc answers a panic
+            message = f"fatal error calling '{method}': panic in rpc method '{method}': {exc!r}"
+            return 500, _error_envelope(request_id, 0, message)
         if request_id is None:
             return 200, None
         return 200, _go_json({"id": request_id, "jsonrpc": "2.0", "result": result})
@@ -1053,6 +1101,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from Lotus
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle + delayed ACK
+    # add ~40 ms to every response on a kept-alive connection.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -1,0 +1,37 @@
+"""Snapshots of the scanner's tables, to compare runs row for row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal, ScannerCheckpoint
+
+CHECKPOINT_POSITION = (
+    "next_deal_id",
+    "claims_height",
+    "claims_tipset_key",
+    "recheck_height",
+    "recheck_cursor",
+    "recheck_end",
+    "dump_last_deal_id",
+    "deals_fetched",
+    "unverified_skipped",
+    "deals_missing",
+    "claim_events",
+    "bad_items",
+)
+
+
+def snapshot() -> dict[str, Any]:
+    checkpoint = ScannerCheckpoint.objects.filter(name="default").values(*CHECKPOINT_POSITION)
+    return {
+        "deals": list(Deal.objects.order_by("deal_id").values()),
+        "claims": list(Claim.objects.order_by("claim_id").values()),
+        # Event ids depend on insertion history; their identity and content do not.
+        "events": sorted(
+            tuple(sorted((k, v) for k, v in e.items() if k != "id"))
+            for e in ClaimEvent.objects.values()
+        ),
+        "blessed": list(BlessedCid.objects.order_by("cid").values()),
+        "checkpoint": list(checkpoint),
+    }
