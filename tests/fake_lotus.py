@@ -41,6 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import cbor2
+
 from tests.chain_data import (
     CLAIM_EVENT_KINDS,
     EPOCH_SECONDS,
@@ -609,7 +611,7 @@ def _decode_claim(event: dict[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         decoded = decode_event_entries(event)
-    except ValueError:  # not CBOR, not base64: an event we do not model
+    except (ValueError, TypeError, cbor2.CBORError):  # bad base64 / CBOR: served as is
         return None
     if decoded.get("$type") not in CLAIM_EVENT_KINDS or not decoded.keys() >= _CLAIM_FIELDS:
         return None

@@ -538,6 +538,15 @@ def test_claim_updates_and_removals(lotus: FakeLotusServer) -> None:
     assert sorted(call(lotus.url, "StateGetClaims", "f01531188", at_915)) == ["5", "6"]
 
 
+def test_undecodable_events_are_served_verbatim(lotus: FakeLotusServer) -> None:
+    event = claim_event(8, 900)
+    event["entries"][1]["Value"] = "////"  # not CBOR: served as is, but makes no claim
+    lotus.chain.add_event(event)
+    [served] = call(lotus.url, "GetActorEventsRaw", {"fromHeight": 900, "toHeight": 900})
+    assert served["entries"] == event["entries"]
+    assert call(lotus.url, "StateGetClaims", "f01531188", None) == {}
+
+
 # --- faults --------------------------------------------------------------------------------
 
 
