@@ -279,7 +279,7 @@ class _Pass:
             raw = self.client.call("GetActorEventsRaw", query)
         except LotusRPCError as exc:
             # More events than the node returns in one answer: split the range.
-            if "max" in exc.message.lower() and end > start:
+            if "too many" in exc.message.lower() and end > start:
                 middle = (start + end) // 2
                 return self._claim_events(start, middle) + self._claim_events(middle + 1, end)
             raise

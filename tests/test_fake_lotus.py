@@ -214,7 +214,7 @@ def test_protocol_errors_without_a_request(
     [
         (rpc_body("ChainHeadd"), -32601, "method 'Filecoin.ChainHeadd' not found"),
         (
-            rpc_body("ChainHead").copy() | {"method": "ChainHead"},
+            rpc_body("ChainHead") | {"method": "ChainHead"},
             -32601,
             "method 'ChainHead' not found",
         ),
