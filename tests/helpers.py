@@ -1,0 +1,43 @@
+"""Running manage.py in real subprocesses, for tests of commands, signals and processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def process_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Environment for a child process with its own SQLite file under tmp_path, unless the
+    caller passes DATABASE_URL."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="dashboard.settings", PYTHONWARNINGS="ignore")
+    env.pop("DATABASE_URL", None)
+    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    env.update(overrides)
+    return env
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def spawn(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
