@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import re
 import threading
@@ -23,7 +24,8 @@ from django.utils import timezone
 
 from chain_scanner import store
 from chain_scanner.decode import BadChainData, DealRow, parse_deal, parse_deal_id
-from chain_scanner.models import DumpImport, ScannerCheckpoint
+from chain_scanner.lease import acquire_lease, release_lease, renew_lease
+from chain_scanner.models import Deal, DumpImport, ScannerCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +99,30 @@ def import_dump(
     except OSError as exc:
         raise DumpError(f"cannot read {path}: {exc.strerror}") from None
     prefix = _prefix(path)
+    if not acquire_lease():
+        raise DumpError("a scan pass or another import is running; try again when it ends")
+    try:
+        return _import(path, stat, prefix, batch_size, progress)
+    finally:
+        release_lease()
+
+
+def _import(
+    path: Path,
+    stat: os.stat_result,
+    prefix: str,
+    batch_size: int,
+    progress: Callable[[int, int], None],
+) -> DumpReport:
     record, _ = DumpImport.objects.get_or_create(
         path=str(path), size=stat.st_size, mtime_ns=stat.st_mtime_ns
     )
+    if connection.vendor == "postgresql" and not Deal.objects.exists():
+        # Bootstrapping an empty table: building the indexes once at the end is much
+        # cheaper than maintaining them through tens of millions of random inserts.
+        DumpImport.objects.filter(pk=record.pk).update(bulk_indexes_dropped=True)
+        deal_indexes(create=False)
+        record.bulk_indexes_dropped = True
     report = DumpReport(
         skipped_done=record.entries_done,
         verified=record.verified,
@@ -143,6 +166,9 @@ def import_dump(
         writer.finish()
     progress(stat.st_size, stat.st_size)
     report.entries = seen
+    if record.bulk_indexes_dropped or DumpImport.objects.filter(bulk_indexes_dropped=True).exists():
+        deal_indexes(create=True)
+        DumpImport.objects.filter(bulk_indexes_dropped=True).update(bulk_indexes_dropped=False)
     with transaction.atomic():
         report.blessed = store.rebuild_blessed()
         checkpoint, _ = ScannerCheckpoint.objects.select_for_update().get_or_create(name="default")
@@ -156,10 +182,23 @@ def import_dump(
     return report
 
 
+def deal_indexes(*, create: bool) -> None:
+    """Create (or drop) the deal table's secondary indexes that are missing (or present)."""
+    with connection.cursor() as cursor:
+        existing = connection.introspection.get_constraints(cursor, Deal._meta.db_table)
+    with connection.schema_editor() as editor:
+        for index in Deal._meta.indexes:
+            if create and index.name not in existing:
+                editor.add_index(Deal, index)
+            elif not create and index.name in existing:
+                editor.remove_index(Deal, index)
+
+
 def _commit(record_pk: int, rows: list[DealRow], seen: int, counts: dict[str, int | None]) -> None:
     with transaction.atomic():
         store.upsert_deals(rows, checked_epoch=0)
         DumpImport.objects.filter(pk=record_pk).update(entries_done=seen, **counts)
+        renew_lease()
 
 
 class _Writer:

@@ -183,6 +183,8 @@ class DumpImport(models.Model):
     unverified = models.BigIntegerField(default=0)
     bad = models.BigIntegerField(default=0)
     max_deal_id = models.BigIntegerField(null=True, blank=True)
+    # True while the deal table's secondary indexes are dropped for a bulk load.
+    bulk_indexes_dropped = models.BooleanField(default=False)
     finished = models.BooleanField(default=False)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -7,17 +7,13 @@ with exactly the tables an uninterrupted pass would have written.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from chain_scanner import store
@@ -29,6 +25,7 @@ from chain_scanner.decode import (
     decode_claim_event,
     parse_deal,
 )
+from chain_scanner.lease import acquire_lease, get_checkpoint, release_lease, renew
 from chain_scanner.lotus import LotusClient, LotusError, LotusRPCError, TipSet
 from chain_scanner.models import ClaimEvent, Deal, ScannerCheckpoint
 
@@ -39,7 +36,6 @@ VERIFIED_REGISTRY = "f06"
 MARKET_ACTOR = "f05"
 # A deal not activated a day after its StartEpoch never will be (Spade's rule).
 ACTIVATION_GRACE = 2880
-LEASE = timedelta(minutes=2)
 
 
 class Progress(Protocol):
@@ -94,55 +90,6 @@ def make_client() -> LotusClient:
         settings.LOTUS_RPC_TOKEN,
         timeout=settings.LOTUS_RPC_TIMEOUT_S,
         retries=settings.LOTUS_RPC_RETRIES,
-    )
-
-
-def get_checkpoint() -> ScannerCheckpoint:
-    checkpoint, _ = ScannerCheckpoint.objects.get_or_create(name="default")
-    return checkpoint
-
-
-# --- lease ------------------------------------------------------------------------------------
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _owner_dead(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def acquire_lease() -> bool:
-    """Claim the scanner with a conditional UPDATE, so passes never overlap across workers."""
-    checkpoint = get_checkpoint()
-    now = timezone.now()
-    owner = _owner()
-    free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
-    if checkpoint.lease_owner and _owner_dead(checkpoint.lease_owner):
-        free |= Q(lease_owner=checkpoint.lease_owner)
-    updated = ScannerCheckpoint.objects.filter(free, pk=checkpoint.pk).update(
-        lease_owner=owner, lease_until=now + LEASE
-    )
-    return updated == 1
-
-
-def _renew(checkpoint: ScannerCheckpoint) -> None:
-    checkpoint.lease_until = timezone.now() + LEASE
-
-
-def release_lease() -> None:
-    ScannerCheckpoint.objects.filter(name="default", lease_owner=_owner()).update(
-        lease_owner="", lease_until=None
     )
 
 
@@ -308,7 +255,7 @@ class _Pass:
             checkpoint.claims_tipset_key = key
             checkpoint.claim_events += len(events)
             checkpoint.bad_items += self._pending_bad
-            _renew(checkpoint)
+            renew(checkpoint)
             checkpoint.save()
         self.report.claim_events += len(events)
         self.report.reverted_events += sum(1 for e in events if e.reverted)
@@ -356,7 +303,7 @@ class _Pass:
                 checkpoint.unverified_skipped += unverified
                 checkpoint.deals_missing += len(missing)
                 checkpoint.bad_items += self._pending_bad
-                _renew(checkpoint)
+                renew(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
             self.report.deals_stored += len(rows)
@@ -458,7 +405,7 @@ class _Pass:
                 if update_cursor is not None:
                     checkpoint.recheck_cursor = ids[-1]
                 checkpoint.bad_items += self._pending_bad
-                _renew(checkpoint)
+                renew(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
             self.report.deals_rechecked += len(ids)

@@ -271,8 +271,31 @@ def refresh_blessed(cids: Iterable[str]) -> int:
 
 
 def rebuild_blessed() -> int:
-    """Recompute the whole blessed-CID cache in one set-based statement."""
+    """Recompute the whole blessed-CID cache in one set-based statement. Call inside a
+    transaction: readers see the old cache until it commits."""
+    everything = _sources_sql("payload_cid IS NOT NULL", "1 = 1", "1 = 1")
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {BLESSED_TABLE}")
-        cursor.execute(_INSERT_BLESSED + _sources_sql("payload_cid IS NOT NULL", "1 = 1", "1 = 1"))
-    return BlessedCid.objects.count()
+        if connection.vendor != "postgresql":
+            cursor.execute(f"DELETE FROM {BLESSED_TABLE}")
+            cursor.execute(_INSERT_BLESSED + everything)
+            return BlessedCid.objects.count()
+        # Fill a fresh table without indexes, index it once, and swap it in: about twice as
+        # fast as refilling the indexed table row by row, which matters at 100 M CIDs.
+        cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("DROP TABLE IF EXISTS blessed_rebuild")
+        cursor.execute(f"CREATE TABLE blessed_rebuild (LIKE {BLESSED_TABLE} INCLUDING DEFAULTS)")
+        cursor.execute(
+            "INSERT INTO blessed_rebuild (cid, active_until, pending_until, deal_count, "
+            f"claim_count) {everything}"
+        )
+        cursor.execute(
+            "ALTER TABLE blessed_rebuild ADD CONSTRAINT blessed_rebuild_pkey PRIMARY KEY (cid)"
+        )
+        cursor.execute(f"DROP TABLE {BLESSED_TABLE}")
+        cursor.execute(f"ALTER TABLE blessed_rebuild RENAME TO {BLESSED_TABLE}")
+        cursor.execute(
+            f"ALTER TABLE {BLESSED_TABLE} RENAME CONSTRAINT blessed_rebuild_pkey "
+            f"TO {BLESSED_TABLE}_pkey"
+        )
+        cursor.execute(f"SELECT COUNT(*) FROM {BLESSED_TABLE}")
+        return cursor.fetchone()[0]

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from chain_scanner.dump_import import DumpError, import_dump
+from chain_scanner.lease import get_checkpoint
 from chain_scanner.models import BlessedCid, Deal, DumpImport
-from chain_scanner.services import get_checkpoint, scan_once
+from chain_scanner.services import scan_once
 from tests.chain_data import load_real_deals, make_deal, synthetic_payload_cid
 from tests.chain_scanner.dumps import write_dump
 from tests.chain_scanner.tables import snapshot
@@ -133,3 +134,27 @@ def test_scanning_continues_after_the_dump(tmp_path: Path, settings) -> None:  #
     assert report.deals_stored == len(new_verified)
     assert get_checkpoint().next_deal_id == 1020
     assert Deal.objects.filter(payload_cid=synthetic_payload_cid(new_verified[0])).exists()
+
+
+def test_bulk_load_leaves_every_deal_index_in_place(tmp_path: Path) -> None:
+    from django.db import connection
+
+    import_dump(write_dump(tmp_path / "d.json", _deals(100)), batch_size=30)
+    with connection.cursor() as cursor:
+        present = connection.introspection.get_constraints(cursor, Deal._meta.db_table)
+    assert {i.name for i in Deal._meta.indexes} <= set(present)
+    assert not DumpImport.objects.filter(bulk_indexes_dropped=True).exists()
+
+
+def test_import_waits_for_a_running_pass(tmp_path: Path) -> None:
+    from django.utils import timezone
+
+    from chain_scanner.models import ScannerCheckpoint
+
+    get_checkpoint()
+    ScannerCheckpoint.objects.update(
+        lease_owner="other-host:1", lease_until=timezone.now() + timezone.timedelta(minutes=1)
+    )
+    with pytest.raises(DumpError, match="scan pass or another import is running"):
+        import_dump(write_dump(tmp_path / "d.json", _deals(3)))
+    assert Deal.objects.count() == 0

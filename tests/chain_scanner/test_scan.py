@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from chain_scanner.lease import acquire_lease, get_checkpoint
 from chain_scanner.lotus import LotusError, LotusUnavailable
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
-from chain_scanner.services import acquire_lease, get_checkpoint, scan_once
+from chain_scanner.services import scan_once
 from tests.chain_data import (
     encode_claim_event,
     load_decoded_claims,
