@@ -152,6 +152,8 @@ class _Pass:
         self.report = report
         self.progress = progress
         self.should_stop = should_stop
+        # Bad items seen since the last commit: counted on the checkpoint with that commit.
+        self._pending_bad = 0
 
     # --- verified-registry claims ---------------------------------------------------------
 
@@ -262,8 +264,6 @@ class _Pass:
         self._pending_bad = 0
 
     # --- market deals ---------------------------------------------------------------------
-
-    _pending_bad = 0
 
     def _bad(self, message: str) -> None:
         log.warning("bad chain data: %s", message)
