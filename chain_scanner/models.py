@@ -46,6 +46,14 @@ class Deal(models.Model):
     def __str__(self) -> str:
         return f"deal {self.deal_id}"
 
+    def status_at(self, epoch: int) -> str:
+        """The rules store.refresh_blessed applies in SQL, for one deal."""
+        if self.removed_epoch is not None or self.slash_epoch != -1:
+            return "expired"
+        if self.sector_start_epoch > 0:
+            return "active" if self.end_epoch > epoch else "expired"
+        return "pending" if self.start_epoch > epoch else "expired"
+
 
 class Claim(models.Model):
     """A verified-registry claim, folded from its non-reverted events."""
@@ -74,6 +82,9 @@ class Claim(models.Model):
     @property
     def end_epoch(self) -> int:
         return self.term_start + self.term_max
+
+    def status_at(self, epoch: int) -> str:
+        return "active" if not self.removed and self.end_epoch > epoch else "expired"
 
 
 class ClaimEvent(models.Model):

@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class DashboardConfig(AppConfig):
     name = "dashboard"
     verbose_name = "FIL+ dashboard"
+
+    def ready(self) -> None:
+        # Registers the OpenAPI descriptions of our authentication classes.
+        from dashboard.api import schema  # noqa: F401

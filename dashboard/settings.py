@@ -41,6 +41,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "dashboard",
     "chain_scanner",
 ]
@@ -145,6 +148,62 @@ CELERY_BEAT_SCHEDULE = {
         # A pass that is still queued when the next one is due is pointless.
         "options": {"expires": float(SCANNER_INTERVAL_S)},
     },
+}
+
+
+# --- API ----------------------------------------------------------------------------------
+def _rate(name: str, default: str) -> str | None:
+    value = env_str(name, default) or "0"
+    if value == "0":
+        return None
+    number, _, period = value.partition("/")
+    if (
+        not number.isdigit()
+        or int(number) < 1
+        or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day")
+    ):
+        raise ImproperlyConfigured(
+            f"{name} must look like 1200/min (or 0 for no limit), got {value!r}"
+        )
+    return value
+
+
+API_RATE_LIMIT = _rate("API_RATE_LIMIT", "1200/min")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "dashboard.api.auth.ApiKeyAuthentication",
+        "dashboard.api.auth.ModeratorSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKey"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
+    "EXCEPTION_HANDLER": "dashboard.api.exceptions.handle",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "FIL+ moderation dashboard API",
+    "DESCRIPTION": "Eligibility of input CIDs, jobs, moderation and the notary API (DESIGN §4).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CidStatusEnum": ["active", "expired", "pending", "unknown"],
+        "SourceStatusEnum": ["active", "expired", "pending"],
+        "HealthStatusEnum": ["ok", "stale", "error"],
+    },
+}
+# Shared by every web worker when CACHE_URL names Redis: rate limits then hold across them.
+CACHE_URL = env_url("CACHE_URL", None, schemes=("redis", "rediss"))
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
 }
 
 # --- web ------------------------------------------------------------------------------------

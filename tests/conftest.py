@@ -39,3 +39,31 @@ def scanner_settings(settings, lotus: FakeLotusServer):  # type: ignore[no-untyp
 def rpc(lotus: FakeLotusServer) -> Iterator[LotusClient]:
     with LotusClient(lotus.url, retries=3, backoff=0.01, timeout=5) as client:
         yield client
+
+
+@pytest.fixture
+def personas(db):  # type: ignore[no-untyped-def]
+    from tests.base import make_personas
+
+    return make_personas()
+
+
+@pytest.fixture
+def no_rate_limit(settings):  # type: ignore[no-untyped-def]
+    settings.API_RATE_LIMIT = None
+    return settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Rate-limit counters live in the cache: no test may inherit another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """PBKDF2's deliberate slowness buys nothing in tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,96 @@
+"""Admin pages: API keys (created with the key shown once, revoked, never edited), roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from dashboard.api_keys import create_api_key, revoke_api_key
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey, AuditEvent, ModeratorProfile
+
+
+class ApiKeyForm(forms.ModelForm):
+    username = forms.CharField(required=False, help_text="moderator keys: the account it acts as")
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scope", "provider"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "scope",
+        "prefix",
+        "provider",
+        "user",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["scope", "revoked_at"]
+    search_fields = ["name", "prefix", "provider"]
+    actions = ["revoke"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = ApiKeyForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        return [f.name for f in ApiKey._meta.fields]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            return
+        try:
+            key, raw = create_api_key(
+                scope=obj.scope,
+                name=obj.name,
+                provider=obj.provider,
+                username=form.cleaned_data.get("username") or None,
+                actor=f"user:{request.user.get_username()}",
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+        obj.pk = key.pk
+        messages.warning(request, f"API key for {key.name} (shown once, copy it now): {raw}")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for key in queryset:
+            revoke_api_key(prefix=key.prefix, actor=f"user:{request.user.get_username()}")
+        self.message_user(request, f"revoked {queryset.count()} key(s)")
+
+
+@admin.register(ModeratorProfile)
+class ModeratorProfileAdmin(admin.ModelAdmin):
+    list_display = ["user", "role"]
+    list_filter = ["role"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor", "target"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

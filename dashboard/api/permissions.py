@@ -1,0 +1,47 @@
+"""Scope checks shared by the API views: one access rule per kind of caller."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from dashboard.models import ApiKey
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
+
+
+def api_key(request: Request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
+def moderator_role(user: object) -> str | None:
+    """The dashboard role of a person, or None for an outsider."""
+    profile = getattr(user, "moderator", None) if getattr(user, "pk", None) else None
+    return profile.role if profile is not None else None
+
+
+class ScopePermission(BasePermission):
+    """Machine keys of the given scopes; moderators' browser sessions on reads."""
+
+    scopes: tuple[str, ...] = ()
+    message = "this API key's scope may not use this endpoint"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        key = api_key(request)
+        if key is not None:
+            return not self.scopes or key.scope in self.scopes
+        if request.method in SAFE_METHODS and moderator_role(request.user) is not None:
+            return True
+        self.message = "only moderators may use the API from a browser session"
+        return False
+
+
+class AnyKey(ScopePermission):
+    scopes = ()
+
+
+class NodeKey(ScopePermission):
+    scopes = (ApiKey.Scope.NODE,)

@@ -1,0 +1,92 @@
+"""Input and output shapes of the API (DESIGN §4), for validation and the OpenAPI schema."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class SourceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["claim", "deal"])
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    client = serializers.CharField()
+    piece_cid = serializers.CharField()
+    payload_cid = serializers.CharField(allow_null=True)
+    start_epoch = serializers.IntegerField()
+    end_epoch = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["active", "expired", "pending"])
+
+
+STATUSES = ["active", "expired", "pending", "unknown"]
+
+
+class CidStatusSerializer(serializers.Serializer):
+    cid = serializers.CharField(help_text="canonical CIDv1, base32")
+    blessed = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=STATUSES)
+    sources = SourceSerializer(many=True)
+    as_of_epoch = serializers.IntegerField()
+
+
+class EligibilityRequestSerializer(serializers.Serializer):
+    cids = serializers.ListField(
+        child=serializers.CharField(),
+        min_length=1,
+        max_length=1000,
+        help_text="1 to 1000 CIDs in any valid form",
+    )
+
+
+class EligibilityResultSerializer(serializers.Serializer):
+    cid = serializers.CharField(help_text="as sent")
+    canonical = serializers.CharField()
+    blessed = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=STATUSES)
+
+
+class EligibilitySerializer(serializers.Serializer):
+    eligible = serializers.BooleanField(help_text="true when every CID is blessed")
+    as_of_epoch = serializers.IntegerField()
+    results = EligibilityResultSerializer(many=True)
+
+
+class ScannerCountsSerializer(serializers.Serializer):
+    deals = serializers.IntegerField()
+    claims = serializers.IntegerField()
+    blessed_cids = serializers.IntegerField()
+    deals_fetched = serializers.IntegerField()
+    unverified_skipped = serializers.IntegerField()
+    deals_missing = serializers.IntegerField()
+    claim_events = serializers.IntegerField()
+    bad_items = serializers.IntegerField()
+
+
+class ScannerSerializer(serializers.Serializer):
+    processing_height = serializers.IntegerField(allow_null=True)
+    head_height = serializers.IntegerField(allow_null=True)
+    lag_epochs = serializers.IntegerField(allow_null=True)
+    claims_height = serializers.IntegerField(allow_null=True)
+    next_deal_id = serializers.IntegerField(allow_null=True)
+    dump_last_deal_id = serializers.IntegerField(allow_null=True)
+    last_pass_started_at = serializers.DateTimeField(allow_null=True)
+    last_pass_finished_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    counts = ScannerCountsSerializer()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "stale", "error"])
+    database = serializers.CharField()
+    scanner_lag_epochs = serializers.IntegerField(allow_null=True)
+    last_pass_finished_at = serializers.DateTimeField(allow_null=True)

@@ -1,0 +1,86 @@
+"""API v1 views: thin; the logic is in the selectors and services they call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chain_scanner.status import scanner_status
+from dashboard import eligibility as selectors
+from dashboard.api import serializers as s
+from dashboard.api.permissions import AnyKey, NodeKey
+from dashboard.errors import DomainError
+
+
+def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(s.ErrorSerializer) for code in statuses}
+
+
+class CidView(APIView):
+    permission_classes = [AnyKey]
+
+    @extend_schema(
+        operation_id="cid_status",
+        summary="FIL+ status of one CID",
+        parameters=[
+            OpenApiParameter("cid", str, OpenApiParameter.PATH, description="any CID form")
+        ],
+        responses={200: s.CidStatusSerializer, **_errors(400, 401, 403, 429)},
+    )
+    def get(self, request: Request, cid: str) -> Response:
+        return Response(selectors.cid_report(cid))
+
+
+class EligibilityView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="eligibility",
+        summary="Are these input CIDs blessed?",
+        request=s.EligibilityRequestSerializer,
+        responses={200: s.EligibilitySerializer, **_errors(400, 401, 403, 413, 415, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        return Response(selectors.eligibility(_cid_list(request.data)))
+
+
+def _cid_list(data: Any) -> list[str]:
+    if not isinstance(data, dict) or "cids" not in data:
+        raise DomainError(
+            "invalid_request",
+            "the body must be an object with a 'cids' list",
+            fields={"cids": "required"},
+        )
+    cids = data["cids"]
+    if not isinstance(cids, list):
+        raise DomainError(
+            "invalid_request", "'cids' must be a list of CIDs", fields={"cids": "must be a list"}
+        )
+    if not cids:
+        raise DomainError(
+            "invalid_request", "'cids' must hold at least one CID", fields={"cids": "empty"}
+        )
+    if len(cids) > selectors.MAX_BATCH:
+        raise DomainError(
+            "too_many_cids",
+            f"at most {selectors.MAX_BATCH} CIDs a request, got {len(cids)}",
+            status=413,
+            fields={"cids": len(cids)},
+        )
+    return cids
+
+
+class ScannerView(APIView):
+    permission_classes = [AnyKey]
+
+    @extend_schema(
+        operation_id="scanner_status",
+        summary="Scanner checkpoint, lag behind head, counts, last error",
+        responses={200: s.ScannerSerializer, **_errors(401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(s.ScannerSerializer(scanner_status()).data)

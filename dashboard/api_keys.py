@@ -1,0 +1,139 @@
+"""API keys for machines (healthchecks' scheme): a prefixed random key shown once; we keep
+its first characters to find it and an HMAC of the whole key to check it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.audit import record
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey
+
+KEY_PREFIX = "fpk_"
+PREFIX_LENGTH = len(KEY_PREFIX) + 8  # what we store and look keys up by
+PROVIDER_RE = re.compile(r"f0\d{1,20}")
+# last_used_at is informative: writing it on every request would double the API's cost.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def _digest(raw: str) -> str:
+    return hmac.new(settings.SECRET_KEY.encode(), raw.encode(), hashlib.sha256).hexdigest()
+
+
+def create_api_key(
+    *,
+    scope: str,
+    name: str,
+    provider: str = "",
+    username: str | None = None,
+    actor: str,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns it and the raw key, which is never stored or shown again."""
+    if scope not in ApiKey.Scope.values:
+        raise DomainError(
+            "invalid_scope",
+            f"scope must be one of {', '.join(ApiKey.Scope.values)}",
+            fields={"scope": scope},
+        )
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise DomainError("invalid_name", "name must be 1 to 100 characters", fields={"name": name})
+    if provider and (scope != ApiKey.Scope.NODE or not PROVIDER_RE.fullmatch(provider)):
+        raise DomainError(
+            "invalid_provider",
+            "provider must be a storage provider id address like f01234, on node keys only",
+            fields={"provider": provider},
+        )
+    user = None
+    if scope == ApiKey.Scope.MODERATOR:
+        if not username:
+            raise DomainError(
+                "user_required",
+                "a moderator key acts as a moderator account",
+                fields={"user": None},
+            )
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None or not hasattr(user, "moderator"):
+            raise DomainError(
+                "unknown_moderator", f"no moderator account {username!r}", fields={"user": username}
+            )
+    elif username:
+        raise DomainError(
+            "user_not_allowed",
+            "only moderator keys are bound to an account",
+            fields={"user": username},
+        )
+    raw = KEY_PREFIX + secrets.token_urlsafe(30).replace("-", "a").replace("_", "b")
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name,
+            scope=scope,
+            prefix=raw[:PREFIX_LENGTH],
+            digest=_digest(raw),
+            provider=provider,
+            user=user,
+        )
+        record(
+            actor=actor,
+            action="api_key.create",
+            target=f"api_key:{key.prefix}",
+            after=_describe(key),
+        )
+    return key, raw
+
+
+def revoke_api_key(*, prefix: str, actor: str) -> ApiKey:
+    with transaction.atomic():
+        key = ApiKey.objects.select_for_update().filter(prefix=prefix).first()
+        if key is None:
+            raise DomainError("unknown_key", f"no API key with prefix {prefix!r}", status=404)
+        if key.revoked_at is None:
+            before = _describe(key)
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            record(
+                actor=actor,
+                action="api_key.revoke",
+                target=f"api_key:{key.prefix}",
+                before=before,
+                after=_describe(key),
+            )
+    return key
+
+
+def authenticate_key(raw: str) -> ApiKey | None:
+    """The active key `raw` names, or None. Constant-time comparison of the HMAC."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) < PREFIX_LENGTH + 8 or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("user__moderator")
+        .filter(prefix=raw[:PREFIX_LENGTH], revoked_at__isnull=True)
+        .first()
+    )
+    if key is None or not hmac.compare_digest(key.digest, _digest(raw)):
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def _describe(key: ApiKey) -> dict[str, object]:
+    return {
+        "name": key.name,
+        "scope": key.scope,
+        "prefix": key.prefix,
+        "provider": key.provider,
+        "user": key.user.username if key.user else None,
+        "revoked": key.revoked_at is not None,
+    }

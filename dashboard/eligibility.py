@@ -1,0 +1,121 @@
+"""Is a CID FIL+ blessed? Read from the scanner's blessed-CID cache.
+
+Every answer costs a constant number of queries, whatever the number of CIDs: one for the
+epoch the answer is valid at, one for all the CIDs together.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
+from dashboard.errors import DomainError
+from executor.cids import InvalidCID, normalize_cid
+
+MAX_BATCH = 1000
+MAX_SOURCES = 100
+MAINNET_GENESIS = 1598306400  # unix time of epoch 0; 30 s an epoch
+
+
+def as_of_epoch() -> int:
+    """The epoch answers are valid at: the scanner's last processing height, or, before its
+    first pass (a dump only), the epoch the wall clock says."""
+    height = (
+        ScannerCheckpoint.objects.filter(name="default")
+        .values_list("processing_height", flat=True)
+        .first()
+    )
+    if height is not None:
+        return height
+    return int((time.time() - MAINNET_GENESIS) // 30)
+
+
+def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
+    """The one CID normaliser, with the API's error for a bad value."""
+    try:
+        if not isinstance(cid, str):
+            raise InvalidCID("not a string")
+        return normalize_cid(cid)
+    except InvalidCID:
+        where = f" at index {index}" if index is not None else ""
+        fields: dict[str, Any] = {field: cid if isinstance(cid, str) else repr(cid)}
+        if index is not None:
+            fields["index"] = index
+        raise DomainError(
+            "invalid_cid", f"{str(cid)[:100]!r}{where} is not a valid CID", fields=fields
+        ) from None
+
+
+def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
+    """status per canonical CID (active, pending, expired; absent ones are unknown)."""
+    found: dict[str, str] = {}
+    for cid, active_until, pending_until in BlessedCid.objects.filter(
+        cid__in=canonical_cids
+    ).values_list("cid", "active_until", "pending_until"):
+        row = BlessedCid(cid=cid, active_until=active_until, pending_until=pending_until)
+        found[cid] = row.status_at(epoch)
+    return found
+
+
+def eligibility(cids: list[str]) -> dict[str, Any]:
+    """`POST /eligibility`: per CID in request order, and `eligible` when all are blessed."""
+    normalised = [canonical(c, field="cids", index=i) for i, c in enumerate(cids)]
+    epoch = as_of_epoch()
+    found = statuses(set(normalised), epoch)
+    results = []
+    for sent, canon in zip(cids, normalised, strict=True):
+        status = found.get(canon, "unknown")
+        results.append(
+            {"cid": sent, "canonical": canon, "blessed": status == "active", "status": status}
+        )
+    return {
+        "eligible": all(r["blessed"] for r in results),
+        "as_of_epoch": epoch,
+        "results": results,
+    }
+
+
+def cid_report(cid: str) -> dict[str, Any]:
+    """`GET /cids/{cid}`: the status and the deals and claims behind it."""
+    canon = canonical(cid)
+    epoch = as_of_epoch()
+    status = statuses({canon}, epoch).get(canon, "unknown")
+    sources: list[dict[str, Any]] = []
+    if status != "unknown":
+        deals = Deal.objects.filter(payload_cid=canon) | Deal.objects.filter(piece_cid=canon)
+        for deal in deals.order_by("-end_epoch")[:MAX_SOURCES]:
+            sources.append(
+                {
+                    "kind": "deal",
+                    "id": deal.deal_id,
+                    "provider": deal.provider,
+                    "client": deal.client,
+                    "piece_cid": deal.piece_cid,
+                    "payload_cid": deal.payload_cid,
+                    "start_epoch": deal.start_epoch,
+                    "end_epoch": deal.end_epoch,
+                    "status": deal.status_at(epoch),
+                }
+            )
+        for claim in Claim.objects.filter(piece_cid=canon).order_by("-term_start")[:MAX_SOURCES]:
+            sources.append(
+                {
+                    "kind": "claim",
+                    "id": claim.claim_id,
+                    "provider": f"f0{claim.provider}",
+                    "client": f"f0{claim.client}",
+                    "piece_cid": claim.piece_cid,
+                    "payload_cid": None,
+                    "start_epoch": claim.term_start,
+                    "end_epoch": claim.end_epoch,
+                    "status": claim.status_at(epoch),
+                }
+            )
+    return {
+        "cid": canon,
+        "blessed": status == "active",
+        "status": status,
+        "sources": sources,
+        "as_of_epoch": epoch,
+    }

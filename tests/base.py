@@ -1,0 +1,65 @@
+"""Named personas (healthchecks' hc/test.py): people with roles and machines with keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+
+from dashboard.api_keys import create_api_key
+from dashboard.models import ApiKey, ModeratorProfile, Role
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Personas:
+    moderator: AbstractBaseUser
+    viewer: AbstractBaseUser
+    admin: AbstractBaseUser
+    outsider: AbstractBaseUser  # an account with no dashboard role
+    node_key: str
+    node: ApiKey
+    other_node_key: str
+    notary_key: str
+    submitter_key: str
+    moderator_key: str  # acts as `moderator`
+    viewer_key: str  # a moderator-scoped key bound to the viewer account
+
+
+def person(username: str, role: str | None) -> AbstractBaseUser:
+    user = get_user_model().objects.create_user(username, f"{username}@example.org", PASSWORD)
+    if role is not None:
+        ModeratorProfile.objects.create(user=user, role=role)
+    return user
+
+
+def make_personas() -> Personas:
+    moderator = person("mona", Role.MODERATOR)
+    viewer = person("victor", Role.VIEWER)
+    admin = person("ada", Role.ADMIN)
+    outsider = person("oscar", None)
+    node, node_key = create_api_key(scope="node", name="node-1", provider="f01234", actor="test")
+    _, other_node_key = create_api_key(scope="node", name="node-2", actor="test")
+    _, notary_key = create_api_key(scope="notary", name="evergreen", actor="test")
+    _, submitter_key = create_api_key(scope="submitter", name="alice", actor="test")
+    _, moderator_key = create_api_key(
+        scope="moderator", name="mona-script", username="mona", actor="test"
+    )
+    _, viewer_key = create_api_key(
+        scope="moderator", name="victor-script", username="victor", actor="test"
+    )
+    return Personas(
+        moderator=moderator,
+        viewer=viewer,
+        admin=admin,
+        outsider=outsider,
+        node_key=node_key,
+        node=node,
+        other_node_key=other_node_key,
+        notary_key=notary_key,
+        submitter_key=submitter_key,
+        moderator_key=moderator_key,
+        viewer_key=viewer_key,
+    )

@@ -1,0 +1,157 @@
+"""`POST /api/v1/eligibility` and `GET /api/v1/cids/{cid}`."""
+
+from __future__ import annotations
+
+import json
+
+import cid as pycid
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from tests.base import Personas
+from tests.chain_data import synthetic_payload_cid
+from tests.dashboard.chain_rows import EPOCH, claim, deal, scanned_at
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client: Client, key: str, body: object, **extra: str):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/v1/eligibility",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {key}",
+        **extra,
+    )
+
+
+def get(client: Client, path: str, key: str | None = None):  # type: ignore[no-untyped-def]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    return client.get(path, **headers)
+
+
+def test_answers_in_request_order_and_eligible_only_when_all_blessed(
+    client: Client, personas: Personas
+) -> None:
+    scanned_at()
+    active_payload, active_piece = deal(1)
+    pending_payload, _ = deal(2, state="pending")
+    expired_payload, _ = deal(3, state="expired")
+    unknown = synthetic_payload_cid(99)
+    v0 = pycid.from_string(active_payload).to_v0().encode().decode()  # Qm… form
+
+    response = post(client, personas.node_key, {"cids": [v0, active_piece]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body == {
+        "eligible": True,
+        "as_of_epoch": EPOCH,
+        "results": [
+            {"cid": v0, "canonical": active_payload, "blessed": True, "status": "active"},
+            {"cid": active_piece, "canonical": active_piece, "blessed": True, "status": "active"},
+        ],
+    }
+    cids = [unknown, expired_payload, active_payload, pending_payload]
+    body = post(client, personas.node_key, {"cids": cids}).json()
+    assert body["eligible"] is False
+    assert [r["cid"] for r in body["results"]] == cids
+    assert [r["status"] for r in body["results"]] == ["unknown", "expired", "active", "pending"]
+    assert [r["blessed"] for r in body["results"]] == [False, False, True, False]
+
+
+def test_qm_and_cidv1_forms_give_the_same_answer(client: Client, personas: Personas) -> None:
+    scanned_at()
+    payload, _ = deal(1)
+    v0 = pycid.from_string(payload).to_v0().encode().decode()
+    upper = "B" + payload[1:].upper()
+    answers = [get(client, f"/api/v1/cids/{c}", personas.notary_key).json() for c in (v0, upper)]
+    assert answers[0] == answers[1]
+    assert answers[0]["cid"] == payload and answers[0]["blessed"] is True
+
+
+def test_claims_bless_their_piece_cid(client: Client, personas: Personas) -> None:
+    scanned_at()
+    _, piece = deal(5, state="expired")
+    claim(77, piece_cid=piece)
+    body = get(client, f"/api/v1/cids/{piece}", personas.submitter_key).json()
+    assert body["status"] == "active" and body["blessed"] is True
+    kinds = sorted((s["kind"], s["id"], s["status"]) for s in body["sources"])
+    assert kinds == [("claim", 77, "active"), ("deal", 5, "expired")]
+    claim_source = next(s for s in body["sources"] if s["kind"] == "claim")
+    assert claim_source["provider"] == "f01234"
+    assert claim_source["end_epoch"] == EPOCH - 100 + 10**6
+
+
+def test_unknown_cid(client: Client, personas: Personas) -> None:
+    scanned_at()
+    unknown = synthetic_payload_cid(4242)
+    body = get(client, f"/api/v1/cids/{unknown}", personas.node_key).json()
+    assert body == {
+        "cid": unknown,
+        "blessed": False,
+        "status": "unknown",
+        "sources": [],
+        "as_of_epoch": EPOCH,
+    }
+
+
+def test_a_batch_costs_a_constant_number_of_queries(client: Client, personas: Personas) -> None:
+    scanned_at()
+    payloads = [deal(i)[0] for i in range(1, 21)]
+
+    def queries(cids: list[str]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert post(client, personas.node_key, {"cids": cids}).status_code == 200
+        return len(captured)
+
+    post(client, personas.node_key, {"cids": payloads[:1]})  # last_used_at written once
+    small = queries(payloads[:1])
+    large = queries(payloads + [synthetic_payload_cid(10_000 + i) for i in range(980)])
+    assert small == large <= 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "fields"),
+    [
+        ({"cids": ["bafy-nonsense"]}, 400, "invalid_cid", {"cids": "bafy-nonsense", "index": 0}),
+        ({"cids": [synthetic_payload_cid(1), 42]}, 400, "invalid_cid", {"cids": "42", "index": 1}),
+        ({"cids": []}, 400, "invalid_request", {"cids": "empty"}),
+        ({"cids": "bafy"}, 400, "invalid_request", {"cids": "must be a list"}),
+        ({"cid": []}, 400, "invalid_request", {"cids": "required"}),
+        ([1, 2], 400, "invalid_request", {"cids": "required"}),
+        ({"cids": [synthetic_payload_cid(1)] * 1001}, 413, "too_many_cids", {"cids": 1001}),
+    ],
+)
+def test_bad_bodies(client: Client, personas: Personas, body, status, code, fields) -> None:  # type: ignore[no-untyped-def]
+    response = post(client, personas.node_key, body)
+    assert response.status_code == status
+    assert response.json() == {
+        "error": {"code": code, "message": response.json()["error"]["message"], "fields": fields}
+    }
+    assert response.json()["error"]["message"]
+
+
+def test_invalid_cid_in_the_path(client: Client, personas: Personas) -> None:
+    response = get(client, "/api/v1/cids/not-a-cid", personas.node_key)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_cid"
+    assert response.json()["error"]["fields"] == {"cid": "not-a-cid"}
+
+
+def test_malformed_json_and_wrong_content_type(client: Client, personas: Personas) -> None:
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.node_key}"}
+    response = client.post(
+        "/api/v1/eligibility", data="{not json", content_type="application/json", **auth
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    response = client.post(
+        "/api/v1/eligibility",
+        data="cids=x",
+        content_type="application/x-www-form-urlencoded",
+        **auth,
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
