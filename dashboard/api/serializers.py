@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+CID_SCHEMA = {
+    "type": "string",
+    "format": "cid",
+    "description": "a CID in any valid form: CIDv0 (Qm…) or CIDv1 in any multibase",
+    "example": "bafybeiehumusc3x3hmz3urvbjqo37ccbg3ljfzoewriactfjeyqluvywvm",
+}
+
+
+@extend_schema_field(CID_SCHEMA)
+class CidField(serializers.CharField):
+    pass
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -40,7 +53,7 @@ class CidStatusSerializer(serializers.Serializer):
 
 class EligibilityRequestSerializer(serializers.Serializer):
     cids = serializers.ListField(
-        child=serializers.CharField(),
+        child=CidField(),
         min_length=1,
         max_length=1000,
         help_text="1 to 1000 CIDs in any valid form",

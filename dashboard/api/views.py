@@ -26,9 +26,7 @@ class CidView(APIView):
     @extend_schema(
         operation_id="cid_status",
         summary="FIL+ status of one CID",
-        parameters=[
-            OpenApiParameter("cid", str, OpenApiParameter.PATH, description="any CID form")
-        ],
+        parameters=[OpenApiParameter("cid", s.CID_SCHEMA, OpenApiParameter.PATH)],
         responses={200: s.CidStatusSerializer, **_errors(400, 401, 403, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:

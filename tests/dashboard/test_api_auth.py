@@ -1,0 +1,191 @@
+"""Who may call what: keys, scopes, sessions, revocation, rate limits, error shapes."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from dashboard.api_keys import revoke_api_key
+from dashboard.models import ApiKey, AuditEvent
+from tests.base import PASSWORD, Personas
+from tests.chain_data import synthetic_payload_cid
+from tests.dashboard.chain_rows import scanned_at
+
+pytestmark = pytest.mark.django_db
+CID = synthetic_payload_cid(1)
+ELIGIBILITY = ("/api/v1/eligibility", {"cids": [CID]})
+
+
+def call(client: Client, method: str, path: str, key: str | None = None, body=None):  # type: ignore[no-untyped-def]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    if method == "post":
+        return client.post(path, data=body, content_type="application/json", **headers)
+    return client.get(path, **headers)
+
+
+def error(response) -> str:  # type: ignore[no-untyped-def]
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["message"]
+    return body["error"]["code"]
+
+
+@pytest.mark.parametrize("path", [f"/api/v1/cids/{CID}", "/api/v1/scanner"])
+def test_no_key_is_401_with_a_bearer_challenge(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Bearer"
+    assert error(response) == "not_authenticated"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer fpk_nothing-like-a-real-key", "Bearer ", "Basic dXNlcjpwYXNz", "fpk_abc", "Bearer x"],
+)
+def test_bad_keys_are_401(client: Client, personas: Personas, header: str) -> None:
+    response = client.get(f"/api/v1/cids/{CID}", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert error(response) == "invalid_api_key"
+
+
+def test_a_key_with_a_right_prefix_and_wrong_secret_is_refused(
+    client: Client, personas: Personas
+) -> None:
+    forged = personas.node_key[:12] + "x" * (len(personas.node_key) - 12)
+    assert call(client, "get", "/api/v1/scanner", forged).status_code == 401
+
+
+def test_a_revoked_key_stops_working_at_once(client: Client, personas: Personas) -> None:
+    assert call(client, "get", "/api/v1/scanner", personas.node_key).status_code == 200
+    revoke_api_key(prefix=personas.node.prefix, actor="test")
+    response = call(client, "get", "/api/v1/scanner", personas.node_key)
+    assert response.status_code == 401 and error(response) == "invalid_api_key"
+
+
+@pytest.mark.parametrize("who", ["notary_key", "submitter_key", "moderator_key"])
+def test_eligibility_is_for_compute_nodes(client: Client, personas: Personas, who: str) -> None:
+    response = call(client, "post", *ELIGIBILITY[:1], getattr(personas, who), ELIGIBILITY[1])
+    assert response.status_code == 403
+    assert error(response) == "forbidden"
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["node_key", "other_node_key", "notary_key", "submitter_key", "moderator_key", "viewer_key"],
+)
+def test_every_key_may_read(client: Client, personas: Personas, who: str) -> None:
+    scanned_at()
+    for path in (f"/api/v1/cids/{CID}", "/api/v1/scanner"):
+        assert call(client, "get", path, getattr(personas, who)).status_code == 200
+
+
+def test_moderator_sessions_read_but_outsiders_do_not(client: Client, personas: Personas) -> None:
+    scanned_at()
+    for user, status in (
+        (personas.viewer, 200),
+        (personas.moderator, 200),
+        (personas.outsider, 403),
+    ):
+        assert client.login(username=user.get_username(), password=PASSWORD)
+        assert client.get(f"/api/v1/cids/{CID}").status_code == status
+        client.logout()
+    # a session is for reading: the node-only POST stays closed to it
+    client.login(username="mona", password=PASSWORD)
+    response = client.post(
+        "/api/v1/eligibility", data={"cids": [CID]}, content_type="application/json"
+    )
+    assert response.status_code == 403
+
+
+def test_a_moderator_key_acts_as_its_account(personas: Personas) -> None:
+    from dashboard.api_keys import authenticate_key
+
+    key = authenticate_key(personas.viewer_key)
+    assert key is not None and key.user == personas.viewer
+    assert key.user.moderator.role == "viewer"
+    assert key.last_used_at is not None
+
+
+def test_rate_limit_is_429_with_retry_after(client: Client, personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.API_RATE_LIMIT = "3/min"
+    statuses = [
+        call(client, "get", "/api/v1/scanner", personas.node_key).status_code for _ in range(4)
+    ]
+    assert statuses == [200, 200, 200, 429]
+    response = call(client, "get", "/api/v1/scanner", personas.node_key)
+    assert error(response) == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= 60
+    # per key: another key is not affected
+    assert call(client, "get", "/api/v1/scanner", personas.notary_key).status_code == 200
+
+
+def test_unknown_endpoint_and_method_have_the_error_shape(
+    client: Client, personas: Personas
+) -> None:
+    response = call(client, "get", "/api/v1/nothing-here", personas.node_key)
+    assert response.status_code == 404 and error(response) == "not_found"
+    response = call(client, "get", "/api/v1/eligibility", personas.node_key)
+    assert response.status_code == 405 and error(response) == "method_not_allowed"
+
+
+def test_create_and_revoke_keys_from_the_command_line(personas: Personas) -> None:
+    out = io.StringIO()
+    call_command(
+        "create_api_key",
+        "--scope",
+        "node",
+        "--name",
+        "sp-7",
+        "--provider",
+        "f07",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    raw = out.getvalue().strip().splitlines()[-1]
+    key = ApiKey.objects.get(name="sp-7")
+    assert raw.startswith(key.prefix) and key.provider == "f07"
+    assert raw not in key.digest and len(key.prefix) == 12  # only a prefix and an HMAC are kept
+    out = io.StringIO()
+    call_command("revoke_api_key", key.prefix, stdout=out)
+    assert "revoked node key 'sp-7'" in out.getvalue()
+    assert [e.action for e in AuditEvent.objects.filter(target=f"api_key:{key.prefix}")] == [
+        "api_key.revoke",
+        "api_key.create",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scope", "node", "--name", "x", "--provider", "t0123"], "provider must be"),
+        (["--scope", "notary", "--name", "x", "--provider", "f01"], "on node keys only"),
+        (["--scope", "moderator", "--name", "x"], "acts as a moderator account"),
+        (["--scope", "moderator", "--name", "x", "--user", "oscar"], "no moderator account"),
+        (["--scope", "node", "--name", "x", "--user", "mona"], "only moderator keys"),
+        (["--scope", "node", "--name", " "], "name must be"),
+    ],
+)
+def test_create_api_key_refuses_bad_input(
+    personas: Personas, args: list[str], message: str
+) -> None:
+    with pytest.raises(CommandError, match=message):
+        call_command("create_api_key", *args, stdout=io.StringIO())
+
+
+def test_revoking_an_unknown_prefix(db) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(CommandError, match="no API key with prefix"):
+        call_command("revoke_api_key", "fpk_nothing")
+
+
+def test_scanner_endpoint(client: Client, personas: Personas) -> None:
+    scanned_at(4_000_000)
+    body = call(client, "get", "/api/v1/scanner", personas.notary_key).json()
+    assert body["processing_height"] == 4_000_000 and body["lag_epochs"] == 900
+    assert set(body["counts"]) >= {"deals", "claims", "blessed_cids", "bad_items"}
+
+
+def test_healthz(client: Client, db) -> None:  # type: ignore[no-untyped-def]
+    body = client.get("/healthz").json()
+    assert body["database"] == "ok" and body["status"] == "stale"  # no pass has run yet
