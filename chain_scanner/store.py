@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from django.db import connection
+from django.db import connection, transaction
 
 from chain_scanner.decode import ClaimEventRow, DealRow
 from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal
@@ -66,13 +66,15 @@ def _deal_tuple(row: DealRow, checked_epoch: int) -> tuple:
 
 
 def upsert_deals(rows: Sequence[DealRow], *, checked_epoch: int) -> None:
-    """Insert or refresh verified deals. Call inside a transaction."""
+    """Insert or refresh verified deals."""
     if not rows:
         return
     # One statement may not upsert the same row twice: a repeated deal id keeps its last row.
     rows = list({r.deal_id: r for r in rows}.values())
     if connection.vendor == "postgresql":
-        _upsert_deals_postgres(rows, checked_epoch)
+        # The staging table empties on commit: COPY and upsert must share a transaction.
+        with transaction.atomic():
+            _upsert_deals_postgres(rows, checked_epoch)
     else:
         columns = ", ".join(_DEAL_COLUMNS)
         marks = ", ".join("%s" for _ in _DEAL_COLUMNS)

@@ -21,6 +21,7 @@ from dashboard.models import ApiKey
 KEY_PREFIX = "fpk_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8  # what we store and look keys up by
 PROVIDER_RE = re.compile(r"f0\d{1,20}")
+KEY_RE = re.compile(r"fpk_[A-Za-z0-9]{20,100}")
 # last_used_at is informative: writing it on every request would double the API's cost.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -112,7 +113,9 @@ def revoke_api_key(*, prefix: str, actor: str) -> ApiKey:
 
 def authenticate_key(raw: str) -> ApiKey | None:
     """The active key `raw` names, or None. Constant-time comparison of the HMAC."""
-    if not raw.startswith(KEY_PREFIX) or len(raw) < PREFIX_LENGTH + 8 or len(raw) > 200:
+    # Refuse anything that cannot be a key before it reaches the database (PostgreSQL
+    # rejects NUL characters in a query outright).
+    if not KEY_RE.fullmatch(raw):
         return None
     key = (
         ApiKey.objects.select_related("user__moderator")

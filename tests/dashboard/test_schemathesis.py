@@ -4,10 +4,13 @@ may produce a 500, and every answer must match the schema (status, shape, conten
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import base58
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
@@ -55,7 +58,18 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=conf
 
 
 @pytest.fixture
-def node_headers(personas: Personas, no_rate_limit) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def keep_connection() -> Iterator[None]:
+    """Schemathesis calls the WSGI app directly: keep Django from closing the test's database
+    connection at the end of each request, as its test client does."""
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    yield
+    for signal in (signals.request_started, signals.request_finished):
+        signal.connect(close_old_connections)
+
+
+@pytest.fixture
+def node_headers(keep_connection: None, personas: Personas, no_rate_limit) -> dict[str, str]:  # type: ignore[no-untyped-def]
     scanned_at()
     deal(1)
     return {"Authorization": f"Bearer {personas.node_key}"}
