@@ -42,7 +42,14 @@ def test_no_key_is_401_with_a_bearer_challenge(client: Client, path: str) -> Non
 
 @pytest.mark.parametrize(
     "header",
-    ["Bearer fpk_nothing-like-a-real-key", "Bearer ", "Basic dXNlcjpwYXNz", "fpk_abc", "Bearer x"],
+    [
+        "Bearer fpk_nothing-like-a-real-key",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "fpk_abc",
+        "Bearer x",
+        "Bearer fpk_" + "\x00" * 30,  # PostgreSQL refuses NUL: must be a 401, not a 500
+    ],
 )
 def test_bad_keys_are_401(client: Client, personas: Personas, header: str) -> None:
     response = client.get(f"/api/v1/cids/{CID}", HTTP_AUTHORIZATION=header)
