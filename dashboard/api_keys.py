@@ -117,11 +117,7 @@ def authenticate_key(raw: str) -> ApiKey | None:
     # rejects NUL characters in a query outright).
     if not KEY_RE.fullmatch(raw):
         return None
-    key = (
-        ApiKey.objects.select_related("user__moderator")
-        .filter(prefix=raw[:PREFIX_LENGTH], revoked_at__isnull=True)
-        .first()
-    )
+    key = ApiKey.objects.filter(prefix=raw[:PREFIX_LENGTH], revoked_at__isnull=True).first()
     if key is None or not hmac.compare_digest(key.digest, _digest(raw)):
         return None
     now = timezone.now()

@@ -1,0 +1,316 @@
+"""Eligibility API under load: gunicorn with production settings, PostgreSQL holding
+1,000,000 blessed CIDs, wrk from a second process on 127.0.0.1 with 32 connections, half
+the lookups hitting and half missing.
+
+Compared in the same run: our DRF endpoints, the same lookups in bare Django views
+(benchmarks/api/urls.py), and a psycopg loop doing the query directly (the floor).
+
+    .venv/bin/python -m benchmarks.bench_api [--cids 1000000] [--duration 15] [--workers 4]
+
+Needs wrk (`apt-get install wrk`) and PostgreSQL on 127.0.0.1:5432 (user postgres).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = "postgres://postgres@127.0.0.1:5432"
+EPOCH = 5_000_000
+
+
+def cid(n: int, salt: bytes = b"hit") -> str:
+    digest = hashlib.sha256(salt + n.to_bytes(8, "big")).digest()
+    return "b" + base64.b32encode(b"\x01\x70\x12\x20" + digest).decode().lower().rstrip("=")
+
+
+def log(*args: object) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+def env_for(database: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        DATABASE_URL=f"{PG}/{database}",
+        DJANGO_SETTINGS_MODULE="benchmarks.api.settings",
+        SECRET_KEY="bench-" + "x" * 40,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DEBUG="0",
+        API_RATE_LIMIT="0",
+        PYTHONPATH=str(ROOT),
+        PYTHONWARNINGS="ignore",
+    )
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if result.returncode:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def fill(database: str, count: int) -> None:
+    """1,000,000 blessed CIDs through COPY, three quarters active."""
+    started = time.perf_counter()
+    with psycopg.connect(f"{PG}/{database}") as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY chain_scanner_blessedcid (cid, active_until, pending_until, deal_count, "
+            "claim_count) FROM STDIN"
+        ) as copy:
+            for n in range(count):
+                active = EPOCH + 10**6 if n % 4 else EPOCH - 1
+                copy.write_row((cid(n), active, None, 1, 0))
+        cur.execute(
+            "INSERT INTO chain_scanner_scannercheckpoint (name, processing_height, head_height,"
+            " recheck_cursor, recheck_end, deals_fetched, unverified_skipped, deals_missing,"
+            " claim_events, bad_items, lease_owner, last_error, claims_tipset_key)"
+            " VALUES ('default', %s, %s, 0, 0, 0, 0, 0, 0, 0, '', '', '')",
+            [EPOCH, EPOCH + 900],
+        )
+        cur.execute("ANALYZE chain_scanner_blessedcid")
+    log(f"filled {count:,} blessed CIDs in {time.perf_counter() - started:.1f}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def lua_get(path: Path, key: str, prefix: str, hits: list[str], misses: list[str]) -> None:
+    paths = [f"{prefix}{c}" for pair in zip(hits, misses, strict=True) for c in pair]
+    path.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        "local paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        '  return wrk.format("GET", paths[(i % #paths) + 1])\n'
+        "end\n"
+    )
+
+
+def lua_post(path: Path, key: str, url: str, bodies: list[str]) -> None:
+    path.write_text(
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "local bodies = {" + ",".join(json.dumps(b) for b in bodies) + "}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i + 1\n"
+        f'  return wrk.format("POST", {json.dumps(url)}, nil, bodies[(i % #bodies) + 1])\n'
+        "end\n"
+    )
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(base: str, script: Path, duration: int, connections: int = 32) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    percentiles = {}
+    for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+        percentiles[pct] = float(value) * _UNITS[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
+    return {"rps": rps, "p50": percentiles["50"], "p99": percentiles["99"]}
+
+
+def _query_loop(database: str, sql: str, params: list, duration: float) -> list[float]:
+    """Latencies (ms) of `sql` run back to back from 2 threads, one per core."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + duration
+
+    def loop(offset: int) -> None:
+        mine: list[float] = []
+        with psycopg.connect(f"{PG}/{database}", prepare_threshold=0) as conn:
+            i = offset
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                conn.execute(sql, params[i % len(params)]).fetchall()
+                mine.append((time.perf_counter() - t) * 1000)
+                i += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=loop, args=(k * 7919,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def psycopg_floor(
+    database: str, hits: list[str], misses: list[str], duration: float, batches: list[list[str]]
+) -> dict[str, dict[str, float]]:
+    """The query alone, from 2 threads (the cores) looping on their own connections."""
+    results: dict[str, dict[str, float]] = {}
+    sql_one = "SELECT cid, active_until, pending_until FROM chain_scanner_blessedcid WHERE cid = %s"
+    sql_many = (
+        "SELECT cid, active_until, pending_until FROM chain_scanner_blessedcid WHERE cid = ANY(%s)"
+    )
+    mixed = [c for pair in zip(hits, misses, strict=True) for c in pair]
+    for name, sql, params in (
+        ("single", sql_one, [(c,) for c in mixed]),
+        ("batch", sql_many, [(b,) for b in batches]),
+    ):
+        latencies = _query_loop(database, sql, params, duration)
+        q = statistics.quantiles(latencies, n=100)
+        results[name] = {"rps": len(latencies) / duration, "p50": q[49], "p99": q[98]}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cids", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+
+    database = f"bench_api_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    server = None
+    try:
+        env = env_for(database)
+        manage(env, "migrate", "-v0")
+        fill(database, args.cids)
+        key = manage(env, "create_api_key", "--scope", "node", "--name", "bench").split()[-1]
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "dashboard.wsgi",
+                "-w",
+                str(args.workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "/dev/null",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        for _ in range(100):
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        hits = [cid(n * 37 % args.cids) for n in range(5000)]
+        misses = [cid(n, b"miss") for n in range(5000)]
+        batches = [
+            [
+                c
+                for pair in zip(
+                    hits[i * 500 : (i + 1) * 500], misses[i * 500 : (i + 1) * 500], strict=True
+                )
+                for c in pair
+            ]
+            for i in range(10)
+        ]
+        headers = {"Authorization": f"Bearer {key}"}
+        sample = httpx.post(
+            f"{base}/api/v1/eligibility", json={"cids": batches[0]}, headers=headers, timeout=30
+        ).json()
+        blessed = sum(r["blessed"] for r in sample["results"])
+        log(f"sanity: a batch of 1000 answers {blessed} blessed (expected ~375)")
+        assert len(sample["results"]) == 1000
+
+        rows = []
+        for label, prefix in (
+            ("DRF endpoint", "/api/v1/cids/"),
+            ("bare Django view", "/bare/cids/"),
+        ):
+            script = tmp / f"get-{prefix.strip('/').replace('/', '-')}.lua"
+            lua_get(script, key, prefix, hits, misses)
+            wrk(base, script, 3)  # warm up
+            log(f"GET {prefix}… for {args.duration}s")
+            rows.append(("single GET", label, wrk(base, script, args.duration)))
+        bodies = [json.dumps({"cids": b}) for b in batches]
+        for label, url in (
+            ("DRF endpoint", "/api/v1/eligibility"),
+            ("bare Django view", "/bare/eligibility"),
+        ):
+            script = tmp / f"post-{url.strip('/').replace('/', '-')}.lua"
+            lua_post(script, key, url, bodies)
+            wrk(base, script, 3)
+            log(f"POST {url} (1000 CIDs) for {args.duration}s")
+            rows.append(("1000-CID batch", label, wrk(base, script, args.duration)))
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        server = None
+        log("psycopg floor…")
+        floor = psycopg_floor(database, hits, misses, args.duration, batches)
+        rows.append(("single GET", "psycopg loop (floor)", floor["single"]))
+        rows.append(("1000-CID batch", "psycopg loop (floor)", floor["batch"]))
+
+        print(
+            f"\nbench_api: {args.cids:,} blessed CIDs in PostgreSQL, gunicorn "
+            f"{args.workers} sync workers, wrk -t2 -c32 -d{args.duration}s, "
+            f"{os.cpu_count()} cores, half hits / half misses"
+        )
+        print(
+            f"{'workload':16} {'server':22} {'req/s':>9} {'CIDs/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        )
+        for workload, label, r in rows:
+            per = 1000 if "batch" in workload else 1
+            print(
+                f"{workload:16} {label:22} {r['rps']:9.0f} {r['rps'] * per:10.0f} "
+                f"{r['p50']:8.2f} {r['p99']:8.2f}"
+            )
+        drf = {w: r for w, label, r in rows if label == "DRF endpoint"}
+        bare = {w: r for w, label, r in rows if label == "bare Django view"}
+        for workload in drf:
+            print(
+                f"{workload}: bare view / DRF endpoint throughput = "
+                f"{bare[workload]['rps'] / drf[workload]['rps']:.2f}x"
+            )
+    finally:
+        if server is not None:
+            server.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+        with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
