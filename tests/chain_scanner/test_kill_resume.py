@@ -21,9 +21,9 @@ from tests.chain_data import encode_claim_event, make_deal, synthetic_message_ci
 from tests.chain_data import synthetic_piece_cid as piece
 from tests.chain_scanner.dumps import write_dump
 from tests.fake_lotus import FakeChain, FakeLotusServer
+from tests.helpers import ROOT, manage, spawn
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 HEAD = 50_000
 SNAPSHOT = (
     "import json, django; django.setup();"
@@ -84,22 +84,10 @@ def _env(database_url: str, lotus_url: str) -> dict[str, str]:
     return env
 
 
-def _manage(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _run(env: dict[str, str], *args: str) -> str:
-    proc = _manage(env, *args)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    return out
+    result = manage(env, *args, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def _snapshot(env: dict[str, str]) -> dict:
@@ -186,7 +174,7 @@ def test_scan_pass_killed_repeatedly_ends_with_identical_tables(tmp_path: Path, 
         # rechecks; these kills land in each of those steps in turn.
         for kill_at in (6, 22, 26, 14):
             lotus.reset_stats()
-            _kill_when(_manage(victim, "scan_chain", "--once", "--no-progress"), lotus, kill_at)
+            _kill_when(spawn(victim, "scan_chain", "--once", "--no-progress"), lotus, kill_at)
         lotus.faults.clear()
         _run(victim, "scan_chain", "--once", "--no-progress")
         assert _snapshot(victim) == expected
@@ -207,7 +195,7 @@ def test_dump_import_killed_resumes_to_identical_tables(tmp_path: Path, database
 
         victim = _env(next(databases), lotus.url)
         _run(victim, "migrate", "-v0")
-        proc = _manage(victim, "scan_chain", "--import-dump", str(dump))
+        proc = spawn(victim, "scan_chain", "--import-dump", str(dump))
         time.sleep(0.8)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
