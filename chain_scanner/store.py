@@ -260,14 +260,22 @@ _INSERT_BLESSED = (
 def refresh_blessed(cids: Iterable[str]) -> int:
     """Recompute the blessed-CID rows of these CIDs from deals and claims."""
     todo = sorted(set(cids))
+    if not todo:
+        return 0
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # One array parameter rather than thousands of placeholders: psycopg builds and
+            # PostgreSQL plans the statement in a fraction of the time.
+            where = "= ANY(%s)"
+            cursor.execute(f"DELETE FROM {BLESSED_TABLE} WHERE cid {where}", [todo])
+            sql = _sources_sql(f"payload_cid {where}", f"piece_cid {where}", f"piece_cid {where}")
+            cursor.execute(_INSERT_BLESSED + sql, [todo, todo, todo])
+            return len(todo)
         for start in range(0, len(todo), 300):
             chunk = todo[start : start + 300]
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(f"DELETE FROM {BLESSED_TABLE} WHERE cid IN ({marks})", chunk)
-            sql = _sources_sql(
-                f"payload_cid IN ({marks})", f"piece_cid IN ({marks})", f"piece_cid IN ({marks})"
-            )
+            where = f"IN ({', '.join(['%s'] * len(chunk))})"
+            cursor.execute(f"DELETE FROM {BLESSED_TABLE} WHERE cid {where}", chunk)
+            sql = _sources_sql(f"payload_cid {where}", f"piece_cid {where}", f"piece_cid {where}")
             cursor.execute(_INSERT_BLESSED + sql, chunk * 3)
     return len(todo)
 

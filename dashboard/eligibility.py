@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.db import connection
+
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 from dashboard.errors import DomainError
 from executor.cids import InvalidCID, normalize_cid
@@ -62,15 +64,27 @@ def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
         ) from None
 
 
+_TABLE = BlessedCid._meta.db_table
+
+
 def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     """status per canonical CID (active, pending, expired; absent ones are unknown)."""
-    found: dict[str, str] = {}
-    for cid, active_until, pending_until in BlessedCid.objects.filter(
-        cid__in=canonical_cids
-    ).values_list("cid", "active_until", "pending_until"):
-        row = BlessedCid(cid=cid, active_until=active_until, pending_until=pending_until)
-        found[cid] = row.status_at(epoch)
-    return found
+    cids = list(canonical_cids)
+    if connection.vendor == "postgresql":
+        # One array parameter: psycopg spends milliseconds expanding 1000 placeholders.
+        sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid = ANY(%s)"
+        params: list[object] = [cids]
+    else:
+        marks = ", ".join(["%s"] * len(cids))
+        sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid IN ({marks})"
+        params = cids
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return {
+        cid: BlessedCid(cid=cid, active_until=active, pending_until=pending).status_at(epoch)
+        for cid, active, pending in rows
+    }
 
 
 def eligibility(cids: list[str]) -> dict[str, Any]:
