@@ -194,9 +194,16 @@ def deal_indexes(*, create: bool) -> None:
                 editor.remove_index(Deal, index)
 
 
-def _commit(record_pk: int, rows: list[DealRow], seen: int, counts: dict[str, int | None]) -> None:
+def _commit(
+    record_pk: int, rows: list[DealRow], seen: int, counts: dict[str, int | None], fresh: bool
+) -> None:
     with transaction.atomic():
-        store.upsert_deals(rows, checked_epoch=0)
+        if connection.vendor == "postgresql":
+            # Progress is committed with its rows, so a commit lost in a crash is simply
+            # redone: no need to wait for each one to reach the disk.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        store.upsert_deals(rows, checked_epoch=0, fresh=fresh)
         DumpImport.objects.filter(pk=record_pk).update(entries_done=seen, **counts)
         renew_lease()
 
@@ -208,6 +215,7 @@ class _Writer:
 
     def __init__(self, record: DumpImport) -> None:
         self.record_pk = record.pk
+        self.fresh = record.bulk_indexes_dropped
         self.threaded = connection.vendor == "postgresql"
         self.queue: queue.Queue[tuple | None] = queue.Queue(maxsize=2)  # bounds memory
         self.error: BaseException | None = None
@@ -228,7 +236,7 @@ class _Writer:
             "bad": report.bad,
             "max_deal_id": report.max_deal_id,
         }
-        item = (rows, seen, counts)
+        item = (rows, seen, counts, self.fresh)
         if not self.threaded:
             _commit(self.record_pk, *item)
             return

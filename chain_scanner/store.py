@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from chain_scanner.decode import ClaimEventRow, DealRow
 from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal
@@ -65,14 +65,17 @@ def _deal_tuple(row: DealRow, checked_epoch: int) -> tuple:
     )
 
 
-def upsert_deals(rows: Sequence[DealRow], *, checked_epoch: int) -> None:
-    """Insert or refresh verified deals."""
+def upsert_deals(rows: Sequence[DealRow], *, checked_epoch: int, fresh: bool = False) -> None:
+    """Insert or refresh verified deals. `fresh`: the caller believes none of these deals
+    is stored yet (a bulk load into an empty table), so plain COPY is tried first."""
     if not rows:
         return
     # One statement may not upsert the same row twice: a repeated deal id keeps its last row.
     rows = list({r.deal_id: r for r in rows}.values())
     if connection.vendor == "postgresql":
         # The staging table empties on commit: COPY and upsert must share a transaction.
+        if fresh and _copy_new_deals(rows, checked_epoch):
+            return
         with transaction.atomic():
             _upsert_deals_postgres(rows, checked_epoch)
     else:
@@ -81,6 +84,23 @@ def upsert_deals(rows: Sequence[DealRow], *, checked_epoch: int) -> None:
         sql = f"INSERT INTO {DEAL_TABLE} ({columns}) VALUES ({marks}) {_DEAL_UPSERT_TAIL}"
         with connection.cursor() as cursor:
             cursor.executemany(sql, [_deal_tuple(r, checked_epoch) for r in rows])
+
+
+def _copy_new_deals(rows: Sequence[DealRow], checked_epoch: int) -> bool:
+    """COPY straight into the deal table; False (and nothing written) when a deal id is
+    already there, e.g. a dump that repeats an id across batches."""
+    columns = ", ".join(_DEAL_COLUMNS)
+    try:
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {DEAL_TABLE} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(_deal_tuple(row, checked_epoch))
+    except IntegrityError:
+        return False
+    return True
 
 
 def _upsert_deals_postgres(rows: Sequence[DealRow], checked_epoch: int) -> None:

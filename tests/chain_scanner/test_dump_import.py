@@ -158,3 +158,15 @@ def test_import_waits_for_a_running_pass(tmp_path: Path) -> None:
     with pytest.raises(DumpError, match="scan pass or another import is running"):
         import_dump(write_dump(tmp_path / "d.json", _deals(3)))
     assert Deal.objects.count() == 0
+
+
+def test_a_deal_repeated_across_batches_keeps_its_last_entry(tmp_path: Path) -> None:
+    deals = _deals(40)
+    first_id, first_value = deals[0]
+    later = make_deal(first_id, start_epoch=100, end_epoch=777, sector_start_epoch=90)
+    report = import_dump(write_dump(tmp_path / "d.json", [*deals, (first_id, later)]), batch_size=8)
+    assert report.entries == 41
+    assert Deal.objects.get(deal_id=first_id).end_epoch == 777
+    assert Deal.objects.count() == len(
+        {d for d, v in deals if v["Proposal"]["VerifiedDeal"]} | {first_id}
+    )
