@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+import psycopg
 from django.db import IntegrityError, connection, transaction
 
 from chain_scanner.decode import ClaimEventRow, DealRow
@@ -98,7 +99,7 @@ def _copy_new_deals(rows: Sequence[DealRow], checked_epoch: int) -> bool:
         ):
             for row in rows:
                 copy.write_row(_deal_tuple(row, checked_epoch))
-    except IntegrityError:
+    except (IntegrityError, psycopg.IntegrityError):  # COPY runs on psycopg's own cursor
         return False
     return True
 
