@@ -195,6 +195,7 @@ def main() -> None:
     parser.add_argument("--cids", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help=">1: gthread workers (keep-alive)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -285,7 +286,7 @@ def main() -> None:
 
         print(
             f"\nbench_api: {args.cids:,} blessed CIDs in PostgreSQL, gunicorn "
-            f"{args.workers} sync workers, wrk -t2 -c32 -d{args.duration}s, "
+            f"{args.workers} workers x {args.threads} threads, wrk -t2 -c32 -d{args.duration}s, "
             f"{os.cpu_count()} cores, half hits / half misses"
         )
         print(

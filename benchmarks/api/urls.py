@@ -1,4 +1,5 @@
-"""Our URLs plus `/bare/…`: the same lookups as the API in plain Django views, no DRF."""
+"""Our URLs plus `/bare/…`: the same selectors as the API (same queries), called from plain
+Django views with no DRF, so the difference is what DRF costs."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from chain_scanner.models import BlessedCid
 from dashboard.api_keys import authenticate_key
-from dashboard.eligibility import as_of_epoch
-from executor.cids import InvalidCID, normalize_cid
+from dashboard.eligibility import cid_report, eligibility
+from dashboard.errors import DomainError
 
 
 def _key(request: HttpRequest) -> bool:
@@ -19,42 +19,23 @@ def _key(request: HttpRequest) -> bool:
     return authenticate_key(header.removeprefix("Bearer ").strip()) is not None
 
 
-def _status(row: BlessedCid | None, epoch: int) -> str:
-    return "unknown" if row is None else row.status_at(epoch)
-
-
 def bare_cid(request: HttpRequest, cid: str) -> JsonResponse:
     if not _key(request):
         return JsonResponse({"error": "no key"}, status=401)
     try:
-        canon = normalize_cid(cid)
-    except InvalidCID:
-        return JsonResponse({"error": "invalid"}, status=400)
-    epoch = as_of_epoch()
-    row = BlessedCid.objects.filter(cid=canon).first()
-    status = _status(row, epoch)
-    return JsonResponse(
-        {"cid": canon, "blessed": status == "active", "status": status, "as_of_epoch": epoch}
-    )
+        return JsonResponse(cid_report(cid))
+    except DomainError as exc:
+        return JsonResponse(exc.body(), status=exc.status)
 
 
 @csrf_exempt
 def bare_eligibility(request: HttpRequest) -> JsonResponse:
     if not _key(request):
         return JsonResponse({"error": "no key"}, status=401)
-    cids = json.loads(request.body)["cids"]
-    canon = [normalize_cid(c) for c in cids]
-    epoch = as_of_epoch()
-    rows = {r.cid: r for r in BlessedCid.objects.filter(cid__in=set(canon))}
-    results = []
-    for sent, c in zip(cids, canon, strict=True):
-        status = _status(rows.get(c), epoch)
-        results.append(
-            {"cid": sent, "canonical": c, "blessed": status == "active", "status": status}
-        )
-    return JsonResponse(
-        {"eligible": all(r["blessed"] for r in results), "as_of_epoch": epoch, "results": results}
-    )
+    try:
+        return JsonResponse(eligibility(json.loads(request.body)["cids"]))
+    except DomainError as exc:
+        return JsonResponse(exc.body(), status=exc.status)
 
 
 urlpatterns = [
