@@ -41,7 +41,7 @@ from benchmarks._common import (
     run_measured,
     table,
 )
-from benchmarks._synthetic import market_deal, piece_cid
+from benchmarks._synthetic import generate_dump, market_deal, piece_cid
 from tests.chain_data import encode_claim_event, make_deal, synthetic_message_cid
 from tests.chain_scanner.dumps import write_dump
 from tests.fake_lotus import FakeChain, FakeLotusServer
@@ -80,6 +80,7 @@ class Workload:
     deals: int
     events: int
     epochs: int
+    first_id: int = 1  # the first new deal id: 1 after the tiny dump
     verified: int = 0
     activated: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
@@ -96,11 +97,11 @@ class Workload:
 
 def build_chain(work: Workload) -> FakeChain:
     rng = random.Random("incremental")
-    chain = FakeChain(head_height=work.head, next_deal_id=1)
+    chain = FakeChain(head_height=work.head, next_deal_id=work.first_id)
     finalized = work.head - FINALITY
     pieces = max(1, work.deals // 3)
     log(f"building the fake chain: {work.deals:,} deals, {work.events:,} claim events")
-    for deal_id in range(1, work.deals + 1):
+    for deal_id in range(work.first_id, work.first_id + work.deals):
         verified = rng.random() < 0.70
         activated = rng.random() < 0.60
         # Pending deals start in the future (they get re-checked by later passes).
@@ -171,8 +172,13 @@ class PassRun:
 
     @property
     def items(self) -> int:
-        deal_ids = int(self.report["next_deal_id"]) - 1
-        return deal_ids + int(self.report["claim_events"]) + int(self.report["rechecked"])
+        return self.fetched + int(self.report["claim_events"]) + int(self.report["rechecked"])
+
+    @property
+    def fetched(self) -> int:
+        """New deal ids read (verified, unverified or not found)."""
+        keys = ("deals_stored", "unverified_skipped", "missing")
+        return sum(int(self.report.get(k, 0)) for k in keys)
 
 
 def _cpu() -> float:
@@ -202,7 +208,7 @@ def run_pass(
 ) -> PassRun:
     with fresh_database(backend) as url:
         env = scanner_env(url, server.url, batch, recheck)
-        log(f"{backend}, batch {batch}: migrate + one-deal dump")
+        log(f"{backend}, batch {batch}: migrate + import {dump.name}")
         prepare(env, dump)
         server.reset_stats()
         log(f"{backend}, batch {batch}: scan_chain --once, load {load_average()}")
@@ -212,8 +218,9 @@ def run_pass(
         server_cpu = _cpu() - cpu
     line = next((x for x in measured.stdout.splitlines() if x.startswith("scan:")), "<none>")
     report = dict(re.findall(r"(\w+)=(\S+)", line))
-    fetched = sum(int(report.get(k, 0)) for k in ("deals_stored", "unverified_skipped", "missing"))
-    if fetched != work.deals or report.get("claim_events") != str(work.events):
+    if report.get("next_deal_id") != str(work.first_id + work.deals) or report.get(
+        "claim_events"
+    ) != str(work.events):
         raise RuntimeError(f"unexpected pass summary: {line}\n{measured.stderr[-2000:]}")
     end = start + measured.wall_s
     first_rpc = min(server.first.values())
@@ -241,7 +248,9 @@ def run_pass(
     return run
 
 
-def run_floor(server: TimedServer, batch: int) -> tuple[dict[str, Any], Measured, dict[str, int]]:
+def run_floor(
+    server: TimedServer, batch: int, first_deal: int
+) -> tuple[dict[str, Any], Measured, dict[str, int]]:
     server.reset_stats()
     log(f"floor, batch {batch}: bare httpx loop, no database")
     measured = run_measured(
@@ -253,7 +262,7 @@ def run_floor(server: TimedServer, batch: int) -> tuple[dict[str, Any], Measured
             f"--start-epoch={FIRST_EVENT - 1}",
             f"--event-range={EVENT_RANGE}",
             f"--batch={batch}",
-            "--first-deal=1",
+            f"--first-deal={first_deal}",
             f"--max-deals={MAX_DEALS_PER_PASS}",
         ],
         django_env("sqlite://"),
@@ -281,6 +290,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="SCANNER_RECHECK_PER_PASS (default 0: measure catching up, not re-checking)",
     )
+    parser.add_argument(
+        "--base-dump",
+        type=int,
+        default=0,
+        metavar="DEALS",
+        help="start from the cached synthetic dump of this many deals (bench_dump_import's) "
+        "instead of a one-deal dump, so the pass runs on top of a bootstrapped table",
+    )
     parser.add_argument("--quick", action="store_true", help="SCANNER_DEAL_BATCH=500 only")
     parser.add_argument(
         "--profile",
@@ -291,6 +308,9 @@ def main(argv: list[str] | None = None) -> None:
     backends = parse_list(args.backends, BACKENDS)
     batches = [500] if args.quick else parse_sizes(args.deal_batches)
     work = Workload(deals=args.deals, events=args.events, epochs=args.epochs)
+    if args.base_dump:
+        # The synthetic dump's ids are drawn from 1 … 1.3 × its size.
+        work.first_id = args.base_dump * 13 // 10 + 1
     machine = machine_summary()
     code = code_version()
     log(machine)
@@ -302,10 +322,14 @@ def main(argv: list[str] | None = None) -> None:
     floors: dict[int, tuple[dict[str, Any], Measured, dict[str, int]]] = {}
     profiles: list[str] = []
     with tempfile.TemporaryDirectory(prefix="filplus-bench-") as tmp:
-        dump = write_dump(Path(tmp) / "tiny.json", [(0, make_deal(0, start_epoch=1, end_epoch=2))])
+        if args.base_dump:
+            dump = generate_dump(args.base_dump)
+        else:
+            tiny = [(0, make_deal(0, start_epoch=1, end_epoch=2))]
+            dump = write_dump(Path(tmp) / "tiny.json", tiny)
         with TimedServer(chain) as server:
             for batch in batches:
-                floors[batch] = run_floor(server, batch)
+                floors[batch] = run_floor(server, batch, work.first_id)
                 runs.extend(
                     run_pass(server, backend, batch, args.recheck, dump, work)
                     for backend in backends
@@ -335,6 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{work.epochs:,} epochs from {FIRST_EVENT}; SCANNER_EVENT_RANGE={EVENT_RANGE}, "
         f"SCANNER_MAX_DEALS_PER_PASS={MAX_DEALS_PER_PASS}, SCANNER_RECHECK_PER_PASS={args.recheck}"
     )
+    base = (
+        f"the {args.base_dump:,}-deal synthetic dump (new ids from {work.first_id:,})"
+        if args.base_dump
+        else "a one-deal dump ending at deal id 0"
+    )
+    print(f"# each pass on a fresh database after importing {base}")
     print(
         "# items = deal ids fetched + claim events + deals re-checked; items/s over wall time,"
         " which includes start-up; pass/floor = (claims s + deals s) / the floor's loop time"
