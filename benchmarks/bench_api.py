@@ -194,8 +194,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cids", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1, help=">1: gthread workers (keep-alive)")
+    parser.add_argument("--workers", type=int, default=2, help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, default=8, help="default: gunicorn.conf.py's")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
