@@ -1,7 +1,8 @@
 """gunicorn's production defaults, read by `gunicorn dashboard.wsgi` from the repo root.
 
-Threaded workers keep connections alive: compute nodes ask in bursts, and a new TCP
-connection per request cost a third of the eligibility API's throughput (bench_api).
+Threaded workers keep connections alive, which sync workers cannot: compute nodes ask in
+bursts. In bench_api, 2 workers x 8 threads served 845 single-CID req/s where 4 sync
+workers served 572 (two runs minutes apart on a noisy 2-core VM: see benchmarks/README.md).
 """
 
 import multiprocessing

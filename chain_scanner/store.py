@@ -105,8 +105,8 @@ def _copy_new_deals(rows: Sequence[DealRow], checked_epoch: int) -> bool:
 
 
 def _upsert_deals_postgres(rows: Sequence[DealRow], checked_epoch: int) -> None:
-    # COPY into a temporary table, then one set-based upsert: an order of magnitude faster
-    # than executemany for the 100 M-row dump.
+    # COPY into a temporary table, then one set-based upsert: one round trip and one
+    # statement a batch, where executemany would send a statement a row.
     columns = ", ".join(_DEAL_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -3,7 +3,8 @@ from django.db import migrations
 
 def drop_like_index(apps, schema_editor):
     # Django gives a CharField primary key a second, LIKE-only index on PostgreSQL. We never
-    # query CIDs with LIKE, and maintaining it costs a third of a dump import.
+    # query CIDs with LIKE, and every row of a blessed-cache rebuild would have to be added
+    # to it.
     if schema_editor.connection.vendor != "postgresql":
         return
     with schema_editor.connection.cursor() as cursor:

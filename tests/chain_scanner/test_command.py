@@ -7,7 +7,6 @@ import io
 import os
 import pty
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from django.core.management import CommandError, call_command
 from tests.chain_data import make_deal
 from tests.chain_scanner.dumps import write_dump
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import ROOT, manage, process_env, spawn
+from tests.helpers import ROOT, free_port, manage, process_env, spawn
 
 
 @pytest.mark.django_db
@@ -35,9 +34,7 @@ def test_once_prints_one_summary_line(scanner_settings) -> None:  # type: ignore
 
 
 def _dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/rpc/v1"
+    return f"http://127.0.0.1:{free_port()}/rpc/v1"
 
 
 @pytest.mark.django_db

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from chain_scanner.lotus import (
@@ -13,6 +11,7 @@ from chain_scanner.lotus import (
     LotusUnavailable,
 )
 from tests.fake_lotus import FakeLotusServer
+from tests.helpers import free_port
 
 
 def test_call_returns_result_and_tipset(rpc: LotusClient, lotus: FakeLotusServer) -> None:
@@ -74,9 +73,7 @@ def test_gives_up_after_retries_naming_the_url(lotus: FakeLotusServer) -> None:
 
 
 def test_unreachable_endpoint() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once closed
+    port = free_port()
     url = f"http://127.0.0.1:{port}/rpc/v1"
     with (
         LotusClient(url, retries=1, backoff=0.01) as client,

@@ -272,7 +272,7 @@ def test_a_second_pass_changes_nothing(scanner_settings, chain) -> None:  # type
     report = scan_once()
     assert report.deals_stored == 0 and report.claim_events == 0
     after = snapshot()
-    # the only movement: the rotation's plan for this height, already executed
+    # same processing height: nothing new on chain, and this height's recheck slice is done
     assert after == before
 
 

@@ -133,6 +133,18 @@ def test_bad_bodies(client: Client, personas: Personas, body, status, code, fiel
     assert response.json()["error"]["message"]
 
 
+def test_a_body_over_django_upload_limit_is_413(client: Client, personas: Personas) -> None:
+    body = '{"cids": ["' + "b" * 3_000_000 + '"]}'  # DATA_UPLOAD_MAX_MEMORY_SIZE is 2.5 MB
+    response = client.post(
+        "/api/v1/eligibility",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {personas.node_key}",
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+
 def test_invalid_cid_in_the_path(client: Client, personas: Personas) -> None:
     response = get(client, "/api/v1/cids/not-a-cid", personas.node_key)
     assert response.status_code == 400

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import signal
-import socket
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import process_env, spawn
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers import free_port, process_env, spawn
 
 
 def test_serve_migrates_serves_and_scans_until_ctrl_c(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     with FakeLotusServer(FakeChain.from_fixtures()) as lotus:
         env = process_env(
             tmp_path,
