@@ -89,6 +89,33 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     }
 
 
+def cid_batch(data: Any) -> list[str]:
+    """The `cids` list of an eligibility request body, or the API error that names it."""
+    if not isinstance(data, dict) or "cids" not in data:
+        raise DomainError(
+            "invalid_request",
+            "the body must be an object with a 'cids' list",
+            fields={"cids": "required"},
+        )
+    cids = data["cids"]
+    if not isinstance(cids, list):
+        raise DomainError(
+            "invalid_request", "'cids' must be a list of CIDs", fields={"cids": "must be a list"}
+        )
+    if not cids:
+        raise DomainError(
+            "invalid_request", "'cids' must hold at least one CID", fields={"cids": "empty"}
+        )
+    if len(cids) > MAX_BATCH:
+        raise DomainError(
+            "too_many_cids",
+            f"at most {MAX_BATCH} CIDs a request, got {len(cids)}",
+            status=413,
+            fields={"cids": len(cids)},
+        )
+    return cids
+
+
 def eligibility(cids: list[str]) -> dict[str, Any]:
     """`POST /eligibility`: per CID in request order, and `eligible` when all are blessed."""
     normalised = [canonical(c, field="cids", index=i) for i, c in enumerate(cids)]

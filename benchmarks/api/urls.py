@@ -10,7 +10,7 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
 from dashboard.api_keys import authenticate_key
-from dashboard.eligibility import cid_report, eligibility
+from dashboard.eligibility import cid_batch, cid_report, eligibility
 from dashboard.errors import DomainError
 
 
@@ -33,7 +33,7 @@ def bare_eligibility(request: HttpRequest) -> JsonResponse:
     if not _key(request):
         return JsonResponse({"error": "no key"}, status=401)
     try:
-        return JsonResponse(eligibility(json.loads(request.body)["cids"]))
+        return JsonResponse(eligibility(cid_batch(json.loads(request.body))))
     except DomainError as exc:
         return JsonResponse(exc.body(), status=exc.status)
 

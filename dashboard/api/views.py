@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +11,6 @@ from chain_scanner.status import scanner_status
 from dashboard import eligibility as selectors
 from dashboard.api import serializers as s
 from dashboard.api.permissions import AnyKey, NodeKey
-from dashboard.errors import DomainError
 
 
 def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
@@ -43,33 +40,7 @@ class EligibilityView(APIView):
         responses={200: s.EligibilitySerializer, **_errors(400, 401, 403, 413, 415, 429)},
     )
     def post(self, request: Request) -> Response:
-        return Response(selectors.eligibility(_cid_list(request.data)))
-
-
-def _cid_list(data: Any) -> list[str]:
-    if not isinstance(data, dict) or "cids" not in data:
-        raise DomainError(
-            "invalid_request",
-            "the body must be an object with a 'cids' list",
-            fields={"cids": "required"},
-        )
-    cids = data["cids"]
-    if not isinstance(cids, list):
-        raise DomainError(
-            "invalid_request", "'cids' must be a list of CIDs", fields={"cids": "must be a list"}
-        )
-    if not cids:
-        raise DomainError(
-            "invalid_request", "'cids' must hold at least one CID", fields={"cids": "empty"}
-        )
-    if len(cids) > selectors.MAX_BATCH:
-        raise DomainError(
-            "too_many_cids",
-            f"at most {selectors.MAX_BATCH} CIDs a request, got {len(cids)}",
-            status=413,
-            fields={"cids": len(cids)},
-        )
-    return cids
+        return Response(selectors.eligibility(selectors.cid_batch(request.data)))
 
 
 class ScannerView(APIView):
