@@ -252,6 +252,7 @@ def refold_claims(claim_ids: set[int]) -> set[str]:
 
 # --- blessed CIDs ---------------------------------------------------------------------------
 
+# The same rules, for one deal in Python, are Deal.status_at: change both together.
 _DEAL_ACTIVE = "sector_start_epoch > 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
 _DEAL_PENDING = "sector_start_epoch <= 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
 
