@@ -1,0 +1,451 @@
+"""The embedded IPFS store: UnixFS blocks on local disk, the same CIDs as Kubo.
+
+Layout under `root`:
+- `blocks/<xy>/<multihash>` one file a block, named by the base32 of its multihash (so a
+  CIDv0 and its CIDv1 find the same block) and sharded on two characters of the name,
+  like Kubo's flatfs. A block is written to a temporary name and moved into place with
+  `os.replace`, so a crash leaves either the whole block or none of it; leftover `.tmp`
+  files are harmless. Every block read is checked against its hash: a damaged block raises
+  StorageError and is removed, so adding the content again repairs it.
+- `pins/<cid>` one empty file a pinned root. Nothing is ever garbage-collected yet.
+
+Adding streams files chunk by chunk (see `executor.unixfs`), so memory stays constant
+whatever their size. Folders are added as `ipfs add -r --hidden` would: every entry,
+dotfiles included; symlinks and special files are refused rather than followed, so a job
+cannot publish files from outside its output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from executor.car import CarError, CarReader, write_car
+from executor.cids import InvalidCID, cid_from_bytes, normalize_cid
+from executor.storage import AddedEntry, ContentNotFound, DirEntry, StorageError
+from executor.unixfs import (
+    CODEC_DAG_PB,
+    CODEC_RAW,
+    CidParts,
+    DataType,
+    Link,
+    PBNode,
+    UnixFSData,
+    UnixFSError,
+    decode_cid,
+    decode_pbnode,
+    decode_unixfs,
+    directory_node,
+    import_file,
+)
+from executor.unixfs import cid_to_bytes as _canonical_to_bytes
+
+__all__ = ["EmbeddedStore"]
+
+
+@dataclass(frozen=True)
+class _Node:
+    """One block interpreted as UnixFS: a raw leaf has `node` and `unixfs` None."""
+
+    cid: bytes
+    block: bytes
+    node: PBNode | None
+    unixfs: UnixFSData | None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.unixfs is not None and self.unixfs.type in (
+            DataType.DIRECTORY,
+            DataType.HAMT_SHARD,
+        )
+
+
+def _text(binary: bytes) -> str:
+    return cid_from_bytes(binary)
+
+
+def _safe_name(name: bytes, parent: bytes) -> str:
+    """A directory entry name that is safe to create on disk, or StorageError."""
+    if not name or name in (b".", b"..") or b"/" in name or b"\x00" in name:
+        raise StorageError(f"directory {_text(parent)} has an unsafe entry name {name!r}")
+    return os.fsdecode(name)
+
+
+class EmbeddedStore:
+    """`Storage` on local disk; see the module docstring for the layout."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._blocks = self.root / "blocks"
+        self._pins = self.root / "pins"
+        try:
+            self._blocks.mkdir(parents=True, exist_ok=True)
+            self._pins.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the IPFS store at {self.root}: {exc}") from None
+        self._shards: set[str] = set()
+        self._tmp_names = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"EmbeddedStore({str(self.root)!r})"
+
+    # --- blocks ------------------------------------------------------------------------------
+
+    def _block_path(self, multihash: bytes) -> Path:
+        key = base64.b32encode(multihash).decode("ascii").lower().rstrip("=")
+        return self._blocks / key[-3:-1] / key
+
+    def put_block(self, cid: bytes, block: bytes) -> None:
+        """Store one block under its binary CID (the caller vouches for the hash)."""
+        parts, _ = decode_cid(cid)
+        path = self._block_path(parts.multihash)
+        if path.exists():
+            return
+        shard = path.parent
+        if shard.name not in self._shards:
+            shard.mkdir(exist_ok=True)
+            self._shards.add(shard.name)
+        tmp = shard / f".{path.name}.{os.getpid()}.{next(self._tmp_names)}.tmp"
+        try:
+            with tmp.open("wb") as handle:
+                handle.write(block)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _parse(self, cid: str) -> bytes:
+        try:
+            return _canonical_to_bytes(normalize_cid(cid))
+        except InvalidCID as exc:
+            raise StorageError(str(exc)) from None
+
+    def _block(self, cid: bytes) -> bytes:
+        parts, _ = decode_cid(cid)
+        path = self._block_path(parts.multihash)
+        try:
+            block = path.read_bytes()
+        except FileNotFoundError:
+            raise ContentNotFound(f"{_text(cid)} is not in the IPFS store") from None
+        if not parts.verify(block):
+            path.unlink(missing_ok=True)
+            raise StorageError(f"block {_text(cid)} was damaged on disk and has been removed")
+        return block
+
+    def _has_block(self, parts: CidParts) -> bool:
+        return self._block_path(parts.multihash).exists()
+
+    def _node(self, cid: bytes) -> _Node:
+        parts, _ = decode_cid(cid)
+        block = self._block(cid)
+        if parts.codec == CODEC_RAW:
+            return _Node(cid, block, None, None)
+        if parts.codec != CODEC_DAG_PB:
+            raise StorageError(f"{_text(cid)} is not UnixFS (codec 0x{parts.codec:x})")
+        try:
+            node = decode_pbnode(block)
+            if node.data is None:
+                raise UnixFSError("dag-pb node without UnixFS data")
+            unixfs = decode_unixfs(node.data)
+        except UnixFSError as exc:
+            raise StorageError(f"{_text(cid)} is not valid UnixFS: {exc}") from None
+        return _Node(cid, block, node, unixfs)
+
+    # --- adding ------------------------------------------------------------------------------
+
+    def _add_file(self, path: Path) -> Link:
+        try:
+            with path.open("rb", buffering=0) as handle:
+                return import_file(handle, self.put_block)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def add_bytes(self, data: bytes) -> str:
+        link = import_file(io.BytesIO(data), self.put_block)
+        cid = _text(link.cid)
+        self._pin(cid)
+        return cid
+
+    def add_path(self, path: Path) -> list[AddedEntry]:
+        path = Path(path)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            raise StorageError(f"{path}: no such file or directory") from None
+        except OSError as exc:
+            raise StorageError(f"{path}: {exc.strerror or exc}") from None
+        name = path.name or path.resolve().name or "/"
+        if path.is_dir():
+            entries = self._add_dir(path, name)
+        elif path.is_file():
+            link = self._add_file(path)
+            entries = [AddedEntry(name, _text(link.cid), link.tsize)]
+        else:
+            raise StorageError(f"{path}: not a regular file or directory (mode {info.st_mode:o})")
+        self._pin(entries[-1].cid)
+        return entries
+
+    def _sorted_entries(self, directory: Path) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = list(scan)
+        except OSError as exc:
+            raise StorageError(f"cannot list {directory}: {exc.strerror or exc}") from None
+        # Kubo walks names in Go string order, which is byte order.
+        return sorted(entries, key=lambda entry: os.fsencode(entry.name))
+
+    def _add_dir(self, top: Path, name: str) -> list[AddedEntry]:
+        """Post-order walk with an explicit stack (no recursion limit on deep trees).
+
+        Output order is Kubo's: files as they are added, then every directory after its
+        subdirectories, the root last.
+        """
+        files: list[AddedEntry] = []
+        dirs: list[AddedEntry] = []
+
+        @dataclass
+        class Frame:
+            display: str
+            name: bytes
+            entries: Iterator[os.DirEntry[str]]
+            links: list[tuple[bytes, Link]]
+
+        stack = [Frame(name, b"", iter(self._sorted_entries(top)), [])]
+        while stack:
+            frame = stack[-1]
+            entry = next(frame.entries, None)
+            if entry is None:
+                stack.pop()
+                link = directory_node(frame.links, self.put_block)
+                dirs.append(AddedEntry(frame.display, _text(link.cid), link.tsize))
+                if stack:
+                    stack[-1].links.append((frame.name, link))
+                continue
+            display = f"{frame.display}/{entry.name}"
+            raw_name = os.fsencode(entry.name)
+            if entry.is_symlink():
+                raise StorageError(f"{entry.path}: symbolic links are not added")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(
+                    Frame(display, raw_name, iter(self._sorted_entries(Path(entry.path))), [])
+                )
+            elif entry.is_file(follow_symlinks=False):
+                link = self._add_file(Path(entry.path))
+                files.append(AddedEntry(display, _text(link.cid), link.tsize))
+                frame.links.append((raw_name, link))
+            else:
+                raise StorageError(f"{entry.path}: not a regular file or directory")
+        return files + dirs
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _root(self, cid: str) -> _Node:
+        return self._node(self._parse(cid))
+
+    def iter_cat(self, cid: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Stream a file's bytes in pieces of at most `chunk_size` bytes."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        root = self._root(cid)
+        if root.is_dir:
+            raise StorageError(f"{cid} is a directory, not a file")
+        return self._iter_file(root, chunk_size)
+
+    def _iter_file(self, root: _Node, chunk_size: int) -> Iterator[bytes]:
+        stack: list[bytes] = []
+        node: _Node | None = root
+        while True:
+            if node is None:
+                if not stack:
+                    return
+                node = self._node(stack.pop())
+            data = self._file_data(node)
+            if data:
+                for start in range(0, len(data), chunk_size):
+                    yield data[start : start + chunk_size]
+            if node.node is not None:
+                stack.extend(link.hash for link in reversed(node.node.links))
+            node = None
+
+    @staticmethod
+    def _file_data(node: _Node) -> bytes | None:
+        if node.unixfs is None:
+            return node.block
+        if node.unixfs.type in (DataType.FILE, DataType.RAW):
+            return node.unixfs.data
+        raise StorageError(f"{_text(node.cid)} is a UnixFS {node.unixfs.type.name.lower()}")
+
+    def cat(self, cid: str) -> bytes:
+        return b"".join(self.iter_cat(cid))
+
+    def is_dir(self, cid: str) -> bool:
+        return self._root(cid).is_dir
+
+    def _dir_links(self, node: _Node) -> list[tuple[bytes, bytes]]:
+        """(name, binary CID) of a directory's entries, HAMT shards flattened, name order."""
+        assert node.node is not None and node.unixfs is not None
+        if node.unixfs.type == DataType.DIRECTORY:
+            return [(link.name or b"", link.hash) for link in node.node.links]
+        out: list[tuple[bytes, bytes]] = []
+        shards = [node]
+        while shards:
+            shard = shards.pop()
+            assert shard.node is not None and shard.unixfs is not None
+            fanout = shard.unixfs.fanout or 256
+            width = len(f"{fanout - 1:X}")
+            for link in shard.node.links:
+                name = link.name or b""
+                if len(name) == width:
+                    child = self._node(link.hash)
+                    if child.unixfs is None or child.unixfs.type != DataType.HAMT_SHARD:
+                        raise StorageError(f"{_text(shard.cid)} has a broken HAMT shard link")
+                    shards.append(child)
+                elif len(name) > width:
+                    out.append((name[width:], link.hash))
+                else:
+                    raise StorageError(f"{_text(shard.cid)} has a malformed HAMT entry")
+        out.sort(key=lambda entry: entry[0])
+        return out
+
+    def _directory(self, cid: str) -> _Node:
+        node = self._root(cid)
+        if not node.is_dir:
+            raise StorageError(f"{cid} is a file, not a directory")
+        return node
+
+    def ls(self, cid: str) -> list[DirEntry]:
+        node = self._directory(cid)
+        entries = []
+        for name, child_cid in self._dir_links(node):
+            child = self._node(child_cid)
+            if child.is_dir:
+                size = 0
+            elif child.unixfs is None:
+                size = len(child.block)
+            else:
+                size = child.unixfs.filesize or len(child.unixfs.data or b"")
+            entries.append(
+                DirEntry(_safe_name(name, node.cid), _text(child_cid), size, child.is_dir)
+            )
+        return entries
+
+    def get(self, cid: str, dest: Path) -> Path:
+        dest = Path(dest)
+        if os.path.lexists(dest):
+            raise StorageError(f"{dest} already exists")
+        root = self._root(cid)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
+        # Build beside the destination and rename at the end: a failed get leaves nothing.
+        partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{next(self._tmp_names)}"
+        try:
+            self._write_tree(root, partial)
+            partial.rename(dest)
+        except BaseException:
+            if partial.is_dir():
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                partial.unlink(missing_ok=True)
+            raise
+        return dest
+
+    def _write_tree(self, root: _Node, dest: Path) -> None:
+        pending: list[tuple[_Node, Path]] = [(root, dest)]
+        while pending:
+            node, path = pending.pop()
+            try:
+                if node.is_dir:
+                    path.mkdir()
+                    for name, child in self._dir_links(node):
+                        pending.append((self._node(child), path / _safe_name(name, node.cid)))
+                else:
+                    with path.open("xb") as handle:
+                        for piece in self._iter_file(node, 1 << 20):
+                            handle.write(piece)
+            except OSError as exc:
+                raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def _blocks_under(self, root: bytes, read_leaves: bool) -> Iterator[tuple[bytes, bytes]]:
+        """Every block under `root` once, depth first in link order (Kubo's `dag export`).
+
+        Leaves are only checked for presence when `read_leaves` is false (then the block
+        yielded is empty). Blocks of codecs other than dag-pb are yielded but not followed.
+        """
+        seen: set[bytes] = set()
+        stack = [root]
+        while stack:
+            cid = stack.pop()
+            parts, _ = decode_cid(cid)
+            if parts.multihash in seen:
+                continue
+            seen.add(parts.multihash)
+            if parts.codec != CODEC_DAG_PB:
+                if read_leaves:
+                    yield cid, self._block(cid)
+                elif not self._has_block(parts):
+                    raise ContentNotFound(f"{_text(cid)} is not in the IPFS store")
+                else:
+                    yield cid, b""
+                continue
+            block = self._block(cid)
+            try:
+                node = decode_pbnode(block)
+            except UnixFSError as exc:
+                raise StorageError(f"{_text(cid)} is not valid dag-pb: {exc}") from None
+            yield cid, block
+            stack.extend(link.hash for link in reversed(node.links))
+
+    def has(self, cid: str) -> bool:
+        try:
+            for _ in self._blocks_under(self._parse(cid), read_leaves=False):
+                pass
+        except ContentNotFound:
+            return False
+        return True
+
+    def _pin(self, cid: str) -> None:
+        (self._pins / cid).touch()
+
+    def pin(self, cid: str) -> None:
+        canonical = _text(self._parse(cid))
+        if not self.has(canonical):
+            raise ContentNotFound(f"{canonical} is not (entirely) in the IPFS store")
+        self._pin(canonical)
+
+    def pins(self) -> list[str]:
+        """Pinned root CIDs, sorted."""
+        return sorted(path.name for path in self._pins.iterdir() if not path.name.startswith("."))
+
+    def export_car(self, cid: str, out: BinaryIO) -> None:
+        root = self._parse(cid)
+        if not self._has_block(decode_cid(root)[0]):
+            raise ContentNotFound(f"{_text(root)} is not in the IPFS store")
+        write_car(out, [root], self._blocks_under(root, read_leaves=True))
+
+    def import_car(self, car: BinaryIO) -> list[str]:
+        reader = CarReader(car)
+        for cid, _parts, block in reader:
+            try:
+                self.put_block(cid, block)
+            except OSError as exc:
+                raise StorageError(f"cannot store block {_text(cid)}: {exc}") from None
+        roots = []
+        for root in reader.roots:
+            try:
+                canonical = _text(root)
+            except InvalidCID as exc:
+                raise CarError(f"CAR root is not a CID: {exc}") from None
+            roots.append(canonical)
+            # Kubo's `dag import` pins complete roots; an incomplete one is left unpinned.
+            if self.has(canonical):
+                self._pin(canonical)
+        return roots
