@@ -1,0 +1,7 @@
+"""`python -m executor`: see executor/cli.py."""
+
+import sys
+
+from executor.cli import main
+
+sys.exit(main())

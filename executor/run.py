@@ -1,0 +1,213 @@
+"""Run one job end to end: fetch inputs by CID, run the engine, publish the result directory.
+
+The result is a UnixFS directory `{stdout, stderr, exitCode, outputs/}` (DESIGN §5); its CID
+is the job's result CID. `exitCode` holds the decimal exit code with no newline.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor.spec import OUTPUTS_PATH, JobSpec
+from executor.storage import ContentNotFound, Storage, StorageError
+from executor.wasm import REALTIME_START_NS, ModuleCache, Mount, WasmRunError, run_module
+
+__all__ = ["JobFailed", "JobResult", "module_cache", "prepare_inputs", "run_job"]
+
+_INPUT_TIME_S = REALTIME_START_NS // 1_000_000_000
+
+
+class JobFailed(Exception):
+    """The job did not run to an exit; the message is the one-line reason shown to people."""
+
+
+@dataclass(frozen=True)
+class JobResult:
+    result_cid: str
+    stdout_cid: str
+    stderr_cid: str
+    outputs_cid: str
+    exit_code: int
+    size_bytes: int  # bytes of the files in the result directory
+    runtime_ms: int
+    fuel_used: int | None = None
+    compiled: bool | None = None  # WASM: False when the module came from the cache
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "result_cid": self.result_cid,
+            "exit_code": self.exit_code,
+            "stdout_cid": self.stdout_cid,
+            "stderr_cid": self.stderr_cid,
+            "outputs_cid": self.outputs_cid,
+            "size_bytes": self.size_bytes,
+            "runtime_ms": self.runtime_ms,
+        }
+
+
+_caches: dict[Path | None, ModuleCache] = {}
+
+
+def module_cache(directory: Path | None) -> ModuleCache:
+    """One compiled-module cache per directory in this process."""
+    cache = _caches.get(directory)
+    if cache is None:
+        cache = _caches.setdefault(directory, ModuleCache(directory))
+    return cache
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def prepare_inputs(spec: JobSpec, storage: Storage, root: Path) -> list[Mount]:
+    """Fetch every input under `root` and describe the read-only preopens that mount them.
+
+    A directory CID is preopened at its path. A file CID at `/dir/name` appears as `name` in
+    a preopened `/dir`; files that share a directory share one preopen. Preopens may not nest,
+    since which one a guest path resolves through would then depend on the WASI libc.
+    """
+    preopens: dict[str, Path] = {}
+    file_dirs: set[str] = set()
+    for i, mount in enumerate(spec.inputs):
+        field = f"inputs.{i}"
+        try:
+            is_dir = storage.is_dir(mount.cid)
+        except ContentNotFound:
+            raise JobFailed(f"{field}: {mount.cid} was not found in the IPFS store") from None
+        if is_dir:
+            guest = mount.path
+            if guest in preopens:
+                raise JobFailed(f"{field}: {guest} is already a mount")
+            host = root / f"in{i}"
+            _get(storage, mount.cid, host, field)
+            preopens[guest] = host
+            continue
+        guest, name = posixpath.split(mount.path)
+        if guest == "/":
+            raise JobFailed(f"{field}: a file input needs a directory, e.g. /inputs/{name}")
+        if guest in preopens and guest not in file_dirs:
+            raise JobFailed(f"{field}: {guest} is already a directory mount")
+        host = preopens.setdefault(guest, root / f"in{i}")
+        file_dirs.add(guest)
+        host.mkdir(parents=True, exist_ok=True)
+        _get(storage, mount.cid, host / name, field)
+    guests = sorted(preopens)
+    for a_index, a in enumerate(guests):
+        for b in guests[a_index + 1 :]:
+            if _overlaps(a, b):
+                raise JobFailed(f"inputs: the mounts at {a} and {b} overlap")
+        if _overlaps(a, OUTPUTS_PATH):
+            raise JobFailed(f"inputs: the mount at {a} overlaps {OUTPUTS_PATH}")
+    for host in preopens.values():
+        _freeze_times(host)
+    return [Mount(host=host, guest=guest) for guest, host in sorted(preopens.items())]
+
+
+def _get(storage: Storage, cid: str, dest: Path, field: str) -> None:
+    try:
+        storage.get(cid, dest)
+    except ContentNotFound:
+        raise JobFailed(f"{field}: {cid} was not found in the IPFS store") from None
+    except StorageError as exc:
+        raise JobFailed(f"{field}: fetching {cid} failed: {exc}") from None
+
+
+def _freeze_times(path: Path) -> None:
+    # Guests can stat their inputs; the timestamps must not depend on when we fetched them.
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in (*dirnames, *filenames):
+            os.utime(Path(dirpath) / name, (_INPUT_TIME_S, _INPUT_TIME_S), follow_symlinks=False)
+    os.utime(path, (_INPUT_TIME_S, _INPUT_TIME_S))
+
+
+def _publish(storage: Storage, result_dir: Path) -> tuple[str, dict[str, str], int]:
+    for path in result_dir.rglob("*"):
+        # A link would publish whatever it points at on this host; jobs write plain files.
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            rel = path.relative_to(result_dir)
+            raise JobFailed(f"the job left {rel}, which is not a regular file or directory")
+    entries = storage.add_path(result_dir)
+    root = entries[-1].cid
+    by_name: dict[str, str] = {}
+    prefix = result_dir.name + "/"
+    for entry in entries:
+        if entry.path.startswith(prefix):
+            by_name[entry.path[len(prefix) :]] = entry.cid
+    size = sum(p.stat().st_size for p in result_dir.rglob("*") if p.is_file())
+    return root, by_name, size
+
+
+def run_job(
+    spec: JobSpec,
+    storage: Storage,
+    *,
+    cache: ModuleCache | None = None,
+    workdir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> JobResult:
+    """Run a job and publish its result; raises JobFailed with a one-line reason."""
+    say = progress or (lambda _msg: None)
+    if spec.engine != "wasm":
+        raise JobFailed(f"the {spec.engine} engine is not available in this executor")
+    assert spec.module is not None
+    cache = cache or module_cache(None)
+    base = Path(tempfile.mkdtemp(prefix="filplus-job-", dir=workdir))
+    try:
+        say(f"fetching {len(spec.inputs)} input(s)")
+        mounts = prepare_inputs(spec, storage, base / "inputs")
+        result_dir = base / "result"
+        outputs = result_dir / "outputs"
+        outputs.mkdir(parents=True)
+        mounts.append(Mount(host=outputs, guest=OUTPUTS_PATH, writable=True))
+
+        def load_module() -> bytes:
+            try:
+                return storage.cat(spec.module)
+            except ContentNotFound:
+                raise JobFailed(f"wasm.module: {spec.module} was not found in the store") from None
+
+        say(f"running {spec.module} {spec.entry_point}")
+        try:
+            outcome = run_module(
+                spec.module,
+                load_module,
+                cache=cache,
+                entry_point=spec.entry_point,
+                args=spec.args,
+                env=spec.env,
+                mounts=mounts,
+                stdout=result_dir / "stdout",
+                stderr=result_dir / "stderr",
+                seed=spec.seed(),
+                timeout_s=spec.limits.timeout_s,
+                memory_bytes=spec.limits.memory_bytes,
+                fuel=spec.limits.fuel,
+            )
+        except WasmRunError as exc:
+            raise JobFailed(str(exc)) from None
+        (result_dir / "exitCode").write_text(str(outcome.exit_code))
+        say("publishing the result directory")
+        try:
+            root, cids, size = _publish(storage, result_dir)
+        except StorageError as exc:
+            raise JobFailed(f"publishing the result failed: {exc}") from None
+        return JobResult(
+            result_cid=root,
+            stdout_cid=cids["stdout"],
+            stderr_cid=cids["stderr"],
+            outputs_cid=cids["outputs"],
+            exit_code=outcome.exit_code,
+            size_bytes=size,
+            runtime_ms=outcome.runtime_ms,
+            fuel_used=outcome.fuel_used,
+            compiled=outcome.compiled,
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,402 @@
+"""Deterministic WASM runner on wasmtime: same job, same bytes out, on any machine.
+
+The rules (DESIGN §5; README "Determinism" pins them for other implementations):
+- clocks are virtual: realtime (id 0) starts at 1640995200000000000 ns (2022-01-01T00:00:00Z),
+  monotonic (1), process CPU time (2) and thread CPU time (3) start at 0; each read returns
+  that clock's value and then advances it by 1,000,000 ns; every clock's resolution is
+  1,000,000 ns;
+- `random_get` reads a stream: block i is SHA-256(seed ‖ i as 8 bytes big-endian), i = 0, 1,
+  …, with seed = SHA-256(canonical job spec); calls consume the stream in order;
+- `poll_oneoff` answers at once: clock subscriptions fire, fd subscriptions are ready;
+- argv is the module CID then the spec's args; the environment is exactly the spec's env;
+- stdin is empty; inputs are read-only preopens; `/outputs` is the only writable preopen;
+  socket calls answer ENOTSUP; input files' timestamps are set to the realtime origin;
+- NaNs are canonicalised and relaxed SIMD is deterministic; threads are off.
+Limits: fuel (metering is always on, so a job's fuel use is recorded), linear memory (store
+limits) and wall time (epoch interruption, ticked every 10 ms by one daemon thread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import struct
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+from wasmtime import (
+    Config,
+    Engine,
+    ExitTrap,
+    FuncType,
+    Linker,
+    Module,
+    Store,
+    Trap,
+    TrapCode,
+    ValType,
+    WasiConfig,
+    WasmtimeError,
+)
+
+__all__ = [
+    "MONOTONIC_START_NS",
+    "REALTIME_START_NS",
+    "TICK_NS",
+    "Mount",
+    "ModuleCache",
+    "WasmOutcome",
+    "WasmRunError",
+    "random_stream",
+    "run_module",
+]
+
+REALTIME_START_NS = 1_640_995_200_000_000_000
+MONOTONIC_START_NS = 0
+TICK_NS = 1_000_000
+EPOCH_TICK_S = 0.01
+WASI = "wasi_snapshot_preview1"
+
+# WASI errno values (wasi_snapshot_preview1)
+_OK, _EFAULT, _EINVAL, _ENOTSUP = 0, 21, 28, 58
+# poll_oneoff event types
+_EV_CLOCK, _EV_FD_READ, _EV_FD_WRITE = 0, 1, 2
+
+
+class WasmRunError(Exception):
+    """The job could not run to an exit: bad module, missing entry point, trap or limit."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory preopened at a guest path."""
+
+    host: Path
+    guest: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class WasmOutcome:
+    exit_code: int
+    fuel_used: int
+    runtime_ms: int
+    compiled: bool  # False when the module came from the cache
+
+
+def random_stream(seed: bytes) -> Callable[[int], bytes]:
+    """The job's random bytes: SHA-256 in counter mode over the seed, consumed in order."""
+    counter = 0
+    buffer = b""
+
+    def take(n: int) -> bytes:
+        nonlocal counter, buffer
+        while len(buffer) < n:
+            buffer += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+            counter += 1
+        out, buffer = buffer[:n], buffer[n:]
+        return out
+
+    return take
+
+
+# --- engine, epoch ticker and compiled-module cache ------------------------------------------
+
+_engine_lock = threading.Lock()
+_engine: Engine | None = None
+
+
+def _config() -> Config:
+    config = Config()
+    config.consume_fuel = True
+    config.epoch_interruption = True
+    config.cranelift_nan_canonicalization = True
+    config.wasm_relaxed_simd_deterministic = True
+    config.wasm_threads = False
+    return config
+
+
+def engine() -> Engine:
+    """The process's one engine, with the epoch ticker running."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = Engine(_config())
+            ticker = threading.Thread(target=_tick, args=(_engine,), name="wasm-epoch", daemon=True)
+            ticker.start()
+        return _engine
+
+
+def _tick(eng: Engine) -> None:
+    while True:
+        time.sleep(EPOCH_TICK_S)
+        eng.increment_epoch()
+
+
+def _engine_fingerprint() -> str:
+    # Serialized modules load only into an engine of the same wasmtime build and config.
+    version = importlib.metadata.version("wasmtime")
+    flags = "fuel,epoch,nan-canon,relaxed-simd-det,no-threads"
+    return hashlib.sha256(f"{version}|{flags}".encode()).hexdigest()[:16]
+
+
+class ModuleCache:
+    """Compiled modules by module CID: in memory for this process, serialized on disk for the next.
+
+    The disk cache is trusted input (deserialising runs native code), so it lives under our
+    own data directory, never anywhere a job can write.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._memory: dict[str, Module] = {}
+        self._lock = threading.Lock()
+
+    def get(self, cid: str, load_bytes: Callable[[], bytes]) -> tuple[Module, bool]:
+        """The compiled module and whether it had to be compiled now."""
+        with self._lock:
+            module = self._memory.get(cid)
+        if module is not None:
+            return module, False
+        eng = engine()
+        path = self._path(cid)
+        if path is not None and path.exists():
+            try:
+                module = Module.deserialize_file(eng, str(path))
+            except WasmtimeError:
+                path.unlink(missing_ok=True)  # a stale or torn file: compile again
+        compiled = module is None
+        if module is None:
+            data = load_bytes()
+            try:
+                module = Module(eng, data)
+            except WasmtimeError as exc:
+                raise WasmRunError(f"not a valid WASM module: {_first_line(exc)}") from None
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_bytes(module.serialize())
+                tmp.replace(path)
+        with self._lock:
+            self._memory[cid] = module
+        return module, compiled
+
+    def _path(self, cid: str) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / _engine_fingerprint() / f"{cid}.cwasm"
+
+
+# --- the shadowed WASI imports -----------------------------------------------------------------
+
+
+class _VirtualHost:
+    """Per-run state of the deterministic imports."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.clocks = [REALTIME_START_NS, MONOTONIC_START_NS, 0, 0]
+        self.random = random_stream(seed)
+
+    @staticmethod
+    def _write(caller: wasmtime.Caller, data: bytes, ptr: int) -> bool:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            return False
+        if ptr < 0 or ptr + len(data) > memory.data_len(caller):
+            return False
+        memory.write(caller, data, ptr)
+        return True
+
+    def clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, out: int) -> int:
+        if not 0 <= clock < len(self.clocks):
+            return _EINVAL
+        value = self.clocks[clock]
+        self.clocks[clock] = value + TICK_NS
+        return _OK if self._write(caller, struct.pack("<Q", value), out) else _EFAULT
+
+    def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
+        if not 0 <= clock < len(self.clocks):
+            return _EINVAL
+        return _OK if self._write(caller, struct.pack("<Q", TICK_NS), out) else _EFAULT
+
+    def random_get(self, caller: wasmtime.Caller, buf: int, size: int) -> int:
+        if size < 0:
+            return _EINVAL
+        return _OK if self._write(caller, self.random(size), buf) else _EFAULT
+
+    def poll_oneoff(
+        self, caller: wasmtime.Caller, subs: int, events: int, count: int, out_count: int
+    ) -> int:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory) or count <= 0:
+            return _EINVAL
+        if subs < 0 or subs + 48 * count > memory.data_len(caller):
+            return _EFAULT
+        raw = memory.read(caller, subs, subs + 48 * count)
+        out = bytearray()
+        for i in range(count):
+            sub = raw[48 * i : 48 * (i + 1)]
+            userdata, tag = struct.unpack_from("<QB", sub, 0)
+            kind = tag if tag in (_EV_CLOCK, _EV_FD_READ, _EV_FD_WRITE) else _EV_CLOCK
+            error = _OK if tag == kind else _EINVAL
+            # event: userdata u64, error u16, type u8, then fd_readwrite {nbytes u64, flags u16}
+            out += struct.pack("<QHBxxxxxQHxxxxxx", userdata, error, kind, 0, 0)
+        if not self._write(caller, bytes(out), events):
+            return _EFAULT
+        return _OK if self._write(caller, struct.pack("<I", count), out_count) else _EFAULT
+
+    def define(self, linker: Linker) -> None:
+        i32, i64 = ValType.i32(), ValType.i64()
+        linker.allow_shadowing = True
+        funcs: list[tuple[str, list[ValType], Callable[..., int]]] = [
+            ("clock_time_get", [i32, i64, i32], self.clock_time_get),
+            ("clock_res_get", [i32, i32], self.clock_res_get),
+            ("random_get", [i32, i32], self.random_get),
+            ("poll_oneoff", [i32, i32, i32, i32], self.poll_oneoff),
+            ("sock_accept", [i32, i32, i32], _not_supported),
+            ("sock_recv", [i32] * 6, _not_supported),
+            ("sock_send", [i32] * 5, _not_supported),
+            ("sock_shutdown", [i32, i32], _not_supported),
+        ]
+        for name, params, func in funcs:
+            linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)
+
+
+def _not_supported(_caller: wasmtime.Caller, *_args: int) -> int:
+    return _ENOTSUP
+
+
+# --- running -----------------------------------------------------------------------------------
+
+
+def _first_line(exc: BaseException) -> str:
+    """wasmtime's message without its backtrace: the cause when it gives one."""
+    text = str(exc).strip()
+    if "Caused by:" in text:
+        causes = text.split("Caused by:", 1)[1].splitlines()
+        return "; ".join(c.strip().removeprefix("0: ").strip() for c in causes if c.strip())
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_entry_point(module: Module, name: str) -> None:
+    for export in module.exports:
+        if export.name != name:
+            continue
+        ty = export.type
+        if not isinstance(ty, FuncType):
+            raise WasmRunError(f"entry point {name!r} is not a function")
+        results = [str(r) for r in ty.results]
+        if ty.params or results not in ([], ["i32"]):
+            raise WasmRunError(
+                f"entry point {name!r} must take no parameters and return nothing "
+                f"(or an i32 exit code); it is {_signature(ty)}"
+            )
+        return
+    exported = sorted(e.name for e in module.exports if isinstance(e.type, FuncType))
+    hint = f"; the module exports {', '.join(exported[:10])}" if exported else ""
+    raise WasmRunError(f"the module has no exported function {name!r}{hint}")
+
+
+def _signature(ty: FuncType) -> str:
+    params = ", ".join(str(p) for p in ty.params)
+    results = ", ".join(str(r) for r in ty.results)
+    return f"({params}) -> ({results})"
+
+
+def _check_imports(module: Module) -> None:
+    for imp in module.imports:
+        if imp.module != WASI:
+            raise WasmRunError(
+                f"the module imports {imp.module}.{imp.name}; only {WASI} is provided"
+            )
+
+
+def _memory_note(store: Store, instance: wasmtime.Instance, limit: int) -> str:
+    # Store limits make memory.grow fail rather than trap, so a guest that runs out of memory
+    # traps later in its own code (Rust aborts with `unreachable`); say when that is likely.
+    memory = instance.exports(store).get("memory")
+    if isinstance(memory, wasmtime.Memory):
+        used = memory.data_len(store)
+        if used >= limit * 0.9 or used + (1 << 20) > limit:
+            return f" (linear memory {used} of its {limit}-byte limit: likely out of memory)"
+    return ""
+
+
+def run_module(
+    module_cid: str,
+    load_module: Callable[[], bytes],
+    *,
+    cache: ModuleCache,
+    entry_point: str,
+    args: tuple[str, ...],
+    env: tuple[tuple[str, str], ...],
+    mounts: list[Mount],
+    stdout: Path,
+    stderr: Path,
+    seed: bytes,
+    timeout_s: float,
+    memory_bytes: int,
+    fuel: int | None,
+) -> WasmOutcome:
+    """Run one module to its exit; raises WasmRunError with a one-line reason otherwise."""
+    module, compiled = cache.get(module_cid, load_module)
+    _check_imports(module)
+    _check_entry_point(module, entry_point)
+
+    eng = engine()
+    store = Store(eng)
+    budget = fuel if fuel is not None else (1 << 63) - 1
+    store.set_fuel(budget)
+    store.set_limits(memory_size=memory_bytes)
+    store.set_epoch_deadline(max(1, int(timeout_s / EPOCH_TICK_S + 0.999999)))
+
+    wasi = WasiConfig()
+    wasi.argv = [module_cid, *args]
+    wasi.env = [[k, v] for k, v in env]
+    wasi.stdout_file = str(stdout)
+    wasi.stderr_file = str(stderr)
+    for mount in mounts:
+        wasi.preopen_dir(str(mount.host), mount.guest, mount.writable)
+    store.set_wasi(wasi)
+
+    linker = Linker(eng)
+    linker.define_wasi()
+    _VirtualHost(seed).define(linker)
+
+    def fuel_used() -> int:
+        return budget - store.get_fuel()
+
+    started = time.perf_counter()
+    instance = None
+    try:
+        try:
+            instance = linker.instantiate(store, module)
+        except WasmtimeError as exc:
+            raise WasmRunError(
+                f"the module could not be instantiated: {_first_line(exc)}"
+            ) from None
+        exports = instance.exports(store)
+        if entry_point != "_start" and "_initialize" in exports:
+            exports["_initialize"](store)
+        result = exports[entry_point](store)
+        exit_code = result if isinstance(result, int) else 0
+    except ExitTrap as exc:
+        exit_code = exc.code
+    except Trap as exc:
+        if exc.trap_code == TrapCode.OUT_OF_FUEL:
+            raise WasmRunError(f"fuel limit of {budget} exhausted") from None
+        if exc.trap_code == TrapCode.INTERRUPT:
+            raise WasmRunError(f"wall-time limit of {timeout_s} s exceeded") from None
+        note = _memory_note(store, instance, memory_bytes) if instance is not None else ""
+        raise WasmRunError(f"the module trapped: {_first_line(exc)}{note}") from None
+    except WasmtimeError as exc:
+        raise WasmRunError(f"the module failed: {_first_line(exc)}") from None
+    runtime_ms = int((time.perf_counter() - started) * 1000)
+    return WasmOutcome(
+        exit_code=exit_code, fuel_used=fuel_used(), runtime_ms=runtime_ms, compiled=compiled
+    )

@@ -1,0 +1,134 @@
+"""Hand-written WAT modules for the runner's edge cases, compiled with wasmtime.wat2wasm."""
+
+from __future__ import annotations
+
+import wasmtime
+
+_IMPORTS = """
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get"
+    (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_res_get" (func $clock_res_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+"""
+
+# $write(ptr, len) to stdout; $u64(v) prints decimal + newline; $hex(ptr, n) prints hex + newline.
+_LIB = """
+  (memory (export "memory") 1)
+  (data (i32.const 8000) "0123456789abcdef\\n")
+  (func $write (param $p i32) (param $n i32)
+    (i32.store (i32.const 0) (local.get $p))
+    (i32.store (i32.const 4) (local.get $n))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func $u64 (param $v i64) (local $pos i32)
+    (local.set $pos (i32.const 7100))
+    (loop $l
+      (local.set $pos (i32.sub (local.get $pos) (i32.const 1)))
+      (i64.store8 (local.get $pos) (i64.add (i64.const 48) (i64.rem_u (local.get $v) (i64.const 10))))
+      (local.set $v (i64.div_u (local.get $v) (i64.const 10)))
+      (br_if $l (i64.ne (local.get $v) (i64.const 0))))
+    (call $write (local.get $pos) (i32.sub (i32.const 7100) (local.get $pos)))
+    (call $write (i32.const 8016) (i32.const 1)))
+  (func $hex (param $p i32) (param $n i32) (local $i i32) (local $b i32)
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $b (i32.load8_u (i32.add (local.get $p) (local.get $i))))
+      (call $write (i32.add (i32.const 8000) (i32.shr_u (local.get $b) (i32.const 4))) (i32.const 1))
+      (call $write (i32.add (i32.const 8000) (i32.and (local.get $b) (i32.const 15))) (i32.const 1))
+      (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l)))
+    (call $write (i32.const 8016) (i32.const 1)))
+"""
+
+
+def _module(body: str) -> bytes:
+    return wasmtime.wat2wasm(f"(module {_IMPORTS} {_LIB} {body})")
+
+
+def clocks_and_random() -> bytes:
+    """Prints realtime, realtime, monotonic, monotonic, the realtime resolution (one per
+    line), then 20 random bytes, 44 more, and an errno line of a bad clock id."""
+    return _module("""
+  (func $clock (param $id i32)
+    (drop (call $clock_time_get (local.get $id) (i64.const 1) (i32.const 16)))
+    (call $u64 (i64.load (i32.const 16))))
+  (func (export "_start")
+    (call $clock (i32.const 0)) (call $clock (i32.const 0))
+    (call $clock (i32.const 1)) (call $clock (i32.const 1))
+    (drop (call $clock_res_get (i32.const 0) (i32.const 16)))
+    (call $u64 (i64.load (i32.const 16)))
+    (drop (call $random_get (i32.const 6000) (i32.const 20)))
+    (call $hex (i32.const 6000) (i32.const 20))
+    (drop (call $random_get (i32.const 6000) (i32.const 44)))
+    (call $hex (i32.const 6000) (i32.const 44))
+    (call $u64 (i64.extend_i32_u (call $clock_time_get (i32.const 9) (i64.const 1) (i32.const 16)))))
+""")
+
+
+def exit_with(code: int) -> bytes:
+    return _module(f"""(func (export "_start") (call $proc_exit (i32.const {code})))""")
+
+
+def spin() -> bytes:
+    """An infinite loop."""
+    return _module("""(func (export "_start") (loop $l (br $l)))""")
+
+
+def memory_bomb() -> bytes:
+    """Grows memory 16 pages (1 MiB) at a time until refused, then traps."""
+    return _module("""
+  (func (export "_start")
+    (loop $l (br_if $l (i32.ne (memory.grow (i32.const 16)) (i32.const -1))))
+    unreachable)
+""")
+
+
+def trap() -> bytes:
+    return _module("""(func (export "_start") unreachable)""")
+
+
+def only_main() -> bytes:
+    """Exports `main` and no `_start`."""
+    return _module("""(func (export "main") (call $write (i32.const 8000) (i32.const 3)))""")
+
+
+def typed_start() -> bytes:
+    """`_start` wrongly takes a parameter."""
+    return _module("""(func (export "_start") (param i32))""")
+
+
+def reactor() -> bytes:
+    """A reactor: `_initialize` prints 'init', `work` prints 'work' and returns 5."""
+    return _module("""
+  (data (i32.const 7200) "init\\nwork\\n")
+  (func (export "_initialize") (call $write (i32.const 7200) (i32.const 5)))
+  (func (export "work") (result i32) (call $write (i32.const 7205) (i32.const 5)) (i32.const 5))
+""")
+
+
+def sleeper() -> bytes:
+    """Sleeps 1000 s through poll_oneoff, then prints the errno of a sock_accept."""
+    return _module("""
+  (func (export "_start")
+    ;; one clock subscription: userdata 42, tag 0, clock id 1, timeout 1000 s, relative
+    (i64.store (i32.const 3000) (i64.const 42))
+    (i32.store8 (i32.const 3008) (i32.const 0))
+    (i32.store (i32.const 3016) (i32.const 1))
+    (i64.store (i32.const 3024) (i64.const 1000000000000))
+    (i64.store (i32.const 3032) (i64.const 0))
+    (i32.store16 (i32.const 3040) (i32.const 0))
+    (call $u64 (i64.extend_i32_u
+      (call $poll_oneoff (i32.const 3000) (i32.const 3100) (i32.const 1) (i32.const 3200))))
+    (call $u64 (i64.extend_i32_u (i32.load (i32.const 3200))))
+    (call $u64 (i64.load (i32.const 3100)))
+    (call $u64 (i64.extend_i32_u (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 3300)))))
+""")
+
+
+def imports_env() -> bytes:
+    """Imports a function from a module other than WASI."""
+    return wasmtime.wat2wasm(
+        """(module (import "env" "host" (func)) (func (export "_start") (call 0)))"""
+    )
