@@ -173,6 +173,9 @@ class ModuleCache:
         compiled = module is None
         if module is None:
             data = load_bytes()
+            # wasmtime would also compile WebAssembly text; a job's module is a binary.
+            if not data.startswith(b"\0asm"):
+                raise WasmRunError(f"{cid} is not a WASM binary (no \\0asm header)")
             try:
                 module = Module(eng, data)
             except WasmtimeError as exc:
