@@ -18,7 +18,6 @@ Where js-ipfs differs from Kubo, the method docstrings say so. The ones that sha
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -32,9 +31,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import cbor2
 import httpx
 
+from executor.car import CarReader, encode_header
 from executor.cids import InvalidCID, cid_from_bytes, normalize_cid
 from executor.storage import (
     AddedEntry,
@@ -42,6 +41,17 @@ from executor.storage import (
     DirEntry,
     StorageError,
     StorageUnavailable,
+)
+from executor.unixfs import (
+    CODEC_DAG_PB,
+    CODEC_RAW,
+    DataType,
+    UnixFSError,
+    cid_to_bytes,
+    decode_cid,
+    decode_pbnode,
+    decode_unixfs,
+    encode_varint,
 )
 
 __all__ = ["KuboClient"]
@@ -57,15 +67,8 @@ _NOT_FOUND = re.compile(
 )
 _NOT_A_FILE = re.compile(r"is a directory|not a file|not unixfs file", re.IGNORECASE)
 
-_CODEC_RAW = 0x55
-_CODEC_DAG_PB = 0x70
-# UnixFS Data.Type values (unixfs.proto)
-_UNIXFS_DIR_TYPES = {1, 5}  # Directory, HAMTShard
-_UNIXFS_FILE_TYPES = {0, 2}  # Raw, File
-_UNIXFS_SYMLINK = 4
 # `ls` link types as both nodes number them
 _LS_DIR_TYPES = {1, 5}
-_LS_SYMLINK = 4
 
 _COPY_CHUNK = 1 << 20
 
@@ -116,9 +119,10 @@ class KuboClient:
     def add_path(self, path: Path) -> list[AddedEntry]:
         """Add a file or a folder as `ipfs add -r --cid-version=1` does, the root entry last.
 
-        Like Kubo's CLI, entries whose name starts with a dot are skipped inside a folder (the
-        CLI's default without `--hidden`). Symbolic links are refused rather than followed: a
-        job's outputs must not reach outside their folder.
+        Every entry is sent, dotfiles included, as `ipfs add -r --hidden` does (Kubo's CLI
+        drops them client-side without `--hidden`; the RPC adds whatever it is sent), which
+        is also what the embedded store adds. Symbolic links are refused rather than
+        followed: a job's outputs must not reach outside their folder.
         """
         path = Path(path)
         if path.is_symlink():
@@ -158,6 +162,8 @@ class KuboClient:
     def iter_cat(self, cid: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream a file. The root block is checked first, so ContentNotFound (or StorageError
         for a directory) is raised by this call, not by the first `next()`."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
         cid = _cid(cid)
         root = self._root(cid)
         if root.kind != "file":
@@ -214,9 +220,11 @@ class KuboClient:
         dest = Path(dest)
         if dest.exists() or dest.is_symlink():
             raise StorageError(f"{dest} already exists")
-        if not dest.parent.is_dir():
-            raise StorageError(f"{dest.parent}: no such directory")
         root = self._root(cid)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {dest.parent}: {exc.strerror or exc}") from None
         work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             target = work / "root"
@@ -281,26 +289,26 @@ class KuboClient:
                 out.write(chunk)
 
     def import_car(self, car: BinaryIO) -> list[str]:
-        """`dag/import` with `pin-roots=false`, the roots read from the CAR header here.
-
-        Kubo only reports roots when it pins them, and js-ipfs pinning a root whose blocks are
-        not all in the CAR waits forever; so roots are returned unpinned (call `pin`)."""
-        header, roots = _read_car_header(car)
+        """`dag/import` of a CARv1 or CARv2: every block is checked against its CID here
+        (`executor.car`) and sent on as CARv1. Each root whose DAG is then complete is pinned,
+        as Kubo's default `pin-roots` does, but by us: the node gets `pin-roots=false`, since
+        Kubo only reports roots it pins and js-ipfs, pinning an incomplete DAG, waits forever.
+        """
+        reader = CarReader(car)
+        roots = [cid_from_bytes(root) for root in reader.roots]
         boundary = uuid.uuid4().hex
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
-        def content() -> Iterator[bytes]:
-            yield header
-            while chunk := car.read(_COPY_CHUNK):
-                yield chunk
-
-        body = _multipart_body([_Part("car", "application/octet-stream", content)], boundary)
+        part = _Part("car", "application/octet-stream", lambda: _car_v1(reader))
+        body = _multipart_body([part], boundary)
         params = {"pin-roots": "false"}
-        with self._call(
-            "dag/import", stream=True, params=params, content=body, headers=headers
-        ) as r:
-            for _ in _ndjson(r, self.url, "dag/import"):
+        call = self._call("dag/import", stream=True, params=params, content=body, headers=headers)
+        with call as response:
+            for _ in _ndjson(response, self.url, "dag/import"):
                 pass
+        for root in roots:
+            if self.has(root):
+                self.pin(root)
         return roots
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -485,8 +493,6 @@ def _multipart_parts(path: Path) -> Iterator[_Part]:
 def _dir_parts(directory: Path, name: str) -> Iterator[_Part]:
     yield _Part(name, "application/x-directory", lambda: iter(()))
     for child in sorted(directory.iterdir(), key=lambda p: os.fsencode(p.name)):
-        if child.name.startswith("."):
-            continue
         child_name = f"{name}/{child.name}"
         if child.is_symlink():
             raise StorageError(f"{child} is a symbolic link; refusing to follow it")
@@ -527,104 +533,40 @@ def _multipart_body(parts: Iterable[_Part], boundary: str) -> Iterator[bytes]:
     yield f"--{boundary}--\r\n".encode("ascii")
 
 
-# -- blocks and CAR headers -----------------------------------------------------------------
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
-def _protobuf_fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
-    """(field number, value) pairs of a protobuf message: varints and length-delimited only,
-    the two wire types dag-pb and UnixFS use."""
-    pos = 0
-    while pos < len(data):
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            yield number, value
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            if pos + length > len(data):
-                raise ValueError("truncated field")
-            yield number, data[pos : pos + length]
-            pos += length
-        else:
-            raise ValueError(f"unexpected wire type {wire}")
-
-
-def _codec(cid: str) -> int:
-    binary = base64.b32decode(cid[1:].upper() + "=" * (-len(cid[1:]) % 8))
-    codec, _ = _varint(binary, 1)
-    return codec
+# -- root blocks --------------------------------------------------------------------------
 
 
 def _decode_root(cid: str, block: bytes) -> _Root:
-    codec = _codec(cid)
-    if codec == _CODEC_RAW:
+    parts, _ = decode_cid(cid_to_bytes(cid))
+    if not parts.verify(block):
+        raise StorageError(f"the IPFS node sent a block that does not hash to {cid}")
+    if parts.codec == CODEC_RAW:
         return _Root("file", len(block))
-    if codec != _CODEC_DAG_PB:
-        raise StorageError(f"{cid} is not UnixFS data (codec 0x{codec:x})")
+    if parts.codec != CODEC_DAG_PB:
+        raise StorageError(f"{cid} is not UnixFS data (codec 0x{parts.codec:x})")
     try:
-        data = next((v for n, v in _protobuf_fields(block) if n == 1), b"")
-        assert isinstance(data, bytes)
-        fields = list(_protobuf_fields(data))
-    except ValueError as exc:
-        raise StorageError(f"{cid} is not a valid dag-pb block: {exc}") from None
-    kind = next((v for n, v in fields if n == 1), None)
-    if kind in _UNIXFS_DIR_TYPES:
+        data = decode_unixfs(decode_pbnode(block).data or b"")
+    except UnixFSError as exc:
+        raise StorageError(f"{cid} is not a UnixFS file or directory: {exc}") from None
+    if data.type in (DataType.DIRECTORY, DataType.HAMT_SHARD):
         return _Root("dir", 0)
-    if kind == _UNIXFS_SYMLINK:
+    if data.type == DataType.SYMLINK:
         return _Root("symlink", 0)
-    if kind not in _UNIXFS_FILE_TYPES:
+    if data.type not in (DataType.FILE, DataType.RAW):
         raise StorageError(f"{cid} is not a UnixFS file or directory")
-    filesize = next((v for n, v in fields if n == 3), None)
-    if isinstance(filesize, int):
-        return _Root("file", filesize)
-    inline = next((v for n, v in fields if n == 2), b"")
-    blocksizes = sum(v for n, v in fields if n == 4 and isinstance(v, int))
-    return _Root("file", len(inline) + blocksizes)
+    if data.filesize is not None:
+        return _Root("file", data.filesize)
+    return _Root("file", len(data.data or b"") + sum(data.blocksizes))
 
 
-def _read_car_header(car: BinaryIO) -> tuple[bytes, list[str]]:
-    """The raw header bytes of a CARv1 and its roots, canonical."""
-    raw = bytearray()
-    while True:
-        byte = car.read(1)
-        if not byte:
-            raise StorageError("not a CAR file: it ends inside the header length")
-        raw += byte
-        if byte[0] < 0x80 or len(raw) > 9:
-            break
-    length, _ = _varint(bytes(raw), 0)
-    if length > 1 << 20:
-        raise StorageError("not a CAR file: header length is implausible")
-    body = car.read(length)
-    if len(body) != length:
-        raise StorageError("not a CAR file: it ends inside the header")
-    try:
-        header = cbor2.loads(body)
-    except (cbor2.CBORDecodeError, ValueError) as exc:
-        raise StorageError(f"not a CAR file: bad header ({exc})") from None
-    if not isinstance(header, dict) or header.get("version") != 1:
-        version = header.get("version") if isinstance(header, dict) else None
-        raise StorageError(f"not a CARv1 file (header version {version!r})")
-    roots = []
-    for root in header.get("roots") or []:
-        if not (isinstance(root, cbor2.CBORTag) and root.tag == 42 and root.value[:1] == b"\0"):
-            raise StorageError("not a CAR file: a root is not a CID")
-        try:
-            roots.append(cid_from_bytes(root.value[1:]))
-        except InvalidCID as exc:
-            raise StorageError(f"not a CAR file: bad root CID ({exc})") from None
-    return bytes(raw) + body, roots
+def _car_v1(reader: CarReader) -> Iterator[bytes]:
+    """The CAR re-encoded as CARv1 from blocks already checked against their CIDs, in
+    pieces of about a megabyte."""
+    header = encode_header(reader.roots)
+    buffer = bytearray(encode_varint(len(header)) + header)
+    for cid, _parts, block in reader:
+        buffer += encode_varint(len(cid) + len(block)) + cid + block
+        if len(buffer) >= _COPY_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    yield bytes(buffer)
