@@ -26,6 +26,7 @@ INSTALLER = ".ci/install-wasm-toolchains.sh"
 # rustup's rustc comes first on PATH and has no wasm32-wasi std (it cannot be downloaded
 # offline); Debian's rustc with libstd-rust-dev-wasm32 does.
 RUSTC = "/usr/bin/rustc"
+RUST_LLD = "/usr/bin/rust-lld"  # Debian's rustc ships it as a link to lld-14
 CLANG = "clang-14"
 
 
@@ -47,9 +48,11 @@ class _Toolchain:
             return [CLANG, "--target=wasm32-wasi", "-O2", "-Wl,--strip-all",
                     "-o", str(output), str(source)]  # fmt: skip
         # The remap keeps the checkout's absolute path (it appears in panic messages) out of
-        # the module, so the same source gives the same bytes, hence CID, on any machine.
+        # the module, so the same source gives the same bytes, hence CID, on any machine. The
+        # linker is named by path because rustc otherwise looks `rust-lld` up on PATH.
         return [RUSTC, "--edition", "2021", "--target", "wasm32-wasi", "-O",
-                "-C", "strip=symbols", f"--remap-path-prefix={source.parent}=wasm_src",
+                "-C", "strip=symbols", "-C", f"linker={RUST_LLD}",
+                f"--remap-path-prefix={source.parent}=wasm_src",
                 "-o", str(output), str(source)]  # fmt: skip
 
 
@@ -70,7 +73,10 @@ _TOOLCHAINS = {
     ".rs": _Toolchain(
         compiler=RUSTC,
         version_args=("-vV",),
-        needs=(("/usr/lib/rustlib/wasm32-wasi/lib/libstd-*.rlib", "libstd-rust-dev-wasm32"),),
+        needs=(
+            ("/usr/lib/rustlib/wasm32-wasi/lib/libstd-*.rlib", "libstd-rust-dev-wasm32"),
+            (RUST_LLD, "rustc, lld-14"),
+        ),
         packages="rustc libstd-rust-dev-wasm32",
     ),
 }
@@ -164,7 +170,8 @@ def require(name: str) -> Path:
 
 
 def _exists(pattern: str) -> bool:
-    return next(Path("/").glob(pattern.lstrip("/")), None) is not None
+    # exists() follows links, so a dangling one (rust-lld without lld-14) counts as missing.
+    return any(path.exists() for path in Path("/").glob(pattern.lstrip("/")))
 
 
 @functools.cache
