@@ -194,9 +194,8 @@ def test_rust_build_does_not_depend_on_checkout_path(tmp_path: Path) -> None:
     copy = tmp_path / "elsewhere" / "probe.rs"
     copy.parent.mkdir()
     copy.write_bytes(wasm_build.source_path("probe").read_bytes())
-    toolchain = wasm_build._TOOLCHAINS[".rs"]
     output = tmp_path / "probe.wasm"
-    subprocess.run(toolchain.command(copy, output), check=True, capture_output=True)
+    subprocess.run(wasm_build.build_command(copy, output), check=True, capture_output=True)
     assert output.read_bytes() == built.read_bytes()
 
 

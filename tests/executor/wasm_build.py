@@ -101,6 +101,11 @@ def cache_dir() -> Path:
     return Path(root) / "wasm"
 
 
+def build_command(source: Path, output: Path) -> list[str]:
+    """The compiler command line that turns `source` (.c or .rs) into the module `output`."""
+    return _TOOLCHAINS[source.suffix].command(source, output)
+
+
 def toolchain_missing(name: str) -> str | None:
     """Why `name` cannot be built on this machine, or None when it can."""
     toolchain = _TOOLCHAINS[source_path(name).suffix]
