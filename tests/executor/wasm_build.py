@@ -130,16 +130,15 @@ def build(name: str) -> Path:
     reason = toolchain_missing(name)
     if reason is not None:
         raise BuildError(reason)
-    target_dir = cache_dir()
-    placeholder = target_dir / "PLACEHOLDER.wasm"
     key = hashlib.sha256()
     for part in (
         source.read_bytes(),
         (toolchain.version() or "").encode(),
         # The command with neutral paths: where the checkout lives must not change the key.
-        "\0".join(toolchain.command(Path("SOURCE"), placeholder)).encode(),
+        "\0".join(toolchain.command(Path("SOURCE"), Path("OUTPUT"))).encode(),
     ):
         key.update(hashlib.sha256(part).digest())
+    target_dir = cache_dir()
     target = target_dir / f"{name}-{key.hexdigest()}.wasm"
     if target.is_file():
         return target
