@@ -66,7 +66,7 @@ def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
 
 _TABLE = BlessedCid._meta.db_table
 # Raw SQL on the hot paths: the ORM's query compiler costs more than these queries.
-_ONE = f"SELECT * FROM {_TABLE} WHERE cid = %s"
+_ONE = f"SELECT active_until, pending_until, deal_count, claim_count FROM {_TABLE} WHERE cid = %s"
 
 
 def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
@@ -134,45 +134,87 @@ def eligibility(cids: list[str]) -> dict[str, Any]:
     }
 
 
+_DEAL_COLUMNS = [
+    "deal_id",
+    "provider",
+    "client",
+    "piece_cid",
+    "payload_cid",
+    "start_epoch",
+    "end_epoch",
+    "sector_start_epoch",
+    "slash_epoch",
+    "removed_epoch",
+]
+_DEALS = (
+    f"SELECT {', '.join(_DEAL_COLUMNS)} FROM {Deal._meta.db_table} "
+    "WHERE payload_cid = %s OR piece_cid = %s ORDER BY end_epoch DESC LIMIT %s"
+)
+_CLAIM_COLUMNS = [
+    "claim_id",
+    "provider",
+    "client",
+    "piece_cid",
+    "term_start",
+    "term_max",
+    "removed",
+]
+_CLAIMS = (
+    f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM {Claim._meta.db_table} "
+    "WHERE piece_cid = %s ORDER BY term_start DESC LIMIT %s"
+)
+
+
+def _rows(sql: str, params: list[object]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
 def cid_report(cid: str) -> dict[str, Any]:
     """`GET /cids/{cid}`: the status and the deals and claims behind it."""
     canon = canonical(cid)
     epoch = as_of_epoch()
-    row = next(iter(BlessedCid.objects.raw(_ONE, [canon])), None)
-    status = "unknown" if row is None else row.status_at(epoch)
+    # Plain cursors on this path: the ORM's query compiler costs more than these queries.
+    found = _rows(_ONE, [canon])
+    status = "unknown"
     sources: list[dict[str, Any]] = []
-    # The cache counts each CID's deals and claims: skip the look-ups that would find none.
-    if row is not None and row.deal_count:
-        deals = Deal.objects.filter(payload_cid=canon) | Deal.objects.filter(piece_cid=canon)
-        for deal in deals.order_by("-end_epoch")[:MAX_SOURCES]:
-            sources.append(
-                {
-                    "kind": "deal",
-                    "id": deal.deal_id,
-                    "provider": deal.provider,
-                    "client": deal.client,
-                    "piece_cid": deal.piece_cid,
-                    "payload_cid": deal.payload_cid,
-                    "start_epoch": deal.start_epoch,
-                    "end_epoch": deal.end_epoch,
-                    "status": deal.status_at(epoch),
-                }
-            )
-    if row is not None and row.claim_count:
-        for claim in Claim.objects.filter(piece_cid=canon).order_by("-term_start")[:MAX_SOURCES]:
-            sources.append(
-                {
-                    "kind": "claim",
-                    "id": claim.claim_id,
-                    "provider": f"f0{claim.provider}",
-                    "client": f"f0{claim.client}",
-                    "piece_cid": claim.piece_cid,
-                    "payload_cid": None,
-                    "start_epoch": claim.term_start,
-                    "end_epoch": claim.end_epoch,
-                    "status": claim.status_at(epoch),
-                }
-            )
+    if found:
+        active_until, pending_until, deal_count, claim_count = found[0]
+        status = BlessedCid(active_until=active_until, pending_until=pending_until).status_at(epoch)
+        # The cache counts each CID's deals and claims: skip the look-ups that would find none.
+        if deal_count:
+            for row in _rows(_DEALS, [canon, canon, MAX_SOURCES]):
+                deal = Deal.from_db(connection.alias, _DEAL_COLUMNS, row)
+                sources.append(
+                    {
+                        "kind": "deal",
+                        "id": deal.deal_id,
+                        "provider": deal.provider,
+                        "client": deal.client,
+                        "piece_cid": deal.piece_cid,
+                        "payload_cid": deal.payload_cid,
+                        "start_epoch": deal.start_epoch,
+                        "end_epoch": deal.end_epoch,
+                        "status": deal.status_at(epoch),
+                    }
+                )
+        if claim_count:
+            for row in _rows(_CLAIMS, [canon, MAX_SOURCES]):
+                claim = Claim.from_db(connection.alias, _CLAIM_COLUMNS, row)
+                sources.append(
+                    {
+                        "kind": "claim",
+                        "id": claim.claim_id,
+                        "provider": f"f0{claim.provider}",
+                        "client": f"f0{claim.client}",
+                        "piece_cid": claim.piece_cid,
+                        "payload_cid": None,
+                        "start_epoch": claim.term_start,
+                        "end_epoch": claim.end_epoch,
+                        "status": claim.status_at(epoch),
+                    }
+                )
     return {
         "cid": canon,
         "blessed": status == "active",
