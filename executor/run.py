@@ -13,10 +13,21 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from executor.spec import OUTPUTS_PATH, JobSpec
 from executor.storage import ContentNotFound, Storage, StorageError
-from executor.wasm import REALTIME_START_NS, ModuleCache, Mount, WasmRunError, run_module
+from executor.wasm import (
+    REALTIME_START_NS,
+    ModuleCache,
+    Mount,
+    WasmOutcome,
+    WasmRunError,
+    run_module,
+)
+
+if TYPE_CHECKING:
+    from executor.docker_engine import ContainerOutcome
 
 __all__ = ["JobFailed", "JobResult", "module_cache", "prepare_inputs", "run_job"]
 
@@ -154,10 +165,6 @@ def run_job(
 ) -> JobResult:
     """Run a job and publish its result; raises JobFailed with a one-line reason."""
     say = progress or (lambda _msg: None)
-    if spec.engine != "wasm":
-        raise JobFailed(f"the {spec.engine} engine is not available in this executor")
-    assert spec.module is not None
-    cache = cache or module_cache(None)
     base = Path(tempfile.mkdtemp(prefix="filplus-job-", dir=workdir))
     try:
         say(f"fetching {len(spec.inputs)} input(s)")
@@ -166,32 +173,10 @@ def run_job(
         outputs = result_dir / "outputs"
         outputs.mkdir(parents=True)
         mounts.append(Mount(host=outputs, guest=OUTPUTS_PATH, writable=True))
-
-        def load_module() -> bytes:
-            try:
-                return storage.cat(spec.module)
-            except ContentNotFound:
-                raise JobFailed(f"wasm.module: {spec.module} was not found in the store") from None
-
-        say(f"running {spec.module} {spec.entry_point}")
-        try:
-            outcome = run_module(
-                spec.module,
-                load_module,
-                cache=cache,
-                entry_point=spec.entry_point,
-                args=spec.args,
-                env=spec.env,
-                mounts=mounts,
-                stdout=result_dir / "stdout",
-                stderr=result_dir / "stderr",
-                seed=spec.seed(),
-                timeout_s=spec.limits.timeout_s,
-                memory_bytes=spec.limits.memory_bytes,
-                fuel=spec.limits.fuel,
-            )
-        except WasmRunError as exc:
-            raise JobFailed(str(exc)) from None
+        if spec.engine == "wasm":
+            outcome = _run_wasm(spec, storage, mounts, result_dir, cache or module_cache(None), say)
+        else:
+            outcome = _run_docker(spec, mounts, result_dir, say)
         (result_dir / "exitCode").write_text(str(outcome.exit_code))
         say("publishing the result directory")
         try:
@@ -206,8 +191,69 @@ def run_job(
             exit_code=outcome.exit_code,
             size_bytes=size,
             runtime_ms=outcome.runtime_ms,
-            fuel_used=outcome.fuel_used,
-            compiled=outcome.compiled,
+            fuel_used=getattr(outcome, "fuel_used", None),
+            compiled=getattr(outcome, "compiled", None),
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _run_wasm(
+    spec: JobSpec,
+    storage: Storage,
+    mounts: list[Mount],
+    result_dir: Path,
+    cache: ModuleCache,
+    say: Callable[[str], None],
+) -> WasmOutcome:
+    module = spec.module
+    assert module is not None
+
+    def load_module() -> bytes:
+        try:
+            return storage.cat(module)
+        except ContentNotFound:
+            raise JobFailed(f"wasm.module: {module} was not found in the store") from None
+
+    say(f"running {module} {spec.entry_point}")
+    try:
+        return run_module(
+            module,
+            load_module,
+            cache=cache,
+            entry_point=spec.entry_point,
+            args=spec.args,
+            env=spec.env,
+            mounts=mounts,
+            stdout=result_dir / "stdout",
+            stderr=result_dir / "stderr",
+            seed=spec.seed(),
+            timeout_s=spec.limits.timeout_s,
+            memory_bytes=spec.limits.memory_bytes,
+            fuel=spec.limits.fuel,
+        )
+    except WasmRunError as exc:
+        raise JobFailed(str(exc)) from None
+
+
+def _run_docker(
+    spec: JobSpec, mounts: list[Mount], result_dir: Path, say: Callable[[str], None]
+) -> ContainerOutcome:
+    # Imported here: the docker SDK is needed only by nodes that run Docker jobs.
+    from executor.docker_engine import ContainerRunError, run_container
+
+    assert spec.image is not None
+    say(f"running container {spec.image}")
+    try:
+        return run_container(
+            image=spec.image,
+            entrypoint=spec.entrypoint,
+            env=spec.env,
+            mounts=mounts,
+            stdout=result_dir / "stdout",
+            stderr=result_dir / "stderr",
+            timeout_s=spec.limits.timeout_s,
+            memory_bytes=spec.limits.memory_bytes,
+        )
+    except ContainerRunError as exc:
+        raise JobFailed(str(exc)) from None

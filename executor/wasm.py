@@ -8,6 +8,7 @@ The rules (DESIGN §5; README "Determinism" pins them for other implementations)
 - `random_get` reads a stream: block i is SHA-256(seed ‖ i as 8 bytes big-endian), i = 0, 1,
   …, with seed = SHA-256(canonical job spec); calls consume the stream in order;
 - `poll_oneoff` answers at once: clock subscriptions fire, fd subscriptions are ready;
+- `proc_exit(n)` ends the job with exit code n, any u32;
 - argv is the module CID then the spec's args; the environment is exactly the spec's env;
 - stdin is empty; inputs are read-only preopens; `/outputs` is the only writable preopen;
   socket calls answer ENOTSUP; input files' timestamps are set to the realtime origin;
@@ -66,6 +67,14 @@ WASI = "wasi_snapshot_preview1"
 _OK, _EFAULT, _EINVAL, _ENOTSUP = 0, 21, 28, 58
 # poll_oneoff event types
 _EV_CLOCK, _EV_FD_READ, _EV_FD_WRITE = 0, 1, 2
+
+
+class _ProcExit(Exception):  # noqa: N818 - control flow, not an error
+    """Raised by our proc_exit to unwind the guest with its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class WasmRunError(Exception):
@@ -253,9 +262,17 @@ class _VirtualHost:
             return _EFAULT
         return _OK if self._write(caller, struct.pack("<I", count), out_count) else _EFAULT
 
+    @staticmethod
+    def proc_exit(_caller: wasmtime.Caller, code: int) -> None:
+        # WASI's exit code is a u32; wasmtime's own proc_exit refuses codes from 126 up.
+        raise _ProcExit(code & 0xFFFFFFFF)
+
     def define(self, linker: Linker) -> None:
         i32, i64 = ValType.i32(), ValType.i64()
         linker.allow_shadowing = True
+        linker.define_func(
+            WASI, "proc_exit", FuncType([i32], []), self.proc_exit, access_caller=True
+        )
         funcs: list[tuple[str, list[ValType], Callable[..., int]]] = [
             ("clock_time_get", [i32, i64, i32], self.clock_time_get),
             ("clock_res_get", [i32, i32], self.clock_res_get),
@@ -388,6 +405,8 @@ def run_module(
             exports["_initialize"](store)
         result = exports[entry_point](store)
         exit_code = result if isinstance(result, int) else 0
+    except _ProcExit as exc:
+        exit_code = exc.code
     except ExitTrap as exc:
         exit_code = exc.code
     except Trap as exc:

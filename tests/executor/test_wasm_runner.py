@@ -224,11 +224,14 @@ def test_named_entry_point_and_reactor_exit_code(store, cache) -> None:
 
 def test_exit_codes_are_recorded(store, cache) -> None:
     probe = store.add_bytes(require("probe").read_bytes())
-    for code in (0, 3, 125):
+    for code in (0, 3, 125, 126, 255, 70000):
         result = run(store, cache, spec_for(probe, "exit", str(code)))
         assert result.exit_code == code
         exit_file = {e.name: e.cid for e in store.ls(result.result_cid)}["exitCode"]
         assert store.cat(exit_file) == str(code).encode()
+    # a u32 exit code from a module that calls proc_exit(-1) directly
+    minus_one = run(store, cache, spec_for(store.add_bytes(wat.exit_with(-1))))
+    assert minus_one.exit_code == 2**32 - 1
 
 
 def test_sleeps_return_at_once_and_sockets_are_refused(store, cache) -> None:
