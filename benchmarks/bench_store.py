@@ -1,0 +1,197 @@
+"""Embedded IPFS store throughput: add and cat in MB/s against plain SHA-256 (the floor).
+
+    .venv/bin/python -m benchmarks.bench_store [--size-mib 64] [--files 2000]
+        [--file-kib 4] [--repeat 3] [--dir /tmp]
+
+Two workloads, each on a file tree written once to a temp directory under `--dir`:
+- one file of `--size-mib` random bytes;
+- a folder of `--files` random files of `--file-kib` KiB each, 50 to a subfolder.
+
+Floors, measured in the same run over the same bytes:
+- `sha256 (memory)`: hashlib.sha256 over bytes already in memory, in 256 KiB pieces;
+- `read + sha256`: reading the files in 256 KiB pieces and hashing them, the least any
+  store must do to add them (the store also writes every block to disk).
+
+Each operation runs `--repeat` times and the best time counts (page cache warm: the
+figures are CPU and syscall cost, not disk speed). `add (new)` starts from an empty store
+each time; `add (again)` adds content already present (blocks exist, nothing is written);
+`cat` streams the content back with `iter_cat` (every block re-hashed on read);
+`get` writes it back out as files. A third floor, `write files`, creates the same files
+from bytes in memory (the least `get` must do); `get` is compared with it, everything else
+with `read + sha256`. MB is 10^6 bytes. Prints figures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks._common import code_version, load_average, log, table
+from executor.store import EmbeddedStore
+
+PIECE = 262144
+
+
+def _best(
+    repeat: int, run: Callable[[], object], before: Callable[[], object] | None = None
+) -> float:
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _write_random(path: Path, size: int) -> None:
+    with path.open("wb") as handle:
+        left = size
+        while left:
+            piece = os.urandom(min(left, 1 << 20))
+            handle.write(piece)
+            left -= len(piece)
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(path for path in root.rglob("*") if path.is_file())
+
+
+def _hash_memory(blobs: list[bytes]) -> None:
+    for blob in blobs:
+        digest = hashlib.sha256()
+        view = memoryview(blob)
+        for start in range(0, len(view), PIECE):
+            digest.update(view[start : start + PIECE])
+        digest.digest()
+
+
+def _hash_files(paths: list[Path]) -> None:
+    for path in paths:
+        digest = hashlib.sha256()
+        with path.open("rb", buffering=0) as handle:
+            while piece := handle.read(PIECE):
+                digest.update(piece)
+        digest.digest()
+
+
+def _write_files(blobs: list[bytes], out: Path, per_folder: int = 50) -> None:
+    for index, blob in enumerate(blobs):
+        folder = out / f"d{index // per_folder:03d}"
+        if index % per_folder == 0:
+            folder.mkdir(parents=True)
+        with (folder / f"f{index:05d}").open("xb") as handle:
+            handle.write(blob)
+
+
+def _measure(name: str, source: Path, work: Path, repeat: int) -> list[list[object]]:
+    paths = _files(source) if source.is_dir() else [source]
+    total = sum(path.stat().st_size for path in paths)
+    store_dir = work / "store"
+    out_dir = work / "out"
+
+    def fresh_store() -> None:
+        shutil.rmtree(store_dir, ignore_errors=True)
+
+    def no_output() -> None:
+        if out_dir.is_dir():
+            shutil.rmtree(out_dir)
+        else:
+            out_dir.unlink(missing_ok=True)
+
+    log(f"{name}: floors")
+    blobs = [path.read_bytes() for path in paths]
+    memory_floor = _best(repeat, lambda: _hash_memory(blobs))
+    write_floor = _best(repeat, lambda: _write_files(blobs, out_dir), no_output)
+    no_output()
+    blobs.clear()
+    floor = _best(repeat, lambda: _hash_files(paths))
+
+    log(f"{name}: add")
+    entries: list = []
+
+    def add() -> None:
+        entries[:] = EmbeddedStore(store_dir).add_path(source)
+
+    add_new = _best(repeat, add, fresh_store)
+    add_again = _best(repeat, add)
+    store = EmbeddedStore(store_dir)
+    root = entries[-1].cid
+    file_cids = [entry.cid for entry in entries if not store.is_dir(entry.cid)]
+
+    log(f"{name}: cat and get")
+
+    def cat() -> None:
+        for cid in file_cids:
+            for _ in store.iter_cat(cid):
+                pass
+
+    cat_time = _best(repeat, cat)
+    get_time = _best(repeat, lambda: store.get(root, out_dir), no_output)
+    no_output()
+
+    blocks = sum(1 for path in (store_dir / "blocks").rglob("*") if path.is_file())
+    rows = []
+    for label, seconds, base in (
+        ("sha256 (memory)", memory_floor, floor),
+        ("read + sha256", floor, floor),
+        ("add (new)", add_new, floor),
+        ("add (again)", add_again, floor),
+        ("cat", cat_time, floor),
+        ("write files", write_floor, write_floor),
+        ("get", get_time, write_floor),
+    ):
+        against = "write files" if base is write_floor else "read + sha256"
+        rows.append([name, label, seconds * 1000, total / seconds / 1e6, seconds / base, against])
+    log(f"{name}: {len(paths)} files, {total:,} bytes, {blocks} blocks")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--size-mib", type=int, default=64)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--file-kib", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", type=Path, default=None, help="where temp files go")
+    args = parser.parse_args()
+    if min(args.size_mib, args.files, args.file_kib, args.repeat) < 1:
+        parser.error("sizes, counts and --repeat must be positive")
+
+    with tempfile.TemporaryDirectory(prefix="bench-store-", dir=args.dir) as temp:
+        base = Path(temp)
+        log(f"writing {args.size_mib} MiB and {args.files} x {args.file_kib} KiB under {base}")
+        big = base / "big.bin"
+        _write_random(big, args.size_mib << 20)
+        folder = base / "many"
+        for index in range(args.files):
+            sub = folder / f"d{index // 50:03d}"
+            sub.mkdir(parents=True, exist_ok=True)
+            _write_random(sub / f"f{index:05d}.bin", args.file_kib << 10)
+
+        rows = _measure(f"1 file, {args.size_mib} MiB", big, base / "w1", args.repeat)
+        rows += _measure(
+            f"{args.files} files x {args.file_kib} KiB", folder, base / "w2", args.repeat
+        )
+        filesystem = subprocess.run(
+            ["stat", "-f", "-c", "%T", str(base)], capture_output=True, text=True
+        ).stdout.strip()
+
+    print(
+        f"bench_store: {time.strftime('%Y-%m-%d %H:%M %Z')}; code {code_version()}; "
+        f"{os.cpu_count()} cores; load {load_average()}; best of {args.repeat}; "
+        f"temp dir {args.dir or tempfile.gettempdir()} ({filesystem or '?'})"
+    )
+    print(table(["workload", "operation", "ms", "MB/s", "x floor", "floor"], rows))
+
+
+if __name__ == "__main__":
+    main()
