@@ -196,7 +196,9 @@ class KuboClient:
         root = self._root(cid)
         if root.kind != "dir":
             raise StorageError(f"{cid} is a {_KIND_NAMES[root.kind]}, not a directory")
-        params = {"arg": cid, "timeout": _duration(self.timeout)}
+        # Both nodes read every entry's block to type it, so a missing one makes the call
+        # wait: bounded like a root search.
+        params = {"arg": cid, "timeout": _duration(self.find_timeout)}
         answer = self._json("ls", params, cid)
         entries = []
         for obj in answer.get("Objects") or []:
@@ -271,8 +273,11 @@ class KuboClient:
         return True
 
     def pin(self, cid: str) -> None:
+        """`pin/add`, once `has` says the whole DAG is here: js-ipfs pinning an incomplete DAG
+        waits for the missing blocks forever."""
         cid = _cid(cid)
-        self._root(cid)
+        if not self.has(cid):
+            raise ContentNotFound(f"{cid} is not wholly on the IPFS node at {self.url}")
         params = {"arg": cid, "recursive": "true", "timeout": _duration(self.timeout)}
         self._json("pin/add", params, cid)
 

@@ -1,0 +1,268 @@
+"""KuboClient against a real IPFS node: the js-ipfs daemon, offline on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from executor.car import CarReader
+from executor.cids import cid_from_bytes, normalize_cid
+from executor.kubo import KuboClient
+from executor.storage import ContentNotFound, Storage, StorageError, StorageUnavailable
+from tests.executor.ipfs_vectors import FOLDER_CIDV1, GOLDEN, golden_bytes, make_folder
+from tests.helpers import free_port
+
+# A well-formed CID no node holds: the empty file's CID with one digit changed.
+ABSENT = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyka"
+
+
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under `root` with its bytes (None for a directory)."""
+    return {
+        str(p.relative_to(root)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def rpc(url: str, endpoint: str, **params: str) -> httpx.Response:
+    """A raw RPC call, for node housekeeping the Storage interface has no verb for."""
+    response = httpx.post(f"{url}/api/v0/{endpoint}", params=params, timeout=30)
+    response.raise_for_status()
+    return response
+
+
+@pytest.fixture
+def impatient(jsipfs_url: str) -> Iterator[KuboClient]:
+    """A client that gives up on a block after 0.5 s, for tests that hit absent ones."""
+    with KuboClient(jsipfs_url, timeout=30, find_timeout=0.5) as client:
+        yield client
+
+
+def test_client_is_a_storage(kubo: KuboClient) -> None:
+    assert isinstance(kubo, Storage)
+
+
+@pytest.mark.parametrize("name", ["empty", "hello", "c256k", "c256k1", "c1m", "c3m", "c45m"])
+def test_golden_vectors(kubo: KuboClient, name: str) -> None:
+    data = golden_bytes()[name]
+    cid = kubo.add_bytes(data)
+    assert cid == GOLDEN[name][2]
+    assert kubo.cat(cid) == data
+    assert kubo.is_dir(cid) is False
+
+
+def test_folder_vector_and_round_trips(kubo: KuboClient, tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "in")
+    entries = kubo.add_path(folder)
+
+    assert entries[-1].path == "foldert"
+    assert entries[-1].cid == FOLDER_CIDV1
+    by_path = {e.path: e.cid for e in entries}
+    assert set(by_path) == {"foldert", "foldert/a.txt", "foldert/sub", "foldert/sub/b.txt",
+                            "foldert/sub/big.bin"}  # fmt: skip
+    assert by_path["foldert/sub/big.bin"] == GOLDEN["c1m"][2]
+
+    assert kubo.is_dir(FOLDER_CIDV1)
+    listing = kubo.ls(FOLDER_CIDV1)
+    assert [(e.name, e.is_dir, e.size) for e in listing] == [("a.txt", False, 2), ("sub", True, 0)]
+    sub = kubo.ls(listing[1].cid)
+    assert [(e.name, e.size) for e in sub] == [("b.txt", 3), ("big.bin", 1048576)]
+
+    out = kubo.get(FOLDER_CIDV1, tmp_path / "out" / "copy")
+    assert tree(out) == tree(folder)
+    assert kubo.has(FOLDER_CIDV1)
+
+
+def test_add_single_file_and_get_it(kubo: KuboClient, tmp_path: Path) -> None:
+    path = tmp_path / "hello.txt"
+    path.write_bytes(b"hello ipfs\n")
+    [entry] = kubo.add_path(path)
+    assert (entry.path, entry.cid, entry.size) == ("hello.txt", GOLDEN["hello"][2], 11)
+    assert kubo.get(entry.cid, tmp_path / "copy.txt").read_bytes() == b"hello ipfs\n"
+
+
+def test_names_dotfiles_and_empty_directories_survive(kubo: KuboClient, tmp_path: Path) -> None:
+    folder = tmp_path / "odd names"
+    (folder / "empty dir").mkdir(parents=True)
+    (folder / "spaces and ünïcödé.txt").write_bytes(b"x")
+    (folder / "100%+plus&amp;.bin").write_bytes(b"y")
+    (folder / ".hidden").write_bytes(b"z")
+    entries = kubo.add_path(folder)
+    assert entries[-1].path == "odd names"
+    names = [e.name for e in kubo.ls(entries[-1].cid)]
+    assert names == sorted(names, key=str.encode)
+    assert set(names) == {"empty dir", "spaces and ünïcödé.txt", "100%+plus&amp;.bin", ".hidden"}
+    out = kubo.get(entries[-1].cid, tmp_path / "out")
+    assert tree(out) == tree(folder)
+
+
+def test_iter_cat_streams_in_pieces(kubo: KuboClient) -> None:
+    data = golden_bytes()["c3m"]
+    cid = kubo.add_bytes(data)
+    pieces = list(kubo.iter_cat(cid, chunk_size=65536))
+    assert len(pieces) == len(data) // 65536 + 1
+    assert all(len(p) == 65536 for p in pieces[:-1])
+    assert b"".join(pieces) == data
+
+
+def test_kinds_are_checked(kubo: KuboClient, tmp_path: Path) -> None:
+    folder = kubo.add_path(make_folder(tmp_path))[-1].cid
+    with pytest.raises(StorageError, match="is a directory, not a file"):
+        kubo.cat(folder)
+    with pytest.raises(StorageError, match="is a file, not a directory"):
+        kubo.ls(GOLDEN["hello"][2])
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(StorageError, match="already exists"):
+        kubo.get(folder, tmp_path / "taken")
+    with pytest.raises(StorageError, match="not a CID"):
+        kubo.cat("hello")
+    with pytest.raises(StorageError, match="no such file"):
+        kubo.add_path(tmp_path / "missing")
+    (tmp_path / "link").symlink_to(tmp_path / "foldert")
+    with pytest.raises(StorageError, match="symbolic link"):
+        kubo.add_path(tmp_path / "link")
+
+
+def test_unknown_cid_is_not_found_quickly(impatient: KuboClient, tmp_path: Path) -> None:
+    kubo = impatient
+    for call in (kubo.cat, kubo.ls, kubo.is_dir, kubo.pin, lambda c: kubo.get(c, tmp_path / "x")):
+        started = time.monotonic()
+        with pytest.raises(ContentNotFound, match=ABSENT):
+            call(ABSENT)
+        # Bounded by find_timeout: js-ipfs would otherwise wait for the block forever.
+        assert time.monotonic() - started < 3
+    assert not (tmp_path / "x").exists()
+    assert kubo.has(ABSENT) is False
+    with pytest.raises(ContentNotFound, match=ABSENT):
+        kubo.export_car(ABSENT, io.BytesIO())
+
+
+def test_pin(kubo: KuboClient, jsipfs_url: str) -> None:
+    cid = kubo.add_bytes(b"pin me " + str(time.time_ns()).encode())
+    rpc(jsipfs_url, "pin/rm", arg=cid)
+    kubo.pin(cid)
+    pins = rpc(jsipfs_url, "pin/ls", arg=cid, type="recursive").json()
+    assert {normalize_cid(k) for k in pins["Keys"]} == {cid}
+
+
+def test_car_export_then_import_after_garbage_collection(
+    kubo: KuboClient, jsipfs_url: str, tmp_path: Path
+) -> None:
+    folder = make_folder(tmp_path)
+    (folder / "unique.txt").write_text(f"only in this test run {time.time_ns()}")
+    root = kubo.add_path(folder)[-1].cid
+    car = io.BytesIO()
+    kubo.export_car(root, car)
+
+    reader = CarReader(io.BytesIO(car.getvalue()))
+    assert [cid_from_bytes(r) for r in reader.roots] == [root]
+    assert len(list(reader)) == 10  # 2 dirs, 3 small files, big.bin's root and 4 chunks
+
+    # Drop the content from the node, then bring it back from the CAR alone.
+    rpc(jsipfs_url, "pin/rm", arg=root)
+    rpc(jsipfs_url, "repo/gc")
+    assert kubo.has(root) is False
+    car.seek(0)
+    assert kubo.import_car(car) == [root]
+    assert kubo.has(root)
+    assert tree(kubo.get(root, tmp_path / "back")) == tree(folder)
+    pins = rpc(jsipfs_url, "pin/ls", arg=root, type="recursive").json()
+    assert {normalize_cid(k) for k in pins["Keys"]} == {root}
+
+
+def test_incomplete_dag(impatient: KuboClient, jsipfs_url: str, tmp_path: Path) -> None:
+    kubo = impatient
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("kept")
+    (folder / "lose.txt").write_text(f"this block goes away {time.time_ns()}")
+    entries = {e.path: e.cid for e in kubo.add_path(folder)}
+    root, lost = entries["partial"], entries["partial/lose.txt"]
+    rpc(jsipfs_url, "pin/rm", arg=root)
+    rpc(jsipfs_url, "block/rm", arg=lost)
+
+    assert kubo.has(root) is False
+    assert kubo.is_dir(root)  # the root block itself is still there
+    assert kubo.cat(entries["partial/keep.txt"]) == b"kept"
+    with pytest.raises(ContentNotFound, match=lost):
+        kubo.cat(lost)
+    # Listing types every entry from its block, so a missing entry fails the listing too.
+    for call in (kubo.ls, kubo.pin, lambda c: kubo.export_car(c, io.BytesIO())):
+        with pytest.raises(ContentNotFound, match=root):
+            call(root)
+    with pytest.raises(ContentNotFound):
+        kubo.get(root, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == [folder]  # nothing half-written left behind
+
+
+def test_not_a_car(kubo: KuboClient) -> None:
+    with pytest.raises(StorageError, match="CAR"):
+        kubo.import_car(io.BytesIO(b"definitely not a CAR file"))
+
+
+def test_node_down_is_unavailable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = KuboClient(url, timeout=5)
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailable, match=f"cannot reach the IPFS node at {url}"):
+        client.add_bytes(b"x")
+    with pytest.raises(StorageUnavailable, match=url):
+        client.cat(GOLDEN["hello"][2])
+    assert time.monotonic() - started < 2
+
+
+class _NotIpfs(http.server.BaseHTTPRequestHandler):
+    """Something else listening where the node should be: a web server without the RPC."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        self.send_response(502)
+        self.end_headers()
+        self.wfile.write(b"<html>bad gateway</html>")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_ipfs() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotIpfs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_server_error_is_unavailable(not_ipfs: str) -> None:
+    client = KuboClient(not_ipfs, timeout=5)
+    with pytest.raises(StorageUnavailable, match=rf"{not_ipfs} failed on add: HTTP 502"):
+        client.add_bytes(b"x")
+
+
+@pytest.mark.parametrize(
+    ("given", "base"),
+    [
+        ("http://127.0.0.1:5001", "http://127.0.0.1:5001"),
+        ("http://127.0.0.1:5001/", "http://127.0.0.1:5001"),
+        ("http://127.0.0.1:5001/api/v0", "http://127.0.0.1:5001"),
+        ("/ip4/127.0.0.1/tcp/5001", "http://127.0.0.1:5001"),
+        ("/ip4/127.0.0.1/tcp/5001/http", "http://127.0.0.1:5001"),
+        ("/dns/ipfs.internal/tcp/5001/https", "https://ipfs.internal:5001"),
+        ("/ip6/::1/tcp/5001", "http://[::1]:5001"),
+    ],
+)
+def test_api_address_forms(given: str, base: str) -> None:
+    assert KuboClient(given).url == base
+
+
+@pytest.mark.parametrize("bad", ["", "localhost:5001", "ftp://host/", "/ip4/127.0.0.1/udp/5001"])
+def test_bad_api_address(bad: str) -> None:
+    with pytest.raises(StorageError, match="not an IPFS API"):
+        KuboClient(bad)
