@@ -97,6 +97,8 @@ class _BlockWriter:
 
     def put(self, cid: bytes, block: bytes) -> None:
         self._raise_first()
+        if self._store.has_block(cid):
+            return  # already stored: a stat here is cheaper than a trip through the pool
         self._slots.acquire()
         try:
             future = self._pool.submit(self._store.put_block, cid, block)
@@ -190,6 +192,10 @@ class EmbeddedStore:
 
     def _has_block(self, parts: CidParts) -> bool:
         return self._block_path(parts.multihash).exists()
+
+    def has_block(self, cid: bytes) -> bool:
+        """True when the block itself (not necessarily its children) is stored."""
+        return self._has_block(decode_cid(cid)[0])
 
     def _node(self, cid: bytes) -> _Node:
         parts, _ = decode_cid(cid)
