@@ -41,6 +41,7 @@ from executor.unixfs import (
     PBNode,
     UnixFSData,
     UnixFSError,
+    cid_text,
     decode_cid,
     decode_pbnode,
     decode_unixfs,
@@ -70,7 +71,21 @@ class _Node:
 
 
 def _text(binary: bytes) -> str:
-    return cid_from_bytes(binary)
+    try:
+        return cid_from_bytes(binary)
+    except InvalidCID:
+        return cid_text(binary)  # a codec py-cid does not know: still name it in messages
+
+
+def _parts(cid: bytes) -> CidParts:
+    """The parsed CID, or StorageError for the malformed link hashes a foreign DAG may hold."""
+    try:
+        parts, end = decode_cid(cid)
+    except UnixFSError as exc:
+        raise StorageError(f"malformed CID {cid.hex()}: {exc}") from None
+    if end != len(cid):
+        raise StorageError(f"malformed CID {cid.hex()}: trailing bytes")
+    return parts
 
 
 def _safe_name(name: bytes, parent: bytes) -> str:
@@ -155,8 +170,7 @@ class EmbeddedStore:
 
     def put_block(self, cid: bytes, block: bytes) -> None:
         """Store one block under its binary CID (the caller vouches for the hash)."""
-        parts, _ = decode_cid(cid)
-        path = self._block_path(parts.multihash)
+        path = self._block_path(_parts(cid).multihash)
         if path.exists():
             return
         shard = path.parent
@@ -179,26 +193,36 @@ class EmbeddedStore:
             raise StorageError(str(exc)) from None
 
     def _block(self, cid: bytes) -> bytes:
-        parts, _ = decode_cid(cid)
+        parts = _parts(cid)
         path = self._block_path(parts.multihash)
         try:
             block = path.read_bytes()
         except FileNotFoundError:
             raise ContentNotFound(f"{_text(cid)} is not in the IPFS store") from None
-        if not parts.verify(block):
+        try:
+            intact = parts.verify(block)
+        except UnixFSError as exc:
+            raise StorageError(f"{_text(cid)}: {exc}") from None
+        if not intact:
             path.unlink(missing_ok=True)
             raise StorageError(f"block {_text(cid)} was damaged on disk and has been removed")
         return block
+
+    def _block_size(self, cid: bytes) -> int:
+        try:
+            return self._block_path(_parts(cid).multihash).stat().st_size
+        except FileNotFoundError:
+            raise ContentNotFound(f"{_text(cid)} is not in the IPFS store") from None
 
     def _has_block(self, parts: CidParts) -> bool:
         return self._block_path(parts.multihash).exists()
 
     def has_block(self, cid: bytes) -> bool:
         """True when the block itself (not necessarily its children) is stored."""
-        return self._has_block(decode_cid(cid)[0])
+        return self._has_block(_parts(cid))
 
     def _node(self, cid: bytes) -> _Node:
-        parts, _ = decode_cid(cid)
+        parts = _parts(cid)
         block = self._block(cid)
         if parts.codec == CODEC_RAW:
             return _Node(cid, block, None, None)
@@ -381,16 +405,17 @@ class EmbeddedStore:
         node = self._directory(cid)
         entries = []
         for name, child_cid in self._dir_links(node):
-            child = self._node(child_cid)
-            if child.is_dir:
-                size = 0
-            elif child.unixfs is None:
-                size = len(child.block)
+            if _parts(child_cid).codec == CODEC_RAW:
+                # A raw leaf's size is its block's: no need to read it.
+                is_dir, size = False, self._block_size(child_cid)
             else:
-                size = child.unixfs.filesize or len(child.unixfs.data or b"")
-            entries.append(
-                DirEntry(_safe_name(name, node.cid), _text(child_cid), size, child.is_dir)
-            )
+                child = self._node(child_cid)
+                is_dir = child.is_dir
+                if is_dir or child.unixfs is None:
+                    size = 0
+                else:
+                    size = child.unixfs.filesize or len(child.unixfs.data or b"")
+            entries.append(DirEntry(_safe_name(name, node.cid), _text(child_cid), size, is_dir))
         return entries
 
     def get(self, cid: str, dest: Path) -> Path:
@@ -441,7 +466,7 @@ class EmbeddedStore:
         stack = [root]
         while stack:
             cid = stack.pop()
-            parts, _ = decode_cid(cid)
+            parts = _parts(cid)
             if parts.multihash in seen:
                 continue
             seen.add(parts.multihash)
@@ -484,7 +509,7 @@ class EmbeddedStore:
 
     def export_car(self, cid: str, out: BinaryIO) -> None:
         root = self._parse(cid)
-        if not self._has_block(decode_cid(root)[0]):
+        if not self._has_block(_parts(root)):
             raise ContentNotFound(f"{_text(root)} is not in the IPFS store")
         write_car(out, [root], self._blocks_under(root, read_leaves=True))
 

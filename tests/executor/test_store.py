@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -485,3 +487,77 @@ def test_folders_round_trip_through_add_car_and_get(tmp_path_factory, tree: dict
     assert [(e.path[3:], e.cid) for e in second.add_path(base / "out")] == [
         (e.path[2:], e.cid) for e in entries
     ]
+
+
+_cid_bytes = st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda data: hash_block(data, 0x55), st.binary(max_size=8)),
+    st.builds(lambda data: hash_block(data, CODEC_DAG_PB), st.binary(max_size=8)),
+    st.builds(lambda data: b"\x01\x71\x12\x20" + hashlib.sha256(data).digest(), st.binary()),
+)
+_unixfs = st.one_of(
+    st.binary(max_size=30),
+    st.builds(
+        lambda kind, data, size, fanout: encode_unixfs(
+            UnixFSData(kind, data=data, filesize=size, fanout=fanout)
+        ),
+        st.sampled_from(list(DataType)),
+        st.none() | st.binary(max_size=10),
+        st.none() | st.integers(0, 100),
+        st.none() | st.sampled_from([0, 1, 16, 256]),
+    ),
+)
+_foreign_blocks = st.one_of(
+    st.binary(max_size=60),
+    st.builds(
+        lambda links, data: encode_pbnode(PBNode(tuple(links), data)),
+        st.lists(
+            st.builds(
+                PBLink,
+                hash=_cid_bytes,
+                name=st.none() | st.sampled_from([b"a", b"", b"..", b"0Ax", b"FF", b"\xff"]),
+                tsize=st.none() | st.integers(0, 10),
+            ),
+            max_size=4,
+        ),
+        st.none() | _unixfs,
+    ),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(blocks=st.lists(_foreign_blocks, min_size=1, max_size=3))
+def test_any_foreign_dag_gives_content_or_a_storage_error(tmp_path_factory, blocks) -> None:  # type: ignore[no-untyped-def]
+    """Whatever a CAR brings in (blocks hash-valid, content arbitrary), every read either
+    works or raises StorageError: never another exception, never a file outside dest."""
+    base = tmp_path_factory.mktemp("foreign")
+    store = EmbeddedStore(base / "ipfs")
+    store.add_bytes(b"")  # something for links to find
+    cids = [hash_block(block, CODEC_DAG_PB) for block in blocks]
+    # Parents that lead into the foreign blocks: a directory and a file over all of them.
+    for kind in (DataType.DIRECTORY, DataType.FILE):
+        links = tuple(PBLink(cid, b"n%d" % i, 1) for i, cid in enumerate(cids))
+        blocks.append(encode_pbnode(PBNode(links, encode_unixfs(UnixFSData(kind)))))
+        cids.append(hash_block(blocks[-1], CODEC_DAG_PB))
+    for cid, block in zip(cids, blocks, strict=True):
+        store.put_block(cid, block)
+    for cid in cids:
+        text = cid_text(cid)
+        calls = [
+            lambda: store.cat(text),  # noqa: B023
+            lambda: store.ls(text),  # noqa: B023
+            lambda: store.is_dir(text),  # noqa: B023
+            lambda: store.has(text),  # noqa: B023
+            lambda: store.export_car(text, io.BytesIO()),  # noqa: B023
+            lambda: store.get(text, base / "out" / "dest"),  # noqa: B023
+        ]
+        for call in calls:
+            with contextlib.suppress(StorageError):
+                call()
+        if (base / "out").exists():
+            assert {p.name for p in (base / "out").iterdir()} <= {"dest"}
+            shutil.rmtree(base / "out")
