@@ -9,14 +9,17 @@ stderr. Exit status: 0 done, 1 the job or a store operation failed, 2 a usage er
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from executor.api_client import ApiError, DashboardClient
 from executor.cids import InvalidCID, normalize_cid
 from executor.run import JobFailed, module_cache, run_job
-from executor.spec import SpecError, parse_mount, parse_spec
+from executor.spec import JobSpec, SpecError, parse_mount, parse_spec
 from executor.storage import Storage, StorageError, open_storage
 
 __all__ = ["main"]
@@ -29,6 +32,32 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("FILPLUS_API_URL") or None,
+        metavar="URL",
+        help="a dashboard to work against (default $FILPLUS_API_URL; none: run locally)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("FILPLUS_API_KEY") or None,
+        metavar="KEY",
+        help="API key for --api (default $FILPLUS_API_KEY)",
+    )
+
+
+def _client(opts: argparse.Namespace, prog: str) -> DashboardClient | None:
+    if not opts.api:
+        return None
+    if not opts.api_key:
+        raise UsageError(f"{prog}: --api needs --api-key (or FILPLUS_API_KEY)")
+    try:
+        return DashboardClient(opts.api, opts.api_key)
+    except ApiError as exc:
+        raise UsageError(f"{prog}: {exc}") from None
 
 
 def _data_dir() -> Path:
@@ -49,6 +78,7 @@ def _say(message: str) -> None:
 def _add_parser() -> _Parser:
     parser = _Parser(prog="executor add", description="Add a file or folder to IPFS.")
     parser.add_argument("path", type=Path, help="file or folder (folders are added recursively)")
+    _api_options(parser)
     return parser
 
 
@@ -56,15 +86,41 @@ def _cmd_add(argv: Sequence[str]) -> int:
     opts = _add_parser().parse_args(argv)
     if not opts.path.exists():
         raise UsageError(f"executor add: {opts.path}: no such file or directory")
-    for entry in _storage().add_path(opts.path):
-        print(entry.cid)
+    client = _client(opts, "executor add")
+    if client is None:
+        for entry in _storage().add_path(opts.path):
+            print(entry.cid)
+        return 0
+    with client:
+        print(_upload(client, opts.path))
     return 0
+
+
+def _upload(client: DashboardClient, path: Path) -> str:
+    """A file as its bytes; a folder as a CAR built here, so the dashboard gets the same CID."""
+    if path.is_file():
+        with path.open("rb") as data:
+            return client.upload(data)
+    from executor.store import EmbeddedStore
+
+    with tempfile.TemporaryDirectory(prefix="filplus-add-") as tmp:
+        local = EmbeddedStore(Path(tmp) / "ipfs")
+        root = local.add_path(path)[-1].cid
+        car = Path(tmp) / "upload.car"
+        with car.open("wb") as out:
+            local.export_car(root, out)
+        with car.open("rb") as data:
+            uploaded = client.upload(data, car=True)
+    if uploaded != root:
+        raise ApiError(f"the dashboard stored {uploaded}, not {root}")
+    return root
 
 
 def _get_parser() -> _Parser:
     parser = _Parser(prog="executor get", description="Download a CID to a file or folder.")
     parser.add_argument("cid")
     parser.add_argument("-o", "--output", type=Path, help="destination (default: ./CID)")
+    _api_options(parser)
     return parser
 
 
@@ -74,7 +130,12 @@ def _cmd_get(argv: Sequence[str]) -> int:
     dest = opts.output or Path(cid)
     if dest.exists():
         raise UsageError(f"executor get: {dest} already exists")
-    _storage().get(cid, dest)
+    client = _client(opts, "executor get")
+    if client is None:
+        _storage().get(cid, dest)
+    else:
+        with client:
+            client.download(cid, dest)
     _say(f"saved {cid} to {dest}")
     return 0
 
@@ -86,7 +147,26 @@ def _parse_cid(text: str, prog: str) -> str:
         raise UsageError(f"{prog}: {text!r} is not a CID") from None
 
 
-# --- wasm run ----------------------------------------------------------------------------------
+# --- wasm run / docker run ---------------------------------------------------------------------
+
+
+def _job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v", dest="inputs", action="append", default=[], metavar="CID:/path", help="mount input"
+    )
+    parser.add_argument("-e", dest="env", action="append", default=[], metavar="K=V")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS")
+    parser.add_argument("--memory", type=int, metavar="BYTES")
+    parser.add_argument(
+        "--annotation", dest="annotations", action="append", default=[], metavar="TEXT"
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="with --api, wait and print the result CID"
+    )
+    parser.add_argument(
+        "--wait-timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
+    )
+    _api_options(parser)
 
 
 def _wasm_run_parser() -> _Parser:
@@ -97,23 +177,31 @@ def _wasm_run_parser() -> _Parser:
     parser.add_argument("module", help="module CID, or a local .wasm file (added to IPFS first)")
     parser.add_argument("args", nargs="*", help="arguments for the module (after argv[0])")
     parser.add_argument("--entry-point", default="_start", metavar="NAME")
-    parser.add_argument(
-        "-v", dest="inputs", action="append", default=[], metavar="CID:/path", help="mount input"
-    )
-    parser.add_argument("-e", dest="env", action="append", default=[], metavar="K=V")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS")
-    parser.add_argument("--memory", type=int, metavar="BYTES")
     parser.add_argument("--fuel", type=int, metavar="N")
-    parser.add_argument(
-        "--wait", action="store_true", help="wait for the result (local runs always do)"
-    )
+    _job_options(parser)
     return parser
 
 
-def _module_cid(text: str, storage: Storage) -> str:
+def _docker_run_parser() -> _Parser:
+    parser = _Parser(
+        prog="executor docker run",
+        description="Run a command in a local Docker image with no network; print the result CID.",
+    )
+    parser.add_argument("image", help="a local image, e.g. local/debian-py:bookworm")
+    parser.add_argument("command", nargs="*", help="after --: the command and its arguments")
+    _job_options(parser)
+    return parser
+
+
+def _module_cid(text: str, storage: Storage | None, client: DashboardClient | None) -> str:
     path = Path(text)
     if path.is_file():
-        cid = storage.add_bytes(path.read_bytes())
+        if client is not None:
+            with path.open("rb") as data:
+                cid = client.upload(data)
+        else:
+            assert storage is not None
+            cid = storage.add_bytes(path.read_bytes())
         _say(f"added {path} as {cid}")
         return cid
     try:
@@ -124,52 +212,135 @@ def _module_cid(text: str, storage: Storage) -> str:
         raise UsageError(f"executor wasm run: {text!r} is neither a file nor a CID") from None
 
 
-def _cmd_wasm_run(argv: Sequence[str]) -> int:
-    parser = _wasm_run_parser()
-    opts = parser.parse_intermixed_args(argv)
+_FLAGS = {
+    "limits.timeout_s": "--timeout",
+    "limits.memory_bytes": "--memory",
+    "limits.fuel": "--fuel",
+    "wasm.entry_point": "--entry-point",
+}
+
+
+def _common_body(opts: argparse.Namespace, prog: str) -> dict[str, object]:
     env: dict[str, str] = {}
     for item in opts.env:
         key, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"executor wasm run: -e {item!r} is not of the form K=V")
+            raise UsageError(f"{prog}: -e {item!r} is not of the form K=V")
         env[key] = value
     try:
         inputs = [parse_mount(text, "-v") for text in opts.inputs]
     except SpecError as exc:
-        raise UsageError(f"executor wasm run: {exc}") from None
-    storage = _storage()
+        raise UsageError(f"{prog}: {exc}") from None
     limits: dict[str, object] = {}
     if opts.timeout is not None:
         limits["timeout_s"] = opts.timeout
     if opts.memory is not None:
         limits["memory_bytes"] = opts.memory
-    if opts.fuel is not None:
+    if getattr(opts, "fuel", None) is not None:
         limits["fuel"] = opts.fuel
+    return {
+        "env": env,
+        "inputs": [{"cid": m.cid, "path": m.path} for m in inputs],
+        "limits": limits,
+        "annotations": opts.annotations,
+    }
+
+
+def _validated(body: dict[str, object], prog: str) -> JobSpec:
+    try:
+        return parse_spec(body)
+    except SpecError as exc:
+        flag = _FLAGS.get(exc.field, exc.field)
+        raise UsageError(f"{prog}: {flag}: {exc.message}") from None
+
+
+def _cmd_wasm_run(argv: Sequence[str]) -> int:
+    prog = "executor wasm run"
+    opts = _wasm_run_parser().parse_intermixed_args(argv)
+    common = _common_body(opts, prog)
+    client = _client(opts, prog)
+    storage = None if client is not None else _storage()
     body = {
         "engine": "wasm",
         "wasm": {
-            "module": _module_cid(opts.module, storage),
+            "module": _module_cid(opts.module, storage, client),
             "entry_point": opts.entry_point,
             "args": opts.args,
-            "env": env,
+            "env": common.pop("env"),
         },
-        "inputs": [{"cid": m.cid, "path": m.path} for m in inputs],
-        "limits": limits,
+        **common,
     }
-    try:
-        spec = parse_spec(body)
-    except SpecError as exc:
-        flag = {"limits.timeout_s": "--timeout", "limits.memory_bytes": "--memory"}.get(
-            exc.field, "--fuel" if exc.field == "limits.fuel" else exc.field
+    spec = _validated(body, prog)
+    return _execute(spec, opts, client, storage)
+
+
+def _cmd_docker_run(argv: Sequence[str]) -> int:
+    prog = "executor docker run"
+    opts = _docker_run_parser().parse_intermixed_args(argv)
+    common = _common_body(opts, prog)
+    client = _client(opts, prog)
+    body = {
+        "engine": "docker",
+        "docker": {"image": opts.image, "entrypoint": opts.command, "env": common.pop("env")},
+        **common,
+    }
+    spec = _validated(body, prog)
+    return _execute(spec, opts, client, None if client is not None else _storage())
+
+
+def _execute(
+    spec: JobSpec,
+    opts: argparse.Namespace,
+    client: DashboardClient | None,
+    storage: Storage | None,
+) -> int:
+    if client is None:
+        assert storage is not None
+        cache = module_cache(_data_dir() / "wasm-cache")
+        result = run_job(spec, storage, cache=cache, progress=_say)
+        fuel = f"; fuel {result.fuel_used}" if result.fuel_used is not None else ""
+        _say(
+            f"exit code {result.exit_code}; {result.runtime_ms} ms{fuel}; "
+            f"stdout {result.stdout_cid}; outputs {result.outputs_cid}"
         )
-        raise UsageError(f"executor wasm run: {flag}: {exc.message}") from None
-    cache = module_cache(_data_dir() / "wasm-cache")
-    result = run_job(spec, storage, cache=cache, progress=_say)
-    _say(
-        f"exit code {result.exit_code}; {result.runtime_ms} ms; fuel {result.fuel_used}; "
-        f"stdout {result.stdout_cid}; outputs {result.outputs_cid}"
-    )
-    print(result.result_cid)
+        print(result.result_cid)
+        return 0
+    with client:
+        job = client.submit(spec.to_json())
+        print(job["id"], flush=True)
+        if not opts.wait:
+            _say(f"submitted job {job['id']} ({job['state']}); `executor describe {job['id']}`")
+            return 0
+        job = client.wait(
+            job["id"],
+            timeout_s=opts.wait_timeout,
+            on_change=lambda j: _say(f"job {j['id']}: {j['state']}"),
+        )
+    if job["state"] != "completed":
+        raise JobFailed(f"job {job['id']} {job['state']}: {job.get('error') or 'no reason given'}")
+    result = job["result"]
+    _say(f"exit code {result['exit_code']}; {result['runtime_ms']} ms")
+    print(result["result_cid"])
+    return 0
+
+
+# --- describe ----------------------------------------------------------------------------------
+
+
+def _describe_parser() -> _Parser:
+    parser = _Parser(prog="executor describe", description="Show a job of the dashboard.")
+    parser.add_argument("job_id")
+    _api_options(parser)
+    return parser
+
+
+def _cmd_describe(argv: Sequence[str]) -> int:
+    opts = _describe_parser().parse_args(argv)
+    client = _client(opts, "executor describe")
+    if client is None:
+        raise UsageError("executor describe: needs --api URL (or FILPLUS_API_URL)")
+    with client:
+        print(json.dumps(client.job(opts.job_id), indent=2, sort_keys=True))
     return 0
 
 
@@ -179,6 +350,8 @@ _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
     ("add",): _cmd_add,
     ("get",): _cmd_get,
     ("wasm", "run"): _cmd_wasm_run,
+    ("docker", "run"): _cmd_docker_run,
+    ("describe",): _cmd_describe,
 }
 
 _USAGE = """usage: python -m executor COMMAND ...
@@ -187,11 +360,18 @@ commands:
   add PATH                      add a file or folder to IPFS; prints CIDs, the root last
   get CID [-o DEST]             download a file or folder
   wasm run {CID | file.wasm} [--entry-point NAME] [-v CID:/path]... [-e K=V]...
-           [--timeout SECONDS] [--memory BYTES] [--fuel N] [ARGS...]
-                                run a WASM job locally; prints the result CID last
+           [--timeout SECONDS] [--memory BYTES] [--fuel N] [--wait] [ARGS...]
+                                run a WASM job; prints the result CID last
+  docker run IMAGE [-v CID:/path]... [-e K=V]... [--timeout S] [--memory B] -- CMD...
+                                run a Docker job (no network); prints the result CID last
+  describe JOB_ID               a dashboard's job as JSON (needs --api)
 
-`python -m executor COMMAND --help` for details. Storage: IPFS_API_URL (Kubo RPC) or the
-embedded store under DATA_DIR/ipfs."""
+With --api URL --api-key KEY (or FILPLUS_API_URL / FILPLUS_API_KEY) jobs are submitted to a
+dashboard: `run` prints the job id, and with --wait then the result CID; add, get and
+describe work against it too.
+
+`python -m executor COMMAND --help` for details. Local storage: IPFS_API_URL (Kubo RPC) or
+the embedded store under DATA_DIR/ipfs."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -206,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except UsageError as exc:
                 _say(f"error: {exc}")
                 return 2
-            except (JobFailed, StorageError) as exc:
+            except (JobFailed, StorageError, ApiError) as exc:
                 _say(f"error: {exc}")
                 return 1
             except OSError as exc:
