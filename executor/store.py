@@ -255,6 +255,8 @@ class EmbeddedStore:
 
     def add_path(self, path: Path) -> list[AddedEntry]:
         path = Path(path)
+        if path.is_symlink():
+            raise StorageError(f"{path} is a symbolic link; add its target instead")
         try:
             info = path.stat()
         except FileNotFoundError:

@@ -204,6 +204,9 @@ def test_symlinks_and_special_files_are_refused(store: EmbeddedStore, tmp_path: 
     with pytest.raises(StorageError, match="symbolic links"):
         store.add_path(folder)
     (folder / "passwd").unlink()
+    (tmp_path / "link").symlink_to(folder)
+    with pytest.raises(StorageError, match="symbolic link"):
+        store.add_path(tmp_path / "link")
     os.mkfifo(folder / "pipe")
     with pytest.raises(StorageError, match="not a regular file"):
         store.add_path(folder)
