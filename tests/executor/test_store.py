@@ -564,3 +564,16 @@ def test_any_foreign_dag_gives_content_or_a_storage_error(tmp_path_factory, bloc
         if (base / "out").exists():
             assert {p.name for p in (base / "out").iterdir()} <= {"dest"}
             shutil.rmtree(base / "out")
+
+
+def test_a_directory_kubo_would_shard_is_added_with_a_warning(
+    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1112 entries with 200-byte names and 36-byte CIDs reach Kubo's 256 KiB estimate."""
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    for index in range(1112):
+        (folder / f"{index:0200d}").write_bytes(b"")
+    entries = store.add_path(folder)
+    assert len(store.ls(entries[-1].cid)) == 1112
+    assert "HAMT" in caplog.text and "wide" in caplog.text

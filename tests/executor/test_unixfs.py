@@ -326,3 +326,14 @@ def test_cids_parse_like_py_cid() -> None:
         assert parts.version == expected.version
         assert parts.codec == {"dag-pb": CODEC_DAG_PB, "raw": CODEC_RAW}[expected.codec]
         assert cid_text(expected.buffer) == text
+
+
+def test_empty_directory_is_the_well_known_one() -> None:
+    """The empty UnixFS directory every IPFS implementation knows (`ipfs object new
+    unixfs-dir`), in both CID versions."""
+    assert cid_text(directory_node([], _discard, cid_version=0).cid) == (
+        "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn"
+    )
+    assert cid_text(directory_node([], _discard).cid) == (
+        "bafybeiczsscdsbs7ffqz55asqdf3smv6klcw3gofszvwlyarci47bgf354"
+    )
