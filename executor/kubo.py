@@ -129,13 +129,36 @@ class KuboClient:
             raise StorageError(f"{path} is a symbolic link; add its target instead")
         if not path.exists():
             raise StorageError(f"{path}: no such file or directory")
-        parts = list(_multipart_parts(path))
-        entries = self._add(parts)
-        root_name = path.name
-        root = [e for e in entries if e.path == root_name]
-        if not root:
+        parts = list(_multipart_parts(path))  # walks the tree first: refusals come before I/O
+        reported = {entry.path: entry for entry in self._add(parts)}
+        root_name = parts[0].name if parts[0].content_type == _DIRECTORY else parts[-1].name
+        if root_name not in reported:
             raise StorageError(f"the IPFS node at {self.url} did not report a root for {path}")
-        return [e for e in entries if e.path != root_name] + root[-1:]
+        # The embedded store's order, which is Kubo's: files as sent, then each directory
+        # after its subdirectories. js-ipfs leaves empty directories out of its report
+        # (they are in the DAG): those are looked up below the root.
+        entries = []
+        for part in parts:
+            if part.content_type != _DIRECTORY:
+                if part.name not in reported:
+                    raise StorageError(f"the IPFS node at {self.url} did not report {part.name}")
+                entries.append(reported[part.name])
+        for name in _post_order([p.name for p in parts if p.content_type == _DIRECTORY]):
+            entries.append(reported.get(name) or self._added_dir(reported[root_name], name))
+        return entries
+
+    def _added_dir(self, root: AddedEntry, name: str) -> AddedEntry:
+        """The add report's line for a directory below `root`, from the DAG itself."""
+        cid = root.cid
+        for component in name.split("/")[1:]:
+            found = [e for e in self.ls(cid) if e.name == component]
+            if not found:
+                raise StorageError(f"{name} is missing from the DAG the IPFS node built")
+            cid = found[0].cid
+        block = self._block(cid)
+        # A link's cumulative size (what `add` reports) is its block plus everything below.
+        links = decode_pbnode(block).links
+        return AddedEntry(name, cid, len(block) + sum(link.tsize or 0 for link in links))
 
     def _add(self, parts: list[_Part]) -> list[AddedEntry]:
         boundary = uuid.uuid4().hex
@@ -319,10 +342,17 @@ class KuboClient:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _root(self, cid: str) -> _Root:
-        """Fetch and decode the root block, within `find_timeout`."""
+        """The root block, decoded."""
+        return _decode_root(cid, self._block(cid))
+
+    def _block(self, cid: str) -> bytes:
+        """One block, found within `find_timeout` and checked against its CID."""
         params = {"arg": cid, "timeout": _duration(self.find_timeout)}
         response = self._post("block/get", params, cid, timeout=self.find_timeout + self.timeout)
-        return _decode_root(cid, response.content)
+        parts, _ = decode_cid(cid_to_bytes(cid))
+        if not parts.verify(response.content):
+            raise StorageError(f"the IPFS node at {self.url} sent a block that is not {cid}")
+        return response.content
 
     def _json(self, endpoint: str, params: dict[str, str], cid: str | None = None) -> Any:
         response = self._post(endpoint, params, cid)
@@ -482,21 +512,39 @@ class _Part:
     chunks: Callable[[], Iterator[bytes]]
 
 
+_DIRECTORY = "application/x-directory"
+
+
+def _post_order(directories: list[str]) -> list[str]:
+    """Directory paths given parents first (a depth-first walk) reordered children first."""
+    out: list[str] = []
+    open_dirs: list[str] = []
+    for name in directories:
+        while open_dirs and not name.startswith(open_dirs[-1] + "/"):
+            out.append(open_dirs.pop())
+        open_dirs.append(name)
+    out.extend(reversed(open_dirs))
+    return out
+
+
 def _multipart_parts(path: Path) -> Iterator[_Part]:
     """Parts for a file or a folder: each directory before its children, as Kubo's CLI does.
 
     Both nodes need a content type on every part (js-ipfs answers "No content-type in
     multipart part" otherwise) and take a folder as `application/x-directory` parts."""
+    name = path.name or path.resolve().name  # `.` is added under its real name
+    if not name:
+        raise StorageError(f"{path}: cannot add the file system root")
     if path.is_file():
-        yield _Part(path.name, "application/octet-stream", _file_chunks(path))
+        yield _Part(name, "application/octet-stream", _file_chunks(path))
         return
     if not path.is_dir():
         raise StorageError(f"{path} is neither a file nor a directory")
-    yield from _dir_parts(path, path.name)
+    yield from _dir_parts(path, name)
 
 
 def _dir_parts(directory: Path, name: str) -> Iterator[_Part]:
-    yield _Part(name, "application/x-directory", lambda: iter(()))
+    yield _Part(name, _DIRECTORY, lambda: iter(()))
     for child in sorted(directory.iterdir(), key=lambda p: os.fsencode(p.name)):
         child_name = f"{name}/{child.name}"
         if child.is_symlink():
@@ -543,8 +591,6 @@ def _multipart_body(parts: Iterable[_Part], boundary: str) -> Iterator[bytes]:
 
 def _decode_root(cid: str, block: bytes) -> _Root:
     parts, _ = decode_cid(cid_to_bytes(cid))
-    if not parts.verify(block):
-        raise StorageError(f"the IPFS node sent a block that does not hash to {cid}")
     if parts.codec == CODEC_RAW:
         return _Root("file", len(block))
     if parts.codec != CODEC_DAG_PB:
