@@ -13,8 +13,10 @@ Floors, measured in the same run over the same bytes:
   store must do to add them (the store also writes every block to disk).
 
 Each operation runs `--repeat` times and the best time counts (page cache warm: the
-figures are CPU and syscall cost, not disk speed). `add (new)` starts from an empty store
-each time; `add (again)` adds content already present (blocks exist, nothing is written);
+figures are CPU and syscall cost, not disk speed). `add (new store)` starts from nothing
+each time, so it includes creating the store's shard folders (up to 1024);
+`add (new blocks)` writes every block into a store whose shard folders exist, the steady
+state of a long-lived store; `add (again)` adds content already present (nothing written);
 `cat` streams the content back with `iter_cat` (every block re-hashed on read);
 `get` writes it back out as files. A third floor, `write files`, creates the same files
 from bytes in memory (the least `get` must do); `get` is compared with it, everything else
@@ -121,7 +123,13 @@ def _measure(name: str, source: Path, work: Path, repeat: int) -> list[list[obje
     def add() -> None:
         entries[:] = EmbeddedStore(store_dir).add_path(source)
 
+    def blocks_only() -> None:
+        for shard in (store_dir / "blocks").iterdir():
+            for block in shard.iterdir():
+                block.unlink()
+
     add_new = _best(repeat, add, fresh_store)
+    add_warm = _best(repeat, add, blocks_only)
     add_again = _best(repeat, add)
     store = EmbeddedStore(store_dir)
     root = entries[-1].cid
@@ -143,7 +151,8 @@ def _measure(name: str, source: Path, work: Path, repeat: int) -> list[list[obje
     for label, seconds, base in (
         ("sha256 (memory)", memory_floor, floor),
         ("read + sha256", floor, floor),
-        ("add (new)", add_new, floor),
+        ("add (new store)", add_new, floor),
+        ("add (new blocks)", add_warm, floor),
         ("add (again)", add_again, floor),
         ("cat", cat_time, floor),
         ("write files", write_floor, write_floor),
