@@ -29,7 +29,7 @@ def jsipfs_missing() -> str | None:
     """Why the daemon cannot start here, or None when it can."""
     cli = jsipfs_dir() / "node_modules" / ".bin" / "jsipfs"
     if not cli.exists():
-        return f"js-ipfs is not installed at {cli.parent.parent}; run `{INSTALL_COMMAND}`"
+        return f"js-ipfs is not installed in {jsipfs_dir()}; run `{INSTALL_COMMAND}`"
     if not (jsipfs_dir() / "withresolvers.cjs").exists():
         return f"the js-ipfs polyfill is missing; run `{INSTALL_COMMAND}`"
     return None
