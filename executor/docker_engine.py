@@ -1,0 +1,394 @@
+"""Run one job in a Docker container, locked down by the rules of DESIGN §5.
+
+The container has no network (`network_mode="none"`), a read-only root, its inputs bind-mounted
+read-only, `/outputs` as its only writable bind mount, a small tmpfs `/tmp`, memory (with no
+swap on top, so going over kills), CPU and pids limits, no capabilities and
+`no-new-privileges`. Images are never pulled unless pulls are switched on
+(`EXECUTOR_DOCKER_PULL=1` or `pull=True`): a node runs the images its operator put there.
+
+The engine is the one `DOCKER_HOST` names (`docker.from_env()`). Container output is read from
+an attach stream opened before the start, so stdout and stderr reach their files byte for byte
+(a log driver would re-encode them) and are never held in memory. Whatever happens — an exit,
+a timeout, an error or Ctrl-C — the container is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.types import LogConfig
+from docker.types import Mount as DockerMount
+from docker.utils.socket import STDERR, STDOUT, frames_iter
+
+from executor.wasm import Mount
+
+__all__ = [
+    "DEFAULT_API_TIMEOUT_S",
+    "DEFAULT_NANO_CPUS",
+    "DEFAULT_PIDS_LIMIT",
+    "DEFAULT_TMP_BYTES",
+    "MIN_MEMORY_BYTES",
+    "PULL_ENV",
+    "ContainerOutcome",
+    "ContainerRunError",
+    "run_container",
+]
+
+PULL_ENV = "EXECUTOR_DOCKER_PULL"
+DEFAULT_NANO_CPUS = 1_000_000_000  # one CPU
+DEFAULT_PIDS_LIMIT = 256
+DEFAULT_TMP_BYTES = 64 * 1024 * 1024
+DEFAULT_API_TIMEOUT_S = 60.0
+# Docker refuses smaller memory limits ("Minimum memory limit allowed is 6MB").
+MIN_MEMORY_BYTES = 6 * 1024 * 1024
+LABEL = "org.filplus.executor"
+# How long output may keep arriving after the container has exited before we stop reading.
+_DRAIN_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 30.0
+
+
+class ContainerRunError(Exception):
+    """The job could not run to an exit; the message is the one-line reason shown to people."""
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    exit_code: int
+    runtime_ms: int
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _api_reason(exc: APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return _one_line(explanation or exc)
+
+
+def _start_reason(exc: APIError) -> str:
+    # runc's message nests every layer ("failed to create shim task: OCI runtime create
+    # failed: ..."); the part after the last layer is what the submitter can act on.
+    reason = _api_reason(exc)
+    _, found, tail = reason.rpartition("unable to start container process: ")
+    if found:
+        reason = tail.removesuffix(": unknown")
+    return reason
+
+
+def _engine_name() -> str:
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return f"DOCKER_HOST={host}"
+    return "the default unix:///var/run/docker.sock (DOCKER_HOST is not set)"
+
+
+def _unreachable(exc: BaseException) -> ContainerRunError:
+    return ContainerRunError(
+        f"the Docker engine at {_engine_name()} is unreachable: {_one_line(exc)}; "
+        "start dockerd or point DOCKER_HOST at a running engine"
+    )
+
+
+def _pull_enabled(pull: bool | None) -> bool:
+    if pull is not None:
+        return pull
+    return os.environ.get(PULL_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _mebibytes(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MiB"
+
+
+def _connect(api_timeout_s: float) -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=api_timeout_s)
+        client.ping()
+    except (DockerException, requests.RequestException) as exc:
+        raise _unreachable(exc) from None
+    return client
+
+
+def _ensure_image(client: docker.DockerClient, image: str, pull: bool) -> None:
+    try:
+        client.images.get(image)
+        return
+    except ImageNotFound:
+        pass
+    except APIError as exc:
+        raise ContainerRunError(f"docker.image: {image!r}: {_api_reason(exc)}") from None
+    if not pull:
+        raise ContainerRunError(
+            f"the image {image} is not on this Docker engine and pulls are off; "
+            f"load it there (docker load / docker import) or set {PULL_ENV}=1 to allow pulls"
+        )
+    try:
+        client.images.pull(image)
+    except APIError as exc:
+        raise ContainerRunError(f"pulling the image {image} failed: {_api_reason(exc)}") from None
+
+
+def _docker_mounts(mounts: Sequence[Mount]) -> list[DockerMount]:
+    return [
+        DockerMount(
+            target=m.guest,
+            source=str(Path(m.host).resolve()),
+            type="bind",
+            read_only=not m.writable,
+        )
+        for m in mounts
+    ]
+
+
+class _OutputPump:
+    """Copies the attach stream's frames to the stdout and stderr files in a thread."""
+
+    def __init__(self, sock: Any, stdout: IO[bytes], stderr: IO[bytes]) -> None:
+        self._sock = sock
+        self._files = {STDOUT: stdout, STDERR: stderr}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="container-output", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for stream, chunk in frames_iter(self._sock, tty=False):
+                target = self._files.get(stream)
+                if target is not None:
+                    target.write(chunk)
+        except BaseException as exc:  # reported by finish(); a thread cannot raise to us
+            self.error = exc
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the stream to end; a stream that stays open past `timeout` is cut."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.close()
+            self._thread.join(5)
+
+    def close(self) -> None:
+        raw = getattr(self._sock, "_sock", self._sock)
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+def _attach(client: docker.DockerClient, container_id: str) -> Any:
+    sock = client.api.attach_socket(
+        container_id, params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 0}
+    )
+    # The client's 60 s read timeout would cut off a job that is quiet for a minute; the
+    # stream ends when the container exits.
+    raw = getattr(sock, "_sock", sock)
+    if hasattr(raw, "settimeout"):
+        raw.settimeout(None)
+    return sock
+
+
+def _wait(container: Any, timeout_s: float) -> int | None:
+    """The exit code, or None when the container was still running at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            # The wait endpoint gives no sign of a timeout other than the read timing out.
+            result = container.wait(timeout=left)
+        except requests.RequestException as exc:
+            try:
+                container.reload()
+            except (DockerException, requests.RequestException):
+                raise _unreachable(exc) from None
+            if container.attrs["State"].get("Running"):
+                continue  # the loop decides whether the deadline passed
+            result = container.wait(timeout=_STOP_TIMEOUT_S)
+        return int(result["StatusCode"])
+
+
+def run_container(
+    *,
+    image: str,
+    entrypoint: Sequence[str],
+    env: Sequence[tuple[str, str]],
+    mounts: Sequence[Mount],
+    stdout: Path,
+    stderr: Path,
+    timeout_s: float,
+    memory_bytes: int,
+    nano_cpus: int = DEFAULT_NANO_CPUS,
+    pids_limit: int = DEFAULT_PIDS_LIMIT,
+    tmp_bytes: int = DEFAULT_TMP_BYTES,
+    pull: bool | None = None,
+    user: str | None = None,
+    api_timeout_s: float = DEFAULT_API_TIMEOUT_S,
+) -> ContainerOutcome:
+    """Run `entrypoint` (or the image's default command when empty) in `image`.
+
+    `mounts` are bind mounts; those not `writable` are read-only. `stdout` and `stderr` are
+    written as the container writes them. `memory_bytes` covers the processes and `/tmp`
+    together, with no swap. `pull=None` reads `EXECUTOR_DOCKER_PULL`. The container runs as
+    `user` (default: this process's uid:gid), so that files it leaves in `/outputs` belong to
+    the executor, which publishes and then deletes them. `api_timeout_s` bounds each call to
+    the engine, not the job: the wait and the output stream are bounded by `timeout_s` alone.
+
+    Raises ContainerRunError with a one-line reason when the job cannot run to an exit:
+    the engine is unreachable, the image is missing, the container cannot start, or it is
+    killed at the memory or wall-time limit.
+    """
+    if memory_bytes < MIN_MEMORY_BYTES:
+        raise ContainerRunError(
+            f"limits.memory_bytes: Docker needs at least {MIN_MEMORY_BYTES} bytes "
+            f"({_mebibytes(MIN_MEMORY_BYTES)}); the job asks for {memory_bytes}"
+        )
+    client = _connect(api_timeout_s)
+    name = f"filplus-job-{uuid.uuid4().hex[:16]}"
+    created = False
+    try:
+        _ensure_image(client, image, _pull_enabled(pull))
+        with Path(stdout).open("wb") as out, Path(stderr).open("wb") as err:
+            created = True  # from here on a container of that name may exist
+            container = _create(
+                client,
+                name=name,
+                image=image,
+                entrypoint=entrypoint,
+                env=env,
+                mounts=mounts,
+                memory_bytes=memory_bytes,
+                nano_cpus=nano_cpus,
+                pids_limit=pids_limit,
+                tmp_bytes=tmp_bytes,
+                user=user if user is not None else f"{os.getuid()}:{os.getgid()}",
+            )
+            pump = _OutputPump(_attach(client, container.id), out, err)
+            pump.start()
+            try:
+                started = time.monotonic()
+                try:
+                    container.start()
+                except APIError as exc:
+                    raise ContainerRunError(
+                        f"the container could not start: {_start_reason(exc)}"
+                    ) from None
+                exit_code = _wait(container, timeout_s)
+                runtime_ms = round((time.monotonic() - started) * 1000)
+                if exit_code is None:
+                    _kill(container)
+                    raise ContainerRunError(
+                        f"the job exceeded its wall-time limit of {timeout_s:g} s and was killed"
+                    )
+                pump.finish(_DRAIN_TIMEOUT_S)
+            finally:
+                pump.close()
+            if pump.error is not None:
+                raise ContainerRunError(
+                    f"reading the container's output failed: {_one_line(pump.error)}"
+                )
+            container.reload()
+            if container.attrs["State"].get("OOMKilled"):
+                raise ContainerRunError(
+                    f"the job ran out of memory: it was killed at its memory limit of "
+                    f"{memory_bytes} bytes ({_mebibytes(memory_bytes)})"
+                )
+            return ContainerOutcome(exit_code=exit_code, runtime_ms=runtime_ms)
+    except (DockerException, requests.RequestException) as exc:
+        if isinstance(exc, APIError) and exc.status_code is not None and exc.status_code < 500:
+            reason = _api_reason(exc)
+            raise ContainerRunError(f"the Docker engine refused the job: {reason}") from None
+        raise _unreachable(exc) from None
+    finally:
+        # A removal failure is reported only when nothing else is: the first reason wins.
+        failing = sys.exc_info()[1] is not None
+        try:
+            if created:
+                _remove(client, name)
+        except ContainerRunError:
+            if not failing:
+                raise
+        finally:
+            client.close()
+
+
+def _create(
+    client: docker.DockerClient,
+    *,
+    name: str,
+    image: str,
+    entrypoint: Sequence[str],
+    env: Sequence[tuple[str, str]],
+    mounts: Sequence[Mount],
+    memory_bytes: int,
+    nano_cpus: int,
+    pids_limit: int,
+    tmp_bytes: int,
+    user: str,
+) -> Any:
+    try:
+        return client.containers.create(
+            image,
+            name=name,
+            entrypoint=list(entrypoint) or None,
+            environment=[f"{k}={v}" for k, v in env],
+            user=user,
+            labels={LABEL: "job"},
+            network_mode="none",
+            read_only=True,
+            mounts=_docker_mounts(mounts),
+            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_bytes},mode=1777"},
+            mem_limit=memory_bytes,
+            memswap_limit=memory_bytes,
+            nano_cpus=nano_cpus,
+            pids_limit=pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            # Output comes through the attach stream; the daemon need not keep a copy.
+            log_config=LogConfig(type=LogConfig.types.NONE),
+            stdin_open=False,
+            tty=False,
+        )
+    except APIError as exc:
+        reason = _api_reason(exc)
+        if not entrypoint and "no command specified" in reason.lower():
+            raise ContainerRunError(
+                f"the image {image} has no default command; give docker.entrypoint"
+            ) from None
+        raise ContainerRunError(f"the container could not be created: {reason}") from None
+
+
+def _kill(container: Any) -> None:
+    try:
+        container.kill()
+    except NotFound:
+        return
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: it stopped on its own meanwhile
+            raise
+    container.wait(timeout=_STOP_TIMEOUT_S)
+
+
+def _remove(client: docker.DockerClient, name: str) -> None:
+    try:
+        client.api.remove_container(name, force=True, v=True)
+    except NotFound:
+        pass
+    except (DockerException, requests.RequestException) as exc:
+        raise ContainerRunError(f"removing the container {name} failed: {_one_line(exc)}") from None
