@@ -73,6 +73,16 @@ class _Node:
         )
 
 
+@dataclass
+class _Frame:
+    """A folder being added: its entries still to visit and the links made so far."""
+
+    display: str
+    name: bytes
+    entries: Iterator[os.DirEntry[str]]
+    links: list[tuple[bytes, Link]]
+
+
 def _text(binary: bytes) -> str:
     try:
         return cid_from_bytes(binary)
@@ -312,14 +322,7 @@ class EmbeddedStore:
         files: list[AddedEntry] = []
         dirs: list[AddedEntry] = []
 
-        @dataclass
-        class Frame:
-            display: str
-            name: bytes
-            entries: Iterator[os.DirEntry[str]]
-            links: list[tuple[bytes, Link]]
-
-        stack = [Frame(name, b"", iter(self._sorted_entries(top)), [])]
+        stack = [_Frame(name, b"", iter(self._sorted_entries(top)), [])]
         while stack:
             frame = stack[-1]
             entry = next(frame.entries, None)
@@ -337,7 +340,7 @@ class EmbeddedStore:
                 raise StorageError(f"{entry.path}: symbolic links are not added")
             if entry.is_dir(follow_symlinks=False):
                 stack.append(
-                    Frame(display, raw_name, iter(self._sorted_entries(Path(entry.path))), [])
+                    _Frame(display, raw_name, iter(self._sorted_entries(Path(entry.path))), [])
                 )
             elif entry.is_file(follow_symlinks=False):
                 link = self._add_file(Path(entry.path), writer)
