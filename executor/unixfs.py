@@ -58,6 +58,7 @@ __all__ = [
     "encode_varint",
     "hash_block",
     "import_file",
+    "read_chunks",
 ]
 
 CHUNK_SIZE = 262144
