@@ -92,3 +92,116 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise ValueError("audit events are append-only")
+
+
+class Job(models.Model):
+    """A WASM or Docker job: its spec, where it ran, what it produced, and its moderation.
+
+    Bundled jobs run on our executor (node is null) and carry a lease while they run, so a
+    job whose worker died goes back to the queue. External jobs are run by a compute node
+    that registered them under its own id; their node is the key that registered them.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Engine(models.TextChoices):
+        WASM = "wasm"
+        DOCKER = "docker"
+
+    class Moderation(models.TextChoices):
+        PENDING = "pending"
+        VERIFIED = "verified"
+        REJECTED = "rejected"
+        REVOKED = "revoked"
+
+    id = models.CharField(primary_key=True, max_length=100)
+    engine = models.CharField(max_length=8, choices=Engine.choices)
+    spec = models.JSONField()
+    # SHA-256 of the canonical spec: what "the same body" means for idempotent registration.
+    spec_digest = models.CharField(max_length=64)
+    external = models.BooleanField(default=False)
+    owner = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="owned_jobs"
+    )
+    node = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="node_jobs"
+    )
+    annotations = models.JSONField(default=list)
+    # "|a|b|": annotations in a form every database can filter on with a LIKE.
+    annotation_index = models.CharField(max_length=2000, blank=True, default="")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # True when every input was blessed when the job ran (null until it ran, or no inputs).
+    inputs_blessed = models.BooleanField(null=True)
+    moderation_state = models.CharField(
+        max_length=12, choices=Moderation.choices, default=Moderation.PENDING
+    )
+    datacap_bytes = models.BigIntegerField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="job_recent"),
+            models.Index(fields=["state", "created_at"], name="job_state_created"),
+            models.Index(fields=["state", "lease_until"], name="job_state_lease"),
+            models.Index(fields=["owner", "-created_at"], name="job_owner_recent"),
+            models.Index(fields=["node", "-created_at"], name="job_node_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.engine}, {self.state})"
+
+
+class JobInput(models.Model):
+    """An input CID mounted at a path, with its FIL+ status when the job ran."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveSmallIntegerField()
+    cid = models.CharField(max_length=200, db_index=True)
+    path = models.CharField(max_length=1000)
+    blessed = models.BooleanField(null=True)
+    status = models.CharField(max_length=12, blank=True, default="")
+    sources = models.JSONField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    as_of_epoch = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="job_input_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cid}:{self.path}"
+
+
+class JobResult(models.Model):
+    """What a job produced; written once, by the one result-recording service."""
+
+    job = models.OneToOneField(
+        Job, primary_key=True, on_delete=models.CASCADE, related_name="result"
+    )
+    result_cid = models.CharField(max_length=200, db_index=True)
+    exit_code = models.BigIntegerField()
+    stdout_cid = models.CharField(max_length=200)
+    stderr_cid = models.CharField(max_length=200)
+    outputs_cid = models.CharField(max_length=200)
+    size_bytes = models.BigIntegerField()
+    runtime_ms = models.BigIntegerField()
+    provider = models.CharField(max_length=32, blank=True, default="")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.job_id} -> {self.result_cid}"

@@ -127,6 +127,14 @@ if EXECUTOR_PROVIDER is not None and not re.fullmatch(r"f0\d+", EXECUTOR_PROVIDE
         f"EXECUTOR_PROVIDER must be a storage provider id address like f01234, "
         f"got {EXECUTOR_PROVIDER!r}"
     )
+# A running job's lease: a worker renews it every third of this; a job whose lease lapsed
+# goes back to the queue, at most EXECUTOR_MAX_ATTEMPTS runs in all, then fails.
+EXECUTOR_LEASE_S = env_int("EXECUTOR_LEASE_S", 60, minimum=1)
+EXECUTOR_MAX_ATTEMPTS = env_int("EXECUTOR_MAX_ATTEMPTS", 3, minimum=1)
+# Executor threads `manage.py serve` runs (embedded mode; production uses celery workers).
+EXECUTOR_WORKERS = env_int("EXECUTOR_WORKERS", 1, minimum=0)
+# Largest upload `POST /content` takes.
+CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
 
 # --- background work ------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url(
@@ -140,13 +148,22 @@ CELERY_RESULT_BACKEND = env_url("CELERY_RESULT_BACKEND", None, schemes=("redis",
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ROUTES = {"chain_scanner.*": {"queue": "scanner"}}
+CELERY_TASK_ROUTES = {
+    "chain_scanner.*": {"queue": "scanner"},
+    "dashboard.run_job": {"queue": "executor"},
+    "dashboard.recover_jobs": {"queue": "executor"},
+}
 CELERY_BEAT_SCHEDULE = {
     "scan-chain": {
         "task": "chain_scanner.scan_pass",
         "schedule": float(SCANNER_INTERVAL_S),
         # A pass that is still queued when the next one is due is pointless.
         "options": {"expires": float(SCANNER_INTERVAL_S)},
+    },
+    "recover-jobs": {
+        "task": "dashboard.recover_jobs",
+        "schedule": max(1.0, EXECUTOR_LEASE_S / 2),
+        "options": {"expires": max(1.0, EXECUTOR_LEASE_S / 2)},
     },
 }
 
@@ -186,6 +203,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Eligibility of input CIDs, jobs, moderation and the notary API (DESIGN §4).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Operations are tagged by the path segment after this (v1), whatever else is routed.
+    "SCHEMA_PATH_PREFIX": r"/api",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

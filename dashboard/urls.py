@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from dashboard.api.content import GatewayView
 from dashboard.errors import error_body
 from dashboard.health import healthz
 
@@ -13,6 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("dashboard.api.urls")),
+    # Stored content by CID (DESIGN §4, outside the API): result links in the pages, CLI `get`.
+    path("ipfs/<str:cid>", GatewayView.as_view(), name="ipfs"),
+    path("ipfs/<str:cid>/<path:path>", GatewayView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,10 +1,15 @@
 from django.urls import path
 
-from dashboard.api import views
+from dashboard.api import content, jobs, views
 
 urlpatterns = [
     # path: multibase base64 CIDs (m…) may contain "/"
     path("cids/<path:cid>", views.CidView.as_view(), name="api-cid"),
     path("eligibility", views.EligibilityView.as_view(), name="api-eligibility"),
     path("scanner", views.ScannerView.as_view(), name="api-scanner"),
+    path("jobs", jobs.JobsView.as_view(), name="api-jobs"),
+    path("jobs/<str:job_id>", jobs.JobView.as_view(), name="api-job"),
+    path("jobs/<str:job_id>/results", jobs.JobResultsView.as_view(), name="api-job-results"),
+    path("jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
+    path("content", content.ContentView.as_view(), name="api-content"),
 ]

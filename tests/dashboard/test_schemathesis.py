@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import UTC
 
 import base58
 import pytest
@@ -44,14 +45,36 @@ schemathesis.openapi.format(
         st.sampled_from(["v1", "upper", "base64", "v0"]),
     ),
 )
+# Job list cursors are opaque tokens the API gives out (created_at|id, base64url).
+schemathesis.openapi.format(
+    "job-cursor",
+    st.builds(
+        lambda when, job_id: (
+            base64.urlsafe_b64encode(f"{when.isoformat()}|{job_id}".encode()).decode().rstrip("=")
+        ),
+        st.datetimes(timezones=st.just(UTC)),
+        st.from_regex(r"[0-9a-f]{32}", fullmatch=True),
+    ),
+)
 # The default statuses plus 413: a batch over 1000 CIDs is "too large", as the issue asks.
+# A job spec's rules span fields (the engine names which object is required, mount paths
+# must not repeat or nest under /outputs, env names, NUL bytes…) and live in executor.spec,
+# beyond what the schema says; for job submission only, a schema-valid body may still be a
+# 400. Every other check (no 500s, responses match the schema, malformed input refused)
+# still runs on it.
 config = SchemathesisConfig.from_dict(
     {
         "checks": {
             "negative_data_rejection": {
                 "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
             }
-        }
+        },
+        "operations": [
+            {
+                "include-operation-id": "jobs_submit",
+                "checks": {"positive_data_acceptance": {"enabled": False}},
+            }
+        ],
     }
 )
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=config)

@@ -1,7 +1,8 @@
 """`manage.py serve`: the whole service on the embedded defaults, in one process (DESIGN §8).
 
-Migrates the database, then runs the web server and the scanner loop (following
-LOTUS_RPC_URL) together. Ctrl-C or SIGTERM stops all of them.
+Migrates the database, then runs the web server, the scanner loop (following LOTUS_RPC_URL)
+and the bundled executor's worker threads (EXECUTOR_WORKERS) together. Ctrl-C or SIGTERM
+stops all of them; a job cut short goes back to the queue when its lease lapses.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
+from dashboard.job_worker import run_worker, wake
 
 
 class Command(BaseCommand):
-    help = "Migrate, then run the web server and the chain scanner loop together."
+    help = "Migrate, then run the web server, the chain scanner and the executor together."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-scanner", action="store_true", help="run the web server only")
+        parser.add_argument("--no-scanner", action="store_true", help="no chain scanner loop")
+        parser.add_argument("--no-executor", action="store_true", help="no executor worker")
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -38,6 +41,13 @@ class Command(BaseCommand):
             workers.append(
                 threading.Thread(target=self._scanner, args=(stop,), name="scanner", daemon=True)
             )
+        if not options["no_executor"]:
+            for n in range(settings.EXECUTOR_WORKERS):
+                workers.append(
+                    threading.Thread(
+                        target=run_worker, args=(stop,), name=f"executor-{n}", daemon=True
+                    )
+                )
         for worker in workers:
             worker.start()
 
@@ -54,6 +64,7 @@ class Command(BaseCommand):
             pass
         finally:
             stop.set()
+            wake()
             for worker in workers:
                 worker.join(timeout=30)
             self.stdout.write("stopped")

@@ -1,0 +1,125 @@
+"""`POST /api/v1/content` uploads and the read-only `GET /ipfs/{cid}[/path]` gateway."""
+
+from __future__ import annotations
+
+import html
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard import content
+from dashboard.api.permissions import AnyKey, ScopePermission
+from dashboard.api.serializers import ErrorSerializer
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey
+from executor.storage import StorageError
+
+CAR_TYPE = "application/vnd.ipld.car"
+
+
+class SubmitterOrNode(ScopePermission):
+    scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+
+
+class UploadedSerializer(serializers.Serializer):
+    cid = serializers.CharField(help_text="canonical CIDv1; a CAR's root")
+
+
+class ContentView(APIView):
+    permission_classes = [SubmitterOrNode]
+
+    @extend_schema(
+        operation_id="content_upload",
+        summary="Upload a file (raw body) or a CAR into the dashboard's IPFS store",
+        request={"application/octet-stream": bytes, CAR_TYPE: bytes},
+        responses={
+            201: UploadedSerializer,
+            **{c: OpenApiResponse(ErrorSerializer) for c in (400, 401, 403, 413, 429, 503)},
+        },
+    )
+    def post(self, request: Request) -> Response:
+        declared = request.META.get("CONTENT_LENGTH")
+        car = request.content_type.split(";")[0].strip() == CAR_TYPE
+        cid = content.store_upload(
+            request._request.read,  # the raw stream: never request.body, which is held in memory
+            declared=int(declared) if declared and declared.isdigit() else None,
+            car=car,
+        )
+        return Response({"cid": cid}, status=201)
+
+
+def _stream(cid: str) -> Iterator[bytes]:
+    yield from content.storage().iter_cat(cid)
+
+
+def _car(cid: str) -> Iterator[bytes]:
+    with tempfile.TemporaryDirectory(prefix="filplus-car-") as tmp:
+        path = Path(tmp) / "out.car"
+        with path.open("wb") as out:
+            content.storage().export_car(cid, out)
+        with path.open("rb") as data:
+            while chunk := data.read(1 << 20):
+                yield chunk
+
+
+class GatewayView(APIView):
+    """Stored content, read-only: files as bytes, folders as a listing, `?format=car` a CAR.
+
+    Any API key or a moderator's session may read; the store is not an open gateway.
+    """
+
+    permission_classes = [AnyKey]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        # The body is bytes, HTML or a CAR whatever the Accept header says; only errors are
+        # rendered, and always as JSON.
+        return (JSONRenderer(), JSONRenderer.media_type)
+
+    # Outside the API (DESIGN §4): not part of the v1 schema.
+    @extend_schema(exclude=True)
+    def get(self, request: Request, cid: str, path: str = "") -> HttpResponse:
+        target, is_dir, entries = content.resolve(cid, path)
+        wants_car = request.query_params.get("format") == "car" or CAR_TYPE in request.headers.get(
+            "Accept", ""
+        )
+        headers = {"X-Content-Type-Options": "nosniff", "X-Ipfs-Roots": target}
+        if wants_car:
+            try:
+                body = _car(target)
+                first = next(body)  # fail before the 200 is sent
+            except StorageError as exc:
+                raise DomainError("storage_unavailable", str(exc), status=503) from None
+            return StreamingHttpResponse(
+                _chain(first, body),
+                content_type=CAR_TYPE,
+                headers={**headers, "Content-Disposition": f'attachment; filename="{target}.car"'},
+            )
+        if is_dir:
+            assert entries is not None
+            base = request.path.rstrip("/")
+            rows = "".join(
+                f'<li><a href="{html.escape(base)}/{html.escape(e.name)}">{html.escape(e.name)}'
+                f"{'/' if e.is_dir else ''}</a> {'' if e.is_dir else f'{e.size} bytes'}</li>"
+                for e in entries
+            )
+            page = (
+                f"<!doctype html><title>{html.escape(target)}</title>"
+                f"<h1>{html.escape(target)}</h1><ul>{rows or '<li>(empty folder)</li>'}</ul>"
+            )
+            return HttpResponse(page, content_type="text/html; charset=utf-8", headers=headers)
+        return StreamingHttpResponse(
+            _stream(target), content_type="application/octet-stream", headers=headers
+        )
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest

@@ -1,0 +1,224 @@
+"""Jobs API views (DESIGN §4): thin; the rules live in dashboard.jobs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard import jobs
+from dashboard.api import job_serializers as js
+from dashboard.api.permissions import ScopePermission, api_key
+from dashboard.api.serializers import ErrorSerializer
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey, Job
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer) for code in statuses}
+
+
+class SubmitOrRead(ScopePermission):
+    """Submit: submitter and node keys. Read: those plus moderator keys and sessions."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        self.scopes = (
+            (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+            if request.method == "POST"
+            else (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE, ApiKey.Scope.MODERATOR)
+        )
+        return super().has_permission(request, view)
+
+
+class NodeOnly(ScopePermission):
+    scopes = (ApiKey.Scope.NODE,)
+
+
+class SubmitterOrNode(ScopePermission):
+    scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        stamp, _, job_id = raw.partition("|")
+        when = datetime.fromisoformat(stamp)
+        if not job_id or when.tzinfo is None:
+            raise ValueError
+        return when, job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise DomainError(
+            "invalid_request", "cursor is not one this API gave out", fields={"cursor": "invalid"}
+        ) from None
+
+
+def _choice(request: Request, name: str, choices: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise DomainError(
+            "invalid_request",
+            f"{name} must be one of {', '.join(choices)}",
+            fields={name: f"got {value!r}"},
+        )
+    return value
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise DomainError(
+            "invalid_request", f"limit must be 1 to {MAX_LIMIT}", fields={"limit": f"got {raw!r}"}
+        )
+    return int(raw)
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("state", str, enum=[s.value for s in Job.State]),
+    OpenApiParameter("engine", str, enum=[e.value for e in Job.Engine]),
+    OpenApiParameter("node", str, description="name of the compute node's key"),
+    OpenApiParameter("annotation", str),
+    OpenApiParameter("blessed", str, enum=["true", "false"], description="all inputs blessed"),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        description=f"1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}",
+    ),
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "format": "job-cursor"},
+        description="opaque: from the previous page's next link",
+    ),
+]
+
+
+class JobsView(APIView):
+    permission_classes = [SubmitOrRead]
+
+    @extend_schema(
+        operation_id="jobs_list",
+        summary="Jobs you may see, newest first",
+        parameters=LIST_PARAMETERS,
+        responses={200: js.JobPageSerializer, **_errors(400, 401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        key = api_key(request)
+        queryset = jobs.visible_jobs(key)
+        filters: dict[str, Any] = {}
+        if state := _choice(request, "state", [s.value for s in Job.State]):
+            filters["state"] = state
+        if engine := _choice(request, "engine", [e.value for e in Job.Engine]):
+            filters["engine"] = engine
+        if (node := request.query_params.get("node")) is not None:
+            filters["node__name"] = node
+        if (annotation := request.query_params.get("annotation")) is not None:
+            filters["annotation_index__contains"] = f"|{annotation}|"
+        if blessed := _choice(request, "blessed", ["true", "false"]):
+            filters["inputs_blessed"] = blessed == "true"
+        queryset = queryset.filter(**filters).order_by("-created_at", "-id")
+        if (cursor := request.query_params.get("cursor")) is not None:
+            when, job_id = _decode_cursor(cursor)
+            queryset = queryset.filter(created_at__lte=when).exclude(
+                created_at=when, id__gte=job_id
+            )
+        limit = _limit(request)
+        page = list(queryset[: limit + 1])
+        more = len(page) > limit
+        page = page[:limit]
+        next_url = None
+        if more:
+            params = request.query_params.copy()
+            params["cursor"] = _encode_cursor(page[-1])
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        return Response({"next": next_url, "results": [jobs.job_json(j) for j in page]})
+
+    @extend_schema(
+        operation_id="jobs_submit",
+        summary="Submit a job to the bundled executor, or register an external one",
+        request=js.JobSubmitSerializer,
+        responses={
+            201: js.JobSerializer,
+            200: js.JobSerializer,
+            **_errors(400, 401, 403, 409, 415, 429),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        key = api_key(request)
+        assert key is not None  # the permission admits keys only
+        job, created = jobs.submit_job(key=key, body=request.data)
+        job = jobs.visible_jobs(key).get(id=job.id)
+        return Response(jobs.job_json(job), status=201 if created else 200)
+
+
+def _visible(request: Request, job_id: str) -> Job:
+    job = jobs.visible_jobs(api_key(request)).filter(id=job_id).first()
+    if job is None:
+        raise DomainError("not_found", f"no job {job_id}", status=404)
+    return job
+
+
+class JobView(APIView):
+    permission_classes = [SubmitOrRead]
+
+    @extend_schema(
+        operation_id="job_detail",
+        summary="One job: state, inputs with blessed status at run time, result, moderation",
+        responses={200: js.JobSerializer, **_errors(401, 403, 404, 429)},
+    )
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(jobs.job_json(_visible(request, job_id)))
+
+
+class JobResultsView(APIView):
+    permission_classes = [NodeOnly]
+
+    @extend_schema(
+        operation_id="job_results",
+        summary="A compute node reports the result of a job it ran (idempotent)",
+        request=js.JobResultSerializer,
+        responses={
+            201: js.JobSerializer,
+            200: js.JobSerializer,
+            **_errors(400, 401, 403, 404, 409, 415, 429),
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        key = api_key(request)
+        assert key is not None
+        _visible(request, job_id)  # 404 before judging the body of a job the node cannot see
+        result = jobs.parse_result(request.data, default_provider=key.provider)
+        _, created = jobs.record_result(job_id=job_id, result=result, key=key)
+        return Response(jobs.job_json(_visible(request, job_id)), status=201 if created else 200)
+
+
+class JobCancelView(APIView):
+    permission_classes = [SubmitterOrNode]
+
+    @extend_schema(
+        operation_id="job_cancel",
+        summary="Cancel a queued job now, or ask the worker to stop a running one",
+        request=None,
+        responses={200: js.JobSerializer, **_errors(401, 403, 404, 429)},
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        key = api_key(request)
+        assert key is not None
+        job = jobs.cancel_job(job_id=job_id, key=key)
+        return Response(jobs.job_json(_visible(request, job.id)))

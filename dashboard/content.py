@@ -1,0 +1,83 @@
+"""The dashboard's IPFS store from the web side: uploads and read-only paths under a CID.
+
+The store is the executor's (`executor.storage.open_storage` with our settings), so content
+uploaded here is what the bundled worker mounts, and results it publishes can be read back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+
+from dashboard.errors import DomainError
+from executor.cids import InvalidCID, normalize_cid
+from executor.storage import ContentNotFound, DirEntry, Storage, StorageError, open_storage
+
+__all__ = ["resolve", "storage", "store_upload"]
+
+CHUNK = 1 << 20
+
+
+def storage() -> Storage:
+    return open_storage(settings.IPFS_API_URL, Path(settings.DATA_DIR))
+
+
+def store_upload(read: Callable[[int], bytes], *, declared: int | None, car: bool) -> str:
+    """Stream a request body to a temporary file within the size limit, then add it."""
+    limit = settings.CONTENT_MAX_BYTES
+    if declared is not None and declared > limit:
+        raise DomainError("body_too_large", f"uploads are limited to {limit} bytes", status=413)
+    with tempfile.TemporaryDirectory(prefix="filplus-upload-") as tmp:
+        path = Path(tmp) / "upload"
+        size = 0
+        with path.open("wb") as out:
+            while chunk := read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise DomainError(
+                        "body_too_large", f"uploads are limited to {limit} bytes", status=413
+                    )
+                out.write(chunk)
+        store = storage()
+        try:
+            if car:
+                with path.open("rb") as data:
+                    roots = store.import_car(data)
+                if len(roots) != 1:
+                    raise DomainError(
+                        "invalid_car", f"a CAR upload needs exactly one root, it has {len(roots)}"
+                    )
+                return roots[0]
+            return store.add_path(path)[-1].cid
+        except StorageError as exc:
+            if car:
+                raise DomainError("invalid_car", f"the CAR was refused: {exc}") from None
+            raise DomainError("storage_unavailable", str(exc), status=503) from None
+
+
+def resolve(cid: str, path: str) -> tuple[str, bool, list[DirEntry] | None]:
+    """Follow `path` under `cid`: (cid of the target, is it a directory, its entries if so)."""
+    try:
+        current = normalize_cid(cid)
+    except InvalidCID:
+        raise DomainError("invalid_cid", f"{cid!r} is not a CID", fields={"cid": cid}) from None
+    store = storage()
+    try:
+        is_dir = store.is_dir(current)
+        for part in [p for p in path.split("/") if p]:
+            if not is_dir:
+                raise DomainError("not_found", f"{current} is a file, not a directory", status=404)
+            match = next((e for e in store.ls(current) if e.name == part), None)
+            if match is None:
+                raise DomainError("not_found", f"no {part!r} under {current}", status=404)
+            current, is_dir = match.cid, match.is_dir
+        return current, is_dir, store.ls(current) if is_dir else None
+    except ContentNotFound:
+        raise DomainError(
+            "not_found", f"{current} is not in this dashboard's store", status=404
+        ) from None
+    except StorageError as exc:
+        raise DomainError("storage_unavailable", str(exc), status=503) from None

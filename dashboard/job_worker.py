@@ -1,0 +1,135 @@
+"""The bundled executor inside the dashboard: claim a job, check its inputs, run it, record it.
+
+The Celery task (`dashboard.tasks.run_job`) and the embedded worker thread of
+`manage.py serve` both call `execute_job`; results go through `jobs.record_result`, the same
+service `POST /jobs/{id}/results` uses. While a job runs, a thread renews its lease so that
+`jobs.recover_expired` can tell a live worker from a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from dashboard import jobs
+from dashboard.models import Job
+from executor.run import JobFailed, module_cache, run_job
+from executor.spec import SpecError, parse_spec
+from executor.storage import Storage, open_storage
+
+__all__ = ["execute_job", "run_worker", "wake", "worker_name"]
+
+log = logging.getLogger(__name__)
+_wake = threading.Event()
+
+
+def wake() -> None:
+    """A job was queued: let the embedded worker look now rather than at its next poll."""
+    _wake.set()
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def storage() -> Storage:
+    return open_storage(settings.IPFS_API_URL, Path(settings.DATA_DIR))
+
+
+class _LeaseKeeper(threading.Thread):
+    def __init__(self, job_id: str, worker: str) -> None:
+        super().__init__(name=f"lease-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.worker = worker
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        interval = max(0.2, settings.EXECUTOR_LEASE_S / 3)
+        try:
+            while not self.stopped.wait(interval):
+                if not jobs.renew_lease(job_id=self.job_id, worker=self.worker):
+                    self.lost = True
+                    return
+        finally:
+            close_old_connections()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def execute_job(job: Job, *, worker: str) -> str:
+    """Run a job this worker has claimed; returns its final state."""
+    keeper = _LeaseKeeper(job.id, worker)
+    keeper.start()
+    try:
+        try:
+            spec = parse_spec(job.spec)
+        except SpecError as exc:  # stored specs were validated; this guards old rows
+            jobs.fail_job(job_id=job.id, reason=f"invalid spec: {exc}", worker=worker)
+            return Job.State.FAILED
+        jobs.check_inputs(job_id=job.id)
+        try:
+            result = run_job(
+                spec,
+                storage(),
+                cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
+            )
+        except JobFailed as exc:
+            jobs.fail_job(job_id=job.id, reason=str(exc), worker=worker)
+            return Job.State.FAILED
+        except Exception as exc:  # a bug or an outage must not leave the job running
+            log.exception("job %s failed in the executor", job.id)
+            jobs.fail_job(
+                job_id=job.id, reason=f"executor error: {type(exc).__name__}: {exc}", worker=worker
+            )
+            return Job.State.FAILED
+    finally:
+        keeper.stop()
+    if Job.objects.filter(id=job.id, cancel_requested=True).exists():
+        Job.objects.filter(id=job.id, state=Job.State.RUNNING).update(
+            state=Job.State.CANCELLED, error="cancelled", lease_owner="", lease_until=None
+        )
+        return Job.State.CANCELLED
+    body = jobs.ResultIn(
+        result_cid=result.result_cid,
+        exit_code=result.exit_code,
+        stdout_cid=result.stdout_cid,
+        stderr_cid=result.stderr_cid,
+        outputs_cid=result.outputs_cid,
+        size_bytes=result.size_bytes,
+        runtime_ms=result.runtime_ms,
+        provider=settings.EXECUTOR_PROVIDER or "",
+    )
+    try:
+        jobs.record_result(job_id=job.id, result=body)
+    except Exception:
+        log.exception("recording the result of job %s failed", job.id)
+        raise
+    return Job.State.COMPLETED
+
+
+def run_worker(stop: threading.Event, *, poll_s: float = 1.0) -> None:
+    """The embedded executor: recover lost jobs, run queued ones, sleep until woken."""
+    worker = worker_name()
+    while not stop.is_set():
+        try:
+            jobs.recover_expired()
+            job = jobs.claim_next(worker=worker)
+            if job is not None:
+                state = execute_job(job, worker=worker)
+                log.info("job %s %s", job.id, state)
+                continue
+        except Exception:
+            log.exception("executor worker pass failed")
+        finally:
+            close_old_connections()
+        _wake.wait(poll_s)
+        _wake.clear()

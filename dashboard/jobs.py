@@ -1,0 +1,494 @@
+"""Jobs: submission, claiming and leases, input eligibility, and the one result-recording service.
+
+Every write here is a keyword-only function in a transaction; the API views, the Celery task
+and the embedded worker call the same functions. State moves queued → running → completed |
+failed | cancelled, always with a conditional UPDATE so two workers (or a worker and an
+API call) can never both win a transition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import IntegrityError, transaction
+from django.db.models import F, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from dashboard import eligibility as selectors
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey, Job, JobInput, JobResult
+from executor.cids import InvalidCID, normalize_cid
+from executor.spec import JobSpec, SpecError, parse_spec
+
+__all__ = [
+    "ResultIn",
+    "cancel_job",
+    "check_inputs",
+    "claim_job",
+    "claim_next",
+    "fail_job",
+    "job_json",
+    "parse_result",
+    "record_result",
+    "recover_expired",
+    "renew_lease",
+    "submit_job",
+    "visible_jobs",
+]
+
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+PROVIDER = re.compile(r"f0\d{1,20}")
+MAX_ERROR = 4000
+
+
+# --- submission --------------------------------------------------------------------------------
+
+
+def _spec_digest(spec: JobSpec) -> str:
+    return hashlib.sha256(spec.canonical_json()).hexdigest()
+
+
+def _parse_body(body: Any) -> tuple[JobSpec, bool, str | None]:
+    if not isinstance(body, dict):
+        raise DomainError("invalid_spec", "the body must be a JSON object (a job spec)")
+    fields = dict(body)
+    external = fields.pop("external", False)
+    job_id = fields.pop("id", None)
+    if not isinstance(external, bool):
+        raise DomainError(
+            "invalid_spec", "external must be true or false", fields={"external": "not a boolean"}
+        )
+    try:
+        spec = parse_spec(fields)
+    except SpecError as exc:
+        raise DomainError("invalid_spec", str(exc), fields={exc.field: exc.message}) from None
+    if external:
+        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+            raise DomainError(
+                "invalid_spec",
+                "an external job needs its own id: 1 to 100 of A-Z a-z 0-9 . _ : -",
+                fields={"id": "missing or malformed"},
+            )
+    elif job_id is not None:
+        raise DomainError(
+            "invalid_spec",
+            "id is only for external jobs; the dashboard names the jobs it runs",
+            fields={"id": "not allowed without external: true"},
+        )
+    return spec, external, job_id
+
+
+def _annotation_index(annotations: tuple[str, ...]) -> str:
+    return "|" + "|".join(a.replace("|", "") for a in annotations) + "|" if annotations else ""
+
+
+@transaction.atomic
+def submit_job(*, key: ApiKey, body: Any) -> tuple[Job, bool]:
+    """Create a job from a spec; returns (job, created). External registrations are idempotent."""
+    spec, external, job_id = _parse_body(body)
+    if external and key.scope != ApiKey.Scope.NODE:
+        raise DomainError(
+            "forbidden", "only compute nodes register jobs they run themselves", status=403
+        )
+    digest = _spec_digest(spec)
+    now = timezone.now()
+    job = Job(
+        id=job_id if external else uuid.uuid4().hex,
+        engine=spec.engine,
+        spec=spec.to_json(),
+        spec_digest=digest,
+        external=external,
+        owner=key,
+        node=key if external else None,
+        annotations=list(spec.annotations),
+        annotation_index=_annotation_index(spec.annotations),
+        state=Job.State.RUNNING if external else Job.State.QUEUED,
+        started_at=now if external else None,
+    )
+    if external:
+        existing = Job.objects.filter(id=job.id).first()
+        if existing is not None:
+            return _same_registration(existing, key, digest), False
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+        except IntegrityError:  # registered concurrently: compare with the winner
+            return _same_registration(Job.objects.get(id=job.id), key, digest), False
+    else:
+        job.save(force_insert=True)
+    JobInput.objects.bulk_create(
+        JobInput(job=job, position=i, cid=m.cid, path=m.path) for i, m in enumerate(spec.inputs)
+    )
+    if external:
+        # The node runs it now: its inputs' status now is their status at run time.
+        check_inputs(job_id=job.id)
+    else:
+        _dispatch(job.id)
+    return job, True
+
+
+def _same_registration(existing: Job, key: ApiKey, digest: str) -> Job:
+    if existing.owner_id != key.pk:
+        raise DomainError(
+            "job_id_taken", f"job id {existing.id} belongs to another client", status=409
+        )
+    if not existing.external or existing.spec_digest != digest:
+        raise DomainError(
+            "job_conflict",
+            f"job {existing.id} was registered with a different spec",
+            status=409,
+        )
+    return existing
+
+
+def _dispatch(job_id: str) -> None:
+    """Hand a queued job to a worker once the transaction commits."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # Embedded mode: the executor thread of `manage.py serve` polls for queued jobs;
+        # running the task eagerly would run the job inside the web request.
+        from dashboard.job_worker import wake
+
+        transaction.on_commit(wake)
+        return
+    from dashboard.tasks import run_job
+
+    transaction.on_commit(lambda: run_job.delay(job_id))
+
+
+# --- claiming, leases and recovery -------------------------------------------------------------
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.EXECUTOR_LEASE_S)
+
+
+def claim_job(*, job_id: str, worker: str) -> Job | None:
+    """Take a queued bundled job for this worker; None when someone else has it (or it's gone)."""
+    now = timezone.now()
+    taken = Job.objects.filter(id=job_id, state=Job.State.QUEUED, external=False).update(
+        state=Job.State.RUNNING,
+        lease_owner=worker,
+        lease_until=now + _lease(),
+        started_at=now,
+        attempts=F("attempts") + 1,
+    )
+    if not taken:
+        return None
+    return Job.objects.get(id=job_id)
+
+
+def claim_next(*, worker: str) -> Job | None:
+    """The oldest queued bundled job, claimed; None when the queue is empty."""
+    for job_id in (
+        Job.objects.filter(state=Job.State.QUEUED, external=False)
+        .order_by("created_at")
+        .values_list("id", flat=True)[:5]
+    ):
+        job = claim_job(job_id=job_id, worker=worker)
+        if job is not None:
+            return job
+    return None
+
+
+def renew_lease(*, job_id: str, worker: str) -> bool:
+    """Extend our lease; False when the job is no longer ours to run (recovered or cancelled)."""
+    return bool(
+        Job.objects.filter(
+            id=job_id, state=Job.State.RUNNING, lease_owner=worker, cancel_requested=False
+        ).update(lease_until=timezone.now() + _lease())
+    )
+
+
+def recover_expired(*, now: Any = None) -> dict[str, list[str]]:
+    """Running bundled jobs whose worker stopped renewing: back to the queue, or failed."""
+    now = now or timezone.now()
+    requeued: list[str] = []
+    failed: list[str] = []
+    expired = Job.objects.filter(
+        state=Job.State.RUNNING, external=False, lease_until__lt=now
+    ).values_list("id", "attempts", "lease_owner")
+    for job_id, attempts, owner in expired:
+        stale = Job.objects.filter(
+            id=job_id, state=Job.State.RUNNING, lease_owner=owner, lease_until__lt=now
+        )
+        if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
+            if stale.update(state=Job.State.QUEUED, lease_owner="", lease_until=None):
+                requeued.append(job_id)
+                with transaction.atomic():
+                    _dispatch(job_id)
+        elif stale.update(
+            state=Job.State.FAILED,
+            finished_at=now,
+            lease_owner="",
+            lease_until=None,
+            error=f"the worker running this job was lost {attempts} times (its lease expired)",
+        ):
+            failed.append(job_id)
+    return {"requeued": requeued, "failed": failed}
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+
+def check_inputs(*, job_id: str) -> bool | None:
+    """Record each input's FIL+ status now, through the eligibility API's own selectors."""
+    inputs = list(JobInput.objects.filter(job_id=job_id).order_by("position"))
+    if not inputs:
+        Job.objects.filter(id=job_id).update(inputs_blessed=None)
+        return None
+    answer = selectors.eligibility([i.cid for i in inputs])
+    now = timezone.now()
+    for item, result in zip(inputs, answer["results"], strict=True):
+        item.blessed = result["blessed"]
+        item.status = result["status"]
+        item.sources = (
+            selectors.cid_report(item.cid)["sources"] if result["status"] != "unknown" else []
+        )
+        item.checked_at = now
+        item.as_of_epoch = answer["as_of_epoch"]
+    with transaction.atomic():
+        JobInput.objects.bulk_update(
+            inputs, ["blessed", "status", "sources", "checked_at", "as_of_epoch"]
+        )
+        Job.objects.filter(id=job_id).update(inputs_blessed=answer["eligible"])
+    return answer["eligible"]
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultIn:
+    result_cid: str
+    exit_code: int
+    stdout_cid: str
+    stderr_cid: str
+    outputs_cid: str
+    size_bytes: int
+    runtime_ms: int
+    provider: str
+
+    def same_as(self, stored: JobResult) -> bool:
+        # runtime_ms is left out: a retried delivery of the same result may have re-measured it.
+        return (
+            stored.result_cid == self.result_cid
+            and stored.exit_code == self.exit_code
+            and stored.stdout_cid == self.stdout_cid
+            and stored.stderr_cid == self.stderr_cid
+            and stored.outputs_cid == self.outputs_cid
+            and stored.size_bytes == self.size_bytes
+            and stored.provider == self.provider
+        )
+
+
+_CID_FIELDS = ("result_cid", "stdout_cid", "stderr_cid", "outputs_cid")
+_INT_FIELDS = ("exit_code", "size_bytes", "runtime_ms")
+
+
+def parse_result(body: Any, *, default_provider: str = "") -> ResultIn:
+    """Validate a `POST /jobs/{id}/results` body; DomainError names the bad field."""
+    if not isinstance(body, dict):
+        raise DomainError("invalid_result", "the body must be a JSON object")
+    unknown = sorted(set(body) - {*_CID_FIELDS, *_INT_FIELDS, "provider"})
+    if unknown:
+        raise DomainError(
+            "invalid_result", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
+        )
+    values: dict[str, Any] = {}
+    for name in _CID_FIELDS:
+        raw = body.get(name)
+        try:
+            if not isinstance(raw, str):
+                raise InvalidCID("missing")
+            values[name] = normalize_cid(raw)
+        except InvalidCID:
+            raise DomainError(
+                "invalid_result", f"{name} must be a CID", fields={name: f"not a CID: {raw!r}"}
+            ) from None
+    for name in _INT_FIELDS:
+        raw = body.get(name)
+        low = -(2**63) if name == "exit_code" else 0
+        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw < 2**63:
+            raise DomainError(
+                "invalid_result",
+                f"{name} must be an integer" + ("" if name == "exit_code" else " >= 0"),
+                fields={name: f"got {raw!r}"},
+            )
+        values[name] = raw
+    provider = body.get("provider", default_provider) or ""
+    if provider and (not isinstance(provider, str) or not PROVIDER.fullmatch(provider)):
+        raise DomainError(
+            "invalid_result",
+            "provider must be a storage provider id address like f01234",
+            fields={"provider": f"got {provider!r}"},
+        )
+    values["provider"] = provider
+    return ResultIn(**values)
+
+
+def record_result(
+    *, job_id: str, result: ResultIn, key: ApiKey | None = None
+) -> tuple[JobResult, bool]:
+    """The one place a job's result is written: by a node over HTTP (key) or our worker (None).
+
+    Idempotent: the same result again returns (stored, False); a different one is a 409.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id).first()
+        if job is None:
+            raise DomainError("not_found", f"no job {job_id}", status=404)
+        _check_writer(job, key)
+        if key is not None and key.provider and result.provider != key.provider:
+            raise DomainError(
+                "provider_mismatch",
+                f"this key's storage provider is {key.provider}, not {result.provider or 'none'}",
+                status=403,
+                fields={"provider": "must be the key's provider"},
+            )
+        stored = JobResult.objects.filter(job=job).first()
+        if stored is not None:
+            if result.same_as(stored):
+                return stored, False
+            raise DomainError(
+                "result_conflict",
+                f"job {job_id} already has a different result ({stored.result_cid})",
+                status=409,
+            )
+        if job.state not in (Job.State.QUEUED, Job.State.RUNNING):
+            raise DomainError(
+                "job_finished", f"job {job_id} is {job.state}; it takes no result", status=409
+            )
+        stored = JobResult.objects.create(
+            job=job,
+            result_cid=result.result_cid,
+            exit_code=result.exit_code,
+            stdout_cid=result.stdout_cid,
+            stderr_cid=result.stderr_cid,
+            outputs_cid=result.outputs_cid,
+            size_bytes=result.size_bytes,
+            runtime_ms=result.runtime_ms,
+            provider=result.provider,
+        )
+        Job.objects.filter(id=job_id).update(
+            state=Job.State.COMPLETED,
+            finished_at=timezone.now(),
+            lease_owner="",
+            lease_until=None,
+            error="",
+        )
+        return stored, True
+
+
+def _check_writer(job: Job, key: ApiKey | None) -> None:
+    if key is None:
+        return  # our own worker
+    if key.scope != ApiKey.Scope.NODE or job.node_id != key.pk:
+        raise DomainError("forbidden", f"job {job.id} is not run by this key", status=403)
+
+
+def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:
+    """Mark a running job failed; with a worker, only while that worker holds the lease."""
+    running = Job.objects.filter(id=job_id, state=Job.State.RUNNING)
+    if worker is not None:
+        running = running.filter(lease_owner=worker)
+    return bool(
+        running.update(
+            state=Job.State.FAILED,
+            finished_at=timezone.now(),
+            error=reason[:MAX_ERROR],
+            lease_owner="",
+            lease_until=None,
+        )
+    )
+
+
+def cancel_job(*, job_id: str, key: ApiKey) -> Job:
+    """Cancel a queued job at once; ask the worker of a running one to stop."""
+    job = visible_jobs(key).filter(id=job_id).first()
+    if job is None:
+        raise DomainError("not_found", f"no job {job_id}", status=404)
+    if job.state == Job.State.QUEUED:
+        Job.objects.filter(id=job_id, state=Job.State.QUEUED).update(
+            state=Job.State.CANCELLED, finished_at=timezone.now(), error="cancelled"
+        )
+    elif job.state == Job.State.RUNNING:
+        Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(cancel_requested=True)
+        if job.external:
+            Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
+                state=Job.State.CANCELLED, finished_at=timezone.now(), error="cancelled"
+            )
+    return Job.objects.get(id=job_id)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def visible_jobs(who: ApiKey | None) -> QuerySet[Job]:
+    """Jobs a caller may see: a key its own (submitted or run), moderators all (who=None)."""
+    jobs = Job.objects.select_related("node", "result").prefetch_related(
+        Prefetch("inputs", queryset=JobInput.objects.order_by("position"))
+    )
+    if who is None or who.scope == ApiKey.Scope.MODERATOR:
+        return jobs
+    return jobs.filter(Q(owner=who) | Q(node=who))
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job as DESIGN §4 writes it."""
+    try:
+        result: JobResult | None = job.result
+    except ObjectDoesNotExist:
+        result = None
+    return {
+        "id": job.id,
+        "state": job.state,
+        "engine": job.engine,
+        "spec": job.spec,
+        "external": job.external,
+        "node": job.node.name if job.node_id else None,
+        "annotations": job.annotations,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "error": job.error or None,
+        "attempts": job.attempts,
+        "inputs_blessed": job.inputs_blessed,
+        "inputs": [
+            {
+                "cid": i.cid,
+                "path": i.path,
+                "blessed": i.blessed,
+                "status": i.status or None,
+                "as_of_epoch": i.as_of_epoch,
+            }
+            for i in job.inputs.all()
+        ],
+        "result": None
+        if result is None
+        else {
+            "result_cid": result.result_cid,
+            "exit_code": result.exit_code,
+            "stdout_cid": result.stdout_cid,
+            "stderr_cid": result.stderr_cid,
+            "outputs_cid": result.outputs_cid,
+            "size_bytes": result.size_bytes,
+            "runtime_ms": result.runtime_ms,
+            "provider": result.provider or None,
+        },
+        "moderation": {
+            "state": job.moderation_state,
+            "datacap_bytes": job.datacap_bytes,
+            "decided_at": _iso(job.decided_at),
+        },
+    }
