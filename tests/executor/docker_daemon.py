@@ -116,7 +116,17 @@ class DockerDaemon:
         self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 60) -> float:
-        """Start dockerd and wait until it answers; returns the seconds that took."""
+        """Start dockerd and wait until it answers; returns the seconds that took.
+
+        On any failure the daemon is stopped again, so a failed start leaves nothing running.
+        """
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> float:
         lock = self._lock_stack.enter_context(_flock(SHARED_STATE / "lock", blocking=False))
         if lock is None:
             # Another session's daemon owns the shared data root.

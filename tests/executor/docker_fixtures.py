@@ -44,8 +44,7 @@ def docker_daemon_fixture() -> Iterator[DockerDaemon]:
     daemon = DockerDaemon()
     try:
         daemon.start()
-    except DockerDaemonError as exc:
-        daemon.stop()
+    except DockerDaemonError as exc:  # start() has stopped it again
         skip_or_fail(f"the Docker engine cannot start here: {exc}")
     try:
         yield daemon

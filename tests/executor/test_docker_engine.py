@@ -138,7 +138,7 @@ def test_output_is_byte_exact(engine: docker.DockerClient, job: Job) -> None:
 
 def test_large_output_is_streamed_to_disk(docker_env: str, tmp_path: Path) -> None:
     # In a child process so that its peak RSS measures the copy alone.
-    size = 200 * MiB
+    size = 96 * MiB
     script = f"""
 import resource, sys
 from pathlib import Path
@@ -256,7 +256,7 @@ def test_quiet_job_longer_than_the_api_timeout_is_not_cut(
     engine: docker.DockerClient, job: Job
 ) -> None:
     # The SDK's read timeout must end neither the wait nor the output stream.
-    outcome = job.run(sh("sleep 3; echo late"), timeout_s=30, api_timeout_s=1)
+    outcome = job.run(sh("sleep 2.5; echo late"), timeout_s=30, api_timeout_s=1)
     assert outcome.exit_code == 0
     assert job.stdout() == b"late\n"
 
