@@ -382,3 +382,23 @@ def test_cancel(client: Client, personas: Personas, store) -> None:
     response = call(client, "post", path, personas.submitter_key)
     assert response.status_code == 200 and response.json()["state"] == "cancelled"
     assert run_queued() == []  # nothing left to run
+
+
+def test_uploads_over_the_limit_are_413_and_store_nothing(
+    client: Client, personas: Personas, store, settings
+) -> None:
+    settings.CONTENT_MAX_BYTES = 10
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {personas.submitter_key}"}
+    ok = client.post("/api/v1/content", data=b"0123456789", content_type="text/plain", **headers)
+    assert ok.status_code == 201
+    too_big = client.post(
+        "/api/v1/content", data=b"0123456789x", content_type="text/plain", **headers
+    )
+    assert too_big.status_code == 413
+    assert too_big.json()["error"]["code"] == "body_too_large"
+    assert not store.has("bafkreieodakyotisg3bnqmrwwhiliugmacmaorfjaysz3uun4w73jp5344")
+    notary = {"HTTP_AUTHORIZATION": f"Bearer {personas.notary_key}"}
+    assert (
+        client.post("/api/v1/content", data=b"x", content_type="text/plain", **notary).status_code
+        == 403
+    )

@@ -1,0 +1,153 @@
+"""Jobs end to end over real HTTP: `manage.py serve` (web server + executor thread) and the CLI
+in `--api` mode, as a job author uses them; content upload and the /ipfs gateway."""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from executor.api_client import DashboardClient
+from executor.store import EmbeddedStore
+from tests.executor import wat_modules as wat
+from tests.helpers import ROOT, free_port, manage, process_env, spawn
+
+
+@dataclass
+class Live:
+    url: str
+    submitter: str
+    node: str
+    tmp: Path
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("live")
+    port = free_port()
+    # No Lotus here: the scanner loop is off; jobs and content need none.
+    env = process_env(tmp, EXECUTOR_LEASE_S="5")
+    env.pop("IPFS_API_URL", None)
+    assert manage(env, "migrate", "-v0").returncode == 0
+    keys = {}
+    for scope, extra in (("submitter", []), ("node", ["--provider", "f01234"])):
+        made = manage(env, "create_api_key", "--scope", scope, "--name", f"{scope}-live", *extra)
+        assert made.returncode == 0, made.stderr
+        keys[scope] = made.stdout.strip().splitlines()[-1]
+    proc = spawn(env, "serve", "--port", str(port), "--no-scanner")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{url}/healthz").status_code in (200, 503):
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield Live(url=url, submitter=keys["submitter"], node=keys["node"], tmp=tmp)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+
+
+def cli(live: Live, *args: str, api: bool = True, data_dir: Path | None = None):  # type: ignore[no-untyped-def]
+    env = process_env(data_dir or live.tmp / "cli-local")
+    env.pop("IPFS_API_URL", None)
+    if api:
+        env.update(FILPLUS_API_URL=live.url, FILPLUS_API_KEY=live.submitter)
+    return subprocess.run(
+        [sys.executable, "-m", "executor", *args],
+        cwd=live.tmp, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_job_over_http_gives_the_local_result_cid(live: Live) -> None:
+    module = live.tmp / "clocks.wasm"
+    module.write_bytes(wat.clocks_and_random())
+    data = live.tmp / "input.txt"
+    data.write_bytes(b"some input\n")
+    remote_input = cli(live, "add", str(data)).stdout.strip()
+    local_input = cli(live, "add", str(data), api=False).stdout.strip()
+    assert remote_input == local_input
+    args = ["wasm", "run", str(module), "-v", f"{remote_input}:/in/input.txt", "--wait", "x"]
+    remote = cli(live, *args)
+    assert remote.returncode == 0, remote.stderr
+    job_id, result_cid = remote.stdout.split()
+    assert "completed" in remote.stderr
+    local = cli(live, *[a for a in args if a != "--wait"], api=False)
+    assert local.returncode == 0, local.stderr
+    assert local.stdout.split()[-1] == result_cid
+    described = cli(live, "describe", job_id)
+    assert f'"result_cid": "{result_cid}"' in described.stdout
+    assert '"blessed": false' in described.stdout  # no chain data: the input is not blessed
+    # the result can be fetched back through the dashboard, verified block by block
+    got = cli(live, "get", result_cid, "-o", str(live.tmp / "fetched"))
+    assert got.returncode == 0, got.stderr
+    stdout = (live.tmp / "fetched" / "stdout").read_text().splitlines()
+    assert stdout[0] == "1640995200000000000"
+
+
+def test_submit_without_wait_and_failures(live: Live) -> None:
+    spin = live.tmp / "spin.wasm"
+    spin.write_bytes(wat.spin())
+    submitted = cli(live, "wasm", "run", str(spin), "--fuel", "1000")
+    assert submitted.returncode == 0
+    [job_id] = submitted.stdout.split()
+    with DashboardClient(live.url, live.submitter) as client:
+        job = client.wait(job_id, timeout_s=60, poll_s=0.2)
+    assert job["state"] == "failed" and job["error"] == "fuel limit of 1000 exhausted"
+    failed = cli(live, "wasm", "run", str(spin), "--fuel", "1000", "--wait")
+    assert failed.returncode == 1
+    assert "failed: fuel limit of 1000 exhausted" in failed.stderr
+    no_key = cli(live, "describe", job_id, api=False)
+    assert no_key.returncode == 2 and "needs --api" in no_key.stderr
+    bad_key = subprocess.run(
+        [sys.executable, "-m", "executor", "describe", job_id, "--api", live.url,
+         "--api-key", "fpk_nope"],
+        cwd=ROOT, env=process_env(live.tmp / "x"), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad_key.returncode == 1 and "HTTP 401" in bad_key.stderr
+
+
+def test_content_upload_and_gateway(live: Live) -> None:
+    folder = live.tmp / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a\n")
+    (folder / "sub" / "b.txt").write_text("bb\n")
+    root = cli(live, "add", str(folder)).stdout.strip()  # a CAR built locally and uploaded
+    local = EmbeddedStore(live.tmp / "check")
+    assert root == local.add_path(folder)[-1].cid
+    headers = {"Authorization": f"Bearer {live.node}"}
+    listing = httpx.get(f"{live.url}/ipfs/{root}", headers=headers)
+    assert listing.status_code == 200 and "sub/" in listing.text
+    file = httpx.get(f"{live.url}/ipfs/{root}/sub/b.txt", headers=headers)
+    assert (file.status_code, file.content) == (200, b"bb\n")
+    assert file.headers["content-type"] == "application/octet-stream"
+    car = httpx.get(f"{live.url}/ipfs/{root}?format=car", headers=headers)
+    assert car.headers["content-type"] == "application/vnd.ipld.car"
+    assert EmbeddedStore(live.tmp / "from-car").import_car(io.BytesIO(car.content)) == [root]
+    assert httpx.get(f"{live.url}/ipfs/{root}").status_code == 401
+    missing = httpx.get(f"{live.url}/ipfs/{root}/nope", headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    raw = httpx.post(
+        f"{live.url}/api/v1/content",
+        content=b"hello ipfs\n",
+        headers={**headers, "Content-Type": "application/octet-stream"},
+    )
+    assert raw.status_code == 201
+    assert raw.json() == {"cid": "bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4"}
+    broken = httpx.post(
+        f"{live.url}/api/v1/content",
+        content=b"\x01not a car",
+        headers={**headers, "Content-Type": "application/vnd.ipld.car"},
+    )
+    assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_car"
