@@ -293,6 +293,7 @@ def run_container(
                 runtime_ms = round((time.monotonic() - started) * 1000)
                 if exit_code is None:
                     _kill(container)
+                    pump.finish(_DRAIN_TIMEOUT_S)  # keep what it wrote before the kill
                     raise ContainerRunError(
                         f"the job exceeded its wall-time limit of {timeout_s:g} s and was killed"
                     )
