@@ -122,6 +122,8 @@ class DashboardClient:
     def upload(self, data: bytes | BinaryIO, *, car: bool = False) -> str:
         """Store a file's bytes, or a CAR, in the dashboard's store; the CID (a CAR's root)."""
         content_type = CAR_TYPE if car else "application/octet-stream"
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)  # httpx would stream these as an iterable of ints
         body = self._json(
             "POST", "/api/v1/content", content=data, headers={"Content-Type": content_type}
         )

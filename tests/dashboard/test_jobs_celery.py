@@ -1,0 +1,150 @@
+"""Jobs in production mode: a real Redis broker, real `celery worker` and `celery beat`
+processes, and the web server as a separate process. A worker killed mid-job loses nothing:
+the job's lease lapses, beat sends it back to the queue, and another worker finishes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import wasmtime
+
+from dashboard.celery import app
+from tests.helpers import ROOT, free_port, manage, process_env, spawn
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+
+def test_routes_and_beat_entry() -> None:
+    assert app.conf.task_routes["dashboard.run_job"] == {"queue": "executor"}
+    assert app.conf.beat_schedule["recover-jobs"]["task"] == "dashboard.recover_jobs"
+
+
+def _redis_or_skip() -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); .ci/run starts one")
+
+
+def _celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dashboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _worker(env: dict[str, str], name: str) -> subprocess.Popen[str]:
+    return _celery(
+        env, "worker", "-Q", "executor", "--pool", "solo", "-n", f"{name}@%h",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    )  # fmt: skip
+
+
+def _kernel(iterations: int) -> bytes:
+    """A module that computes for a while (xorshift64), then exits 0."""
+    return bytes(
+        wasmtime.wat2wasm(f"""
+(module (memory (export "memory") 1)
+  (func (export "_start") (local $i i64) (local $x i64)
+    (local.set $x (i64.const 88172645463325252))
+    (loop $l
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
+      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const {iterations}))))
+    (i64.store (i32.const 0) (local.get $x))))""")
+    )
+
+
+def _wait(client: httpx.Client, job_id: str, states: set[str], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def _stop(*procs: subprocess.Popen[str]) -> list[str]:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    return [proc.communicate(timeout=60)[0] or "" for proc in procs]
+
+
+def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) -> None:
+    _redis_or_skip()
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    env = process_env(
+        tmp_path,
+        CELERY_BROKER_URL=REDIS_URL,
+        EXECUTOR_LEASE_S="2",
+        EXECUTOR_MAX_ATTEMPTS="3",
+        EXECUTOR_PROVIDER="f07777",
+    )
+    env.pop("IPFS_API_URL", None)
+    assert manage(env, "migrate", "-v0").returncode == 0
+    made = manage(env, "create_api_key", "--scope", "submitter", "--name", "celery-test")
+    key = made.stdout.strip().splitlines()[-1]
+    port = free_port()
+    web = spawn(env, "serve", "--port", str(port), "--no-scanner", "--no-executor")
+    first = _worker(env, "first")
+    procs = [web, first]
+    try:
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                client.get("/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+        def submit(module: bytes) -> str:
+            cid = client.post(
+                "/api/v1/content",
+                content=module,
+                headers={"Content-Type": "application/octet-stream"},
+            ).json()["cid"]
+            body = {"engine": "wasm", "wasm": {"module": cid}}
+            response = client.post("/api/v1/jobs", json=body)
+            assert response.status_code == 201, response.text
+            return response.json()["id"]
+
+        quick = _wait(client, submit(_kernel(1000)), {"completed", "failed"}, 60)
+        assert quick["state"] == "completed", quick
+        assert quick["result"]["provider"] == "f07777" and quick["attempts"] == 1
+
+        # A job long enough to kill its worker in the middle of it.
+        slow_id = submit(_kernel(4_000_000_000))
+        _wait(client, slow_id, {"running"}, 60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        second = _worker(env, "second")
+        beat = _celery(env, "beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO")
+        procs += [second, beat]
+        done = _wait(client, slow_id, {"completed", "failed"}, 180)
+        assert done["state"] == "completed", done
+        assert done["attempts"] == 2
+        assert done["result"]["exit_code"] == 0
+    finally:
+        logs = _stop(*procs)
+    assert any("dashboard.recover_jobs" in log for log in logs)
