@@ -136,7 +136,7 @@ def test_output_is_byte_exact(engine: docker.DockerClient, job: Job) -> None:
     assert job.stderr() == "e1e2"
 
 
-def test_large_output_is_streamed_to_disk(docker_env: str, tmp_path: Path) -> None:
+def test_large_output_is_streamed_to_disk(engine: docker.DockerClient, tmp_path: Path) -> None:
     # In a child process so that its peak RSS measures the copy alone.
     size = 96 * MiB
     script = f"""
@@ -422,3 +422,31 @@ def test_run_job_failure_reason(engine: docker.DockerClient, tmp_path: Path) -> 
     )
     with pytest.raises(JobFailed, match=r"wall-time limit of 1 s"):
         run_job(spec, store)
+
+
+def test_cli_docker_run(engine: docker.DockerClient, docker_env: str, tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), DATA_DIR=str(tmp_path / "data"))
+    env.pop("IPFS_API_URL", None)
+    env.pop("FILPLUS_API_URL", None)
+    store = EmbeddedStore(tmp_path / "data" / "ipfs")
+    input_cid = store.add_bytes(b"3\n4\n")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "executor", "docker", "run", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    run = cli(TINY_IMAGE, "-v", f"{input_cid}:/in/n.txt", "--", "sh", "-c", "wc -l < /in/n.txt")
+    assert run.returncode == 0, run.stderr
+    result_cid = run.stdout.split()[-1]
+    names = {e.name: e.cid for e in store.ls(result_cid)}
+    assert store.cat(names["stdout"]) == b"2\n"
+    failed = cli("filplus-test/absent:1", "--", "true")
+    assert failed.returncode == 1
+    assert "filplus-test/absent:1" in failed.stderr
+    assert "Traceback" not in failed.stderr
