@@ -73,6 +73,10 @@ _LS_DIR_TYPES = {1, 5}
 _COPY_CHUNK = 1 << 20
 
 
+class _Stalled(StorageUnavailable):
+    """The node sent nothing for a read timeout: busy, or waiting for a block it lacks."""
+
+
 @dataclass(frozen=True)
 class _Root:
     """What the root block of a CID says: its kind and, for files, the byte count."""
@@ -87,8 +91,9 @@ class KuboClient:
     `url` is the RPC address, e.g. `http://127.0.0.1:5001` (a trailing `/api/v0` and the
     multiaddr form `/ip4/127.0.0.1/tcp/5001` are accepted too). `timeout` bounds each wait for
     the node: connecting, and every read of an answer, so a stream that stalls for that long
-    fails. `find_timeout` bounds the search for a CID's root block; on an online Kubo the
-    search crosses the network, so raise it there.
+    fails. `find_timeout` bounds the wait for a block the node may not have: a CID's root
+    block, and each next block while `has` or `ls` walk a DAG. On an online Kubo a search
+    crosses the network, so raise it there; on js-ipfs it is what an absent CID costs.
     """
 
     def __init__(self, url: str, timeout: float = 60.0, *, find_timeout: float = 2.0) -> None:
@@ -219,13 +224,10 @@ class KuboClient:
         root = self._root(cid)
         if root.kind != "dir":
             raise StorageError(f"{cid} is a {_KIND_NAMES[root.kind]}, not a directory")
-        # Both nodes read every entry's block to type it, so a missing one makes the call
-        # wait: bounded like a root search.
-        params = {"arg": cid, "timeout": _duration(self.find_timeout)}
-        answer = self._json("ls", params, cid)
+        # Both nodes read every entry's block to type it: a missing one stalls the stream.
         entries = []
-        for obj in answer.get("Objects") or []:
-            for link in obj.get("Links") or []:
+        for item in self._walk("ls", {"arg": cid, "stream": "true"}, cid):
+            for link in (item.get("Objects") or [{}])[0].get("Links") or []:
                 is_dir = link.get("Type") in _LS_DIR_TYPES
                 entries.append(
                     DirEntry(
@@ -274,23 +276,17 @@ class KuboClient:
             self._get_into(entry.cid, self._root(entry.cid), target / entry.name)
 
     def has(self, cid: str) -> bool:
-        """Whether every block under the CID is here: `refs -r` with `offline=true` (Kubo then
-        never asks the network; js-ipfs ignores the option and, missing a block, waits until
-        the `find_timeout` runs out, which also counts as absent)."""
+        """Whether every block under the CID is here: `refs -r` with `offline=true`. Kubo then
+        never asks the network and reports a missing block at once; js-ipfs ignores the
+        option and waits for the block, so a stream that stalls for `find_timeout` counts
+        as absent too."""
         cid = _cid(cid)
+        params = {"arg": cid, "recursive": "true", "unique": "true", "offline": "true"}
         try:
             self._root(cid)
-            params = {
-                "arg": cid,
-                "recursive": "true",
-                "unique": "true",
-                "offline": "true",
-                "timeout": _duration(self.find_timeout),
-            }
-            with self._call("refs", stream=True, params=params, cid=cid) as response:
-                for item in _ndjson(response, self.url, "refs", cid):
-                    if item.get("Err"):
-                        return False
+            for item in self._walk("refs", params, cid):
+                if item.get("Err"):
+                    return False
         except ContentNotFound:
             return False
         return True
@@ -354,6 +350,20 @@ class KuboClient:
             raise StorageError(f"the IPFS node at {self.url} sent a block that is not {cid}")
         return response.content
 
+    def _walk(self, endpoint: str, params: dict[str, str], cid: str) -> Iterator[dict[str, Any]]:
+        """The lines of a call that walks a DAG block by block (`refs`, `ls`). No RPC
+        `timeout` (it would cut a long walk short): instead the stream may stall for at most
+        `find_timeout` between lines, which is how a missing block shows on js-ipfs."""
+        timeout = httpx.Timeout(self.timeout, read=self.find_timeout)
+        try:
+            with self._call(endpoint, stream=True, params=params, cid=cid, timeout=timeout) as r:
+                yield from _ndjson(r, self.url, endpoint, cid)
+        except _Stalled:
+            raise ContentNotFound(
+                f"{cid} is not wholly on the IPFS node at {self.url}: it found no next block "
+                f"for {self.find_timeout:g} s"
+            ) from None
+
     def _json(self, endpoint: str, params: dict[str, str], cid: str | None = None) -> Any:
         response = self._post(endpoint, params, cid)
         try:
@@ -378,7 +388,7 @@ class KuboClient:
         stream: bool = False,
         params: dict[str, str],
         cid: str | None = None,
-        timeout: float | None = None,
+        timeout: float | httpx.Timeout | None = None,
         **kwargs: Any,
     ) -> Iterator[httpx.Response]:
         """POST to the RPC; map transport failures and error answers onto StorageError."""
@@ -389,10 +399,12 @@ class KuboClient:
                     r.read()
                     self._raise_for(r, endpoint, cid)
                 yield r
+        except httpx.ReadTimeout:
+            raise _Stalled(f"the IPFS node at {self.url} stopped answering {endpoint}") from None
         except httpx.TimeoutException as exc:
             raise StorageUnavailable(
-                f"the IPFS node at {self.url} did not answer {endpoint} within "
-                f"{timeout or self.timeout:g} s ({type(exc).__name__})"
+                f"the IPFS node at {self.url} did not answer {endpoint} in time "
+                f"({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:
             raise StorageUnavailable(
@@ -421,7 +433,7 @@ class KuboClient:
         try:
             yield from response.iter_bytes(size)
         except httpx.TimeoutException:
-            raise StorageUnavailable(
+            raise _Stalled(
                 f"the IPFS node at {self.url} sent nothing for {self.timeout:g} s while "
                 f"sending {cid} (a block under it may be missing)"
             ) from None
@@ -497,7 +509,7 @@ def _ndjson(
     except ValueError:
         raise StorageError(f"the IPFS node at {url} answered {endpoint} with bad JSON") from None
     except httpx.TimeoutException:
-        raise StorageUnavailable(f"the IPFS node at {url} stopped answering {endpoint}") from None
+        raise _Stalled(f"the IPFS node at {url} stopped answering {endpoint}") from None
     except httpx.HTTPError as exc:
         raise StorageUnavailable(f"the IPFS node at {url} broke off {endpoint}: {exc}") from None
 
