@@ -16,6 +16,7 @@ from executor.car import CarReader
 from executor.cids import cid_from_bytes, normalize_cid
 from executor.kubo import KuboClient
 from executor.storage import ContentNotFound, Storage, StorageError, StorageUnavailable
+from tests.executor.ipfs_daemon import JsIpfsDaemon
 from tests.executor.ipfs_vectors import FOLDER_CIDV1, GOLDEN, golden_bytes, make_folder
 from tests.helpers import free_port
 
@@ -43,6 +44,37 @@ def impatient(jsipfs_url: str) -> Iterator[KuboClient]:
     """A client that gives up on a block after 0.5 s, for tests that hit absent ones."""
     with KuboClient(jsipfs_url, timeout=30, find_timeout=0.5) as client:
         yield client
+
+
+def listening_sockets(pid: int) -> list[tuple[str, str, int]]:
+    """(protocol, local address in /proc hex, port) of the process's listening or bound sockets."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        lines = Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]
+        for line in lines:
+            fields = line.split()
+            address, port = fields[1].split(":")
+            listening = proto.startswith("udp") or fields[3] == "0A"  # TCP_LISTEN
+            if fields[9] in inodes and listening:
+                found.append((proto, address, int(port, 16)))
+    return found
+
+
+def test_daemon_listens_on_loopback_only(jsipfs_daemon: JsIpfsDaemon) -> None:
+    assert jsipfs_daemon.process is not None
+    sockets = listening_sockets(jsipfs_daemon.process.pid)
+    # The RPC API, the gateway and js-ipfs's gRPC endpoint; no swarm, no MDNS.
+    assert len(sockets) == 3
+    assert {(proto, address) for proto, address, _ in sockets} == {("tcp", "0100007F")}
+    assert jsipfs_daemon.api_port in {port for _, _, port in sockets}
 
 
 def test_client_is_a_storage(kubo: KuboClient) -> None:
