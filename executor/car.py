@@ -186,9 +186,12 @@ class CarReader:
         consumed = len(_CARV2_PRAGMA) + 40
         if data_offset < consumed:
             raise CarError("CARv2 data offset points into its header")
-        skipped = _read_exact(self._stream, data_offset - consumed)
-        if len(skipped) < data_offset - consumed:
-            raise CarError("CARv2 is truncated before its data")
+        gap = data_offset - consumed
+        while gap > 0:  # in pieces: the offset comes from the file and may be absurd
+            skipped = _read_exact(self._stream, min(gap, 1 << 20))
+            if not skipped:
+                raise CarError("CARv2 is truncated before its data")
+            gap -= len(skipped)
         roots = self._read_header()
         # The inner CARv1 ends at data_size; an index may follow it.
         self._remaining = data_size - self._header_length

@@ -159,3 +159,10 @@ def test_truncated_carv2_payload_is_refused() -> None:
     whole = _carv2(inner)
     with pytest.raises(CarError):
         _read(whole[:-4])
+
+
+def test_carv2_with_an_absurd_data_offset_is_refused_without_reading_it_whole() -> None:
+    pragma = bytes.fromhex("0aa16776657273696f6e02")
+    fixed = bytes(16) + (1 << 62).to_bytes(8, "little") + bytes(16)
+    with pytest.raises(CarError, match="truncated before its data"):
+        _read(pragma + fixed + b"\x00" * 100)
