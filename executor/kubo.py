@@ -224,6 +224,9 @@ class KuboClient:
         root = self._root(cid)
         if root.kind != "dir":
             raise StorageError(f"{cid} is a {_KIND_NAMES[root.kind]}, not a directory")
+        return self._list(cid)
+
+    def _list(self, cid: str) -> list[DirEntry]:
         # Both nodes read every entry's block to type it: a missing one stalls the stream.
         entries = []
         for item in self._walk("ls", {"arg": cid, "stream": "true"}, cid):
@@ -264,13 +267,16 @@ class KuboClient:
     def _get_into(self, cid: str, root: _Root, target: Path) -> None:
         if root.kind == "symlink":
             raise StorageError(f"{cid} is a symbolic link; refusing to write it")
-        if root.kind == "file":
-            with target.open("xb") as out:
-                for chunk in self._stream_file(cid, root.size, _COPY_CHUNK):
-                    out.write(chunk)
-            return
-        target.mkdir()
-        for entry in self.ls(cid):
+        try:
+            if root.kind == "file":
+                with target.open("xb") as out:
+                    for chunk in self._stream_file(cid, root.size, _COPY_CHUNK):
+                        out.write(chunk)
+                return
+            target.mkdir()
+        except OSError as exc:
+            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
+        for entry in self._list(cid):
             if entry.name in ("", ".", "..") or "/" in entry.name or "\0" in entry.name:
                 raise StorageError(f"{cid} holds an entry named {entry.name!r}; refusing it")
             self._get_into(entry.cid, self._root(entry.cid), target / entry.name)
