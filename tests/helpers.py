@@ -6,7 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import dj_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,3 +53,34 @@ def spawn(env: dict[str, str], *args: str, **kwargs: object) -> subprocess.Popen
         text=True,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def database_urls(tmp_path: Path) -> Iterator[str]:
+    """Fresh databases for child processes, of the kind the suite runs on: SQLite files, or
+    throw-away PostgreSQL databases (dropped when the generator is closed)."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        while True:
+            yield f"sqlite:///{tmp_path / uuid.uuid4().hex}.sqlite3"
+    import psycopg
+
+    config = dj_database_url.parse(base)
+    admin = psycopg.connect(
+        host=config["HOST"],
+        port=config["PORT"] or 5432,
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+    created: list[str] = []
+    try:
+        while True:
+            name = f"filplus_kill_{uuid.uuid4().hex[:12]}"
+            admin.execute(f'CREATE DATABASE "{name}"')
+            created.append(name)
+            yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        for name in created:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

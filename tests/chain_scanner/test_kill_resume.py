@@ -11,18 +11,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import dj_database_url
 import pytest
 
 from tests.chain_data import encode_claim_event, make_deal, synthetic_message_cid
 from tests.chain_data import synthetic_piece_cid as piece
 from tests.chain_scanner.dumps import write_dump
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import ROOT, manage, spawn
+from tests.helpers import ROOT, database_urls, manage, spawn
 
 pytestmark = pytest.mark.slow
 HEAD = 50_000
@@ -33,38 +31,9 @@ SNAPSHOT = (
 )
 
 
-def _database_urls(tmp_path: Path) -> Iterator[str]:
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        while True:
-            yield f"sqlite:///{tmp_path / uuid.uuid4().hex}.sqlite3"
-    import psycopg
-
-    config = dj_database_url.parse(base)
-    admin = psycopg.connect(
-        host=config["HOST"],
-        port=config["PORT"] or 5432,
-        user=config["USER"],
-        password=config["PASSWORD"] or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-    created: list[str] = []
-    try:
-        while True:
-            name = f"filplus_kill_{uuid.uuid4().hex[:12]}"
-            admin.execute(f'CREATE DATABASE "{name}"')
-            created.append(name)
-            yield base.rsplit("/", 1)[0] + "/" + name
-    finally:
-        for name in created:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 @pytest.fixture
 def databases(tmp_path: Path) -> Iterator[Iterator[str]]:
-    urls = _database_urls(tmp_path)
+    urls = database_urls(tmp_path)
     yield urls
     urls.close()
 

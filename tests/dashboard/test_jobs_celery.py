@@ -17,7 +17,7 @@ import redis
 import wasmtime
 
 from dashboard.celery import app
-from tests.helpers import ROOT, free_port, manage, process_env, spawn
+from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
@@ -91,8 +91,10 @@ def _stop(*procs: subprocess.Popen[str]) -> list[str]:
 def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) -> None:
     _redis_or_skip()
     redis.Redis.from_url(REDIS_URL).flushdb()
+    databases = database_urls(tmp_path)  # SQLite file, or PostgreSQL when the suite runs on it
     env = process_env(
         tmp_path,
+        DATABASE_URL=next(databases),
         CELERY_BROKER_URL=REDIS_URL,
         EXECUTOR_LEASE_S="2",
         EXECUTOR_MAX_ATTEMPTS="3",
@@ -147,4 +149,5 @@ def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) 
         assert done["result"]["exit_code"] == 0
     finally:
         logs = _stop(*procs)
+        databases.close()
     assert any("dashboard.recover_jobs" in log for log in logs)
