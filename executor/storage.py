@@ -104,7 +104,16 @@ def open_storage(ipfs_api_url: str | None = None, data_dir: Path | None = None) 
     if url:
         from executor.kubo import KuboClient
 
-        return KuboClient(url)
+        # How long a node may look for a block before we call it absent: 2 s suits an
+        # offline node; an online Kubo searching the network needs longer.
+        raw = os.environ.get("IPFS_FIND_TIMEOUT_S") or "2"
+        try:
+            find_timeout = float(raw)
+        except ValueError:
+            raise StorageError(
+                f"IPFS_FIND_TIMEOUT_S must be a number of seconds, got {raw!r}"
+            ) from None
+        return KuboClient(url, find_timeout=find_timeout)
     from executor.store import EmbeddedStore
 
     root = data_dir if data_dir is not None else Path(os.environ.get("DATA_DIR") or "data")
