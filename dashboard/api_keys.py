@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dashboard.api.sql import prepared_cursor
 from dashboard.audit import record
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey
@@ -130,7 +131,7 @@ def authenticate_key(raw: str) -> ApiKey | None:
     due = connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION)
     # A plain cursor: this runs on every API request, and the ORM's query compiler and
     # RawQuerySet's column mapping cost more than the query itself (bench_api).
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LOOKUP, [due, raw[:PREFIX_LENGTH]])
         row = cursor.fetchone()
     if row is None:

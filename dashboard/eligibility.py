@@ -12,6 +12,7 @@ from typing import Any
 from django.db import connection
 
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
+from dashboard.api.sql import prepared_cursor
 from dashboard.errors import DomainError
 from executor.cids import InvalidCID, normalize_cid
 
@@ -65,8 +66,6 @@ def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
 
 
 _TABLE = BlessedCid._meta.db_table
-# Raw SQL on the hot paths: the ORM's query compiler costs more than these queries.
-_ONE = f"SELECT active_until, pending_until, deal_count, claim_count FROM {_TABLE} WHERE cid = %s"
 
 
 def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
@@ -80,7 +79,7 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
         marks = ", ".join(["%s"] * len(cids))
         sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid IN ({marks})"
         params = cids
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return {
@@ -134,87 +133,69 @@ def eligibility(cids: list[str]) -> dict[str, Any]:
     }
 
 
-_DEAL_COLUMNS = [
-    "deal_id",
-    "provider",
-    "client",
-    "piece_cid",
-    "payload_cid",
-    "start_epoch",
-    "end_epoch",
-    "sector_start_epoch",
-    "slash_epoch",
-    "removed_epoch",
-]
-_DEALS = (
-    f"SELECT {', '.join(_DEAL_COLUMNS)} FROM {Deal._meta.db_table} "
-    "WHERE payload_cid = %s OR piece_cid = %s ORDER BY end_epoch DESC LIMIT %s"
-)
-_CLAIM_COLUMNS = [
-    "claim_id",
-    "provider",
-    "client",
-    "piece_cid",
-    "term_start",
-    "term_max",
-    "removed",
-]
-_CLAIMS = (
-    f"SELECT {', '.join(_CLAIM_COLUMNS)} FROM {Claim._meta.db_table} "
-    "WHERE piece_cid = %s ORDER BY term_start DESC LIMIT %s"
-)
-
-
-def _rows(sql: str, params: list[object]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+# `GET /cids/{cid}` in one round trip: the cache row (kind 0), then the deals (1) and
+# claims (2) behind the CID, newest first, at most MAX_SOURCES of each; one row layout:
+# kind, id, start, end, a, b, c, provider, client, piece_cid, payload_cid, rank.
+_INT, _TEXT = "CAST(NULL AS BIGINT)", "CAST(NULL AS VARCHAR(128))"  # typed for PostgreSQL
+_REPORT = f"""
+SELECT 0, {_INT}, {_INT}, {_INT}, active_until, pending_until, {_INT},
+       {_TEXT}, {_TEXT}, {_TEXT}, {_TEXT}, 0
+  FROM {_TABLE} WHERE cid = %s
+UNION ALL SELECT * FROM (
+  SELECT 1, deal_id, start_epoch, end_epoch, sector_start_epoch, slash_epoch, removed_epoch,
+         provider, client, piece_cid, payload_cid, end_epoch
+    FROM {Deal._meta.db_table} WHERE payload_cid = %s OR piece_cid = %s
+   ORDER BY end_epoch DESC LIMIT {MAX_SOURCES}) AS deals
+UNION ALL SELECT * FROM (
+  SELECT 2, claim_id, term_start, term_start + term_max, CASE WHEN removed THEN 1 ELSE 0 END,
+         {_INT}, {_INT}, CAST(provider AS VARCHAR(128)), CAST(client AS VARCHAR(128)),
+         piece_cid, {_TEXT}, term_start
+    FROM {Claim._meta.db_table} WHERE piece_cid = %s
+   ORDER BY term_start DESC LIMIT {MAX_SOURCES}) AS claims
+ORDER BY 1, 12 DESC
+"""
 
 
 def cid_report(cid: str) -> dict[str, Any]:
     """`GET /cids/{cid}`: the status and the deals and claims behind it."""
     canon = canonical(cid)
     epoch = as_of_epoch()
-    # Plain cursors on this path: the ORM's query compiler costs more than these queries.
-    found = _rows(_ONE, [canon])
+    # A plain cursor: the ORM's query compiler costs more than this query (bench_api).
+    with prepared_cursor() as cursor:
+        cursor.execute(_REPORT, [canon] * 4)
+        rows = cursor.fetchall()
     status = "unknown"
     sources: list[dict[str, Any]] = []
-    if found:
-        active_until, pending_until, deal_count, claim_count = found[0]
-        status = BlessedCid(active_until=active_until, pending_until=pending_until).status_at(epoch)
-        # The cache counts each CID's deals and claims: skip the look-ups that would find none.
-        if deal_count:
-            for row in _rows(_DEALS, [canon, canon, MAX_SOURCES]):
-                deal = Deal.from_db(connection.alias, _DEAL_COLUMNS, row)
-                sources.append(
-                    {
-                        "kind": "deal",
-                        "id": deal.deal_id,
-                        "provider": deal.provider,
-                        "client": deal.client,
-                        "piece_cid": deal.piece_cid,
-                        "payload_cid": deal.payload_cid,
-                        "start_epoch": deal.start_epoch,
-                        "end_epoch": deal.end_epoch,
-                        "status": deal.status_at(epoch),
-                    }
-                )
-        if claim_count:
-            for row in _rows(_CLAIMS, [canon, MAX_SOURCES]):
-                claim = Claim.from_db(connection.alias, _CLAIM_COLUMNS, row)
-                sources.append(
-                    {
-                        "kind": "claim",
-                        "id": claim.claim_id,
-                        "provider": f"f0{claim.provider}",
-                        "client": f"f0{claim.client}",
-                        "piece_cid": claim.piece_cid,
-                        "payload_cid": None,
-                        "start_epoch": claim.term_start,
-                        "end_epoch": claim.end_epoch,
-                        "status": claim.status_at(epoch),
-                    }
-                )
+    for kind, id_, start, end, a, b, c, provider, client, piece_cid, payload_cid, _ in rows:
+        if kind == 0:
+            status = BlessedCid(active_until=a, pending_until=b).status_at(epoch)
+            continue
+        if kind == 1:
+            deal = Deal(
+                start_epoch=start,
+                end_epoch=end,
+                sector_start_epoch=a,
+                slash_epoch=b,
+                removed_epoch=c,
+            )
+            source_status = deal.status_at(epoch)
+        else:
+            claim = Claim(term_start=start, term_max=end - start, removed=bool(a))
+            source_status = claim.status_at(epoch)
+            provider, client = f"f0{provider}", f"f0{client}"
+        sources.append(
+            {
+                "kind": "deal" if kind == 1 else "claim",
+                "id": id_,
+                "provider": provider,
+                "client": client,
+                "piece_cid": piece_cid,
+                "payload_cid": payload_cid,
+                "start_epoch": start,
+                "end_epoch": end,
+                "status": source_status,
+            }
+        )
     return {
         "cid": canon,
         "blessed": status == "active",

@@ -10,8 +10,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from chain_scanner.models import Claim
+from dashboard.eligibility import MAX_SOURCES
 from tests.base import Personas
-from tests.chain_data import synthetic_payload_cid
+from tests.chain_data import synthetic_payload_cid, synthetic_piece_cid
 from tests.dashboard.chain_rows import EPOCH, claim, deal, scanned_at
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +84,43 @@ def test_claims_bless_their_piece_cid(client: Client, personas: Personas) -> Non
     claim_source = next(s for s in body["sources"] if s["kind"] == "claim")
     assert claim_source["provider"] == "f01234"
     assert claim_source["end_epoch"] == EPOCH - 100 + 10**6
+
+
+def test_sources_come_newest_first_deals_then_claims_at_most_100_each(
+    client: Client, personas: Personas
+) -> None:
+    scanned_at()
+    piece = synthetic_piece_cid(9000)
+    for n in range(MAX_SOURCES + 2):  # one more than shown, and one expired
+        ends = EPOCH + 1000 + n if n else EPOCH - 1
+        deal(9000 + n, piece_cid=piece, end_epoch=ends, provider="f0777", client="f0888")
+    claim(1, piece_cid=piece)  # term_start EPOCH - 100
+    Claim.objects.create(
+        claim_id=2, provider=9, client=8, piece_cid=piece, piece_size=2**35, term_min=1,
+        term_max=50, term_start=EPOCH - 10, sector=1, height=EPOCH - 10, removed=True,
+    )  # fmt: skip
+    body = get(client, f"/api/v1/cids/{piece}", personas.node_key).json()
+    assert body["status"] == "active"
+    deals = [s for s in body["sources"] if s["kind"] == "deal"]
+    claims = [s for s in body["sources"] if s["kind"] == "claim"]
+    assert body["sources"] == deals + claims
+    assert [s["id"] for s in deals] == [9000 + n for n in range(MAX_SOURCES + 1, 1, -1)]
+    assert deals[0] == {
+        "kind": "deal",
+        "id": 9000 + MAX_SOURCES + 1,
+        "provider": "f0777",
+        "client": "f0888",
+        "piece_cid": piece,
+        "payload_cid": synthetic_payload_cid(9000 + MAX_SOURCES + 1),
+        "start_epoch": 100,
+        "end_epoch": EPOCH + 1000 + MAX_SOURCES + 1,
+        "status": "active",
+    }
+    assert [(s["id"], s["status"], s["provider"], s["client"]) for s in claims] == [
+        (2, "expired", "f09", "f08"),
+        (1, "active", "f01234", "f05678"),
+    ]
+    assert claims[0]["end_epoch"] == EPOCH + 40 and claims[0]["payload_cid"] is None
 
 
 def test_unknown_cid(client: Client, personas: Personas) -> None:
