@@ -153,6 +153,11 @@ class Job(models.Model):
 
     class Meta:
         indexes = [
+            # The moderation queue: finished jobs awaiting a decision, blessed inputs first.
+            models.Index(
+                fields=["moderation_state", "state", "-inputs_blessed", "-finished_at"],
+                name="job_moderation_queue",
+            ),
             models.Index(fields=["-created_at", "-id"], name="job_recent"),
             models.Index(fields=["state", "created_at"], name="job_state_created"),
             models.Index(fields=["state", "lease_until"], name="job_state_lease"),
@@ -205,3 +210,50 @@ class JobResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} -> {self.result_cid}"
+
+
+class Decision(models.Model):
+    """One moderation act on a job: verify (with DataCap), reject, or revoke a verification.
+
+    The job row holds the current moderation state; these rows are its history.
+    """
+
+    class Action(models.TextChoices):
+        VERIFY = "verify"
+        REJECT = "reject"
+        REVOKE = "revoke"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="decisions")
+    action = models.CharField(max_length=8, choices=Action.choices)
+    datacap_bytes = models.BigIntegerField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    actor = models.CharField(max_length=200)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["job", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.action} by {self.actor}"
+
+
+class Award(models.Model):
+    """DataCap the notary awarded to one deal of a verified job's results (DESIGN §7)."""
+
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="awards")
+    piece_cid = models.CharField(max_length=200)
+    provider = models.CharField(max_length=32)
+    piece_size = models.BigIntegerField()
+    notary = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["piece_cid", "provider"], name="award_piece_provider")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.piece_size} B to {self.provider} for {self.piece_cid}"

@@ -97,3 +97,14 @@ class JobSerializer(serializers.Serializer):
 class JobPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True, help_text="URL of the next page")
     results = JobSerializer(many=True)
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["verify", "reject"])
+    datacap_bytes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text='bytes (required to verify); the API also takes text like "32 GiB"',
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, help_text="required to reject")

@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import jobs
+from dashboard import jobs, moderation
 from dashboard.api import job_serializers as js
 from dashboard.api.permissions import ScopePermission, api_key
 from dashboard.api.serializers import ErrorSerializer
@@ -45,6 +45,14 @@ class NodeOnly(ScopePermission):
 
 class SubmitterOrNode(ScopePermission):
     scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+
+
+class ModeratorKey(ScopePermission):
+    scopes = (ApiKey.Scope.MODERATOR,)
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        # Decisions by script need a key; browser sessions decide through the pages.
+        return api_key(request) is not None and super().has_permission(request, view)
 
 
 def _encode_cursor(job: Job) -> str:
@@ -222,3 +230,47 @@ class JobCancelView(APIView):
         assert key is not None
         job = jobs.cancel_job(job_id=job_id, key=key)
         return Response(jobs.job_json(_visible(request, job.id)))
+
+
+class JobDecisionView(APIView):
+    permission_classes = [ModeratorKey]
+
+    @extend_schema(
+        operation_id="job_decision",
+        summary="Verify a job with a DataCap amount, or reject it (the pages' decision, by script)",
+        request=js.DecisionSerializer,
+        responses={200: js.JobSerializer, **_errors(400, 401, 403, 404, 409, 415, 429)},
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        key = api_key(request)
+        assert key is not None and key.user is not None  # moderator keys are bound to a user
+        body = request.data if isinstance(request.data, dict) else {}
+        if not isinstance(request.data, dict):
+            raise DomainError("invalid_decision", "the body must be a JSON object")
+        unknown = sorted(set(body) - {"decision", "datacap_bytes", "reason"})
+        if unknown:
+            raise DomainError(
+                "invalid_decision", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
+            )
+        reason = body.get("reason", "")
+        if not isinstance(reason, str):
+            raise DomainError(
+                "invalid_decision", "reason must be text", fields={"reason": "not text"}
+            )
+        datacap = body.get("datacap_bytes")
+        if datacap is not None and (
+            isinstance(datacap, bool) or not isinstance(datacap, int | str)
+        ):
+            raise DomainError(
+                "invalid_decision",
+                "datacap_bytes must be a number of bytes or an amount like 32 GiB",
+                fields={"datacap_bytes": f"got {datacap!r}"},
+            )
+        moderation.decide(
+            job_id=job_id,
+            user=key.user,
+            decision=body.get("decision"),  # type: ignore[arg-type]
+            datacap=datacap,
+            reason=reason,
+        )
+        return Response(jobs.job_json(_visible(request, job_id)))

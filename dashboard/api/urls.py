@@ -11,5 +11,6 @@ urlpatterns = [
     path("jobs/<str:job_id>", jobs.JobView.as_view(), name="api-job"),
     path("jobs/<str:job_id>/results", jobs.JobResultsView.as_view(), name="api-job-results"),
     path("jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
+    path("jobs/<str:job_id>/decision", jobs.JobDecisionView.as_view(), name="api-job-decision"),
     path("content", content.ContentView.as_view(), name="api-content"),
 ]

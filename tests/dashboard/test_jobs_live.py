@@ -7,6 +7,7 @@ import io
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class Live:
     url: str
     submitter: str
     node: str
+    moderators: list[str]
     tmp: Path
 
 
@@ -38,10 +40,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     env.pop("IPFS_API_URL", None)
     assert manage(env, "migrate", "-v0").returncode == 0
     keys = {}
-    for scope, extra in (("submitter", []), ("node", ["--provider", "f01234"])):
+    people = {"mona": "moderator", "ada": "admin"}
+    for username, role in people.items():
+        made = manage(dict(env, MODERATOR_PASSWORD="a long passphrase"), "create_moderator",
+                      username, "--role", role)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+    for scope, extra in (
+        ("submitter", []),
+        ("node", ["--provider", "f01234"]),
+        ("moderator", ["--user", "mona"]),
+        ("moderator", ["--user", "ada"]),
+    ):
         made = manage(env, "create_api_key", "--scope", scope, "--name", f"{scope}-live", *extra)
         assert made.returncode == 0, made.stderr
-        keys[scope] = made.stdout.strip().splitlines()[-1]
+        keys.setdefault(scope, []).append(made.stdout.strip().splitlines()[-1])
     proc = spawn(env, "serve", "--port", str(port), "--no-scanner")
     url = f"http://127.0.0.1:{port}"
     try:
@@ -53,7 +65,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield Live(url=url, submitter=keys["submitter"], node=keys["node"], tmp=tmp)
+        yield Live(
+            url=url,
+            submitter=keys["submitter"][0],
+            node=keys["node"][0],
+            moderators=keys["moderator"],
+            tmp=tmp,
+        )
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
@@ -151,3 +169,43 @@ def test_content_upload_and_gateway(live: Live) -> None:
         headers={**headers, "Content-Type": "application/vnd.ipld.car"},
     )
     assert broken.status_code == 400 and broken.json()["error"]["code"] == "invalid_car"
+
+
+def test_two_scripts_deciding_at_once_get_one_decision(live: Live) -> None:
+    with DashboardClient(live.url, live.submitter) as client:
+        module = client.upload(wat.exit_with(0))
+        job_id = client.submit({"engine": "wasm", "wasm": {"module": module}})["id"]
+        assert client.wait(job_id, timeout_s=60, poll_s=0.1)["state"] == "completed"
+    bodies = [
+        {"decision": "verify", "datacap_bytes": "8 GiB"},
+        {"decision": "reject", "reason": "no"},
+    ]
+    start = threading.Barrier(2)
+    answers: list[httpx.Response] = []
+
+    def decide(key: str, body: dict) -> None:
+        start.wait()
+        answers.append(
+            httpx.post(
+                f"{live.url}/api/v1/jobs/{job_id}/decision",
+                json=body,
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+        )
+
+    threads = [
+        threading.Thread(target=decide, args=(key, body))
+        for key, body in zip(live.moderators, bodies, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    loser = next(a for a in answers if a.status_code == 409).json()["error"]
+    assert loser["code"] == "already_decided" and "already" in loser["message"]
+    with DashboardClient(live.url, live.submitter) as client:
+        state = client.job(job_id)["moderation"]["state"]
+    winner = next(a for a in answers if a.status_code == 200).json()
+    assert state == winner["moderation"]["state"] in ("verified", "rejected")

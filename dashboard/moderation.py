@@ -1,0 +1,187 @@
+"""Moderation: verify a job with a DataCap amount, reject it, or revoke a verification.
+
+One service for the pages and for `POST /api/v1/jobs/{id}/decision`: the same rules, the same
+audit events. A job is decided once: the decision is a conditional UPDATE on the pending
+state, so of two moderators deciding at the same moment exactly one wins and the other is
+told who did.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard.audit import record
+from dashboard.datacap import parse_datacap
+from dashboard.errors import DomainError
+from dashboard.models import Award, Decision, Job, Role
+
+__all__ = ["decide", "revoke", "role_of"]
+
+MAX_REASON = 4000
+
+
+def role_of(user: Any) -> str | None:
+    profile = getattr(user, "moderator", None) if getattr(user, "pk", None) else None
+    return profile.role if profile is not None else None
+
+
+def _actor(user: Any) -> str:
+    return f"user:{user.get_username()}"
+
+
+def _require_role(user: Any, *roles: str) -> None:
+    role = role_of(user)
+    if role not in roles:
+        raise DomainError(
+            "forbidden",
+            f"this needs the {' or '.join(roles)} role; you are {role or 'not a moderator'}",
+            status=403,
+        )
+
+
+def _snapshot(job: Job) -> dict[str, Any]:
+    return {
+        "moderation_state": job.moderation_state,
+        "datacap_bytes": job.datacap_bytes,
+        "decided_at": job.decided_at.isoformat() if job.decided_at else None,
+    }
+
+
+def _conflict(job_id: str) -> DomainError:
+    job = Job.objects.filter(id=job_id).first()
+    if job is None:
+        return DomainError("not_found", f"no job {job_id}", status=404)
+    last = job.decisions.order_by("-created_at", "-id").first()
+    who = f" by {last.actor.removeprefix('user:')}" if last else ""
+    when = f" at {job.decided_at:%Y-%m-%d %H:%M:%S} UTC" if job.decided_at else ""
+    return DomainError(
+        "already_decided",
+        f"job {job_id} was already {job.moderation_state}{who}{when}",
+        status=409,
+    )
+
+
+def decide(
+    *, job_id: str, user: Any, decision: str, datacap: str | int | None = None, reason: str = ""
+) -> Job:
+    """Verify (with a DataCap amount) or reject (with a reason) a finished job, once."""
+    _require_role(user, Role.MODERATOR, Role.ADMIN)
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON:
+        raise DomainError(
+            "invalid_decision", "the reason is too long", fields={"reason": "too long"}
+        )
+    if decision == "verify":
+        if datacap in (None, ""):
+            raise DomainError(
+                "invalid_decision",
+                "a verification needs a DataCap amount",
+                fields={"datacap_bytes": "required"},
+            )
+        try:
+            amount: int | None = parse_datacap(datacap)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise DomainError(
+                "invalid_decision", str(exc), fields={"datacap_bytes": str(exc)}
+            ) from None
+        state = Job.Moderation.VERIFIED
+    elif decision == "reject":
+        if not reason:
+            raise DomainError(
+                "invalid_decision", "a rejection needs a reason", fields={"reason": "required"}
+            )
+        amount = None
+        state = Job.Moderation.REJECTED
+    else:
+        raise DomainError(
+            "invalid_decision",
+            'decision must be "verify" or "reject"',
+            fields={"decision": f"got {decision!r}"},
+        )
+    with transaction.atomic():
+        job = Job.objects.filter(id=job_id).first()
+        if job is None:
+            raise DomainError("not_found", f"no job {job_id}", status=404)
+        if job.state != Job.State.COMPLETED:
+            raise DomainError(
+                "job_not_finished",
+                f"job {job_id} is {job.state}: only completed jobs can be decided",
+                status=409,
+            )
+        before = _snapshot(job)
+        now = timezone.now()
+        won = Job.objects.filter(
+            id=job_id, moderation_state=Job.Moderation.PENDING, state=Job.State.COMPLETED
+        ).update(moderation_state=state, datacap_bytes=amount, decided_at=now)
+        if not won:
+            raise _conflict(job_id)
+        Decision.objects.create(
+            job_id=job_id,
+            action=decision,
+            datacap_bytes=amount,
+            reason=reason,
+            actor=_actor(user),
+            user=user,
+        )
+        job.refresh_from_db()
+        record(
+            actor=_actor(user),
+            action=f"job.{decision}",
+            target=f"job:{job_id}",
+            before=before,
+            after=_snapshot(job),
+            reason=reason,
+        )
+    return job
+
+
+def revoke(*, job_id: str, user: Any, reason: str) -> Job:
+    """An admin withdraws a verification, as long as no DataCap has been awarded for it."""
+    _require_role(user, Role.ADMIN)
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(
+            "invalid_decision", "a revocation needs a reason", fields={"reason": "required"}
+        )
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id).first()
+        if job is None:
+            raise DomainError("not_found", f"no job {job_id}", status=404)
+        if job.moderation_state != Job.Moderation.VERIFIED:
+            raise DomainError(
+                "not_verified",
+                f"job {job_id} is {job.moderation_state}, not verified",
+                status=409,
+            )
+        if Award.objects.filter(job_id=job_id).exists():
+            raise DomainError(
+                "has_awards",
+                f"DataCap has already been awarded for job {job_id}; it cannot be revoked",
+                status=409,
+            )
+        before = _snapshot(job)
+        won = Job.objects.filter(id=job_id, moderation_state=Job.Moderation.VERIFIED).update(
+            moderation_state=Job.Moderation.REVOKED, decided_at=timezone.now()
+        )
+        if not won:
+            raise _conflict(job_id)
+        Decision.objects.create(
+            job_id=job_id,
+            action=Decision.Action.REVOKE,
+            reason=reason,
+            actor=_actor(user),
+            user=user,
+        )
+        job.refresh_from_db()
+        record(
+            actor=_actor(user),
+            action="job.revoke",
+            target=f"job:{job_id}",
+            before=before,
+            after=_snapshot(job),
+            reason=reason,
+        )
+    return job
