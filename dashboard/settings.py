@@ -143,6 +143,16 @@ EXECUTOR_WORKERS = env_int("EXECUTOR_WORKERS", 1, minimum=0)
 # Largest upload `POST /content` takes.
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
 
+# --- moderator pages ------------------------------------------------------------------------
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+# Failed sign-ins allowed per username and per client address before a pause of LOGIN_LOCKOUT_S.
+LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
+LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
+# The suggested DataCap is the result's padded piece size times this (DESIGN §7).
+DATACAP_REPLICAS = env_int("DATACAP_REPLICAS", 1, minimum=1)
+
 # --- background work ------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url(
     "CELERY_BROKER_URL", None, schemes=("redis", "rediss", "amqp", "amqps", "memory")
