@@ -259,7 +259,7 @@ def main() -> None:
         rows = []
         for label, prefix in (
             ("DRF endpoint", "/api/v1/cids/"),
-            ("bare Django view", "/bare/cids/"),
+            ("bare Django view", "/api/bare/cids/"),
         ):
             script = tmp / f"get-{prefix.strip('/').replace('/', '-')}.lua"
             lua_get(script, key, prefix, hits, misses)
@@ -269,7 +269,7 @@ def main() -> None:
         bodies = [json.dumps({"cids": b}) for b in batches]
         for label, url in (
             ("DRF endpoint", "/api/v1/eligibility"),
-            ("bare Django view", "/bare/eligibility"),
+            ("bare Django view", "/api/bare/eligibility"),
         ):
             script = tmp / f"post-{url.strip('/').replace('/', '-')}.lua"
             lua_post(script, key, url, bodies)

@@ -212,6 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dashboard.api.negotiation.JsonFirstNegotiation",
     "EXCEPTION_HANDLER": "dashboard.api.exceptions.handle",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -1,5 +1,6 @@
-"""Our URLs plus `/bare/…`: the same selectors as the API (same queries), called from plain
-Django views with no DRF, so the difference is what DRF costs."""
+"""Our URLs plus `/api/bare/…`: the same selectors as the API (same queries), called from
+plain Django views with no DRF, so the difference is what DRF costs. Under /api/ so that
+they take the same middleware path as the API (dashboard/middleware.py)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def bare_eligibility(request: HttpRequest) -> JsonResponse:
 
 
 urlpatterns = [
-    path("bare/cids/<path:cid>", bare_cid),
-    path("bare/eligibility", bare_eligibility),
+    path("api/bare/cids/<path:cid>", bare_cid),
+    path("api/bare/eligibility", bare_eligibility),
     path("", include("dashboard.urls")),
 ]

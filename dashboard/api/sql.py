@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorWrapper
 
 
@@ -17,14 +17,17 @@ def prepared_cursor() -> CursorWrapper:
     psycopg keeps the last 100). Only the API's hand-written hot-path statements use it.
     On SQLite it is Django's own cursor.
     """
-    if connection.vendor != "postgresql":
-        return connection.cursor()
+    # `connections[...]` once: every attribute of django.db.connection is a look-up in a
+    # context-local mapping.
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return db.cursor()
     import psycopg  # the PostgreSQL backend has imported it already
 
     # What BaseDatabaseWrapper._cursor() does, with psycopg's server-binding cursor in place
     # of the ClientCursor of create_cursor(): health check, connection, thread check, query
     # logging (CaptureQueriesContext) and Django's error classes all still apply.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(psycopg.Cursor(db.connection))
