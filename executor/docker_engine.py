@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -58,6 +59,8 @@ LABEL = "org.filplus.executor"
 # How long output may keep arriving after the container has exited before we stop reading.
 _DRAIN_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 30.0
+_OOM_EVENT_WAIT_S = 0.5
+_SIGKILL_EXIT = 128 + signal.SIGKILL
 
 
 class ContainerRunError(Exception):
@@ -304,11 +307,21 @@ def run_container(
                 raise ContainerRunError(
                     f"reading the container's output failed: {_one_line(pump.error)}"
                 )
-            container.reload()
-            if container.attrs["State"].get("OOMKilled"):
+            limit = f"{memory_bytes} bytes ({_mebibytes(memory_bytes)})"
+            if _oom_killed(container, exit_code):
                 raise ContainerRunError(
-                    f"the job ran out of memory: it was killed at its memory limit of "
-                    f"{memory_bytes} bytes ({_mebibytes(memory_bytes)})"
+                    f"the job ran out of memory: it was killed at its memory limit of {limit}"
+                )
+            if exit_code == _SIGKILL_EXIT:
+                # 137 is a SIGKILL that we did not send: of PID 1, which nothing inside the
+                # container can signal, or of a child whose status the job passed on. That is
+                # the kernel's OOM killer, whose event the engine (cgroup v1) drops when the
+                # cgroup is gone before it reads it: seen here under load, 2 runs in 100. So
+                # 137 always fails the job, whether or not the engine confirms an OOM kill.
+                raise ContainerRunError(
+                    f"the job was killed by SIGKILL (exit code {_SIGKILL_EXIT}), most likely "
+                    f"by the out-of-memory killer at its memory limit of {limit}; "
+                    "the engine did not report an OOM kill"
                 )
             return ContainerOutcome(exit_code=exit_code, runtime_ms=runtime_ms)
     except (DockerException, requests.RequestException) as exc:
@@ -373,6 +386,22 @@ def _create(
                 f"the image {image} has no default command; give docker.entrypoint"
             ) from None
         raise ContainerRunError(f"the container could not be created: {reason}") from None
+
+
+def _oom_killed(container: Any, exit_code: int) -> bool:
+    container.reload()
+    if container.attrs["State"].get("OOMKilled"):
+        return True
+    if exit_code != _SIGKILL_EXIT:
+        return False
+    # The engine learns of an OOM kill from an event that may come after the exit event.
+    deadline = time.monotonic() + _OOM_EVENT_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        container.reload()
+        if container.attrs["State"].get("OOMKilled"):
+            return True
+    return False
 
 
 def _kill(container: Any) -> None:
