@@ -1,0 +1,153 @@
+"""Piece commitments (CommP): the piece CID a storage deal of some bytes (a CAR) will carry.
+
+The bytes are zero-padded to fill a piece, Fr32-padded (every 254 bits get 2 zero bits, so
+127 bytes become 128), then hashed as a binary Merkle tree of 32-byte nodes whose parent is
+SHA-256 of its two children with the top two bits of the last byte cleared
+(sha2-256-trunc254-padded). The root, as a CIDv1 with codec fil-commitment-unsealed (0xf101)
+and multihash 0x1012, is the piece CID (`baga6ea4seaq…`; FILECOIN.md §3).
+
+Memory stays constant: input is read in blocks and the tree is folded with a stack, one node
+per level. Whole zero subtrees at the end are taken from precomputed zero commitments.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+__all__ = ["MIN_PIECE_SIZE", "Piece", "commp", "piece_cid_from_root", "unpadded_size"]
+
+NODE = 32
+QUAD_IN = 127
+QUAD_OUT = 128
+MIN_PIECE_SIZE = 128  # bytes, padded: one quad
+_CID_PREFIX = bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])  # v1, 0xf101, 0x1012, 32 bytes
+_MASK254 = (1 << 254) - 1
+_READ = QUAD_IN * 8192  # about 1 MiB of input at a time
+
+
+@dataclass(frozen=True)
+class Piece:
+    cid: str  # baga6ea4seaq…
+    size: int  # padded piece size, a power of two
+    payload_size: int  # bytes hashed (before any padding)
+
+
+def _parent(left: bytes, right: bytes) -> bytes:
+    digest = bytearray(hashlib.sha256(left + right).digest())
+    digest[31] &= 0x3F
+    return bytes(digest)
+
+
+def _zero_commitments(levels: int = 64) -> list[bytes]:
+    zeros = [bytes(NODE)]
+    for _ in range(levels):
+        zeros.append(_parent(zeros[-1], zeros[-1]))
+    return zeros
+
+
+_ZERO = _zero_commitments()
+
+
+def unpadded_size(piece_size: int) -> int:
+    """The payload bytes a padded piece holds: 127/128 of it."""
+    return piece_size // QUAD_OUT * QUAD_IN
+
+
+def _minimal_piece_size(payload: int) -> int:
+    size = MIN_PIECE_SIZE
+    while unpadded_size(size) < payload:
+        size <<= 1
+    return size
+
+
+def _fr32(block: bytes) -> bytes:
+    """Fr32-pad whole quads: each 127 bytes, read as a little-endian 1016-bit number, become
+    four 254-bit numbers in four 32-byte little-endian slots."""
+    out = bytearray()
+    for start in range(0, len(block), QUAD_IN):
+        value = int.from_bytes(block[start : start + QUAD_IN], "little")
+        quad = (
+            (value & _MASK254)
+            | ((value >> 254) & _MASK254) << 256
+            | ((value >> 508) & _MASK254) << 512
+            | (value >> 762) << 768
+        )
+        out += quad.to_bytes(QUAD_OUT, "little")
+    return bytes(out)
+
+
+class _Tree:
+    """Folds leaves into their root with one pending node per level."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, bytes]] = []
+        self.leaves = 0
+
+    def push(self, level: int, node: bytes) -> None:
+        while self.stack and self.stack[-1][0] == level:
+            _, left = self.stack.pop()
+            node = _parent(left, node)
+            level += 1
+        self.stack.append((level, node))
+
+    def add(self, padded: bytes) -> None:
+        for start in range(0, len(padded), NODE):
+            self.push(0, padded[start : start + NODE])
+        self.leaves += len(padded) // NODE
+
+    def root(self, levels: int) -> bytes:
+        # Complete the tree with zero subtrees: the rest of the piece is zero bytes, and
+        # Fr32 of zeros is zeros.
+        if not self.stack:
+            return _ZERO[levels]
+        while not (len(self.stack) == 1 and self.stack[0][0] == levels):
+            self.push(self.stack[-1][0], _ZERO[self.stack[-1][0]])
+        return self.stack[0][1]
+
+
+def piece_cid_from_root(root: bytes) -> str:
+    text = base64.b32encode(_CID_PREFIX + root).decode().lower().rstrip("=")
+    return "b" + text
+
+
+def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:
+    """The piece CID of `data` in a piece of `piece_size` bytes (default: the smallest that
+    fits). ValueError when piece_size is not a power of two or cannot hold the data."""
+    tree = _Tree()
+    pending = b""
+    total = 0
+    for chunk in _chunks(data):
+        total += len(chunk)
+        pending += chunk
+        whole = len(pending) - len(pending) % QUAD_IN
+        if whole:
+            tree.add(_fr32(pending[:whole]))
+            pending = pending[whole:]
+    if pending:
+        tree.add(_fr32(pending + bytes(QUAD_IN - len(pending))))
+    minimal = _minimal_piece_size(total)
+    size = minimal if piece_size is None else piece_size
+    if size < MIN_PIECE_SIZE or size & (size - 1):
+        raise ValueError(f"a piece size is a power of two of at least 128 bytes, not {size}")
+    if size < minimal:
+        raise ValueError(f"{total} bytes need a piece of at least {minimal} bytes, not {size}")
+    levels = (size // NODE).bit_length() - 1
+    return Piece(cid=piece_cid_from_root(tree.root(levels)), size=size, payload_size=total)
+
+
+def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
+    if isinstance(data, bytes | bytearray | memoryview):
+        view = memoryview(data)
+        for start in range(0, len(view), _READ):
+            yield bytes(view[start : start + _READ])
+        return
+    read = getattr(data, "read", None)
+    if read is not None:
+        while chunk := read(_READ):
+            yield chunk
+        return
+    yield from data  # type: ignore[misc]

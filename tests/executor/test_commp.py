@@ -1,0 +1,145 @@
+"""Piece commitments against two independent computations: a bit-by-bit reference written
+here from the definition, and @web3-storage/data-segment (JavaScript) as an outside oracle;
+plus the well-known CommP of an all-zero 32 GiB piece."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from executor.commp import commp, unpadded_size
+
+ORACLE_DIR = Path(os.environ.get("FILPLUS_TOOLS_DIR") or Path.home() / ".cache" / "filplus")
+ORACLE = ORACLE_DIR / "node-oracles" / "node_modules" / "@web3-storage" / "data-segment"
+
+
+def reference_root(data: bytes, piece_size: int) -> bytes:
+    """The definition, slowly: zero-fill, then 2 zero bits after every 254 bits (bits read
+    least significant first), then the sha256-trunc254 tree over 32-byte leaves."""
+    filled = data + bytes(unpadded_size(piece_size) - len(data))
+    bits = [(byte >> i) & 1 for byte in filled for i in range(8)]
+    padded_bits: list[int] = []
+    for start in range(0, len(bits), 254):
+        padded_bits += bits[start : start + 254] + [0, 0]
+    padded = bytes(
+        sum(bit << i for i, bit in enumerate(padded_bits[start : start + 8]))
+        for start in range(0, len(padded_bits), 8)
+    )
+    assert len(padded) == piece_size
+    level = [padded[i : i + 32] for i in range(0, len(padded), 32)]
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level), 2):
+            digest = bytearray(hashlib.sha256(level[i] + level[i + 1]).digest())
+            digest[31] &= 0x3F
+            nxt.append(bytes(digest))
+        level = nxt
+    return level[0]
+
+
+def root_of(cid: str) -> bytes:
+    raw = base64.b32decode(cid[1:].upper() + "=" * (-len(cid[1:]) % 8))
+    assert raw[:7] == bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])  # v1 f101 / 1012 / 32
+    return raw[7:]
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, 64, 65, 126, 127, 128, 200, 254, 255, 508, 1000, 4064, 4065]
+)
+def test_matches_the_reference(size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    piece = commp(data)
+    assert piece.cid.startswith("baga6ea4seaq")
+    assert root_of(piece.cid) == reference_root(data, piece.size)
+    assert piece.payload_size == size
+    assert unpadded_size(piece.size) >= size and (
+        piece.size == 128 or unpadded_size(piece.size // 2) < size
+    )
+
+
+def test_larger_piece_sizes_pad_with_zero_subtrees() -> None:
+    data = random.Random(1).randbytes(300)
+    for size in (512, 1024, 4096):
+        assert root_of(commp(data, piece_size=size).cid) == reference_root(data, size)
+    with pytest.raises(ValueError, match="at least 512"):
+        commp(data, piece_size=256)
+    with pytest.raises(ValueError, match="power of two"):
+        commp(data, piece_size=1000)
+
+
+def test_the_zero_32_gib_piece() -> None:
+    # The CommP of 32 GiB of zeros, as found on chain for empty sectors.
+    assert (
+        commp(b"", piece_size=32 << 30).cid
+        == "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
+    )
+
+
+def test_streams_give_the_same_answer() -> None:
+    data = random.Random(7).randbytes(3 * 127 * 8192 + 55)  # crosses the read size
+    whole = commp(data)
+    assert commp(io.BytesIO(data)) == whole
+    assert commp(data[i : i + 1000] for i in range(0, len(data), 1000)) == whole
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=3000))
+def test_property_matches_the_reference(data: bytes) -> None:
+    piece = commp(data)
+    assert root_of(piece.cid) == reference_root(data, piece.size)
+
+
+def _oracle_or_skip() -> None:
+    if ORACLE.is_dir() and shutil.which("node"):
+        return
+    reason = (
+        f"no @web3-storage/data-segment in {ORACLE.parent.parent}: run .ci/install-node-oracles.sh"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def test_matches_web3_storage_data_segment(tmp_path: Path) -> None:
+    _oracle_or_skip()
+    rng = random.Random(42)
+    cases = [rng.randbytes(n) for n in (65, 127, 128, 1000, 127 * 1024, 300_001, 1 << 20)]
+    for i, data in enumerate(cases):
+        (tmp_path / f"{i}.bin").write_bytes(data)
+    script = tmp_path / "oracle.mjs"
+    script.write_text(
+        "import { Piece } from '@web3-storage/data-segment'\n"
+        "import { readFileSync } from 'node:fs'\n"
+        "const out = process.argv.slice(2).map(f => {\n"
+        "  const p = Piece.fromPayload(readFileSync(f))\n"
+        "  return { root: Buffer.from(p.link.multihash.digest.slice(-32)).toString('hex'),\n"
+        "           size: Number(p.size) }\n"
+        "})\n"
+        "console.log(JSON.stringify(out))\n"
+    )
+    # ESM resolves packages from the script's folder upwards: run it from the oracle's.
+    runner = ORACLE.parent.parent.parent / f"oracle-{os.getpid()}.mjs"
+    runner.write_text(script.read_text())
+    try:
+        proc = subprocess.run(
+            ["node", str(runner), *(str(tmp_path / f"{i}.bin") for i in range(len(cases)))],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+    finally:
+        runner.unlink(missing_ok=True)
+    answers = json.loads(proc.stdout)
+    for data, answer in zip(cases, answers, strict=True):
+        piece = commp(data)
+        assert root_of(piece.cid).hex() == answer["root"], len(data)
+        assert piece.size == answer["size"]
