@@ -264,7 +264,7 @@ def test_quiet_job_longer_than_the_api_timeout_is_not_cut(
     engine: docker.DockerClient, job: Job
 ) -> None:
     # The SDK's read timeout must end neither the wait nor the output stream.
-    outcome = job.run(sh("sleep 2.5; echo late"), timeout_s=30, api_timeout_s=1)
+    outcome = job.run(sh("sleep 4; echo late"), timeout_s=30, api_timeout_s=2)
     assert outcome.exit_code == 0
     assert job.stdout() == b"late\n"
 
