@@ -257,3 +257,20 @@ class Award(models.Model):
 
     def __str__(self) -> str:
         return f"{self.piece_size} B to {self.provider} for {self.piece_cid}"
+
+
+class JobPiece(models.Model):
+    """The piece a node will store for a job's result: checked by recomputing its CommP."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="pieces")
+    piece_cid = models.CharField(max_length=200, db_index=True)
+    piece_size = models.BigIntegerField()
+    payload_cid = models.CharField(max_length=200)
+    node = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "piece_cid"], name="job_piece_once")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.piece_cid} ({self.piece_size} B)"

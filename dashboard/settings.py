@@ -231,6 +231,8 @@ SPECTACULAR_SETTINGS = {
         "CidStatusEnum": ["active", "expired", "pending", "unknown"],
         "SourceStatusEnum": ["active", "expired", "pending"],
         "HealthStatusEnum": ["ok", "stale", "error"],
+        "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
+        "ModerationStateEnum": ["pending", "verified", "rejected", "revoked"],
     },
 }
 # Shared by every web worker when CACHE_URL names Redis: rate limits then hold across them.

@@ -18,6 +18,7 @@ from dashboard.api.permissions import ScopePermission, api_key
 from dashboard.api.serializers import ErrorSerializer
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey, Job
+from dashboard.notary import chain_storage
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -191,7 +192,14 @@ class JobView(APIView):
         responses={200: js.JobSerializer, **_errors(401, 403, 404, 429)},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(jobs.job_json(_visible(request, job_id)))
+        job = _visible(request, job_id)
+        body = jobs.job_json(job)
+        # The detail view only: these cost queries per job, which a listing must not.
+        body["pieces"] = [
+            {"piece_cid": p.piece_cid, "piece_size": p.piece_size} for p in job.pieces.all()
+        ]
+        body["storage"] = chain_storage(job)
+        return Response(body)
 
 
 class JobResultsView(APIView):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.api import content, jobs, views
+from dashboard.api import content, jobs, notary, views
 
 urlpatterns = [
     # path: multibase base64 CIDs (m…) may contain "/"
@@ -12,5 +12,12 @@ urlpatterns = [
     path("jobs/<str:job_id>/results", jobs.JobResultsView.as_view(), name="api-job-results"),
     path("jobs/<str:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
     path("jobs/<str:job_id>/decision", jobs.JobDecisionView.as_view(), name="api-job-decision"),
+    path("jobs/<str:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),
     path("content", content.ContentView.as_view(), name="api-content"),
+    path(
+        "notary/verifications/<path:cid>",
+        notary.VerificationView.as_view(),
+        name="api-notary-verification",
+    ),
+    path("notary/awards", notary.AwardsView.as_view(), name="api-notary-awards"),
 ]

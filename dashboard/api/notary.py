@@ -1,0 +1,168 @@
+"""Notary API (DESIGN §4) and piece registration: thin; the rules live in dashboard.notary."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dashboard import notary
+from dashboard.api.permissions import ScopePermission, api_key
+from dashboard.api.serializers import CID_SCHEMA, CidField, ErrorSerializer
+from dashboard.models import ApiKey
+
+
+def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer) for code in statuses}
+
+
+class NotaryKey(ScopePermission):
+    scopes = (ApiKey.Scope.NOTARY,)
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return api_key(request) is not None and super().has_permission(request, view)
+
+
+class NodeKeyOnly(ScopePermission):
+    scopes = (ApiKey.Scope.NODE,)
+
+
+class PieceInSerializer(serializers.Serializer):
+    piece_cid = CidField(help_text="fil-commitment-unsealed piece CID (baga6ea4seaq…)")
+    piece_size = serializers.IntegerField(min_value=128, help_text="padded, a power of two")
+    payload_cid = CidField(help_text="the job's result CID: the root of the CAR")
+
+
+class PieceSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    piece_cid = serializers.CharField()
+    piece_size = serializers.IntegerField()
+    payload_cid = serializers.CharField()
+
+
+class PieceRefSerializer(serializers.Serializer):
+    piece_cid = serializers.CharField()
+    piece_size = serializers.IntegerField()
+
+
+class ChainRowSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    piece_cid = serializers.CharField()
+    piece_size = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["active", "pending", "expired"])
+
+
+class ChainStorageSerializer(serializers.Serializer):
+    deals = ChainRowSerializer(many=True)
+    claims = ChainRowSerializer(many=True)
+    on_chain_bytes = serializers.IntegerField()
+    awarded_bytes = serializers.IntegerField()
+    flags = serializers.ListField(
+        child=serializers.ChoiceField(choices=["other_provider", "more_on_chain_than_awarded"])
+    )
+
+
+class VerificationSerializer(serializers.Serializer):
+    cid = serializers.CharField()
+    verified = serializers.BooleanField(
+        help_text="verified by a moderator, and held by the asked provider when one is given"
+    )
+    job_id = serializers.CharField()
+    provider = serializers.CharField(allow_null=True, help_text="who holds the results")
+    provider_matches = serializers.BooleanField(allow_null=True)
+    moderation_state = serializers.ChoiceField(
+        choices=["pending", "verified", "rejected", "revoked"]
+    )
+    datacap_bytes = serializers.IntegerField(allow_null=True)
+    awarded_bytes = serializers.IntegerField()
+    remaining_bytes = serializers.IntegerField()
+    verified_at = serializers.DateTimeField(allow_null=True)
+    pieces = PieceRefSerializer(many=True)
+    on_chain = ChainStorageSerializer()
+
+
+class AwardInSerializer(serializers.Serializer):
+    cid = CidField(help_text="the job's result CID or a registered piece CID")
+    provider = serializers.RegexField(r"^f0\d{1,20}$")
+    piece_cid = CidField()
+    piece_size = serializers.IntegerField(min_value=128)
+
+
+class AwardSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    piece_cid = serializers.CharField()
+    piece_size = serializers.IntegerField()
+    provider = serializers.CharField()
+    awarded_bytes = serializers.IntegerField()
+    remaining_bytes = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class JobPiecesView(APIView):
+    permission_classes = [NodeKeyOnly]
+
+    @extend_schema(
+        operation_id="job_pieces",
+        summary="Register the piece of a job's result CAR; its CommP is recomputed and checked",
+        request=PieceInSerializer,
+        responses={
+            201: PieceSerializer,
+            200: PieceSerializer,
+            **_errors(400, 401, 403, 404, 409, 415, 429, 503),
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        key = api_key(request)
+        assert key is not None
+        piece, created = notary.register_piece(job_id=job_id, key=key, body=request.data)
+        body = {
+            "job_id": piece.job_id,
+            "piece_cid": piece.piece_cid,
+            "piece_size": piece.piece_size,
+            "payload_cid": piece.payload_cid,
+        }
+        return Response(body, status=201 if created else 200)
+
+
+class VerificationView(APIView):
+    permission_classes = [NotaryKey]
+
+    @extend_schema(
+        operation_id="notary_verification",
+        summary="Is this result (or piece) verified, who holds it, how much DataCap is left?",
+        parameters=[
+            OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "provider",
+                {"type": "string", "pattern": r"^f0\d{1,20}$"},
+                description="the provider the deal is with",
+            ),
+        ],
+        responses={200: VerificationSerializer, **_errors(400, 401, 403, 404, 429)},
+    )
+    def get(self, request: Request, cid: str) -> Response:
+        provider = request.query_params.get("provider")
+        return Response(notary.verification(cid=cid, provider=provider))
+
+
+class AwardsView(APIView):
+    permission_classes = [NotaryKey]
+
+    @extend_schema(
+        operation_id="notary_award",
+        summary="Record DataCap awarded to one deal of a verified job's results (idempotent)",
+        request=AwardInSerializer,
+        responses={
+            201: AwardSerializer,
+            200: AwardSerializer,
+            **_errors(400, 401, 403, 404, 409, 415, 429),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        key = api_key(request)
+        assert key is not None
+        body, created = notary.record_award(key=key, body=request.data)
+        return Response(body, status=201 if created else 200)

@@ -1,0 +1,407 @@
+"""The notary side (DESIGN §1 step 4, §4, §7): pieces of results, verifications, awards, and
+the deals and claims on chain that store a job's results.
+
+DataCap may go only to the right data (a piece whose CommP we recomputed from the result),
+the right provider (the one holding the results) and the right amount (never more than the
+moderator verified, even when awards race: each award locks its job row).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+
+from chain_scanner.models import Claim, Deal
+from dashboard import content
+from dashboard.audit import record
+from dashboard.eligibility import as_of_epoch
+from dashboard.errors import DomainError
+from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
+from executor.cids import InvalidCID, normalize_cid
+from executor.commp import commp
+from executor.storage import ContentNotFound, StorageError
+
+__all__ = ["chain_storage", "record_award", "register_piece", "verification"]
+
+PROVIDER = re.compile(r"f0\d{1,20}")
+PIECE_PREFIX = "baga6ea4seaq"
+
+
+def _cid(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise DomainError("invalid_request", f"{field} must be a CID", fields={field: "missing"})
+    try:
+        return normalize_cid(value)
+    except InvalidCID:
+        raise DomainError(
+            "invalid_cid", f"{field} is not a CID: {value!r}", fields={field: value}
+        ) from None
+
+
+def _piece_cid(value: Any, field: str = "piece_cid") -> str:
+    cid = _cid(value, field)
+    if not cid.startswith(PIECE_PREFIX):
+        raise DomainError(
+            "invalid_cid",
+            f"{field} must be a piece CID (fil-commitment-unsealed, baga6ea4seaq…)",
+            fields={field: value},
+        )
+    return cid
+
+
+def _piece_size(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 128 or value & (value - 1):
+        raise DomainError(
+            "invalid_request",
+            "piece_size must be a power of two of at least 128 bytes",
+            fields={"piece_size": f"got {value!r}"},
+        )
+    return value
+
+
+def _provider(value: Any) -> str:
+    if not isinstance(value, str) or not PROVIDER.fullmatch(value):
+        raise DomainError(
+            "invalid_request",
+            "provider must be a storage provider id address like f01234",
+            fields={"provider": f"got {value!r}"},
+        )
+    return value
+
+
+def _only(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise DomainError("invalid_request", "the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise DomainError(
+            "invalid_request", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
+        )
+    return body
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bool]:
+    """A node registers the piece it will store for a job's result; we recompute its CommP."""
+    body = _only(body, {"piece_cid", "piece_size", "payload_cid"})
+    piece_cid = _piece_cid(body.get("piece_cid"))
+    piece_size = _piece_size(body.get("piece_size"))
+    payload_cid = _cid(body.get("payload_cid"), "payload_cid")
+    job = Job.objects.select_related("result").filter(id=job_id).first()
+    result = JobResult.objects.filter(job_id=job_id).first()
+    if job is None:
+        raise DomainError("not_found", f"no job {job_id}", status=404)
+    holder = result.provider if result is not None else ""
+    if key.scope != ApiKey.Scope.NODE or not (
+        job.node_id == key.pk or (job.node_id is None and key.provider and key.provider == holder)
+    ):
+        raise DomainError(
+            "forbidden", f"this key does not hold the results of job {job_id}", status=403
+        )
+    if job.state != Job.State.COMPLETED or result is None:
+        raise DomainError("job_not_finished", f"job {job_id} has no result yet", status=409)
+    if payload_cid != result.result_cid:
+        raise DomainError(
+            "payload_mismatch",
+            f"payload_cid {payload_cid} is not this job's result {result.result_cid}",
+            status=409,
+        )
+    existing = JobPiece.objects.filter(job=job, piece_cid=piece_cid).first()
+    if existing is not None:
+        if existing.piece_size != piece_size:
+            raise DomainError(
+                "piece_conflict",
+                f"{piece_cid} is registered with piece_size {existing.piece_size}",
+                status=409,
+            )
+        return existing, False
+    computed = _piece_of(result.result_cid, piece_size)
+    if computed != piece_cid:
+        record(
+            actor=f"node:{key.name}",
+            action="piece.refuse",
+            target=f"job:{job_id}",
+            after={"piece_cid": piece_cid, "piece_size": piece_size, "computed": computed},
+            reason="the piece CID does not match the result's CAR",
+        )
+        raise DomainError(
+            "piece_mismatch",
+            f"the CAR of {result.result_cid} in a {piece_size}-byte piece is {computed}, "
+            f"not {piece_cid}",
+            status=409,
+        )
+    try:
+        with transaction.atomic():
+            piece = JobPiece.objects.create(
+                job=job,
+                piece_cid=piece_cid,
+                piece_size=piece_size,
+                payload_cid=payload_cid,
+                node=key,
+            )
+            record(
+                actor=f"node:{key.name}",
+                action="piece.register",
+                target=f"job:{job_id}",
+                after={"piece_cid": piece_cid, "piece_size": piece_size},
+            )
+    except IntegrityError:  # registered concurrently by the same node
+        return JobPiece.objects.get(job=job, piece_cid=piece_cid), False
+    return piece, True
+
+
+def _piece_of(result_cid: str, piece_size: int) -> str:
+    """CommP of the result's CAR (CARv1, the result CID as its single root)."""
+    store = content.storage()
+    with tempfile.TemporaryDirectory(prefix="filplus-commp-") as tmp:
+        path = Path(tmp) / "result.car"
+        try:
+            with path.open("wb") as out:
+                store.export_car(result_cid, out)
+        except ContentNotFound:
+            raise DomainError(
+                "result_unavailable",
+                f"{result_cid} is not in this dashboard's store: its piece cannot be checked",
+                status=409,
+            ) from None
+        except StorageError as exc:
+            raise DomainError("storage_unavailable", str(exc), status=503) from None
+        try:
+            with path.open("rb") as car:
+                return commp(car, piece_size=piece_size).cid
+        except ValueError as exc:
+            raise DomainError("piece_size_mismatch", str(exc), status=409) from None
+
+
+# --- verification and awards -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Found:
+    job: Job
+    result: JobResult
+
+
+def _find(cid: str, provider: str | None) -> _Found:
+    """The job a notary's CID belongs to: by result CID or a registered piece CID. When several
+    jobs produced the same result, prefer a verified one held by the asked provider."""
+    results = list(
+        JobResult.objects.select_related("job")
+        .filter(Q(result_cid=cid) | Q(job__pieces__piece_cid=cid))
+        .distinct()
+    )
+    if not results:
+        raise DomainError(
+            "not_found", f"{cid} is neither a job's result nor a registered piece", status=404
+        )
+
+    def rank(r: JobResult) -> tuple[bool, bool, str]:
+        verified = r.job.moderation_state == Job.Moderation.VERIFIED
+        held = provider is None or r.provider == provider
+        return (
+            verified and held,
+            verified,
+            r.job.decided_at.isoformat() if r.job.decided_at else "",
+        )
+
+    best = max(results, key=rank)
+    return _Found(job=best.job, result=best)
+
+
+def _awarded(job_id: str) -> int:
+    return Award.objects.filter(job_id=job_id).aggregate(total=Sum("piece_size"))["total"] or 0
+
+
+def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
+    """`GET /notary/verifications/{cid}`: may DataCap go to this data, held by this provider?"""
+    canonical = _cid(cid, "cid")
+    if provider is not None:
+        provider = _provider(provider)
+    found = _find(canonical, provider)
+    job, holder = found.job, found.result.provider or None
+    is_verified = job.moderation_state == Job.Moderation.VERIFIED
+    awarded = _awarded(job.id)
+    datacap = job.datacap_bytes if is_verified else None
+    provider_matches = None if provider is None else provider == holder
+    return {
+        "cid": canonical,
+        "verified": is_verified and provider_matches is not False and holder is not None,
+        "job_id": job.id,
+        "provider": holder,
+        "provider_matches": provider_matches,
+        "moderation_state": job.moderation_state,
+        "datacap_bytes": datacap,
+        "awarded_bytes": awarded,
+        "remaining_bytes": max(0, datacap - awarded) if datacap is not None else 0,
+        "verified_at": job.decided_at.isoformat().replace("+00:00", "Z")
+        if is_verified and job.decided_at
+        else None,
+        "pieces": [
+            {"piece_cid": p.piece_cid, "piece_size": p.piece_size}
+            for p in JobPiece.objects.filter(job=job).order_by("created_at", "id")
+        ],
+        "on_chain": chain_storage(job, found.result),
+    }
+
+
+def _award_json(award: Award, job: Job, awarded: int) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "piece_cid": award.piece_cid,
+        "piece_size": award.piece_size,
+        "provider": award.provider,
+        "awarded_bytes": awarded,
+        "remaining_bytes": max(0, (job.datacap_bytes or 0) - awarded),
+        "created_at": award.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def record_award(*, key: ApiKey, body: Any) -> tuple[dict[str, Any], bool]:
+    """`POST /notary/awards`: DataCap awarded to one deal of a verified job's results."""
+    body = _only(body, {"cid", "provider", "piece_cid", "piece_size"})
+    cid = _cid(body.get("cid"), "cid")
+    provider = _provider(body.get("provider"))
+    piece_cid = _piece_cid(body.get("piece_cid"))
+    piece_size = _piece_size(body.get("piece_size"))
+    found = _find(cid, provider)
+    with transaction.atomic():
+        # The lock serialises awards of one job, so they cannot together exceed its DataCap.
+        job = Job.objects.select_for_update().get(id=found.job.id)
+        existing = Award.objects.filter(piece_cid=piece_cid, provider=provider).first()
+        if existing is not None:
+            if existing.job_id == job.id and existing.piece_size == piece_size:
+                return _award_json(existing, job, _awarded(job.id)), False
+            raise DomainError(
+                "award_conflict",
+                f"{piece_cid} was already awarded to {provider} with other details",
+                status=409,
+            )
+        if job.moderation_state == Job.Moderation.REVOKED:
+            raise DomainError(
+                "revoked", f"the verification of job {job.id} was revoked", status=409
+            )
+        if job.moderation_state != Job.Moderation.VERIFIED:
+            raise DomainError(
+                "not_verified", f"job {job.id} is {job.moderation_state}, not verified", status=409
+            )
+        holder = found.result.provider
+        if provider != holder:
+            raise DomainError(
+                "wrong_provider",
+                f"job {job.id}'s results are held by {holder or 'no provider'}, not {provider}",
+                status=409,
+            )
+        piece = JobPiece.objects.filter(job=job, piece_cid=piece_cid).first()
+        if piece is None:
+            raise DomainError(
+                "unknown_piece",
+                f"{piece_cid} is not a registered piece of job {job.id}",
+                status=409,
+            )
+        if piece.piece_size != piece_size:
+            raise DomainError(
+                "piece_size_mismatch",
+                f"{piece_cid} was registered as {piece.piece_size} bytes, not {piece_size}",
+                status=409,
+            )
+        awarded = _awarded(job.id)
+        remaining = (job.datacap_bytes or 0) - awarded
+        if piece_size > remaining:
+            raise DomainError(
+                "exceeds_remaining",
+                f"{piece_size} bytes exceed the {remaining} bytes of DataCap left for job {job.id}",
+                status=409,
+            )
+        award = Award.objects.create(
+            job=job, piece_cid=piece_cid, provider=provider, piece_size=piece_size, notary=key
+        )
+        record(
+            actor=f"notary:{key.name}",
+            action="notary.award",
+            target=f"job:{job.id}",
+            before={"awarded_bytes": awarded},
+            after={
+                "awarded_bytes": awarded + piece_size,
+                "piece_cid": piece_cid,
+                "provider": provider,
+                "piece_size": piece_size,
+            },
+        )
+        return _award_json(award, job, awarded + piece_size), True
+
+
+# --- on chain ----------------------------------------------------------------------------------
+
+
+def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
+    """Verified deals and claims that store this job's results, and what needs a look.
+
+    A deal counts when its piece is a registered piece of the job or its label is the result
+    CID; a claim when its piece is registered. Bytes held by the holding provider are compared
+    with what the notary awarded."""
+    result = result or JobResult.objects.filter(job=job).first()
+    if result is None:
+        return {"deals": [], "claims": [], "on_chain_bytes": 0, "awarded_bytes": 0, "flags": []}
+    pieces = list(JobPiece.objects.filter(job=job).values_list("piece_cid", flat=True))
+    epoch = as_of_epoch()
+    deals = list(
+        Deal.objects.filter(Q(piece_cid__in=pieces) | Q(payload_cid=result.result_cid)).order_by(
+            "deal_id"
+        )
+    )
+    claims = list(Claim.objects.filter(piece_cid__in=pieces).order_by("claim_id")) if pieces else []
+    holder = result.provider
+    claimed = {(f"f0{c.provider}", c.piece_cid) for c in claims}
+    on_chain = 0
+    flags: set[str] = set()
+    deal_rows = []
+    for deal in deals:
+        status = deal.status_at(epoch)
+        deal_rows.append(
+            {
+                "id": deal.deal_id,
+                "provider": deal.provider,
+                "piece_cid": deal.piece_cid,
+                "piece_size": deal.piece_size,
+                "status": status,
+            }
+        )
+        if deal.provider != holder:
+            flags.add("other_provider")
+        elif status == "active" and (deal.provider, deal.piece_cid) not in claimed:
+            on_chain += deal.piece_size
+    claim_rows = []
+    for claim in claims:
+        provider = f"f0{claim.provider}"
+        status = claim.status_at(epoch)
+        claim_rows.append(
+            {
+                "id": claim.claim_id,
+                "provider": provider,
+                "piece_cid": claim.piece_cid,
+                "piece_size": claim.piece_size,
+                "status": status,
+            }
+        )
+        if provider != holder:
+            flags.add("other_provider")
+        elif status == "active":
+            on_chain += claim.piece_size
+    awarded = _awarded(job.id)
+    if on_chain > awarded:
+        flags.add("more_on_chain_than_awarded")
+    return {
+        "deals": deal_rows,
+        "claims": claim_rows,
+        "on_chain_bytes": on_chain,
+        "awarded_bytes": awarded,
+        "flags": sorted(flags),
+    }
