@@ -7,7 +7,7 @@ epoch the answer is valid at, one for all the CIDs together.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 
@@ -68,13 +68,29 @@ def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
 _TABLE = BlessedCid._meta.db_table
 
 
+class _Validity(NamedTuple):
+    active_until: int | None
+    pending_until: int | None
+
+
+def _status(active_until: int | None, pending_until: int | None, epoch: int) -> str:
+    # The model's rule, applied to a plain row: a BlessedCid instance per row was a fifth
+    # of a 1000-CID batch's CPU time (cProfile, bench_api).
+    return BlessedCid.status_at(_Validity(active_until, pending_until), epoch)  # type: ignore[arg-type]
+
+
 def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     """status per canonical CID (active, pending, expired; absent ones are unknown)."""
     cids = list(canonical_cids)
     if connection.vendor == "postgresql":
-        # One array parameter: psycopg spends milliseconds expanding 1000 placeholders.
-        sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid = ANY(%s)"
-        params: list[object] = [cids]
+        # One text parameter split on the server: canonical CIDs are base32, never hold a
+        # comma, and psycopg spends ~2 ms quoting the items of a 1000-CID array parameter
+        # (and longer expanding 1000 placeholders).
+        sql = (
+            f"SELECT cid, active_until, pending_until FROM {_TABLE} "
+            "WHERE cid = ANY(string_to_array(%s, ','))"
+        )
+        params: list[object] = [",".join(cids)]
     else:
         marks = ", ".join(["%s"] * len(cids))
         sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid IN ({marks})"
@@ -82,10 +98,7 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return {
-        cid: BlessedCid(cid=cid, active_until=active, pending_until=pending).status_at(epoch)
-        for cid, active, pending in rows
-    }
+    return {cid: _status(active, pending, epoch) for cid, active, pending in rows}
 
 
 def cid_batch(data: Any) -> list[str]:
@@ -168,7 +181,7 @@ def cid_report(cid: str) -> dict[str, Any]:
     sources: list[dict[str, Any]] = []
     for kind, id_, start, end, a, b, c, provider, client, piece_cid, payload_cid, _ in rows:
         if kind == 0:
-            status = BlessedCid(active_until=a, pending_until=b).status_at(epoch)
+            status = _status(a, b, epoch)
             continue
         if kind == 1:
             deal = Deal(
