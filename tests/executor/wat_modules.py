@@ -44,7 +44,8 @@ _LIB = """
 
 
 def _module(body: str) -> bytes:
-    return wasmtime.wat2wasm(f"(module {_IMPORTS} {_LIB} {body})")
+    # wat2wasm gives a bytearray; bytes is what every consumer (httpx among them) expects.
+    return bytes(wasmtime.wat2wasm(f"(module {_IMPORTS} {_LIB} {body})"))
 
 
 def clocks_and_random() -> bytes:
@@ -129,6 +130,8 @@ def sleeper() -> bytes:
 
 def imports_env() -> bytes:
     """Imports a function from a module other than WASI."""
-    return wasmtime.wat2wasm(
-        """(module (import "env" "host" (func)) (func (export "_start") (call 0)))"""
+    return bytes(
+        wasmtime.wat2wasm(
+            """(module (import "env" "host" (func)) (func (export "_start") (call 0)))"""
+        )
     )
