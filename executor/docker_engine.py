@@ -9,7 +9,11 @@ swap on top, so going over kills), CPU and pids limits, no capabilities and
 The engine is the one `DOCKER_HOST` names (`docker.from_env()`). Container output is read from
 an attach stream opened before the start, so stdout and stderr reach their files byte for byte
 (a log driver would re-encode them) and are never held in memory. Whatever happens — an exit,
-a timeout, an error or Ctrl-C — the container is removed.
+a timeout, an error or Ctrl-C — the container is removed. Containers carry the label
+`org.filplus.executor=job`, so an operator can find any that a killed executor left.
+
+Exit code 137 (SIGKILL) fails the job with the memory limit as the likely reason, even when
+the engine does not report an OOM kill; see `run_container`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ __all__ = [
     "DEFAULT_NANO_CPUS",
     "DEFAULT_PIDS_LIMIT",
     "DEFAULT_TMP_BYTES",
+    "LABEL",
     "MIN_MEMORY_BYTES",
     "PULL_ENV",
     "ContainerOutcome",
@@ -255,7 +260,9 @@ def run_container(
 
     Raises ContainerRunError with a one-line reason when the job cannot run to an exit:
     the engine is unreachable, the image is missing, the container cannot start, or it is
-    killed at the memory or wall-time limit.
+    killed at the memory or wall-time limit. An exit code of 137 (SIGKILL) counts as a memory
+    kill: on cgroup v1 the engine sometimes loses the OOM event, and no process inside the
+    container can SIGKILL its PID 1.
     """
     if memory_bytes < MIN_MEMORY_BYTES:
         raise ContainerRunError(
