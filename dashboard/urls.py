@@ -19,6 +19,7 @@ urlpatterns = [
     path("ipfs/<str:cid>/<path:path>", GatewayView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("dashboard.page_urls")),
 ]
 
 

@@ -1,0 +1,23 @@
+"""The moderator pages. Included at the site root from dashboard/urls.py."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from dashboard.views import audit, auth, jobs, keys, overview, queue
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("login/", auth.login_view, name="login"),
+    path("logout/", auth.logout_view, name="logout"),
+    path("", queue.queue, name="queue"),
+    path("jobs/<str:job_id>/", jobs.job, name="job"),
+    path("jobs/<str:job_id>/decide", jobs.decide, name="decide"),
+    path("jobs/<str:job_id>/revoke", jobs.revoke, name="revoke"),
+    path("audit/", audit.audit, name="audit"),
+    path("overview/", overview.overview, name="overview"),
+    path("scanner/", overview.scanner, name="scanner"),
+    path("keys/", keys.keys, name="keys"),
+    path("keys/<str:prefix>/revoke", keys.revoke_key, name="revoke-key"),
+]

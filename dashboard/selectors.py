@@ -1,0 +1,247 @@
+"""Reads for the moderator pages: the queue, one job, the audit log and the overview.
+
+Every function here runs a fixed number of SQL queries whatever the table sizes (the page
+tests assert it), so the pages cost the same with ten jobs or a hundred thousand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobInput, JobResult
+from executor.cids import InvalidCID, normalize_cid
+
+__all__ = [
+    "AuditFilters",
+    "JobDetail",
+    "QueueFilters",
+    "audit_page",
+    "datacap_per_day",
+    "job_detail",
+    "jobs_per_day",
+    "node_choices",
+    "queue_page",
+]
+
+QUEUE_PAGE_SIZE = 25
+AUDIT_PAGE_SIZE = 50
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+
+@dataclass
+class QueueFilters:
+    """What the queue's filter form asks for; every field optional."""
+
+    blessed: str = ""  # "yes": all inputs blessed, "no": not all blessed, "": any
+    engine: str = ""
+    node: str = ""  # an ApiKey prefix, or "bundled" for the dashboard's own executor
+    since: date | None = None
+    until: date | None = None
+    annotation: str = ""
+    q: str = ""  # a job id, or an input or result CID in any form
+
+
+def queue_jobs(filters: QueueFilters) -> QuerySet[Job]:
+    """Completed jobs awaiting a decision, those whose inputs are all blessed first."""
+    jobs = Job.objects.filter(
+        state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING
+    ).select_related("node", "result")
+    if filters.blessed == "yes":
+        jobs = jobs.filter(inputs_blessed=True)
+    elif filters.blessed == "no":
+        jobs = jobs.filter(Q(inputs_blessed=False) | Q(inputs_blessed__isnull=True))
+    if filters.engine:
+        jobs = jobs.filter(engine=filters.engine)
+    if filters.node == "bundled":
+        jobs = jobs.filter(node__isnull=True)
+    elif filters.node:
+        jobs = jobs.filter(node__prefix=filters.node)
+    if filters.since:
+        jobs = jobs.filter(finished_at__gte=_day_start(filters.since))
+    if filters.until:
+        jobs = jobs.filter(finished_at__lt=_day_start(filters.until + timedelta(days=1)))
+    if filters.annotation:
+        # annotation_index is "|a|b|": a whole-annotation match on every database.
+        jobs = jobs.filter(annotation_index__contains=f"|{filters.annotation}|")
+    if filters.q:
+        jobs = jobs.filter(_search(filters.q))
+    # Blessed first; jobs with no inputs (null) after those with unblessed ones.
+    return jobs.order_by(F("inputs_blessed").desc(nulls_last=True), "-finished_at", "-id")
+
+
+def _search(text: str) -> Q:
+    text = text.strip()
+    match = Q(id=text)
+    try:
+        cid = normalize_cid(text)
+    except InvalidCID:
+        return match
+    by_input = JobInput.objects.filter(job=OuterRef("pk"), cid=cid)
+    by_result = JobResult.objects.filter(job=OuterRef("pk"), result_cid=cid)
+    return match | Q(Exists(by_input)) | Q(Exists(by_result))
+
+
+def queue_page(filters: QueueFilters, page: int | str | None) -> Page:
+    """One page of the queue: a COUNT and a SELECT with the node and result joined."""
+    return Paginator(queue_jobs(filters), QUEUE_PAGE_SIZE).get_page(page)
+
+
+def node_choices() -> list[tuple[str, str]]:
+    """The compute nodes a queue can be filtered by: every node key, revoked ones too."""
+    keys = (
+        ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
+        .order_by("name")
+        .values_list("prefix", "name")
+    )
+    return [("bundled", "bundled executor"), *((p, f"{n} ({p}…)") for p, n in keys)]
+
+
+@dataclass
+class JobDetail:
+    job: Job
+    result: JobResult | None
+    inputs: list[JobInput]
+    decisions: list[Decision]
+    awarded_bytes: int
+    award_count: int
+
+
+def job_detail(job_id: str) -> JobDetail | None:
+    """A job with its result, inputs, decision history and awards: four queries."""
+    job = Job.objects.select_related("node", "result").filter(id=job_id).first()
+    if job is None:
+        return None
+    try:
+        result: JobResult | None = job.result
+    except JobResult.DoesNotExist:
+        result = None
+    awards = Award.objects.filter(job_id=job.id).aggregate(n=Count("id"), total=Sum("piece_size"))
+    return JobDetail(
+        job=job,
+        result=result,
+        inputs=list(JobInput.objects.filter(job_id=job.id).order_by("position")),
+        decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
+        awarded_bytes=awards["total"] or 0,
+        award_count=awards["n"],
+    )
+
+
+@dataclass
+class AuditFilters:
+    actor: str = ""
+    action: str = ""
+    since: date | None = None
+    until: date | None = None
+
+
+def audit_page(filters: AuditFilters, page: int | str | None) -> Page:
+    events = AuditEvent.objects.all()
+    if filters.actor:
+        # People type "mona"; the log says "user:mona" (or "api_key:…", "test").
+        events = events.filter(Q(actor=filters.actor) | Q(actor=f"user:{filters.actor}"))
+    if filters.action:
+        events = events.filter(action=filters.action)
+    if filters.since:
+        events = events.filter(created_at__gte=_day_start(filters.since))
+    if filters.until:
+        events = events.filter(created_at__lt=_day_start(filters.until + timedelta(days=1)))
+    return Paginator(events.order_by("-created_at", "-id"), AUDIT_PAGE_SIZE).get_page(page)
+
+
+def audit_actions() -> list[str]:
+    return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
+
+
+def jobs_per_day(days: int) -> tuple[list[date], dict[str, list[int]]]:
+    """Jobs created per day over the last `days` days, one series per state."""
+    today = timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    rows = (
+        Job.objects.filter(created_at__gte=_day_start(first))
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "state")
+        .annotate(n=Count("id"))
+    )
+    axis = [first + timedelta(days=i) for i in range(days)]
+    series = {state: [0] * days for state in Job.State.values}
+    for row in rows:
+        index = (row["day"] - first).days
+        if 0 <= index < days:
+            series[row["state"]][index] += row["n"]
+    return axis, series
+
+
+def datacap_per_day(days: int) -> tuple[list[date], list[int], list[int]]:
+    """DataCap verified per day (revocations subtracted) and its running total, which starts
+    from everything verified before the window."""
+    today = timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    signed = Case(
+        When(action=Decision.Action.VERIFY, then=F("datacap_bytes")),
+        # A revocation withdraws the amount the job was verified with.
+        When(action=Decision.Action.REVOKE, then=-F("job__datacap_bytes")),
+        default=Value(0),
+        output_field=BigIntegerField(),
+    )
+    decisions = Decision.objects.filter(action__in=[Decision.Action.VERIFY, Decision.Action.REVOKE])
+    before = decisions.filter(created_at__lt=_day_start(first)).aggregate(total=Sum(signed))
+    rows = (
+        decisions.filter(created_at__gte=_day_start(first))
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(total=Sum(signed))
+    )
+    axis = [first + timedelta(days=i) for i in range(days)]
+    daily = [0] * days
+    for row in rows:
+        index = (row["day"] - first).days
+        if 0 <= index < days:
+            daily[index] += row["total"] or 0
+    running: list[int] = []
+    total = before["total"] or 0
+    for amount in daily:
+        total += amount
+        running.append(total)
+    return axis, daily, running
+
+
+def moderation_counts() -> dict[str, Any]:
+    """Jobs awaiting a decision and decided, for the overview's headline numbers."""
+    counts = Job.objects.aggregate(
+        pending=Count(
+            "id",
+            filter=Q(state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING),
+        ),
+        verified=Count("id", filter=Q(moderation_state=Job.Moderation.VERIFIED)),
+        rejected=Count("id", filter=Q(moderation_state=Job.Moderation.REJECTED)),
+        revoked=Count("id", filter=Q(moderation_state=Job.Moderation.REVOKED)),
+        verified_bytes=Sum("datacap_bytes", filter=Q(moderation_state=Job.Moderation.VERIFIED)),
+    )
+    counts["verified_bytes"] = counts["verified_bytes"] or 0
+    return counts
+
+
+def api_keys() -> list[ApiKey]:
+    return list(ApiKey.objects.select_related("user").order_by("revoked_at", "-created_at"))

@@ -1,0 +1,1 @@
+"""The moderator pages: server-rendered function views over the selectors and services."""

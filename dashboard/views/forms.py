@@ -1,0 +1,106 @@
+"""Forms of the moderator pages. Rules live in the services; forms only read the input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from dashboard.models import ApiKey, Job
+
+DATE = forms.DateInput(attrs={"type": "date"})
+
+
+class QueueFilterForm(forms.Form):
+    q = forms.CharField(
+        label="Job id or CID",
+        required=False,
+        max_length=200,
+        help_text="An input CID or a result CID, in any form.",
+    )
+    blessed = forms.ChoiceField(
+        label="Inputs",
+        required=False,
+        choices=[("", "any"), ("yes", "all blessed"), ("no", "not all blessed")],
+    )
+    engine = forms.ChoiceField(
+        label="Engine", required=False, choices=[("", "any"), *Job.Engine.choices]
+    )
+    node = forms.ChoiceField(label="Compute node", required=False, choices=[("", "any")])
+    since = forms.DateField(label="Finished from", required=False, widget=DATE)
+    until = forms.DateField(label="Finished until", required=False, widget=DATE)
+    annotation = forms.CharField(label="Annotation", required=False, max_length=100)
+
+    def __init__(self, *args: Any, nodes: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["node"].choices = [("", "any"), *nodes]  # type: ignore[attr-defined]
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(
+        label="Decision",
+        choices=[("verify", "Verify"), ("reject", "Reject")],
+        widget=forms.RadioSelect,
+        initial="verify",
+    )
+    datacap = forms.CharField(
+        label="DataCap",
+        required=False,
+        max_length=40,
+        help_text="With units: 32 GiB, 1.5 TiB, 500 GB, or a number of bytes.",
+    )
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to reject; recorded in the audit log either way.",
+    )
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for revoking",
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(label="Actor", required=False, max_length=200)
+    action = forms.ChoiceField(label="Action", required=False, choices=[("", "any")])
+    since = forms.DateField(label="From", required=False, widget=DATE)
+    until = forms.DateField(label="Until", required=False, widget=DATE)
+
+    def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "any"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=100)
+    scope = forms.ChoiceField(label="Scope", choices=ApiKey.Scope.choices)
+    provider = forms.CharField(
+        label="Storage provider",
+        required=False,
+        max_length=32,
+        help_text="Compute node keys only: the f0… address that holds its results.",
+    )
+    username = forms.CharField(
+        label="Moderator account",
+        required=False,
+        max_length=150,
+        help_text="Moderator keys only: the account the key acts as.",
+    )
+
+
+# Which form field a service's error field belongs to.
+SERVICE_FIELDS = {"datacap_bytes": "datacap", "user": "username"}
+
+
+def add_service_errors(form: forms.Form, fields: dict[str, Any] | None, message: str) -> None:
+    """Show a DomainError's field errors next to the fields (the message says what is wrong)."""
+    for name in fields or {}:
+        target = SERVICE_FIELDS.get(name, name)
+        if target in form.fields:
+            form.add_error(target, message)

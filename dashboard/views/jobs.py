@@ -1,0 +1,218 @@
+"""One job: what it ran on, what it produced, and the decision about it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
+
+from dashboard import moderation
+from dashboard.content import storage
+from dashboard.datacap import format_bytes, parse_datacap, suggested_datacap
+from dashboard.errors import DomainError
+from dashboard.models import Job, Role
+from dashboard.selectors import JobDetail, job_detail
+from dashboard.views.access import render_page, role_required
+from dashboard.views.forms import DecisionForm, RevokeForm, add_service_errors
+from executor.storage import ContentNotFound, StorageError
+
+PREVIEW_BYTES = 64 * 1024
+MAX_OUTPUT_ENTRIES = 500
+
+
+@dataclass
+class Preview:
+    url: str
+    text: str = ""
+    truncated: bool = False
+    error: str = ""
+
+
+@dataclass
+class Outputs:
+    entries: list[dict[str, Any]]
+    more: int = 0
+    error: str = ""
+
+
+def ipfs_link(cid: str, path: str = "") -> str:
+    """Where a browser can read stored content: the configured gateway, or our /ipfs/."""
+    base = (settings.IPFS_GATEWAY_URL or "").rstrip("/")
+    return f"{base}/ipfs/{cid}" + (f"/{quote(path)}" if path else "")
+
+
+def _storage_error(exc: StorageError, cid: str) -> str:
+    if isinstance(exc, ContentNotFound):
+        return f"{cid} is not in this dashboard's IPFS store."
+    return f"IPFS could not be read: {exc}"
+
+
+def preview(cid: str) -> Preview:
+    """The first PREVIEW_BYTES of a file, as text."""
+    if not cid:
+        return Preview(url="", error="No content was recorded.")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        reader = storage().iter_cat(cid, chunk_size=PREVIEW_BYTES)
+        try:
+            for chunk in reader:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > PREVIEW_BYTES:
+                    break
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+    except StorageError as exc:
+        return Preview(url=ipfs_link(cid), error=_storage_error(exc, cid))
+    data = b"".join(chunks)
+    return Preview(
+        url=ipfs_link(cid),
+        text=data[:PREVIEW_BYTES].decode("utf-8", "replace"),
+        truncated=len(data) > PREVIEW_BYTES,
+    )
+
+
+def outputs(cid: str) -> Outputs:
+    if not cid:
+        return Outputs(entries=[], error="No outputs were recorded.")
+    try:
+        listing = storage().ls(cid)
+    except StorageError as exc:
+        return Outputs(entries=[], error=_storage_error(exc, cid))
+    entries = [
+        {
+            "name": e.name,
+            "is_dir": e.is_dir,
+            "size": e.size,
+            "cid": e.cid,
+            "url": ipfs_link(cid, e.name),
+        }
+        for e in listing[:MAX_OUTPUT_ENTRIES]
+    ]
+    return Outputs(entries=entries, more=max(len(listing) - MAX_OUTPUT_ENTRIES, 0))
+
+
+def typed_amount(value: int | None) -> str:
+    """An amount as a person would type it, and exactly the bytes when parsed back."""
+    if value is None:
+        return ""
+    text = format_bytes(value)
+    try:
+        return text if parse_datacap(text) == value else str(value)
+    except ValueError:
+        return str(value)
+
+
+def _page(
+    request: HttpRequest,
+    detail: JobDetail,
+    *,
+    status: int = 200,
+    error: str = "",
+    decision_form: DecisionForm | None = None,
+    revoke_form: RevokeForm | None = None,
+) -> HttpResponse:
+    job, result = detail.job, detail.result
+    role = moderation.role_of(request.user)
+    size = result.size_bytes if result else None
+    suggestion = suggested_datacap(size, settings.DATACAP_REPLICAS)
+    decidable = job.state == Job.State.COMPLETED and job.moderation_state == Job.Moderation.PENDING
+    for item in detail.inputs:
+        item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]
+    revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
+    return render_page(
+        request,
+        "dashboard/job.html",
+        {
+            "job": job,
+            "result": result,
+            "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
+            "inputs": detail.inputs,
+            "decisions": detail.decisions,
+            "awarded_bytes": detail.awarded_bytes,
+            "award_count": detail.award_count,
+            "stdout": preview(result.stdout_cid) if result else None,
+            "stderr": preview(result.stderr_cid) if result else None,
+            "outputs": outputs(result.outputs_cid) if result else None,
+            "result_url": ipfs_link(result.result_cid) if result else "",
+            "suggestion": suggestion,
+            "replicas": settings.DATACAP_REPLICAS,
+            "decidable": decidable,
+            "show_decide": decidable and role in (Role.MODERATOR, Role.ADMIN),
+            "show_revoke": revocable and role == Role.ADMIN,
+            "decision_form": decision_form
+            or DecisionForm(initial={"decision": "verify", "datacap": typed_amount(suggestion)}),
+            "revoke_form": revoke_form or RevokeForm(),
+            "error": error,
+        },
+        status=status,
+    )
+
+
+def _detail(job_id: str) -> JobDetail:
+    detail = job_detail(job_id)
+    if detail is None:
+        raise Http404(f"no job {job_id}")
+    return detail
+
+
+@role_required()
+def job(request: HttpRequest, job_id: str) -> HttpResponse:
+    return _page(request, _detail(job_id))
+
+
+@require_POST
+@role_required()
+def decide(request: HttpRequest, job_id: str) -> HttpResponse:
+    """Verify or reject. The service checks the role and that the job is still pending; a
+    refusal is shown on the job page with its HTTP status (403, 409, 400)."""
+    _detail(job_id)
+    form = DecisionForm(request.POST)
+    decision = request.POST.get("decision", "")
+    try:
+        moderation.decide(
+            job_id=job_id,
+            user=request.user,
+            decision=decision,
+            datacap=request.POST.get("datacap", "").strip() if decision == "verify" else None,
+            reason=request.POST.get("reason", ""),
+        )
+    except DomainError as err:
+        add_service_errors(form, err.fields, err.message)
+        return _page(
+            request, _detail(job_id), status=err.status, error=err.message, decision_form=form
+        )
+    detail = _detail(job_id)
+    if decision == "verify":
+        messages.success(
+            request, f"Job {job_id} verified with {format_bytes(detail.job.datacap_bytes)}."
+        )
+    else:
+        messages.success(request, f"Job {job_id} rejected.")
+    return redirect("dashboard:job", job_id=job_id)
+
+
+@require_POST
+@role_required()
+def revoke(request: HttpRequest, job_id: str) -> HttpResponse:
+    _detail(job_id)
+    form = RevokeForm(request.POST)
+    try:
+        moderation.revoke(job_id=job_id, user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as err:
+        add_service_errors(form, err.fields, err.message)
+        return _page(
+            request, _detail(job_id), status=err.status, error=err.message, revoke_form=form
+        )
+    messages.success(request, f"The verification of job {job_id} was revoked.")
+    return redirect("dashboard:job", job_id=job_id)

@@ -1,0 +1,70 @@
+"""The overview (charts people would rather look at than read) and the scanner's status."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from chain_scanner.status import scanner_status
+from dashboard import charts, selectors
+from dashboard.datacap import format_bytes
+from dashboard.views.access import render_page, role_required
+
+DAYS = 30
+EPOCH_S = 30  # one Filecoin epoch
+
+
+def _lag_text(lag: int | None) -> str:
+    if lag is None:
+        return "unknown"
+    minutes = lag * EPOCH_S // 60
+    return f"{lag} epochs (about {minutes // 60} h {minutes % 60} min)"
+
+
+@role_required()
+def overview(request: HttpRequest) -> HttpResponse:
+    axis, per_state = selectors.jobs_per_day(DAYS)
+    series = {state: values for state, values in per_state.items() if any(values)}
+    datacap_axis, daily, running = selectors.datacap_per_day(DAYS)
+    scanner = scanner_status()
+    counts = selectors.moderation_counts()
+    return render_page(
+        request,
+        "dashboard/overview.html",
+        {
+            "days": DAYS,
+            "counts": counts,
+            "verified_total": format_bytes(counts["verified_bytes"]),
+            "scanner": scanner,
+            "lag_text": _lag_text(scanner["lag_epochs"]),
+            "jobs_chart": charts.stacked_bars("jobs-per-day", "Jobs per day by state", axis, series)
+            if series
+            else None,  # fmt: skip
+            "jobs_rows": [
+                (day, [per_state[s][i] for s in per_state]) for i, day in enumerate(axis)
+            ],
+            "states": list(per_state),
+            "datacap_chart": charts.line_chart(
+                "datacap-verified",
+                "DataCap verified, running total",
+                datacap_axis,
+                running,
+                lambda v: format_bytes(int(v)),
+            )
+            if any(running)
+            else None,
+            "datacap_rows": [
+                (day, format_bytes(d) if d >= 0 else f"−{format_bytes(-d)}", format_bytes(r))
+                for day, d, r in zip(datacap_axis, daily, running, strict=True)
+            ],
+        },
+    )
+
+
+@role_required()
+def scanner(request: HttpRequest) -> HttpResponse:
+    status = scanner_status()
+    return render_page(
+        request,
+        "dashboard/scanner.html",
+        {"scanner": status, "lag_text": _lag_text(status["lag_epochs"])},
+    )

@@ -1,0 +1,41 @@
+"""The moderation queue: completed jobs awaiting a decision, blessed inputs first."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+
+from dashboard import selectors
+from dashboard.models import Job
+from dashboard.views.access import render_page, role_required
+from dashboard.views.forms import QueueFilterForm
+
+
+def _filters(form: QueueFilterForm) -> selectors.QueueFilters:
+    # Fields that did not validate (a malformed date) are left out and shown as errors.
+    form.is_valid()
+    data = {name: value for name, value in form.cleaned_data.items() if value not in (None, "")}
+    return selectors.QueueFilters(**data)
+
+
+@role_required()
+def queue(request: HttpRequest) -> HttpResponse:
+    form = QueueFilterForm(request.GET or None, nodes=selectors.node_choices())
+    filters = _filters(form) if request.GET else selectors.QueueFilters()
+    page = selectors.queue_page(filters, request.GET.get("page"))
+    rest = request.GET.copy()
+    rest.pop("page", None)
+    elsewhere = None
+    if filters.q and not page.object_list:
+        # Searching for a job that is not in the queue: say where it is.
+        elsewhere = Job.objects.filter(id=filters.q.strip()).only("id", "state").first()
+    return render_page(
+        request,
+        "dashboard/queue.html",
+        {
+            "form": form,
+            "page": page,
+            "filtered": any(v not in (None, "") for v in vars(filters).values()),
+            "query": rest.urlencode(),
+            "elsewhere": elsewhere,
+        },
+    )

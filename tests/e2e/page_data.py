@@ -1,0 +1,109 @@
+"""Jobs in every state the moderator pages show, for the view tests and the browser tests
+(which run it in a `manage.py shell` of the live server's database)."""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+
+from dashboard.content import storage
+from dashboard.models import ApiKey, Job, JobInput, JobResult
+
+BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+OTHER_CID = "bafkreiaqm3h2tqilzbgtglsabqeqoyh3rbwlpwlgwtwmevvpgyxfdhhfeq"
+SOURCE = {
+    "kind": "claim",
+    "id": 12345,
+    "provider": "f01234",
+    "client": "f05678",
+    "piece_cid": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
+    "payload_cid": None,
+    "start_epoch": 4_000_000,
+    "end_epoch": 5_500_000,
+}
+
+
+def stored_result(stdout: bytes = b"hello from the job\n", stderr: bytes = b"") -> dict[str, str]:
+    """A result directory {stdout, stderr, exitCode, outputs/} added to the dashboard's store."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "result"
+        (root / "outputs").mkdir(parents=True)
+        (root / "stdout").write_bytes(stdout)
+        (root / "stderr").write_bytes(stderr)
+        (root / "exitCode").write_text("0")
+        (root / "outputs" / "report.txt").write_text("a report\n")
+        added = {e.path: e.cid for e in storage().add_path(root)}
+    return {
+        "result_cid": added["result"],
+        "stdout_cid": added["result/stdout"],
+        "stderr_cid": added["result/stderr"],
+        "outputs_cid": added["result/outputs"],
+    }
+
+
+def make_job(
+    job_id: str,
+    *,
+    blessed: bool | None = True,
+    engine: str = "wasm",
+    node: ApiKey | None = None,
+    annotations: tuple[str, ...] = ("filplus",),
+    state: str = Job.State.COMPLETED,
+    moderation: str = Job.Moderation.PENDING,
+    finished_ago: timedelta = timedelta(hours=1),
+    size: int = 1000,
+    cids: dict[str, str] | None = None,
+) -> Job:
+    now = timezone.now()
+    job = Job.objects.create(
+        id=job_id,
+        engine=engine,
+        spec={"engine": engine, "inputs": [{"cid": BLESSED_CID, "path": "/data/in.txt"}]},
+        spec_digest="0" * 64,
+        node=node,
+        external=node is not None,
+        annotations=list(annotations),
+        annotation_index="|" + "|".join(annotations) + "|" if annotations else "",
+        state=state,
+        finished_at=now - finished_ago if state != Job.State.QUEUED else None,
+        inputs_blessed=blessed,
+        moderation_state=moderation,
+    )
+    if blessed is not None:
+        JobInput.objects.create(
+            job=job,
+            position=0,
+            cid=BLESSED_CID if blessed else OTHER_CID,
+            path="/data/in.txt",
+            blessed=blessed,
+            status="active" if blessed else "unknown",
+            sources=[SOURCE] if blessed else [],
+            as_of_epoch=4_900_000,
+        )
+    if state == Job.State.COMPLETED:
+        refs: dict[str, Any] = cids or {
+            "result_cid": f"bafyresult{job_id}",
+            "stdout_cid": "",
+            "stderr_cid": "",
+            "outputs_cid": "",
+        }
+        JobResult.objects.create(
+            job=job, exit_code=0, size_bytes=size, runtime_ms=12, provider="f01234", **refs
+        )
+    return job
+
+
+def seed_e2e() -> None:
+    """What the browser tests open: a blessed docker job with real content, an unblessed
+    wasm job, two jobs for the concurrent decision, and an already decided one."""
+    cids = stored_result()
+    make_job("job-blessed", engine="docker", annotations=("filplus", "genomics"), cids=cids,
+             size=5000)  # fmt: skip
+    make_job("job-unblessed", blessed=False, annotations=("other",), cids=cids)
+    make_job("job-race", cids=cids, finished_ago=timedelta(hours=3))
+    make_job("job-viewer", cids=cids, finished_ago=timedelta(hours=4))
+    make_job("job-done", moderation=Job.Moderation.REJECTED, cids=cids)
