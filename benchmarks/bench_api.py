@@ -5,7 +5,11 @@ the lookups hitting and half missing.
 Compared in the same run: our DRF endpoints, the same lookups in bare Django views
 (benchmarks/api/urls.py), and a psycopg loop doing the query directly (the floor).
 
-    .venv/bin/python -m benchmarks.bench_api [--cids 1000000] [--duration 15] [--workers 4]
+    .venv/bin/python -m benchmarks.bench_api [--cids 1000000] [--duration 15] [--rounds 2]
+                                             [--workers N] [--threads N]
+
+Floors in the same run, under the same gunicorn configuration: a constant-body WSGI app and
+a WSGI app doing the look-up with psycopg alone (benchmarks/api/floor_wsgi.py).
 
 Needs wrk (`apt-get install wrk`) and PostgreSQL on 127.0.0.1:5432 (user postgres).
 """
@@ -36,6 +40,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgres://postgres@127.0.0.1:5432"
 EPOCH = 5_000_000
+FLOORS = "benchmarks.api.floor_wsgi"
 
 
 def cid(n: int, salt: bytes = b"hit") -> str:
@@ -190,12 +195,95 @@ def psycopg_floor(
     return results
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers(master: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
+def _backends(database: str) -> list[int]:
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+class Server:
+    """`gunicorn APP` from the repository root, so with gunicorn.conf.py (the production
+    configuration), plus the benchmark's -w/--threads when given."""
+
+    def __init__(self, app: str, env: dict[str, str], args: argparse.Namespace) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        extra = []
+        if args.workers is not None:
+            extra += ["-w", str(args.workers)]
+        if args.threads is not None:
+            extra += ["--threads", str(args.threads)]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{self.port}", *extra]
+            + ["--access-logfile", "/dev/null", "--log-level", "warning"],
+            cwd=ROOT,
+            env=env,
+        )
+        for _ in range(100):
+            try:
+                httpx.get(f"{self.base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def measure(server: Server, script: Path, duration: int, database: str | None) -> dict[str, float]:
+    """wrk after a 3 s warm-up, with the CPU seconds the gunicorn workers and the database
+    backends burnt per request meanwhile, and the load average before it."""
+    wrk(server.base, script, 3)
+    load = os.getloadavg()[0]
+    pids = _workers(server.process.pid) + [server.process.pid]
+    backends = _backends(database) if database else []
+    before = {pid: _cpu_seconds(pid) for pid in pids + backends}
+    result = wrk(server.base, script, duration)
+    spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
+    requests = result["rps"] * duration
+    result["worker_ms"] = 1000 * sum(spent[p] for p in pids) / requests
+    result["pg_ms"] = 1000 * sum(spent[p] for p in backends) / requests if database else 0.0
+    result["load"] = load
+    return result
+
+
+def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int]:
+    """workers and threads as gunicorn.conf.py sets them for this environment."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
+         " print(c['workers'], c['threads'])"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return int(out[0]), int(out[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cids", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=2, help="default: gunicorn.conf.py's")
-    parser.add_argument("--threads", type=int, default=8, help="default: gunicorn.conf.py's")
+    parser.add_argument("--rounds", type=int, default=2, help="measure everything N times")
+    parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, default=None, help="default: gunicorn.conf.py's")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
@@ -204,38 +292,14 @@ def main() -> None:
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"')
     tmp = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    server = None
+    servers: list[Server] = []
     try:
         env = env_for(database)
+        workers, threads = _gunicorn_defaults(env)
+        workers, threads = args.workers or workers, args.threads or threads
         manage(env, "migrate", "-v0")
         fill(database, args.cids)
         key = manage(env, "create_api_key", "--scope", "node", "--name", "bench").split()[-1]
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "dashboard.wsgi",
-                "-w",
-                str(args.workers),
-                "-b",
-                f"127.0.0.1:{port}",
-                "--access-logfile",
-                "/dev/null",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         hits = [cid(n * 37 % args.cids) for n in range(5000)]
         misses = [cid(n, b"miss") for n in range(5000)]
         batches = [
@@ -248,66 +312,110 @@ def main() -> None:
             ]
             for i in range(10)
         ]
+        scripts = {}
+        for prefix in ("/api/v1/cids/", "/api/bare/cids/", "/floor/cids/"):
+            scripts[prefix] = tmp / f"get-{prefix.strip('/').replace('/', '-')}.lua"
+            lua_get(scripts[prefix], key, prefix, hits, misses)
+        bodies = [json.dumps({"cids": b}) for b in batches]
+        for url in ("/api/v1/eligibility", "/api/bare/eligibility"):
+            scripts[url] = tmp / f"post-{url.strip('/').replace('/', '-')}.lua"
+            lua_post(scripts[url], key, url, bodies)
+
+        django = Server("dashboard.wsgi", env, args)
+        servers.append(django)
         headers = {"Authorization": f"Bearer {key}"}
         sample = httpx.post(
-            f"{base}/api/v1/eligibility", json={"cids": batches[0]}, headers=headers, timeout=30
+            f"{django.base}/api/v1/eligibility",
+            json={"cids": batches[0]},
+            headers=headers,
+            timeout=30,
         ).json()
         blessed = sum(r["blessed"] for r in sample["results"])
         log(f"sanity: a batch of 1000 answers {blessed} blessed (expected ~375)")
         assert len(sample["results"]) == 1000
 
-        rows = []
-        for label, prefix in (
-            ("DRF endpoint", "/api/v1/cids/"),
-            ("bare Django view", "/api/bare/cids/"),
-        ):
-            script = tmp / f"get-{prefix.strip('/').replace('/', '-')}.lua"
-            lua_get(script, key, prefix, hits, misses)
-            wrk(base, script, 3)  # warm up
-            log(f"GET {prefix}… for {args.duration}s")
-            rows.append(("single GET", label, wrk(base, script, args.duration)))
-        bodies = [json.dumps({"cids": b}) for b in batches]
-        for label, url in (
-            ("DRF endpoint", "/api/v1/eligibility"),
-            ("bare Django view", "/api/bare/eligibility"),
-        ):
-            script = tmp / f"post-{url.strip('/').replace('/', '-')}.lua"
-            lua_post(script, key, url, bodies)
-            wrk(base, script, 3)
-            log(f"POST {url} (1000 CIDs) for {args.duration}s")
-            rows.append(("1000-CID batch", label, wrk(base, script, args.duration)))
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-        server = None
+        # Every round measures everything once, in the same order, so that each ratio
+        # compares runs minutes apart at most on this shared machine.
+        plan = [
+            ("single GET", "DRF endpoint", None, "/api/v1/cids/"),
+            ("single GET", "bare Django view", None, "/api/bare/cids/"),
+            ("single GET", "gunicorn hello (floor)", f"{FLOORS}:hello", "/floor/cids/"),
+            ("single GET", "gunicorn+psycopg (floor)", f"{FLOORS}:query", "/floor/cids/"),
+            ("1000-CID batch", "DRF endpoint", None, "/api/v1/eligibility"),
+            ("1000-CID batch", "bare Django view", None, "/api/bare/eligibility"),
+        ]  # fmt: skip
+        rows: list[tuple[int, str, str, dict[str, float]]] = []
+        for round_ in range(1, args.rounds + 1):
+            for workload, label, app, script in plan:
+                server = django if app is None else Server(app, env, args)
+                log(f"round {round_}: {workload}, {label} for {args.duration}s")
+                uses_db = app is None or app.endswith(":query")
+                result = measure(
+                    server, scripts[script], args.duration, database if uses_db else None
+                )
+                rows.append((round_, workload, label, result))
+                if server is not django:
+                    server.stop()
+        django.stop()
+        servers.clear()
         log("psycopg floor…")
         floor = psycopg_floor(database, hits, misses, args.duration, batches)
-        rows.append(("single GET", "psycopg loop (floor)", floor["single"]))
-        rows.append(("1000-CID batch", "psycopg loop (floor)", floor["batch"]))
 
         print(
             f"\nbench_api: {args.cids:,} blessed CIDs in PostgreSQL, gunicorn "
-            f"{args.workers} workers x {args.threads} threads, wrk -t2 -c32 -d{args.duration}s, "
-            f"{os.cpu_count()} cores, half hits / half misses"
+            f"{workers} workers x {threads} threads (gthread), wrk -t2 -c32 -d{args.duration}s, "
+            f"{os.cpu_count()} cores, half hits / half misses, {args.rounds} rounds"
         )
         print(
-            f"{'workload':16} {'server':22} {'req/s':>9} {'CIDs/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+            "CPU ms/req: CPU time of the gunicorn processes (and of the PostgreSQL backends)"
+            " during the run, per request served; load: 1-minute load average before it"
         )
-        for workload, label, r in rows:
+        print(
+            f"{'round':>5} {'workload':16} {'server':26} {'req/s':>7} {'CIDs/s':>8} "
+            f"{'p50 ms':>7} {'p99 ms':>8} {'CPU ms/req':>10} {'PG ms/req':>9} {'load':>5}"
+        )
+        for round_, workload, label, r in rows:
             per = 1000 if "batch" in workload else 1
             print(
-                f"{workload:16} {label:22} {r['rps']:9.0f} {r['rps'] * per:10.0f} "
-                f"{r['p50']:8.2f} {r['p99']:8.2f}"
+                f"{round_:>5} {workload:16} {label:26} {r['rps']:7.0f} {r['rps'] * per:8.0f} "
+                f"{r['p50']:7.2f} {r['p99']:8.2f} {r['worker_ms']:10.3f} {r['pg_ms']:9.3f} "
+                f"{r['load']:5.2f}"
             )
-        drf = {w: r for w, label, r in rows if label == "DRF endpoint"}
-        bare = {w: r for w, label, r in rows if label == "bare Django view"}
-        for workload in drf:
+        for workload in ("single GET", "1000-CID batch"):
+            r = floor["single" if workload == "single GET" else "batch"]
+            per = 1000 if "batch" in workload else 1
             print(
-                f"{workload}: bare view / DRF endpoint throughput = "
-                f"{bare[workload]['rps'] / drf[workload]['rps']:.2f}x"
+                f"{'-':>5} {workload:16} {'psycopg loop (floor)':26} {r['rps']:7.0f} "
+                f"{r['rps'] * per:8.0f} {r['p50']:7.2f} {r['p99']:8.2f}"
+            )
+        print("\nmedians over the rounds, and ratios within each round")
+        by = {(rd, w, label): r for rd, w, label, r in rows}
+        for workload, label, _, _ in plan:
+            runs = [by[(rd, workload, label)] for rd in range(1, args.rounds + 1)]
+            per = 1000 if "batch" in workload else 1
+            rps = statistics.median(r["rps"] for r in runs)
+            print(
+                f"{workload:16} {label:26} {rps:7.0f} req/s {rps * per:8.0f} CIDs/s  "
+                f"p50 {statistics.median(r['p50'] for r in runs):6.2f} ms  "
+                f"p99 {statistics.median(r['p99'] for r in runs):7.2f} ms"
+            )
+        for workload, other in (
+            ("single GET", "bare Django view"),
+            ("single GET", "gunicorn hello (floor)"),
+            ("single GET", "gunicorn+psycopg (floor)"),
+            ("1000-CID batch", "bare Django view"),
+        ):
+            ratios = [
+                by[(rd, workload, other)]["rps"] / by[(rd, workload, "DRF endpoint")]["rps"]
+                for rd in range(1, args.rounds + 1)
+            ]
+            print(
+                f"{workload}: {other} / DRF endpoint throughput = "
+                + ", ".join(f"{x:.2f}x" for x in ratios)
             )
     finally:
-        if server is not None:
-            server.kill()
+        for server in servers:
+            server.process.kill()
         shutil.rmtree(tmp, ignore_errors=True)
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
