@@ -12,14 +12,16 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
 
 from dashboard import jobs
 from dashboard.models import Job
-from executor.run import JobFailed, module_cache, run_job
+from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 from executor.storage import Storage, open_storage
 
@@ -43,19 +45,31 @@ def storage() -> Storage:
 
 
 class _LeaseKeeper(threading.Thread):
+    """Renews the job's lease every third of it, and looks for a cancel every second; either
+    a cancel or a lost lease (the job was recovered elsewhere) stops the run."""
+
     def __init__(self, job_id: str, worker: str) -> None:
         super().__init__(name=f"lease-{job_id}", daemon=True)
         self.job_id = job_id
         self.worker = worker
         self.stopped = threading.Event()
+        self.stop_run = threading.Event()
         self.lost = False
 
     def run(self) -> None:
-        interval = max(0.2, settings.EXECUTOR_LEASE_S / 3)
+        renew_every = max(0.2, settings.EXECUTOR_LEASE_S / 3)
+        look_every = min(1.0, renew_every)
+        renewed = time.monotonic()
         try:
-            while not self.stopped.wait(interval):
-                if not jobs.renew_lease(job_id=self.job_id, worker=self.worker):
-                    self.lost = True
+            while not self.stopped.wait(look_every):
+                if time.monotonic() - renewed >= renew_every:
+                    if not jobs.renew_lease(job_id=self.job_id, worker=self.worker):
+                        self.lost = not _cancel_requested(self.job_id)
+                        self.stop_run.set()
+                        return
+                    renewed = time.monotonic()
+                elif _cancel_requested(self.job_id):
+                    self.stop_run.set()
                     return
         finally:
             close_old_connections()
@@ -63,6 +77,20 @@ class _LeaseKeeper(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=5)
+
+
+def _cancel_requested(job_id: str) -> bool:
+    return Job.objects.filter(id=job_id, cancel_requested=True).exists()
+
+
+def _mark_cancelled(job_id: str, worker: str, reason: str) -> None:
+    Job.objects.filter(id=job_id, state=Job.State.RUNNING, lease_owner=worker).update(
+        state=Job.State.CANCELLED,
+        finished_at=timezone.now(),
+        error=reason,
+        lease_owner="",
+        lease_until=None,
+    )
 
 
 def execute_job(job: Job, *, worker: str) -> str:
@@ -81,7 +109,13 @@ def execute_job(job: Job, *, worker: str) -> str:
                 spec,
                 storage(),
                 cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
+                cancel=keeper.stop_run,
             )
+        except JobCancelled as exc:
+            if keeper.lost:
+                return Job.State.QUEUED  # recovered by another worker: theirs to finish
+            _mark_cancelled(job.id, worker, f"cancelled: {exc}")
+            return Job.State.CANCELLED
         except JobFailed as exc:
             jobs.fail_job(job_id=job.id, reason=str(exc), worker=worker)
             return Job.State.FAILED
@@ -93,10 +127,8 @@ def execute_job(job: Job, *, worker: str) -> str:
             return Job.State.FAILED
     finally:
         keeper.stop()
-    if Job.objects.filter(id=job.id, cancel_requested=True).exists():
-        Job.objects.filter(id=job.id, state=Job.State.RUNNING).update(
-            state=Job.State.CANCELLED, error="cancelled", lease_owner="", lease_until=None
-        )
+    if _cancel_requested(job.id):  # cancelled in the moment after it finished
+        _mark_cancelled(job.id, worker, "cancelled")
         return Job.State.CANCELLED
     body = jobs.ResultIn(
         result_cid=result.result_cid,

@@ -172,7 +172,9 @@ def _lease() -> timedelta:
 def claim_job(*, job_id: str, worker: str) -> Job | None:
     """Take a queued bundled job for this worker; None when someone else has it (or it's gone)."""
     now = timezone.now()
-    taken = Job.objects.filter(id=job_id, state=Job.State.QUEUED, external=False).update(
+    taken = Job.objects.filter(
+        id=job_id, state=Job.State.QUEUED, external=False, cancel_requested=False
+    ).update(
         state=Job.State.RUNNING,
         lease_owner=worker,
         lease_until=now + _lease(),
@@ -414,16 +416,19 @@ def cancel_job(*, job_id: str, key: ApiKey) -> Job:
     job = visible_jobs(key).filter(id=job_id).first()
     if job is None:
         raise DomainError("not_found", f"no job {job_id}", status=404)
-    if job.state == Job.State.QUEUED:
-        Job.objects.filter(id=job_id, state=Job.State.QUEUED).update(
-            state=Job.State.CANCELLED, finished_at=timezone.now(), error="cancelled"
+    # Flag first: a worker claiming the job at this moment then sees the cancel (claims skip
+    # flagged jobs, and a running job's worker looks for the flag every second).
+    Job.objects.filter(id=job_id, state__in=[Job.State.QUEUED, Job.State.RUNNING]).update(
+        cancel_requested=True
+    )
+    now = timezone.now()
+    Job.objects.filter(id=job_id, state=Job.State.QUEUED).update(
+        state=Job.State.CANCELLED, finished_at=now, error="cancelled"
+    )
+    if job.external:  # the node runs it: we can only stop waiting for it
+        Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
+            state=Job.State.CANCELLED, finished_at=now, error="cancelled"
         )
-    elif job.state == Job.State.RUNNING:
-        Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(cancel_requested=True)
-        if job.external:
-            Job.objects.filter(id=job_id, state=Job.State.RUNNING).update(
-                state=Job.State.CANCELLED, finished_at=timezone.now(), error="cancelled"
-            )
     return Job.objects.get(id=job_id)
 
 

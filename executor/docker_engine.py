@@ -48,6 +48,7 @@ __all__ = [
     "LABEL",
     "MIN_MEMORY_BYTES",
     "PULL_ENV",
+    "ContainerCancelled",
     "ContainerOutcome",
     "ContainerRunError",
     "run_container",
@@ -70,6 +71,10 @@ _SIGKILL_EXIT = 128 + signal.SIGKILL
 
 class ContainerRunError(Exception):
     """The job could not run to an exit; the message is the one-line reason shown to people."""
+
+
+class ContainerCancelled(ContainerRunError):
+    """The job was cancelled while its container ran; the container was killed."""
 
 
 @dataclass(frozen=True)
@@ -211,16 +216,23 @@ def _attach(client: docker.DockerClient, container_id: str) -> Any:
     return sock
 
 
-def _wait(container: Any, timeout_s: float) -> int | None:
-    """The exit code, or None when the container was still running at the deadline."""
+_CANCELLED = -1  # _wait's answer when the job was cancelled while it ran
+_CANCEL_POLL_S = 0.5
+
+
+def _wait(container: Any, timeout_s: float, cancel: threading.Event | None = None) -> int | None:
+    """The exit code, None when the container was still running at the deadline, or
+    _CANCELLED once `cancel` is set (checked every half second)."""
     deadline = time.monotonic() + timeout_s
     while True:
+        if cancel is not None and cancel.is_set():
+            return _CANCELLED
         left = deadline - time.monotonic()
         if left <= 0:
             return None
         try:
             # The wait endpoint gives no sign of a timeout other than the read timing out.
-            result = container.wait(timeout=left)
+            result = container.wait(timeout=min(left, _CANCEL_POLL_S) if cancel else left)
         except requests.RequestException as exc:
             try:
                 container.reload()
@@ -248,6 +260,7 @@ def run_container(
     pull: bool | None = None,
     user: str | None = None,
     api_timeout_s: float = DEFAULT_API_TIMEOUT_S,
+    cancel: threading.Event | None = None,
 ) -> ContainerOutcome:
     """Run `entrypoint` (or the image's default command when empty) in `image`.
 
@@ -299,8 +312,12 @@ def run_container(
                     raise ContainerRunError(
                         f"the container could not start: {_start_reason(exc)}"
                     ) from None
-                exit_code = _wait(container, timeout_s)
+                exit_code = _wait(container, timeout_s, cancel)
                 runtime_ms = round((time.monotonic() - started) * 1000)
+                if exit_code == _CANCELLED:
+                    _kill(container)
+                    pump.finish(_DRAIN_TIMEOUT_S)
+                    raise ContainerCancelled("cancelled while running; the container was killed")
                 if exit_code is None:
                     _kill(container)
                     pump.finish(_DRAIN_TIMEOUT_S)  # keep what it wrote before the kill

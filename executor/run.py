@@ -10,6 +10,7 @@ import os
 import posixpath
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from executor.wasm import (
     REALTIME_START_NS,
     ModuleCache,
     Mount,
+    WasmCancelled,
     WasmOutcome,
     WasmRunError,
     run_module,
@@ -29,13 +31,17 @@ from executor.wasm import (
 if TYPE_CHECKING:
     from executor.docker_engine import ContainerOutcome
 
-__all__ = ["JobFailed", "JobResult", "module_cache", "prepare_inputs", "run_job"]
+__all__ = ["JobCancelled", "JobFailed", "JobResult", "module_cache", "prepare_inputs", "run_job"]
 
 _INPUT_TIME_S = REALTIME_START_NS // 1_000_000_000
 
 
 class JobFailed(Exception):
     """The job did not run to an exit; the message is the one-line reason shown to people."""
+
+
+class JobCancelled(JobFailed):
+    """The job was stopped because it was cancelled."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,10 @@ def run_job(
     cache: ModuleCache | None = None,
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> JobResult:
-    """Run a job and publish its result; raises JobFailed with a one-line reason."""
+    """Run a job and publish its result; raises JobFailed with a one-line reason, or
+    JobCancelled when `cancel` is set while it runs."""
     say = progress or (lambda _msg: None)
     base = Path(tempfile.mkdtemp(prefix="filplus-job-", dir=workdir))
     try:
@@ -173,10 +181,14 @@ def run_job(
         outputs = result_dir / "outputs"
         outputs.mkdir(parents=True)
         mounts.append(Mount(host=outputs, guest=OUTPUTS_PATH, writable=True))
+        if cancel is not None and cancel.is_set():
+            raise JobCancelled("cancelled before it started")
         if spec.engine == "wasm":
-            outcome = _run_wasm(spec, storage, mounts, result_dir, cache or module_cache(None), say)
+            outcome = _run_wasm(
+                spec, storage, mounts, result_dir, cache or module_cache(None), say, cancel
+            )
         else:
-            outcome = _run_docker(spec, mounts, result_dir, say)
+            outcome = _run_docker(spec, mounts, result_dir, say, cancel)
         (result_dir / "exitCode").write_text(str(outcome.exit_code))
         say("publishing the result directory")
         try:
@@ -205,6 +217,7 @@ def _run_wasm(
     result_dir: Path,
     cache: ModuleCache,
     say: Callable[[str], None],
+    cancel: threading.Event | None,
 ) -> WasmOutcome:
     module = spec.module
     assert module is not None
@@ -231,16 +244,23 @@ def _run_wasm(
             timeout_s=spec.limits.timeout_s,
             memory_bytes=spec.limits.memory_bytes,
             fuel=spec.limits.fuel,
+            cancel=cancel,
         )
+    except WasmCancelled as exc:
+        raise JobCancelled(str(exc)) from None
     except WasmRunError as exc:
         raise JobFailed(str(exc)) from None
 
 
 def _run_docker(
-    spec: JobSpec, mounts: list[Mount], result_dir: Path, say: Callable[[str], None]
+    spec: JobSpec,
+    mounts: list[Mount],
+    result_dir: Path,
+    say: Callable[[str], None],
+    cancel: threading.Event | None,
 ) -> ContainerOutcome:
     # Imported here: the docker SDK is needed only by nodes that run Docker jobs.
-    from executor.docker_engine import ContainerRunError, run_container
+    from executor.docker_engine import ContainerCancelled, ContainerRunError, run_container
 
     assert spec.image is not None
     say(f"running container {spec.image}")
@@ -254,6 +274,9 @@ def _run_docker(
             stderr=result_dir / "stderr",
             timeout_s=spec.limits.timeout_s,
             memory_bytes=spec.limits.memory_bytes,
+            cancel=cancel,
         )
+    except ContainerCancelled as exc:
+        raise JobCancelled(str(exc)) from None
     except ContainerRunError as exc:
         raise JobFailed(str(exc)) from None

@@ -209,3 +209,33 @@ def test_two_scripts_deciding_at_once_get_one_decision(live: Live) -> None:
         state = client.job(job_id)["moderation"]["state"]
     winner = next(a for a in answers if a.status_code == 200).json()
     assert state == winner["moderation"]["state"] in ("verified", "rejected")
+
+
+def test_cancel_stops_a_running_job(live: Live) -> None:
+    with DashboardClient(live.url, live.submitter) as client:
+        module = client.upload(wat.spin())
+        body = {"engine": "wasm", "wasm": {"module": module}, "limits": {"timeout_s": 120}}
+        job_id = client.submit(body)["id"]
+        deadline = time.monotonic() + 60
+        while client.job(job_id)["state"] != "running":
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.1)
+        asked = time.monotonic()
+        assert client.cancel(job_id)["state"] in ("running", "cancelled")
+        job = client.wait(job_id, timeout_s=30, poll_s=0.1)
+        stopped_in = time.monotonic() - asked
+        assert job["state"] == "cancelled", job
+        assert job["error"].startswith("cancelled")
+        assert stopped_in < 10  # the worker looks for a cancel every second
+        # the worker is free again: the next job runs
+        quick = client.submit(
+            {"engine": "wasm", "wasm": {"module": client.upload(wat.exit_with(0))}}
+        )
+        assert client.wait(quick["id"], timeout_s=60, poll_s=0.1)["state"] == "completed"
+        other = client.submit({"engine": "wasm", "wasm": {"module": module}})
+        other_cancel = httpx.post(
+            f"{live.url}/api/v1/jobs/{other['id']}/cancel",
+            headers={"Authorization": f"Bearer {live.node}"},
+        )
+        assert other_cancel.status_code == 404  # not the node's job
+        client.cancel(other["id"])
