@@ -27,7 +27,7 @@ from executor.cids import InvalidCID, normalize_cid
 from executor.commp import commp
 from executor.storage import ContentNotFound, StorageError
 
-__all__ = ["chain_storage", "record_award", "register_piece", "verification"]
+__all__ = ["chain_flags", "chain_storage", "record_award", "register_piece", "verification"]
 
 PROVIDER = re.compile(r"f0\d{1,20}")
 PIECE_PREFIX = "baga6ea4seaq"
@@ -341,29 +341,33 @@ def record_award(*, key: ApiKey, body: Any) -> tuple[dict[str, Any], bool]:
 # --- on chain ----------------------------------------------------------------------------------
 
 
-def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
-    """Verified deals and claims that store this job's results, and what needs a look.
+@dataclass
+class _Assessment:
+    deals: list[dict[str, Any]]
+    claims: list[dict[str, Any]]
+    on_chain_bytes: int
+    flags: list[str]
 
-    A deal counts when its piece is a registered piece of the job or its label is the result
-    CID; a claim when its piece is registered. Bytes held by the holding provider are compared
-    with what the notary awarded."""
-    result = result or JobResult.objects.filter(job=job).first()
-    if result is None:
-        return {"deals": [], "claims": [], "on_chain_bytes": 0, "awarded_bytes": 0, "flags": []}
-    pieces = list(JobPiece.objects.filter(job=job).values_list("piece_cid", flat=True))
-    epoch = as_of_epoch()
-    deals = list(
-        Deal.objects.filter(Q(piece_cid__in=pieces) | Q(payload_cid=result.result_cid)).order_by(
-            "deal_id"
-        )
-    )
-    claims = list(Claim.objects.filter(piece_cid__in=pieces).order_by("claim_id")) if pieces else []
-    holder = result.provider
-    claimed = {(f"f0{c.provider}", c.piece_cid) for c in claims}
+
+def _assess(
+    *,
+    result_cid: str,
+    holder: str,
+    pieces: set[str],
+    deals: list[Deal],
+    claims: list[Claim],
+    awarded: int,
+    epoch: int,
+) -> _Assessment:
+    """The rules, in one place: which deals and claims store a job's results, how many bytes
+    the holder stores (a deal and its claim counted once), and what needs a moderator's look."""
+    mine_claims = [c for c in claims if c.piece_cid in pieces]
+    mine_deals = [d for d in deals if d.piece_cid in pieces or d.payload_cid == result_cid]
+    claimed = {(f"f0{c.provider}", c.piece_cid) for c in mine_claims}
     on_chain = 0
     flags: set[str] = set()
     deal_rows = []
-    for deal in deals:
+    for deal in mine_deals:
         status = deal.status_at(epoch)
         deal_rows.append(
             {
@@ -379,7 +383,7 @@ def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
         elif status == "active" and (deal.provider, deal.piece_cid) not in claimed:
             on_chain += deal.piece_size
     claim_rows = []
-    for claim in claims:
+    for claim in mine_claims:
         provider = f"f0{claim.provider}"
         status = claim.status_at(epoch)
         claim_rows.append(
@@ -395,13 +399,96 @@ def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
             flags.add("other_provider")
         elif status == "active":
             on_chain += claim.piece_size
-    awarded = _awarded(job.id)
     if on_chain > awarded:
         flags.add("more_on_chain_than_awarded")
+    return _Assessment(deal_rows, claim_rows, on_chain, sorted(flags))
+
+
+def _chain_rows(pieces: set[str], payloads: set[str]) -> tuple[list[Deal], list[Claim]]:
+    deals = (
+        list(
+            Deal.objects.filter(Q(piece_cid__in=pieces) | Q(payload_cid__in=payloads)).order_by(
+                "deal_id"
+            )
+        )
+        if pieces or payloads
+        else []
+    )
+    claims = list(Claim.objects.filter(piece_cid__in=pieces).order_by("claim_id")) if pieces else []
+    return deals, claims
+
+
+def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
+    """Verified deals and claims that store this job's results, and what needs a look.
+
+    A deal counts when its piece is a registered piece of the job or its label is the result
+    CID; a claim when its piece is registered. Bytes held by the holding provider are compared
+    with what the notary awarded."""
+    result = result or JobResult.objects.filter(job=job).first()
+    awarded = _awarded(job.id)
+    if result is None:
+        return {
+            "deals": [],
+            "claims": [],
+            "on_chain_bytes": 0,
+            "awarded_bytes": awarded,
+            "flags": [],
+        }
+    pieces = set(JobPiece.objects.filter(job=job).values_list("piece_cid", flat=True))
+    deals, claims = _chain_rows(pieces, {result.result_cid})
+    view = _assess(
+        result_cid=result.result_cid,
+        holder=result.provider,
+        pieces=pieces,
+        deals=deals,
+        claims=claims,
+        awarded=awarded,
+        epoch=as_of_epoch(),
+    )
     return {
-        "deals": deal_rows,
-        "claims": claim_rows,
-        "on_chain_bytes": on_chain,
+        "deals": view.deals,
+        "claims": view.claims,
+        "on_chain_bytes": view.on_chain_bytes,
         "awarded_bytes": awarded,
-        "flags": sorted(flags),
+        "flags": view.flags,
     }
+
+
+def chain_flags(job_ids: list[str]) -> dict[str, list[str]]:
+    """`chain_storage`'s flags for a page of jobs in a fixed number of queries."""
+    if not job_ids:
+        return {}
+    results = {
+        job_id: (result_cid, provider)
+        for job_id, result_cid, provider in JobResult.objects.filter(
+            job_id__in=job_ids
+        ).values_list("job_id", "result_cid", "provider")
+    }
+    pieces: dict[str, set[str]] = {}
+    for job_id, piece_cid in JobPiece.objects.filter(job_id__in=job_ids).values_list(
+        "job_id", "piece_cid"
+    ):
+        pieces.setdefault(job_id, set()).add(piece_cid)
+    all_pieces = set().union(*pieces.values()) if pieces else set()
+    deals, claims = _chain_rows(all_pieces, {cid for cid, _ in results.values()})
+    awarded = dict(
+        Award.objects.filter(job_id__in=job_ids)
+        .values("job_id")
+        .annotate(total=Sum("piece_size"))
+        .values_list("job_id", "total")
+    )
+    epoch = as_of_epoch()
+    flags: dict[str, list[str]] = {}
+    for job_id, (result_cid, holder) in results.items():
+        view = _assess(
+            result_cid=result_cid,
+            holder=holder,
+            pieces=pieces.get(job_id, set()),
+            deals=deals,
+            claims=claims,
+            awarded=awarded.get(job_id, 0),
+            epoch=epoch,
+        )
+        if view.flags:
+            flags[job_id] = view.flags
+    return flags

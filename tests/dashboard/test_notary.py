@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import close_old_connections, connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from chain_scanner.models import Claim
 from dashboard import jobs, moderation, notary
@@ -269,3 +270,26 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
     assert total <= 8192
     assert outcomes.count("ok") >= 1 and set(outcomes) <= {"ok", "exceeds_remaining"}
     assert AuditEvent.objects.filter(action="notary.award").count() == outcomes.count("ok")
+
+
+@pytest.mark.django_db
+def test_chain_flags_for_a_page_match_the_job_view(personas: Personas, store) -> None:
+    scanned_at()
+    flagged = completed_job(personas, store)
+    clean = completed_job(personas, store, code=1)
+    for job, provider in ((flagged, "f05555"), (clean, HOLDER)):
+        result_cid = job.result.result_cid
+        piece = piece_of(store, result_cid)
+        JobPiece.objects.create(
+            job=job, piece_cid=piece.cid, piece_size=piece.size, payload_cid=result_cid
+        )
+        Award.objects.create(job=job, piece_cid=piece.cid, provider=HOLDER, piece_size=piece.size)
+        deal(int(job.result.exit_code) + 20, label="x", piece_cid=piece.cid,
+             piece_size=piece.size, provider=provider)  # fmt: skip
+    ids = [flagged.id, clean.id]
+    with CaptureQueriesContext(connection) as queries:
+        page = notary.chain_flags(ids)
+    assert page == {flagged.id: ["other_provider"]}
+    assert len(queries) <= 6
+    for job in (flagged, clean):
+        assert notary.chain_storage(job)["flags"] == page.get(job.id, [])
