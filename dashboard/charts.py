@@ -6,6 +6,7 @@ in a table, which is what screen readers and people who want exact figures read.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import date
 from html import escape
@@ -21,15 +22,31 @@ LEFT, RIGHT, TOP, BOTTOM = 72, 12, 12, 36
 PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#999999"]
 
 
-def _nice_max(value: float) -> float:
-    """A round top for the y axis: 1, 2, 2.5 or 5 times a power of ten."""
-    if value <= 0:
-        return 1
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 1
+def _nice_step(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is at least `value` (2.5 only
+    where it is still a whole number)."""
+    power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+        if step == 2.5 and power < 10:
+            continue
+        if value <= step * power * (1 + 1e-9):
+            return step * power
+    return 10 * power
+
+
+def _axis_top(value: float, *, binary: bool = False) -> float:
+    """A top for the y axis whose four gridlines fall on round values: whole counts, or
+    round amounts of the largest binary unit that fits (KiB, GiB…) for bytes."""
+    if value <= 0:
+        return 4
+    unit = 1.0
+    if binary:
+        while value >= unit * 1024:
+            unit *= 1024
+    step = _nice_step(value / unit / 4)
+    if unit == 1:  # whole counts, whole bytes
+        step = max(step, 1)
+    return 4 * step * unit
 
 
 def _frame(
@@ -78,7 +95,7 @@ def stacked_bars(
 ) -> SafeString:
     """One bar per day, stacked by series, with a legend."""
     totals = [sum(values[i] for values in series.values()) for i in range(len(axis))]
-    top = _nice_max(max(totals, default=0))
+    top = _axis_top(max(totals, default=0))
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(axis), 1)
     bar = max(slot * 0.7, 1)
@@ -114,9 +131,11 @@ def line_chart(
     axis: Sequence[date],
     values: Sequence[int],
     fmt: Callable[[float], str],
+    *,
+    binary: bool = False,
 ) -> SafeString:
-    """A line with a dot per day; `fmt` labels the y axis (bytes, epochs…)."""
-    top = _nice_max(max(values, default=0))
+    """A line with a dot per day; `fmt` labels the y axis; `binary` when it counts bytes."""
+    top = _axis_top(max(values, default=0), binary=binary)
     plot_h = HEIGHT - TOP - BOTTOM
     slot = (WIDTH - LEFT - RIGHT) / max(len(axis), 1)
     last = fmt(values[-1]) if values else "nothing"

@@ -49,6 +49,7 @@ def overview(request: HttpRequest) -> HttpResponse:
                 datacap_axis,
                 running,
                 lambda v: format_bytes(int(v)),
+                binary=True,
             )
             if any(running)
             else None,

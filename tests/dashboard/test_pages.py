@@ -554,3 +554,17 @@ def test_mona_signs_in_with_her_password(personas: Personas) -> None:
     make_job("job-1")
     decided = client.post("/jobs/job-1/decide", {"decision": "reject", "reason": "x"})
     assert decided.status_code == 302
+
+
+def test_charts_escape_labels_and_scale_to_round_tops() -> None:
+    from datetime import date
+
+    from dashboard.charts import line_chart, stacked_bars
+
+    days = [date(2026, 1, 1), date(2026, 1, 2)]
+    svg = stacked_bars("c", "Jobs <per> day", days, {"a&b": [3, 0], "c": [2, 1]})
+    assert "Jobs &lt;per&gt; day" in svg and "a&amp;b" in svg and "<per>" not in svg
+    assert svg.count("<rect") == 3  # no bar for a zero
+    assert ">8</text>" in svg  # 5 at most: gridlines at 0, 2, 4, 6, 8
+    line = line_chart("d", "DataCap", days, [0, 12 << 10], lambda v: f"{int(v)} B", binary=True)
+    assert line.count("<circle") == 2 and ">20480 B</text>" in line  # 12 KiB → 20 KiB top
