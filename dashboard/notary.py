@@ -91,14 +91,10 @@ def _only(body: Any, allowed: set[str]) -> dict[str, Any]:
 
 def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bool]:
     """A node registers the piece it will store for a job's result; we recompute its CommP."""
-    body = _only(body, {"piece_cid", "piece_size", "payload_cid"})
-    piece_cid = _piece_cid(body.get("piece_cid"))
-    piece_size = _piece_size(body.get("piece_size"))
-    payload_cid = _cid(body.get("payload_cid"), "payload_cid")
-    job = Job.objects.select_related("result").filter(id=job_id).first()
-    result = JobResult.objects.filter(job_id=job_id).first()
+    job = Job.objects.filter(id=job_id).first()
     if job is None:
         raise DomainError("not_found", f"no job {job_id}", status=404)
+    result = JobResult.objects.filter(job_id=job_id).first()
     holder = result.provider if result is not None else ""
     if key.scope != ApiKey.Scope.NODE or not (
         job.node_id == key.pk or (job.node_id is None and key.provider and key.provider == holder)
@@ -106,6 +102,10 @@ def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bo
         raise DomainError(
             "forbidden", f"this key does not hold the results of job {job_id}", status=403
         )
+    body = _only(body, {"piece_cid", "piece_size", "payload_cid"})
+    piece_cid = _piece_cid(body.get("piece_cid"))
+    piece_size = _piece_size(body.get("piece_size"))
+    payload_cid = _cid(body.get("payload_cid"), "payload_cid")
     if job.state != Job.State.COMPLETED or result is None:
         raise DomainError("job_not_finished", f"job {job_id} has no result yet", status=409)
     if payload_cid != result.result_cid:

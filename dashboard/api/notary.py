@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,9 +34,33 @@ class NodeKeyOnly(ScopePermission):
     scopes = (ApiKey.Scope.NODE,)
 
 
+PIECE_CID_SCHEMA = {
+    "type": "string",
+    "format": "piece-cid",
+    "description": "a piece CID: CIDv1 fil-commitment-unsealed (0xf101), sha2-256-trunc254-padded",
+    "example": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
+}
+# Padded piece sizes are powers of two: 128 bytes up to 2^50 (a PiB; sectors are 64 GiB).
+PIECE_SIZE_SCHEMA = {
+    "type": "integer",
+    "enum": [1 << n for n in range(7, 51)],
+    "description": "padded piece size in bytes, a power of two",
+}
+
+
+@extend_schema_field(PIECE_CID_SCHEMA)
+class PieceCidField(serializers.CharField):
+    pass
+
+
+@extend_schema_field(PIECE_SIZE_SCHEMA)
+class PieceSizeField(serializers.IntegerField):
+    pass
+
+
 class PieceInSerializer(serializers.Serializer):
-    piece_cid = CidField(help_text="fil-commitment-unsealed piece CID (baga6ea4seaq…)")
-    piece_size = serializers.IntegerField(min_value=128, help_text="padded, a power of two")
+    piece_cid = PieceCidField()
+    piece_size = PieceSizeField()
     payload_cid = CidField(help_text="the job's result CID: the root of the CAR")
 
 
@@ -87,8 +116,8 @@ class VerificationSerializer(serializers.Serializer):
 class AwardInSerializer(serializers.Serializer):
     cid = CidField(help_text="the job's result CID or a registered piece CID")
     provider = serializers.RegexField(r"^f0\d{1,20}$")
-    piece_cid = CidField()
-    piece_size = serializers.IntegerField(min_value=128)
+    piece_cid = PieceCidField()
+    piece_size = PieceSizeField()
 
 
 class AwardSerializer(serializers.Serializer):

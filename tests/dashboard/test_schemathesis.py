@@ -45,6 +45,20 @@ schemathesis.openapi.format(
         st.sampled_from(["v1", "upper", "base64", "v0"]),
     ),
 )
+# Piece CIDs: CIDv1, fil-commitment-unsealed, sha2-256-trunc254-padded, 32-byte roots.
+schemathesis.openapi.format(
+    "piece-cid",
+    st.builds(
+        lambda root: (
+            "b"
+            + base64.b32encode(bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20]) + root)
+            .decode()
+            .lower()
+            .rstrip("=")
+        ),
+        st.binary(min_size=32, max_size=32),
+    ),
+)
 # Job list cursors are opaque tokens the API gives out (created_at|id, base64url).
 schemathesis.openapi.format(
     "job-cursor",
