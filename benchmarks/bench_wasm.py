@@ -26,25 +26,9 @@ from executor.run import run_job
 from executor.spec import parse_spec
 from executor.store import EmbeddedStore
 from executor.wasm import ModuleCache, Mount, run_module
+from tests.executor.wat_modules import xorshift
 
 TRIVIAL = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
-
-
-def kernel(iterations: int) -> bytes:
-    """xorshift64 for `iterations` rounds: a tight integer loop, the worst case for metering."""
-    return wasmtime.wat2wasm(f"""
-(module
-  (memory (export "memory") 1)
-  (func (export "_start") (local $i i64) (local $x i64)
-    (local.set $x (i64.const 88172645463325252))
-    (loop $l
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
-      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $l (i64.lt_u (local.get $i) (i64.const {iterations}))))
-    (i64.store (i32.const 0) (local.get $x))))
-""")
 
 
 def median_s(fn: Callable[[], object], repeat: int) -> float:
@@ -178,7 +162,7 @@ def main() -> None:
         print("| workload | plain s | ours s | ratio (goal <= 1.15) |")
         print("|---|---:|---:|---:|")
         cases: list[tuple[str, bytes, list[str], list[Mount]]] = [
-            (f"xorshift64 x {opts.iterations:,} (tight loop)", kernel(opts.iterations), [], [])
+            (f"xorshift64 x {opts.iterations:,} (tight loop)", xorshift(opts.iterations), [], [])
         ]
         resize = resize_case(work)
         if resize is not None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.utils import timezone
 
 from dashboard import jobs
 from dashboard.models import Job
@@ -83,16 +82,6 @@ def _cancel_requested(job_id: str) -> bool:
     return Job.objects.filter(id=job_id, cancel_requested=True).exists()
 
 
-def _mark_cancelled(job_id: str, worker: str, reason: str) -> None:
-    Job.objects.filter(id=job_id, state=Job.State.RUNNING, lease_owner=worker).update(
-        state=Job.State.CANCELLED,
-        finished_at=timezone.now(),
-        error=reason,
-        lease_owner="",
-        lease_until=None,
-    )
-
-
 def execute_job(job: Job, *, worker: str) -> str:
     """Run a job this worker has claimed; returns its final state."""
     keeper = _LeaseKeeper(job.id, worker)
@@ -114,7 +103,7 @@ def execute_job(job: Job, *, worker: str) -> str:
         except JobCancelled as exc:
             if keeper.lost:
                 return Job.State.QUEUED  # recovered by another worker: theirs to finish
-            _mark_cancelled(job.id, worker, f"cancelled: {exc}")
+            jobs.mark_cancelled(job_id=job.id, reason=f"cancelled: {exc}", worker=worker)
             return Job.State.CANCELLED
         except JobFailed as exc:
             jobs.fail_job(job_id=job.id, reason=str(exc), worker=worker)
@@ -128,7 +117,7 @@ def execute_job(job: Job, *, worker: str) -> str:
     finally:
         keeper.stop()
     if _cancel_requested(job.id):  # cancelled in the moment after it finished
-        _mark_cancelled(job.id, worker, "cancelled")
+        jobs.mark_cancelled(job_id=job.id, reason="cancelled", worker=worker)
         return Job.State.CANCELLED
     body = jobs.ResultIn(
         result_cid=result.result_cid,

@@ -35,6 +35,7 @@ __all__ = [
     "claim_next",
     "fail_job",
     "job_json",
+    "mark_cancelled",
     "parse_result",
     "record_result",
     "recover_expired",
@@ -395,20 +396,29 @@ def _check_writer(job: Job, key: ApiKey | None) -> None:
         raise DomainError("forbidden", f"job {job.id} is not run by this key", status=403)
 
 
-def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:
-    """Mark a running job failed; with a worker, only while that worker holds the lease."""
+def _end(*, job_id: str, state: str, reason: str, worker: str | None) -> bool:
     running = Job.objects.filter(id=job_id, state=Job.State.RUNNING)
     if worker is not None:
         running = running.filter(lease_owner=worker)
     return bool(
         running.update(
-            state=Job.State.FAILED,
+            state=state,
             finished_at=timezone.now(),
             error=reason[:MAX_ERROR],
             lease_owner="",
             lease_until=None,
         )
     )
+
+
+def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:
+    """Mark a running job failed; with a worker, only while that worker holds the lease."""
+    return _end(job_id=job_id, state=Job.State.FAILED, reason=reason, worker=worker)
+
+
+def mark_cancelled(*, job_id: str, reason: str, worker: str) -> bool:
+    """A worker stopped a running job because it was cancelled."""
+    return _end(job_id=job_id, state=Job.State.CANCELLED, reason=reason, worker=worker)
 
 
 def cancel_job(*, job_id: str, key: ApiKey) -> Job:

@@ -84,3 +84,28 @@ def database_urls(tmp_path: Path) -> Iterator[str]:
         for name in created:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def redis_or_skip(url: str) -> None:
+    """Skip (saying why) when Redis is not there; in CI it must be, so fail instead."""
+    import pytest
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis at {url} is required in CI: {exc}")
+        pytest.skip(f"no Redis at {url} ({exc}); .ci/run starts one")
+
+
+def celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """A `celery -A dashboard …` process (worker, beat) with its output captured."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dashboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from chain_scanner.models import Claim
 from chain_scanner.tasks import scan_pass
 from dashboard.celery import app
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import ROOT, manage, process_env
+from tests.helpers import celery, manage, process_env, redis_or_skip
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -47,28 +45,8 @@ def test_task_reports_an_unreachable_endpoint(settings) -> None:  # type: ignore
     assert "127.0.0.1:9" in result["error"]
 
 
-def _redis_or_skip() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); .ci/run starts one")
-
-
-def _celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_worker_and_beat_run_passes_through_redis(tmp_path: Path) -> None:
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     redis.Redis.from_url(REDIS_URL).flushdb()
     with FakeLotusServer(FakeChain.from_fixtures()) as lotus:
         env = process_env(
@@ -80,7 +58,7 @@ def test_worker_and_beat_run_passes_through_redis(tmp_path: Path) -> None:
             CELERY_RESULT_BACKEND=REDIS_URL,
         )
         assert manage(env, "migrate", "-v0").returncode == 0
-        worker = _celery(
+        worker = celery(
             env,
             "worker",
             "-Q",
@@ -92,7 +70,7 @@ def test_worker_and_beat_run_passes_through_redis(tmp_path: Path) -> None:
             "--loglevel",
             "INFO",
         )
-        beat = _celery(
+        beat = celery(
             env, "beat", "--schedule", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"
         )
         try:

@@ -7,17 +7,23 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
-import wasmtime
 
 from dashboard.celery import app
-from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
+from tests.executor.wat_modules import xorshift
+from tests.helpers import (
+    celery,
+    database_urls,
+    free_port,
+    manage,
+    process_env,
+    redis_or_skip,
+    spawn,
+)
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
@@ -27,48 +33,11 @@ def test_routes_and_beat_entry() -> None:
     assert app.conf.beat_schedule["recover-jobs"]["task"] == "dashboard.recover_jobs"
 
 
-def _redis_or_skip() -> None:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis at {REDIS_URL} is required in CI: {exc}")
-        pytest.skip(f"no Redis at {REDIS_URL} ({exc}); .ci/run starts one")
-
-
-def _celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dashboard", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def _worker(env: dict[str, str], name: str) -> subprocess.Popen[str]:
-    return _celery(
+    return celery(
         env, "worker", "-Q", "executor", "--pool", "solo", "-n", f"{name}@%h",
         "--without-gossip", "--without-mingle", "--loglevel", "INFO",
     )  # fmt: skip
-
-
-def _kernel(iterations: int) -> bytes:
-    """A module that computes for a while (xorshift64), then exits 0."""
-    return bytes(
-        wasmtime.wat2wasm(f"""
-(module (memory (export "memory") 1)
-  (func (export "_start") (local $i i64) (local $x i64)
-    (local.set $x (i64.const 88172645463325252))
-    (loop $l
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
-      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
-      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br_if $l (i64.lt_u (local.get $i) (i64.const {iterations}))))
-    (i64.store (i32.const 0) (local.get $x))))""")
-    )
 
 
 def _wait(client: httpx.Client, job_id: str, states: set[str], timeout: float) -> dict:
@@ -89,7 +58,7 @@ def _stop(*procs: subprocess.Popen[str]) -> list[str]:
 
 
 def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) -> None:
-    _redis_or_skip()
+    redis_or_skip(REDIS_URL)
     redis.Redis.from_url(REDIS_URL).flushdb()
     databases = database_urls(tmp_path)  # SQLite file, or PostgreSQL when the suite runs on it
     env = process_env(
@@ -131,17 +100,17 @@ def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) 
             assert response.status_code == 201, response.text
             return response.json()["id"]
 
-        quick = _wait(client, submit(_kernel(1000)), {"completed", "failed"}, 60)
+        quick = _wait(client, submit(xorshift(1000)), {"completed", "failed"}, 60)
         assert quick["state"] == "completed", quick
         assert quick["result"]["provider"] == "f07777" and quick["attempts"] == 1
 
         # A job long enough to kill its worker in the middle of it.
-        slow_id = submit(_kernel(4_000_000_000))
+        slow_id = submit(xorshift(4_000_000_000))
         _wait(client, slow_id, {"running"}, 60)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         second = _worker(env, "second")
-        beat = _celery(env, "beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO")
+        beat = celery(env, "beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO")
         procs += [second, beat]
         done = _wait(client, slow_id, {"completed", "failed"}, 180)
         assert done["state"] == "completed", done

@@ -135,3 +135,23 @@ def imports_env() -> bytes:
             """(module (import "env" "host" (func)) (func (export "_start") (call 0)))"""
         )
     )
+
+
+def xorshift(iterations: int) -> bytes:
+    """Computes for a while: xorshift64 for `iterations` rounds (a tight integer loop, the
+    worst case for fuel metering), then exits 0. No imports."""
+    return bytes(
+        wasmtime.wat2wasm(f"""
+(module
+  (memory (export "memory") 1)
+  (func (export "_start") (local $i i64) (local $x i64)
+    (local.set $x (i64.const 88172645463325252))
+    (loop $l
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
+      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (i64.const {iterations}))))
+    (i64.store (i32.const 0) (local.get $x))))
+""")
+    )
