@@ -195,12 +195,12 @@ def psycopg_floor(
     return results
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far (0 once it is gone)."""
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process so far, None once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -256,13 +256,18 @@ def measure(server: Server, script: Path, duration: int, database: str | None) -
     wrk(server.base, script, 3)
     load = os.getloadavg()[0]
     pids = _workers(server.process.pid) + [server.process.pid]
-    backends = _backends(database) if database else []
-    before = {pid: _cpu_seconds(pid) for pid in pids + backends}
+    backends = set(_backends(database)) if database else set()
+    before = {pid: _cpu_seconds(pid) or 0.0 for pid in pids + sorted(backends)}
     result = wrk(server.base, script, duration)
-    spent = {pid: _cpu_seconds(pid) - before[pid] for pid in before}
+    if database:
+        # Django reconnects every CONN_MAX_AGE (60 s): count backends born during the run
+        # in full; a backend that ended during it is lost (so PG ms/req is a lower bound).
+        backends |= set(_backends(database))
+    after = {pid: _cpu_seconds(pid) for pid in pids + sorted(backends)}
+    spent = {pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items() if cpu is not None}
     requests = result["rps"] * duration
-    result["worker_ms"] = 1000 * sum(spent[p] for p in pids) / requests
-    result["pg_ms"] = 1000 * sum(spent[p] for p in backends) / requests if database else 0.0
+    result["worker_ms"] = 1000 * sum(spent.get(p, 0.0) for p in pids) / requests
+    result["pg_ms"] = 1000 * sum(spent.get(p, 0.0) for p in backends) / requests
     result["load"] = load
     return result
 
@@ -409,9 +414,16 @@ def main() -> None:
                 by[(rd, workload, other)]["rps"] / by[(rd, workload, "DRF endpoint")]["rps"]
                 for rd in range(1, args.rounds + 1)
             ]
+            cpu = [
+                by[(rd, workload, "DRF endpoint")]["worker_ms"]
+                / by[(rd, workload, other)]["worker_ms"]
+                for rd in range(1, args.rounds + 1)
+            ]
             print(
                 f"{workload}: {other} / DRF endpoint throughput = "
                 + ", ".join(f"{x:.2f}x" for x in ratios)
+                + "; DRF endpoint / it, gunicorn CPU per request = "
+                + ", ".join(f"{x:.2f}x" for x in cpu)
             )
     finally:
         for server in servers:
