@@ -606,3 +606,11 @@ def test_charts_escape_labels_and_scale_to_round_tops() -> None:
     assert ">8</text>" in svg  # 5 at most: gridlines at 0, 2, 4, 6, 8
     line = line_chart("d", "DataCap", days, [0, 12 << 10], lambda v: f"{int(v)} B", binary=True)
     assert line.count("<circle") == 2 and ">20480 B</text>" in line  # 12 KiB → 20 KiB top
+
+
+def test_a_missing_job_has_a_page_of_its_own(mona: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DEBUG = False
+    response = mona.get("/jobs/nope/")
+    assert response.status_code == 404
+    body = text(response)
+    assert "no job nope" in body and 'href="#main"' in body
