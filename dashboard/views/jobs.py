@@ -189,9 +189,10 @@ def decide(request: HttpRequest, job_id: str) -> HttpResponse:
         )
     except DomainError as err:
         add_service_errors(form, err.fields, err.message)
-        return _page(
-            request, _detail(job_id), status=err.status, error=err.message, decision_form=form
-        )
+        message = err.message
+        if err.code == "already_decided":  # someone else was quicker: say ours did not count
+            message = f"Your decision was not recorded: {message}."
+        return _page(request, _detail(job_id), status=err.status, error=message, decision_form=form)
     detail = _detail(job_id)
     if decision == "verify":
         messages.success(

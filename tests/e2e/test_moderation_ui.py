@@ -127,7 +127,11 @@ def test_two_moderators_deciding_at_once_make_one_decision(
     loser = mona if mona_nav.value.status == 409 else ada
     winner = ada if loser is mona else mona
     conflict = loser.get_by_role("alert").inner_text()
-    assert re.search(r"job job-race was already (verified|rejected) by (mona|ada) at ", conflict)
+    assert re.search(
+        r"Your decision was not recorded: job job-race was already (verified|rejected) by "
+        r"(mona|ada) at ",
+        conflict,
+    )
     assert "Job job-race" in winner.locator(".messages").inner_text()
     shot(loser, screenshots, "conflict")
     count = live_dashboard.shell(
