@@ -1,5 +1,7 @@
-"""Session fixtures for the Airflow tests: a private dockerd (when possible), one live dashboard
-and one migrated Airflow home, shared by every test (`airflow db migrate` runs once)."""
+"""Fixtures for the Airflow tests: a private dockerd (when possible), one live dashboard and one
+migrated Airflow home, shared by every test here (`airflow db migrate` runs once). Package
+scope: they stop when the last Airflow test is done, before the rest of the suite starts its
+own dockerd."""
 
 from __future__ import annotations
 
@@ -32,14 +34,14 @@ def _no_docker(reason: str) -> None:
     warnings.warn(pytest.PytestWarning(message), stacklevel=2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_installed() -> None:
     missing = airflow_missing()
     if missing:
         skip_or_fail(missing)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_docker_host(airflow_installed: None) -> Iterator[str | None]:
     """A private dockerd with `tiny:1` on it, or None (said loudly) when there can be none."""
     missing = docker_missing()
@@ -64,7 +66,7 @@ def airflow_docker_host(airflow_installed: None) -> Iterator[str | None]:
         daemon.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dashboard(
     tmp_path_factory: pytest.TempPathFactory, airflow_docker_host: str | None
 ) -> Iterator[Dashboard]:
@@ -75,7 +77,7 @@ def dashboard(
         stop(proc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow(tmp_path_factory: pytest.TempPathFactory, dashboard: Dashboard) -> Airflow:
     af = Airflow(home=tmp_path_factory.mktemp("airflow-home"), dashboard=dashboard)
     migrated = af.run("db", "migrate")
