@@ -19,7 +19,7 @@ import pytest
 from executor.api_client import DashboardClient
 from executor.store import EmbeddedStore
 from tests.executor import wat_modules as wat
-from tests.helpers import ROOT, free_port, manage, process_env, spawn
+from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
 
 
 @dataclass
@@ -36,7 +36,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("live")
     port = free_port()
     # No Lotus here: the scanner loop is off; jobs and content need none.
-    env = process_env(tmp, EXECUTOR_LEASE_S="5")
+    databases = database_urls(tmp)  # SQLite, or PostgreSQL when the suite runs on it
+    env = process_env(tmp, EXECUTOR_LEASE_S="5", DATABASE_URL=next(databases))
     env.pop("IPFS_API_URL", None)
     assert manage(env, "migrate", "-v0").returncode == 0
     keys = {}
@@ -75,6 +76,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+        databases.close()
 
 
 def cli(live: Live, *args: str, api: bool = True, data_dir: Path | None = None):  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from executor.commp import Piece, commp
 from tests.chain_data import make_deal
 from tests.executor import wat_modules as wat
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import free_port, manage, process_env, spawn
+from tests.helpers import database_urls, free_port, manage, process_env, spawn
 
 HOLDER = "f01234"
 
@@ -64,8 +64,10 @@ def _until(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
 def test_evergreen_end_to_end(tmp_path: Path) -> None:
     chain = FakeChain.from_fixtures()
     with FakeLotusServer(chain) as lotus:
+        databases = database_urls(tmp_path)  # SQLite, or PostgreSQL when the suite runs on it
         env = process_env(
             tmp_path,
+            DATABASE_URL=next(databases),
             LOTUS_RPC_URL=lotus.url,
             SCANNER_START_EPOCH="4622000",
             SCANNER_INTERVAL_S="1",
@@ -171,6 +173,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
         finally:
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=60)
+            databases.close()
     assert proc.returncode == 0, err
 
 
