@@ -158,7 +158,6 @@ class _FilplusRunJobOperator(BaseOperator):
         self.url = url
         self.api_key = api_key
         self.job_id: str | None = None
-        self._client: DashboardClient | None = None
 
     # --- the spec ----------------------------------------------------------------------------
 
@@ -191,12 +190,8 @@ class _FilplusRunJobOperator(BaseOperator):
 
     def execute(self, context: Any) -> str:
         spec = self.build_spec()  # fails before anything is submitted
-        client = self._client = dashboard_client(self.conn_id, self.url, self.api_key)
-        try:
+        with dashboard_client(self.conn_id, self.url, self.api_key) as client:
             return self._run(client, spec, context["ti"])
-        finally:
-            client.close()
-            self._client = None
 
     def _run(self, client: DashboardClient, spec: dict[str, Any], ti: Any) -> str:
         try:
@@ -260,9 +255,8 @@ class _FilplusRunJobOperator(BaseOperator):
     def on_kill(self) -> None:
         if self.job_id is None:
             return
-        if self._client is not None:
-            self._cancel(self._client, self.job_id)
-            return
+        # A client of its own: on_kill runs in a signal handler, maybe in the middle of a
+        # request on execute's client, whose connection pool is not re-entrant.
         with dashboard_client(self.conn_id, self.url, self.api_key) as client:
             self._cancel(client, self.job_id)
 

@@ -4,6 +4,7 @@ machine has no Docker engine) mounts, and the second stage's results downloaded.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ class PipelineRun:
     input_cid: str
     output_dir: Path
 
+    @property
+    def conf(self) -> dict[str, str]:
+        return {
+            "module": self.module,
+            "input_cid": self.input_cid,
+            "output_dir": str(self.output_dir),
+        }
+
 
 @pytest.fixture(scope="module")
 def pipeline(airflow: Airflow, tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
@@ -38,20 +47,19 @@ def pipeline(airflow: Airflow, tmp_path_factory: pytest.TempPathFactory) -> Pipe
         input_cid = client.upload(INPUT)
     second_stage = "docker" if airflow.dashboard.docker_host else "wasm"
     output_dir = tmp_path_factory.mktemp("pipeline-results")
-    ran = airflow.dags_test(
-        EXAMPLE_DAG,
-        DAG_ID,
-        {"module": module, "input_cid": input_cid, "output_dir": str(output_dir)},
-        FILPLUS_PIPELINE_SECOND_STAGE=second_stage,
-    )
-    return PipelineRun(
-        run_id=airflow.last_run_id(DAG_ID),
+    run = PipelineRun(
+        run_id="",
         second_stage=second_stage,
-        output=ran,
+        output=subprocess.CompletedProcess([], 0),
         module=module,
         input_cid=input_cid,
         output_dir=output_dir,
     )
+    run.output = airflow.dags_test(
+        EXAMPLE_DAG, DAG_ID, run.conf, FILPLUS_PIPELINE_SECOND_STAGE=second_stage
+    )
+    run.run_id = airflow.last_run_id(DAG_ID)
+    return run
 
 
 def test_every_stage_succeeds(airflow: Airflow, pipeline: PipelineRun) -> None:
@@ -96,6 +104,13 @@ def test_fetch_downloads_the_second_stage_result(airflow: Airflow, pipeline: Pip
         assert (path / "stdout").read_bytes() == INPUT
         assert (path / "outputs" / "count.txt").read_text().strip() == str(len(INPUT))
     assert (path / "exitCode").read_text().strip() == "0"
+    # Run again (a retry): the folder is already there, so it is kept, not fetched again.
+    again = airflow.run(
+        "tasks", "test", DAG_ID, "fetch", pipeline.run_id, "-S", str(EXAMPLE_DAG),
+        "-t", json.dumps(pipeline.conf), FILPLUS_PIPELINE_SECOND_STAGE=pipeline.second_stage,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{b_result} is already at {path}" in again.stdout + again.stderr
 
 
 def test_templates_render_with_the_run_values(airflow: Airflow, pipeline: PipelineRun) -> None:
