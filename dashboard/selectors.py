@@ -11,18 +11,20 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import (
     BigIntegerField,
     Case,
     Count,
     F,
+    Func,
     Q,
     QuerySet,
     Sum,
     Value,
     When,
 )
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
 from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobInput, JobResult
@@ -231,20 +233,36 @@ def audit_actions() -> list[str]:
     return list(AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct())
 
 
+def _day(field: str) -> Func:
+    """The UTC day of a timestamp column, grouped on by the overview.
+
+    TruncDate on SQLite calls a Python function per row (about a second for 100,000 jobs,
+    bench_pages); SQLite stores timestamps as UTC text, so its first ten characters are the
+    day. TIME_ZONE is UTC, so both give the same days.
+    """
+    if connection.vendor == "sqlite":
+        return Substr(field, 1, 10)
+    return TruncDate(field)
+
+
+def _as_date(value: date | str) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
 def jobs_per_day(days: int) -> tuple[list[date], dict[str, list[int]]]:
     """Jobs created per day over the last `days` days, one series per state."""
     today = timezone.localdate()
     first = today - timedelta(days=days - 1)
     rows = (
         Job.objects.filter(created_at__gte=_day_start(first))
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=_day("created_at"))
         .values("day", "state")
         .annotate(n=Count("id"))
     )
     axis = [first + timedelta(days=i) for i in range(days)]
     series = {state: [0] * days for state in Job.State.values}
     for row in rows:
-        index = (row["day"] - first).days
+        index = (_as_date(row["day"]) - first).days
         if 0 <= index < days:
             series[row["state"]][index] += row["n"]
     return axis, series
@@ -266,14 +284,14 @@ def datacap_per_day(days: int) -> tuple[list[date], list[int], list[int]]:
     before = decisions.filter(created_at__lt=_day_start(first)).aggregate(total=Sum(signed))
     rows = (
         decisions.filter(created_at__gte=_day_start(first))
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=_day("created_at"))
         .values("day")
         .annotate(total=Sum(signed))
     )
     axis = [first + timedelta(days=i) for i in range(days)]
     daily = [0] * days
     for row in rows:
-        index = (row["day"] - first).days
+        index = (_as_date(row["day"]) - first).days
         if 0 <= index < days:
             daily[index] += row["total"] or 0
     running: list[int] = []

@@ -541,6 +541,7 @@ def test_the_overview_draws_charts_with_the_numbers_in_tables(mona: Client) -> N
     states = response.context["states"]
     assert rows[today][states.index("completed")] == 1
     assert rows[today][states.index("failed")] == 1
+    assert response.context["datacap_rows"][-1] == (today, "32 GiB", "32 GiB")
 
 
 def test_the_scanner_page_before_any_pass(victor: Client) -> None:
