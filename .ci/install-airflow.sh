@@ -7,8 +7,8 @@
 # runtime packages at requirements.txt's pins (the operators import executor.api_client and
 # executor.spec; the checkout goes on PYTHONPATH, it is not installed).
 #
-# Idempotent: a stamp records what was installed; when it matches, this returns in about a
-# second without touching pip.
+# Idempotent: a stamp, written once `airflow version` has run, records what was installed;
+# when it matches, this returns at once without touching pip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,7 +39,8 @@ key=$({ cat requirements-airflow.txt .ci/airflow-constraints.txt
         echo "$executor_pins"; echo "python $version"; } | sha256sum | cut -c1-32)
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$key" ] \
-   && installed=$("$VENV/bin/airflow" version 2>/dev/null); then
+   && installed=$("$VENV/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null); then
   echo "airflow: $VENV is up to date (Airflow $installed)"
   exit 0
 fi
