@@ -18,7 +18,7 @@ from tests.airflow.harness import TEST_DAGS, Airflow
 from tests.executor import wat_modules as wat
 
 DAG_ID = "filplus_failures"
-TASKS = ("trap", "out_of_fuel", "exit_3", "too_slow", "no_upstream_cid", "wrong_key")
+TASKS = ("trap", "out_of_fuel", "exit_3", "too_slow", "no_upstream_cid", "bad_spec", "wrong_key")
 
 
 @dataclass
@@ -99,6 +99,13 @@ def test_an_input_without_upstream_cid_is_refused_before_submitting(
 ) -> None:
     assert "has no CID; did the upstream task push result_cid?" in failures.log
     assert airflow.xcom(DAG_ID, failures.run_id, "no_upstream_cid", "job_id") is None
+
+
+def test_an_invalid_spec_is_refused_before_submitting(
+    airflow: Airflow, failures: FailuresRun
+) -> None:
+    assert "bad_spec: invalid job spec: inputs.0: 'data' must be an absolute path" in failures.log
+    assert airflow.xcom(DAG_ID, failures.run_id, "bad_spec", "job_id") is None
 
 
 def test_the_operator_api_key_overrides_the_connection(

@@ -2,7 +2,8 @@
 
 Independent tasks, so one `airflow dags test` runs them all: a trapping module, fuel
 exhaustion, a non-zero exit, a job still running when the operator's wait runs out (the job
-must then be cancelled), an input whose upstream pushed no CID (refused before submitting),
+must then be cancelled), an input whose upstream pushed no CID and a relative mount path (both
+refused before submitting),
 and an API key given to the operator, which overrides the connection's. Module CIDs come in
 the run's conf.
 """
@@ -44,6 +45,11 @@ with DAG(
         task_id="no_upstream_cid",
         module="{{ dag_run.conf['spin'] }}",
         inputs=["{{ ti.xcom_pull(task_ids='trap', key='result_cid') }}:/inputs/trap"],
+    )
+    FilplusWasmRunJobOperator(
+        task_id="bad_spec",
+        module="{{ dag_run.conf['exit_3'] }}",
+        inputs=["{{ dag_run.conf['exit_3'] }}:data"],
     )
     FilplusWasmRunJobOperator(
         task_id="wrong_key", module="{{ dag_run.conf['exit_3'] }}", api_key="fpk_not_a_key"
