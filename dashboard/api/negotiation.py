@@ -27,7 +27,8 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
             and renderers[0].media_type == JSON
             and not format_suffix
             and request._request.META.get("HTTP_ACCEPT") in _PLAIN_ACCEPT
-            and self.settings.URL_FORMAT_OVERRIDE not in request.query_params
+            # no query string, so no ?format= override (and no QueryDict to build)
+            and not request._request.META.get("QUERY_STRING")
         ):
             return renderers[0], JSON
         return super().select_renderer(request, renderers, format_suffix)
