@@ -36,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from executor.api_client import ApiError, DashboardClient
 from executor.spec import SpecError, parse_spec
+from executor.storage import StorageError
 
 __all__ = [
     "DEFAULT_CONN_ID",
@@ -374,7 +375,7 @@ class FilplusGetOperator(BaseOperator):
                     client.download(cid, dest)
                 except ApiError as exc:
                     raise AirflowException(f"downloading {cid} failed: {exc}") from None
-                except (OSError, ValueError) as exc:  # storage errors: bad CAR, disk
+                except (StorageError, OSError, ValueError) as exc:  # a bad CAR, the disk
                     raise AirflowException(f"downloading {cid} to {dest} failed: {exc}") from None
             self.log.info("downloaded %s to %s", cid, dest)
         context["ti"].xcom_push(key="path", value=str(dest))
