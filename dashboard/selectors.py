@@ -116,7 +116,7 @@ class QueueList:
     Ordering by inputs_blessed with nulls last in one query defeats the job_moderation_queue
     index on PostgreSQL (its DESC column keeps nulls first), so 100,000 rows were sorted on
     every page view. Instead each blessed value is its own segment, read from the index
-    newest first: one GROUP BY for the counts, then one query per segment a page overlaps
+    newest first: one query for the counts, then one query per segment a page overlaps
     (at most three, usually one).
     """
 
@@ -128,10 +128,20 @@ class QueueList:
 
     def counts(self) -> dict[bool | None, int]:
         if self._counts is None:
-            # COUNT(*), not COUNT(id): the index holds every column this reads, so PostgreSQL
-            # can count from the index alone.
-            rows = self.jobs.order_by().values("inputs_blessed").annotate(n=Count("*"))
-            self._counts = {row["inputs_blessed"]: row["n"] for row in rows}
+            # One row of filtered COUNT(*)s rather than a GROUP BY: COUNT(*) reads the index
+            # alone on PostgreSQL, and without a GROUP BY SQLite's planner is free to look a
+            # searched job up by its key instead of walking the queue index for the grouping.
+            # (Counting inputs_blessed, a column of the index, keeps that true.)
+            totals = self.jobs.order_by().aggregate(
+                all=Count("*"),
+                blessed=Count("inputs_blessed", filter=Q(inputs_blessed=True)),
+                unblessed=Count("inputs_blessed", filter=Q(inputs_blessed=False)),
+            )
+            self._counts = {
+                True: totals["blessed"],
+                False: totals["unblessed"],
+                None: totals["all"] - totals["blessed"] - totals["unblessed"],
+            }
         return self._counts
 
     def count(self) -> int:
@@ -157,13 +167,15 @@ class QueueList:
                 # The page's ids first, then their rows with node and result: a deep page
                 # then skips index entries, not joined rows.
                 ids = segment.order_by(*order).values("pk")[low:high]
-                found.extend(self.jobs.filter(pk__in=ids).order_by(*order))
+                # The ids carry every filter; the outer query only looks them up by key.
+                rows = Job.objects.select_related("node", "result").filter(pk__in=ids)
+                found.extend(rows.order_by(*order))
             offset += size
         return found
 
 
 def queue_page(filters: QueueFilters, page: int | str | None) -> Page:
-    """One page of the queue: a GROUP BY count, then the page's rows with node and result."""
+    """One page of the queue: the segment counts, then the page's rows with node and result."""
     return Paginator(QueueList(queue_jobs(filters)), QUEUE_PAGE_SIZE).get_page(page)
 
 
