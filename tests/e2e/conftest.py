@@ -22,7 +22,10 @@ import pytest
 from tests.helpers import database_urls, free_port, manage, process_env, spawn
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
-INSTALL = "run .ci/install-browser.sh (apt-get install chromium; pip install playwright)"
+INSTALL = (
+    "install them with .ci/install-browser.sh (Debian's chromium) and "
+    "pip install -r requirements-dev.txt (playwright)"
+)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
