@@ -23,7 +23,7 @@ from tests.helpers import database_urls, free_port, manage, process_env, spawn
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 INSTALL = (
-    "install them with .ci/install-browser.sh (Debian's chromium) and "
+    "install with .ci/install-browser.sh (Debian's chromium) and "
     "pip install -r requirements-dev.txt (playwright)"
 )
 CHROMIUM_ARGS = [
