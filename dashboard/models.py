@@ -150,6 +150,10 @@ class Job(models.Model):
     )
     datacap_bytes = models.BigIntegerField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # What its storage on chain needs a moderator to look at ("other_provider",
+    # "more_on_chain_than_awarded", comma-separated), kept by notary.refresh_chain_flags so
+    # that lists can show it without reading the chain tables per row.
+    chain_flags = models.CharField(max_length=100, blank=True, default="", db_index=True)
 
     class Meta:
         indexes = [

@@ -27,7 +27,14 @@ from executor.cids import InvalidCID, normalize_cid
 from executor.commp import commp
 from executor.storage import ContentNotFound, StorageError
 
-__all__ = ["chain_flags", "chain_storage", "record_award", "register_piece", "verification"]
+__all__ = [
+    "chain_flags",
+    "chain_storage",
+    "refresh_chain_flags",
+    "record_award",
+    "register_piece",
+    "verification",
+]
 
 PROVIDER = re.compile(r"f0\d{1,20}")
 PIECE_PREFIX = "baga6ea4seaq"
@@ -155,6 +162,7 @@ def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bo
             )
     except IntegrityError:  # registered concurrently by the same node
         return JobPiece.objects.get(job=job, piece_cid=piece_cid), False
+    refresh_chain_flags([job_id])  # the chain may already hold deals of this piece
     return piece, True
 
 
@@ -335,7 +343,9 @@ def record_award(*, key: ApiKey, body: Any) -> tuple[dict[str, Any], bool]:
                 "piece_size": piece_size,
             },
         )
-        return _award_json(award, job, awarded + piece_size), True
+        answer = _award_json(award, job, awarded + piece_size)
+    refresh_chain_flags([job.id])  # "more on chain than awarded" may have just cleared
+    return answer, True
 
 
 # --- on chain ----------------------------------------------------------------------------------
@@ -492,3 +502,39 @@ def chain_flags(job_ids: list[str]) -> dict[str, list[str]]:
         if view.flags:
             flags[job_id] = view.flags
     return flags
+
+
+REFRESH_BATCH = 500
+
+
+def refresh_chain_flags(job_ids: list[str] | None = None) -> int:
+    """Bring Job.chain_flags up to date; returns how many jobs changed.
+
+    With no ids: every job whose pieces or result CID appear in the scanner's deals or claims,
+    and every job flagged now (its flags may have cleared). Runs after each scanner pass and
+    after each award."""
+    if job_ids is None:
+        deal_pieces = Deal.objects.values("piece_cid")
+        claim_pieces = Claim.objects.values("piece_cid")
+        candidates = set(
+            JobPiece.objects.filter(
+                Q(piece_cid__in=deal_pieces) | Q(piece_cid__in=claim_pieces)
+            ).values_list("job_id", flat=True)
+        )
+        candidates |= set(
+            JobResult.objects.filter(
+                result_cid__in=Deal.objects.exclude(payload_cid=None).values("payload_cid")
+            ).values_list("job_id", flat=True)
+        )
+        candidates |= set(Job.objects.exclude(chain_flags="").values_list("id", flat=True))
+        job_ids = sorted(candidates)
+    changed = 0
+    for start in range(0, len(job_ids), REFRESH_BATCH):
+        batch = job_ids[start : start + REFRESH_BATCH]
+        flags = chain_flags(batch)
+        current = dict(Job.objects.filter(id__in=batch).values_list("id", "chain_flags"))
+        for job_id, old in current.items():
+            new = ",".join(flags.get(job_id, []))
+            if new != old:
+                changed += Job.objects.filter(id=job_id).update(chain_flags=new)
+    return changed

@@ -40,6 +40,7 @@ __all__ = [
     "jobs_per_day",
     "node_choices",
     "queue_page",
+    "flagged_jobs",
 ]
 
 QUEUE_PAGE_SIZE = 25
@@ -332,3 +333,15 @@ def moderation_counts() -> dict[str, Any]:
 
 def api_keys() -> list[ApiKey]:
     return list(ApiKey.objects.select_related("user").order_by("revoked_at", "-created_at"))
+
+
+FLAGGED_SHOWN = 20
+
+
+def flagged_jobs() -> list[Job]:
+    """Jobs (decided or not) whose storage on chain needs a look: one query, newest first."""
+    return list(
+        Job.objects.exclude(chain_flags="")
+        .only("id", "moderation_state", "chain_flags", "decided_at")
+        .order_by("-decided_at", "-id")[:FLAGGED_SHOWN]
+    )

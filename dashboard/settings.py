@@ -169,12 +169,18 @@ CELERY_TASK_ROUTES = {
     "chain_scanner.*": {"queue": "scanner"},
     "dashboard.run_job": {"queue": "executor"},
     "dashboard.recover_jobs": {"queue": "executor"},
+    "dashboard.refresh_chain_flags": {"queue": "scanner"},
 }
 CELERY_BEAT_SCHEDULE = {
     "scan-chain": {
         "task": "chain_scanner.scan_pass",
         "schedule": float(SCANNER_INTERVAL_S),
         # A pass that is still queued when the next one is due is pointless.
+        "options": {"expires": float(SCANNER_INTERVAL_S)},
+    },
+    "refresh-chain-flags": {
+        "task": "dashboard.refresh_chain_flags",
+        "schedule": float(SCANNER_INTERVAL_S),
         "options": {"expires": float(SCANNER_INTERVAL_S)},
     },
     "recover-jobs": {

@@ -22,3 +22,11 @@ def run_job(job_id: str) -> str | None:
 def recover_jobs() -> dict[str, list[str]]:
     """Beat: send jobs whose worker died back to the queue (or fail them after N tries)."""
     return jobs.recover_expired()
+
+
+@shared_task(name="dashboard.refresh_chain_flags", ignore_result=True)
+def refresh_chain_flags() -> int:
+    """Beat, after the scanner: flag jobs whose storage on chain needs a moderator's look."""
+    from dashboard.notary import refresh_chain_flags as refresh
+
+    return refresh()

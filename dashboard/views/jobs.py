@@ -18,6 +18,7 @@ from dashboard.content import storage
 from dashboard.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.errors import DomainError
 from dashboard.models import Job, Role
+from dashboard.notary import chain_storage
 from dashboard.selectors import JobDetail, job_detail
 from dashboard.views.access import render_page, role_required
 from dashboard.views.forms import DecisionForm, RevokeForm, add_service_errors
@@ -154,6 +155,7 @@ def _page(
             or DecisionForm(initial={"decision": "verify", "datacap": typed_amount(suggestion)}),
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
+            "storage": chain_storage(job, result) if result else None,
         },
         status=status,
     )

@@ -37,5 +37,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "filtered": any(v not in (None, "") for v in vars(filters).values()),
             "query": rest.urlencode(),
             "elsewhere": elsewhere,
+            "flagged": selectors.flagged_jobs(),
         },
     )

@@ -19,6 +19,7 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
 from dashboard.job_worker import run_worker, wake
+from dashboard.notary import refresh_chain_flags
 
 
 class Command(BaseCommand):
@@ -74,6 +75,10 @@ class Command(BaseCommand):
 
         def on_report(report: ScanReport) -> None:
             self.stdout.write(f"scan: {report.summary()}")
+            # New deals and claims may store (or misstore) jobs' results: flag them.
+            flagged = refresh_chain_flags()
+            if flagged:
+                self.stdout.write(f"chain flags changed on {flagged} job(s)")
 
         def on_error(exc: LotusError) -> None:
             self.stderr.write(f"scan failed: {exc}; retrying in {settings.SCANNER_INTERVAL_S}s")
