@@ -10,8 +10,8 @@ from rest_framework.request import Request
 
 JSON = "application/json"
 # What wrk, httpx and curl send (nothing or */*), or a client that asks for JSON. For these
-# DRF's parser would pick the first renderer that produces JSON anyway; it costs ~60 us a
-# request (cProfile, bench_api's GET), a fifth of the endpoint's own CPU time.
+# DRF's parser would pick the first renderer that produces JSON anyway, and it was ~6 % of a
+# single-CID GET's time under cProfile (bench_api's requests, in-process).
 _PLAIN_ACCEPT = (None, "*/*", JSON)
 
 
