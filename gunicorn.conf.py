@@ -1,8 +1,13 @@
 """gunicorn's production defaults, read by `gunicorn dashboard.wsgi` from the repo root.
 
 Threaded workers keep connections alive, which sync workers cannot: compute nodes ask in
-bursts. In bench_api, 2 workers x 8 threads served 845 single-CID req/s where 4 sync
-workers served 572 (two runs minutes apart on a noisy 2-core VM: see benchmarks/README.md).
+bursts. 8 threads a worker keep slow clients (content uploads, /ipfs/ downloads) from
+blocking the API. The price, measured by benchmarks/bench_api.py on 2 cores: each request
+waits for the GIL again after each database round trip, behind the other threads, so the
+single-CID GET used ~0.8-0.9 ms of worker CPU with 8 threads against ~0.6 with 1, and its
+p99 was 75-80 ms against 19-63 ms (2,466-2,738 req/s with 1 thread, 1,538-1,866 with 8;
+benchmarks/README.md). A gunicorn that only answers compute nodes, behind a buffering
+proxy, is better served by GUNICORN_THREADS=1.
 """
 
 import multiprocessing
