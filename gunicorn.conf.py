@@ -1,13 +1,12 @@
 """gunicorn's production defaults, read by `gunicorn dashboard.wsgi` from the repo root.
 
-Threaded workers keep connections alive, which sync workers cannot: compute nodes ask in
-bursts. 8 threads a worker keep slow clients (content uploads, /ipfs/ downloads) from
-blocking the API. The price, measured by benchmarks/bench_api.py on 2 cores: each request
-waits for the GIL again after each database round trip, behind the other threads, so the
-single-CID GET used ~0.8-0.9 ms of worker CPU with 8 threads against ~0.6 with 1, and its
-p99 was 75-80 ms against 19-63 ms (2,466-2,738 req/s with 1 thread, 1,538-1,866 with 8;
-benchmarks/README.md). A gunicorn that only answers compute nodes, behind a buffering
-proxy, is better served by GUNICORN_THREADS=1.
+Threaded (gthread) workers keep connections alive, which compute nodes use: they ask in
+bursts. One thread a worker by default: measured by benchmarks/bench_api.py on 2 cores, each
+request of a worker with 8 threads waits for the GIL again after each database round trip,
+behind the other threads; the single-CID GET then ran at 1,538-1,866 req/s with p99 75-82 ms,
+against 2,245-2,738 req/s and p99 19-63 ms in most rounds with 1 thread (benchmarks/README.md).
+Like any gunicorn, run it behind a buffering proxy (nginx) so that slow clients (content
+uploads, /ipfs/ downloads) do not hold a worker; without one, raise GUNICORN_THREADS.
 """
 
 import multiprocessing
@@ -16,6 +15,21 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", 8))
+threads = int(os.environ.get("GUNICORN_THREADS", 1))
 keepalive = 30
 accesslog = "-"
+
+
+def post_worker_init(worker: object) -> None:
+    """Move everything loaded at start-up (Django, DRF, the URL conf) out of the garbage
+    collector's view: a full collection then walks only what requests allocate."""
+    import gc
+
+    from django.apps import apps
+
+    if apps.ready:  # the Django app (the benchmark's floor apps have no Django)
+        from django.urls import get_resolver
+
+        get_resolver().url_patterns  # noqa: B018 - load the URL conf before freezing
+    gc.collect()
+    gc.freeze()
