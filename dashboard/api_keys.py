@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -139,7 +140,9 @@ def authenticate_key(raw: str) -> ApiKey | None:
     key = ApiKey.from_db(connection.alias, _COLUMNS, row[:-1])
     if not hmac.compare_digest(key.digest, _digest(raw)):
         return None
-    if row[-1]:
+    # When the stored time is due, every request in flight sees it due at once; one per
+    # process writes it (cache.add succeeds once), so they do not queue on the row's lock.
+    if row[-1] and cache.add(f"api-key-used:{key.pk}", 1, LAST_USED_RESOLUTION.total_seconds()):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
     return key
