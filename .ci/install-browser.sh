@@ -6,26 +6,18 @@
 # returns at once without touching apt.
 set -euo pipefail
 
-packages=(chromium fonts-dejavu-core)
+. "$(dirname "$0")/debian.sh"
+missing_debs chromium fonts-dejavu-core
 
-missing=()
-for pkg in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = installed ] || missing+=("$pkg")
-done
-
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#MISSING[@]}" -eq 0 ]; then
   echo "browser: all present ($(/usr/lib/chromium/chromium --version))"
   exit 0
 fi
 
-if [ "$(id -u)" != 0 ]; then
-  echo "browser: missing ${missing[*]}; run this script as root" >&2
-  exit 1
-fi
+need_root "browser"
 
-echo "browser: installing ${missing[*]}"
+echo "browser: installing ${MISSING[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 echo "browser: $(/usr/lib/chromium/chromium --version)"

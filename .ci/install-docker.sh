@@ -6,25 +6,17 @@
 # nothing.
 set -euo pipefail
 
-packages=(docker.io busybox-static debootstrap)
+. "$(dirname "$0")/debian.sh"
+missing_debs docker.io busybox-static debootstrap
 
-missing=()
-for pkg in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = installed ] || missing+=("$pkg")
-done
-
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#MISSING[@]}" -eq 0 ]; then
   echo "docker: all present"
   exit 0
 fi
 
-if [ "$(id -u)" != 0 ]; then
-  echo "docker: missing ${missing[*]}; run this script as root" >&2
-  exit 1
-fi
+need_root "docker"
 
-echo "docker: installing ${missing[*]}"
+echo "docker: installing ${MISSING[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # policy-rc.d 101: the package's init scripts must not start a system-wide dockerd here.
@@ -36,5 +28,5 @@ if [ ! -e "$policy" ]; then
   created_policy=1
 fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 echo "docker: installed"

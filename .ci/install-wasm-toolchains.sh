@@ -8,26 +8,18 @@
 # wasm32 std offline; rustup's rustc comes first on PATH, so builds call /usr/bin/rustc.
 set -euo pipefail
 
-packages=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32)
+. "$(dirname "$0")/debian.sh"
+missing_debs clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 rustc libstd-rust-dev-wasm32
 
-missing=()
-for pkg in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
-  [ "$status" = installed ] || missing+=("$pkg")
-done
-
-if [ "${#missing[@]}" -eq 0 ]; then
+if [ "${#MISSING[@]}" -eq 0 ]; then
   echo "wasm toolchains: all present"
   exit 0
 fi
 
-if [ "$(id -u)" != 0 ]; then
-  echo "wasm toolchains: missing ${missing[*]}; run this script as root" >&2
-  exit 1
-fi
+need_root "wasm toolchains"
 
-echo "wasm toolchains: installing ${missing[*]}"
+echo "wasm toolchains: installing ${MISSING[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null
 echo "wasm toolchains: installed"
