@@ -70,7 +70,13 @@ def listening_sockets(pid: int) -> list[tuple[str, str, int]]:
 
 def test_daemon_listens_on_loopback_only(jsipfs_daemon: JsIpfsDaemon) -> None:
     assert jsipfs_daemon.process is not None
-    sockets = listening_sockets(jsipfs_daemon.process.pid)
+    # The RPC API answers first; the gateway and js-ipfs's gRPC endpoint open a moment later
+    # (seen in CI: one socket when the API was already up), so give them a few seconds.
+    deadline = time.monotonic() + 15
+    while len(sockets := listening_sockets(jsipfs_daemon.process.pid)) < 3:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     # The RPC API, the gateway and js-ipfs's gRPC endpoint; no swarm, no MDNS.
     assert len(sockets) == 3
     assert {(proto, address) for proto, address, _ in sockets} == {("tcp", "0100007F")}
