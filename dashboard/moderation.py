@@ -18,7 +18,7 @@ from dashboard.datacap import parse_datacap
 from dashboard.errors import DomainError
 from dashboard.models import Award, Decision, Job, Role
 
-__all__ = ["decide", "revoke", "role_of"]
+__all__ = ["decide", "decision_body", "revoke", "role_of"]
 
 MAX_REASON = 4000
 
@@ -62,6 +62,28 @@ def _conflict(job_id: str) -> DomainError:
         f"job {job_id} was already {job.moderation_state}{who}{when}",
         status=409,
     )
+
+
+def decision_body(body: Any) -> dict[str, Any]:
+    """`POST /jobs/{id}/decision`'s JSON as decide()'s keywords; DomainError names what is off."""
+    if not isinstance(body, dict):
+        raise DomainError("invalid_decision", "the body must be a JSON object")
+    unknown = sorted(set(body) - {"decision", "datacap_bytes", "reason"})
+    if unknown:
+        raise DomainError(
+            "invalid_decision", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
+        )
+    reason = body.get("reason", "")
+    if not isinstance(reason, str):
+        raise DomainError("invalid_decision", "reason must be text", fields={"reason": "not text"})
+    datacap = body.get("datacap_bytes")
+    if datacap is not None and (isinstance(datacap, bool) or not isinstance(datacap, int | str)):
+        raise DomainError(
+            "invalid_decision",
+            "datacap_bytes must be a number of bytes or an amount like 32 GiB",
+            fields={"datacap_bytes": f"got {datacap!r}"},
+        )
+    return {"decision": body.get("decision"), "datacap": datacap, "reason": reason}
 
 
 def decide(

@@ -12,11 +12,12 @@ per level. Whole zero subtrees at the end are taken from precomputed zero commit
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from executor.cids import cid_from_bytes
 
 __all__ = ["MIN_PIECE_SIZE", "Piece", "commp", "piece_cid_from_root", "unpadded_size"]
 
@@ -110,8 +111,7 @@ class _Tree:
 
 
 def piece_cid_from_root(root: bytes) -> str:
-    text = base64.b32encode(_CID_PREFIX + root).decode().lower().rstrip("=")
-    return "b" + text
+    return cid_from_bytes(_CID_PREFIX + root)
 
 
 def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -16,17 +16,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import content
-from dashboard.api.permissions import AnyKey, ScopePermission
-from dashboard.api.serializers import ErrorSerializer
+from dashboard.api.permissions import AnyKey, SubmitterOrNode
+from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
-from dashboard.models import ApiKey
 from executor.storage import StorageError
 
 CAR_TYPE = "application/vnd.ipld.car"
-
-
-class SubmitterOrNode(ScopePermission):
-    scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
 
 
 class UploadedSerializer(serializers.Serializer):
@@ -42,7 +37,7 @@ class ContentView(APIView):
         request={"application/octet-stream": bytes, CAR_TYPE: bytes},
         responses={
             201: UploadedSerializer,
-            **{c: OpenApiResponse(ErrorSerializer) for c in (400, 401, 403, 413, 429, 503)},
+            **error_responses(400, 401, 403, 413, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:

@@ -7,53 +7,21 @@ import binascii
 from datetime import datetime
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import jobs, moderation
 from dashboard.api import job_serializers as js
-from dashboard.api.permissions import ScopePermission, api_key
-from dashboard.api.serializers import ErrorSerializer
+from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
+from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
-from dashboard.models import ApiKey, Job
+from dashboard.models import Job
 from dashboard.notary import chain_storage
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-
-def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer) for code in statuses}
-
-
-class SubmitOrRead(ScopePermission):
-    """Submit: submitter and node keys. Read: those plus moderator keys and sessions."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        self.scopes = (
-            (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
-            if request.method == "POST"
-            else (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE, ApiKey.Scope.MODERATOR)
-        )
-        return super().has_permission(request, view)
-
-
-class NodeOnly(ScopePermission):
-    scopes = (ApiKey.Scope.NODE,)
-
-
-class SubmitterOrNode(ScopePermission):
-    scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
-
-
-class ModeratorKey(ScopePermission):
-    scopes = (ApiKey.Scope.MODERATOR,)
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        # Decisions by script need a key; browser sessions decide through the pages.
-        return api_key(request) is not None and super().has_permission(request, view)
 
 
 def _encode_cursor(job: Job) -> str:
@@ -125,7 +93,7 @@ class JobsView(APIView):
         operation_id="jobs_list",
         summary="Jobs you may see, newest first",
         parameters=LIST_PARAMETERS,
-        responses={200: js.JobPageSerializer, **_errors(400, 401, 403, 429)},
+        responses={200: js.JobPageSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
         key = api_key(request)
@@ -165,7 +133,7 @@ class JobsView(APIView):
         responses={
             201: js.JobSerializer,
             200: js.JobSerializer,
-            **_errors(400, 401, 403, 409, 415, 429),
+            **error_responses(400, 401, 403, 409, 415, 429),
         },
     )
     def post(self, request: Request) -> Response:
@@ -189,7 +157,7 @@ class JobView(APIView):
     @extend_schema(
         operation_id="job_detail",
         summary="One job: state, inputs with blessed status at run time, result, moderation",
-        responses={200: js.JobSerializer, **_errors(401, 403, 404, 429)},
+        responses={200: js.JobSerializer, **error_responses(401, 403, 404, 429)},
     )
     def get(self, request: Request, job_id: str) -> Response:
         job = _visible(request, job_id)
@@ -203,7 +171,7 @@ class JobView(APIView):
 
 
 class JobResultsView(APIView):
-    permission_classes = [NodeOnly]
+    permission_classes = [NodeKey]
 
     @extend_schema(
         operation_id="job_results",
@@ -212,7 +180,7 @@ class JobResultsView(APIView):
         responses={
             201: js.JobSerializer,
             200: js.JobSerializer,
-            **_errors(400, 401, 403, 404, 409, 415, 429),
+            **error_responses(400, 401, 403, 404, 409, 415, 429),
         },
     )
     def post(self, request: Request, job_id: str) -> Response:
@@ -231,7 +199,7 @@ class JobCancelView(APIView):
         operation_id="job_cancel",
         summary="Cancel a queued job now, or ask the worker to stop a running one",
         request=None,
-        responses={200: js.JobSerializer, **_errors(401, 403, 404, 429)},
+        responses={200: js.JobSerializer, **error_responses(401, 403, 404, 429)},
     )
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
@@ -247,38 +215,10 @@ class JobDecisionView(APIView):
         operation_id="job_decision",
         summary="Verify a job with a DataCap amount, or reject it (the pages' decision, by script)",
         request=js.DecisionSerializer,
-        responses={200: js.JobSerializer, **_errors(400, 401, 403, 404, 409, 415, 429)},
+        responses={200: js.JobSerializer, **error_responses(400, 401, 403, 404, 409, 415, 429)},
     )
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None and key.user is not None  # moderator keys are bound to a user
-        body = request.data if isinstance(request.data, dict) else {}
-        if not isinstance(request.data, dict):
-            raise DomainError("invalid_decision", "the body must be a JSON object")
-        unknown = sorted(set(body) - {"decision", "datacap_bytes", "reason"})
-        if unknown:
-            raise DomainError(
-                "invalid_decision", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
-            )
-        reason = body.get("reason", "")
-        if not isinstance(reason, str):
-            raise DomainError(
-                "invalid_decision", "reason must be text", fields={"reason": "not text"}
-            )
-        datacap = body.get("datacap_bytes")
-        if datacap is not None and (
-            isinstance(datacap, bool) or not isinstance(datacap, int | str)
-        ):
-            raise DomainError(
-                "invalid_decision",
-                "datacap_bytes must be a number of bytes or an amount like 32 GiB",
-                fields={"datacap_bytes": f"got {datacap!r}"},
-            )
-        moderation.decide(
-            job_id=job_id,
-            user=key.user,
-            decision=body.get("decision"),  # type: ignore[arg-type]
-            datacap=datacap,
-            reason=reason,
-        )
+        moderation.decide(job_id=job_id, user=key.user, **moderation.decision_body(request.data))
         return Response(jobs.job_json(_visible(request, job_id)))

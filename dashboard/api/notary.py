@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
 )
@@ -14,25 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import notary
-from dashboard.api.permissions import ScopePermission, api_key
-from dashboard.api.serializers import CID_SCHEMA, CidField, ErrorSerializer
-from dashboard.models import ApiKey
-
-
-def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(ErrorSerializer) for code in statuses}
-
-
-class NotaryKey(ScopePermission):
-    scopes = (ApiKey.Scope.NOTARY,)
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return api_key(request) is not None and super().has_permission(request, view)
-
-
-class NodeKeyOnly(ScopePermission):
-    scopes = (ApiKey.Scope.NODE,)
-
+from dashboard.api.permissions import NodeKey, NotaryKey, api_key
+from dashboard.api.serializers import CID_SCHEMA, CidField, error_responses
 
 PIECE_CID_SCHEMA = {
     "type": "string",
@@ -131,7 +113,7 @@ class AwardSerializer(serializers.Serializer):
 
 
 class JobPiecesView(APIView):
-    permission_classes = [NodeKeyOnly]
+    permission_classes = [NodeKey]
 
     @extend_schema(
         operation_id="job_pieces",
@@ -140,7 +122,7 @@ class JobPiecesView(APIView):
         responses={
             201: PieceSerializer,
             200: PieceSerializer,
-            **_errors(400, 401, 403, 404, 409, 415, 429, 503),
+            **error_responses(400, 401, 403, 404, 409, 415, 429, 503),
         },
     )
     def post(self, request: Request, job_id: str) -> Response:
@@ -170,7 +152,7 @@ class VerificationView(APIView):
                 description="the provider the deal is with",
             ),
         ],
-        responses={200: VerificationSerializer, **_errors(400, 401, 403, 404, 429)},
+        responses={200: VerificationSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:
         provider = request.query_params.get("provider")
@@ -187,7 +169,7 @@ class AwardsView(APIView):
         responses={
             201: AwardSerializer,
             200: AwardSerializer,
-            **_errors(400, 401, 403, 404, 409, 415, 429),
+            **error_responses(400, 401, 403, 404, 409, 415, 429),
         },
     )
     def post(self, request: Request) -> Response:

@@ -45,3 +45,35 @@ class AnyKey(ScopePermission):
 
 class NodeKey(ScopePermission):
     scopes = (ApiKey.Scope.NODE,)
+
+
+class SubmitterOrNode(ScopePermission):
+    scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+
+
+class SubmitOrRead(ScopePermission):
+    """Jobs: submitter and node keys submit; those and moderators (keys, sessions) read."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        self.scopes = (
+            (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
+            if request.method == "POST"
+            else (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE, ApiKey.Scope.MODERATOR)
+        )
+        return super().has_permission(request, view)
+
+
+class _KeyOnly(ScopePermission):
+    """Writes that need a machine key of the scope; a browser session never qualifies."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return api_key(request) is not None and super().has_permission(request, view)
+
+
+class NotaryKey(_KeyOnly):
+    scopes = (ApiKey.Scope.NOTARY,)
+
+
+class ModeratorKey(_KeyOnly):
+    # Decisions by script; moderators in a browser decide through the pages.
+    scopes = (ApiKey.Scope.MODERATOR,)

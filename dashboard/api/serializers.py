@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 CID_SCHEMA = {
@@ -26,6 +26,11 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 class ErrorSerializer(serializers.Serializer):
     error = ErrorDetailSerializer()
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """The schema's error answers: every one has the one error shape."""
+    return {code: OpenApiResponse(ErrorSerializer) for code in statuses}
 
 
 class SourceSerializer(serializers.Serializer):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,10 +11,7 @@ from chain_scanner.status import scanner_status
 from dashboard import eligibility as selectors
 from dashboard.api import serializers as s
 from dashboard.api.permissions import AnyKey, NodeKey
-
-
-def _errors(*statuses: int) -> dict[int, OpenApiResponse]:
-    return {code: OpenApiResponse(s.ErrorSerializer) for code in statuses}
+from dashboard.api.serializers import error_responses
 
 
 class CidView(APIView):
@@ -24,7 +21,7 @@ class CidView(APIView):
         operation_id="cid_status",
         summary="FIL+ status of one CID",
         parameters=[OpenApiParameter("cid", s.CID_SCHEMA, OpenApiParameter.PATH)],
-        responses={200: s.CidStatusSerializer, **_errors(400, 401, 403, 429)},
+        responses={200: s.CidStatusSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:
         return Response(selectors.cid_report(cid))
@@ -37,7 +34,7 @@ class EligibilityView(APIView):
         operation_id="eligibility",
         summary="Are these input CIDs blessed?",
         request=s.EligibilityRequestSerializer,
-        responses={200: s.EligibilitySerializer, **_errors(400, 401, 403, 413, 415, 429)},
+        responses={200: s.EligibilitySerializer, **error_responses(400, 401, 403, 413, 415, 429)},
     )
     def post(self, request: Request) -> Response:
         return Response(selectors.eligibility(selectors.cid_batch(request.data)))
@@ -49,7 +46,7 @@ class ScannerView(APIView):
     @extend_schema(
         operation_id="scanner_status",
         summary="Scanner checkpoint, lag behind head, counts, last error",
-        responses={200: s.ScannerSerializer, **_errors(401, 403, 429)},
+        responses={200: s.ScannerSerializer, **error_responses(401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
         return Response(s.ScannerSerializer(scanner_status()).data)
