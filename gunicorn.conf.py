@@ -3,8 +3,10 @@
 Threaded (gthread) workers keep connections alive, which compute nodes use: they ask in
 bursts. One thread a worker by default: measured by benchmarks/bench_api.py on 2 cores, each
 request of a worker with 8 threads waits for the GIL again after each database round trip,
-behind the other threads; the single-CID GET then ran at 1,538-1,866 req/s with p99 75-82 ms,
-against 2,245-2,738 req/s and p99 19-63 ms in most rounds with 1 thread (benchmarks/README.md).
+behind the other threads; the single-CID GET ran at 1,538-1,866 req/s with p99 75-82 ms with
+8 threads, and at 2,229-2,871 req/s with p99 20.6-26.3 ms with 2 workers x 1 thread, these
+defaults (benchmarks/README.md).
+
 Like any gunicorn, run it behind a buffering proxy (nginx) so that slow clients (content
 uploads, /ipfs/ downloads) do not hold a worker; without one, raise GUNICORN_THREADS.
 """

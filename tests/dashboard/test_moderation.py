@@ -14,7 +14,7 @@ from django.utils import timezone
 from dashboard import moderation
 from dashboard.datacap import format_bytes, padded_piece_size, parse_datacap, suggested_datacap
 from dashboard.errors import DomainError
-from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobResult
+from dashboard.models import AuditEvent, Award, Decision, Job, JobResult
 from tests.base import Personas
 
 RESULT_CID = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"
@@ -224,4 +224,26 @@ def test_decision_api_uses_the_same_rules(client: Client, personas: Personas) ->
         "/api/v1/jobs/job-1/decision", data=json.dumps(verify), content_type="application/json"
     )
     assert session.status_code == 403  # browser sessions decide through the pages
-    assert ApiKey.objects.filter(scope="moderator").count() == 2
+    assert Decision.objects.filter(job_id="job-1").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"decision": "verify", "datacap_bytes": "1 GiB", "extra": 1}, "extra"),
+        ({"decision": "reject", "reason": 5}, "reason"),
+        ({"decision": "verify", "datacap_bytes": True}, "datacap_bytes"),
+        ({"decision": "verify", "datacap_bytes": [1]}, "datacap_bytes"),
+        ({"decision": "verify", "datacap_bytes": "a lot"}, "datacap_bytes"),
+        ({"decision": "maybe"}, "decision"),
+    ],
+)
+def test_decision_api_names_the_bad_field(
+    client: Client, personas: Personas, body: dict, field: str
+) -> None:
+    finished_job()
+    response = decide_api(client, personas.moderator_key, "job-1", body)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+    assert Job.objects.get(id="job-1").moderation_state == "pending"
