@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,55 +12,9 @@ from dashboard.api import job_serializers as js
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
+from dashboard.job_listing import DEFAULT_LIMIT, MAX_LIMIT, job_page
 from dashboard.models import Job
 from dashboard.notary import chain_storage
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(text: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        stamp, _, job_id = raw.partition("|")
-        when = datetime.fromisoformat(stamp)
-        if not job_id or when.tzinfo is None:
-            raise ValueError
-        return when, job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise DomainError(
-            "invalid_request", "cursor is not one this API gave out", fields={"cursor": "invalid"}
-        ) from None
-
-
-def _choice(request: Request, name: str, choices: list[str]) -> str | None:
-    value = request.query_params.get(name)
-    if value is None:
-        return None
-    if value not in choices:
-        raise DomainError(
-            "invalid_request",
-            f"{name} must be one of {', '.join(choices)}",
-            fields={name: f"got {value!r}"},
-        )
-    return value
-
-
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise DomainError(
-            "invalid_request", f"limit must be 1 to {MAX_LIMIT}", fields={"limit": f"got {raw!r}"}
-        )
-    return int(raw)
-
 
 LIST_PARAMETERS = [
     OpenApiParameter("state", str, enum=[s.value for s in Job.State]),
@@ -96,35 +45,13 @@ class JobsView(APIView):
         responses={200: js.JobPageSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
-        key = api_key(request)
-        queryset = jobs.visible_jobs(key)
-        filters: dict[str, Any] = {}
-        if state := _choice(request, "state", [s.value for s in Job.State]):
-            filters["state"] = state
-        if engine := _choice(request, "engine", [e.value for e in Job.Engine]):
-            filters["engine"] = engine
-        if (node := request.query_params.get("node")) is not None:
-            filters["node__name"] = node
-        if (annotation := request.query_params.get("annotation")) is not None:
-            filters["annotation_index__contains"] = f"|{annotation}|"
-        if blessed := _choice(request, "blessed", ["true", "false"]):
-            filters["inputs_blessed"] = blessed == "true"
-        queryset = queryset.filter(**filters).order_by("-created_at", "-id")
-        if (cursor := request.query_params.get("cursor")) is not None:
-            when, job_id = _decode_cursor(cursor)
-            queryset = queryset.filter(created_at__lte=when).exclude(
-                created_at=when, id__gte=job_id
-            )
-        limit = _limit(request)
-        page = list(queryset[: limit + 1])
-        more = len(page) > limit
-        page = page[:limit]
+        page = job_page(api_key(request), request.query_params)
         next_url = None
-        if more:
+        if page.next_cursor is not None:
             params = request.query_params.copy()
-            params["cursor"] = _encode_cursor(page[-1])
+            params["cursor"] = page.next_cursor
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        return Response({"next": next_url, "results": [jobs.job_json(j) for j in page]})
+        return Response({"next": next_url, "results": [jobs.job_json(j) for j in page.jobs]})
 
     @extend_schema(
         operation_id="jobs_submit",
