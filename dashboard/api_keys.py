@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dashboard import verified_keys
 from dashboard.api.sql import prepared_cursor
 from dashboard.audit import record
 from dashboard.errors import DomainError
@@ -103,6 +105,9 @@ def revoke_api_key(*, prefix: str, actor: str) -> ApiKey:
             before = _describe(key)
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
+            # Other processes forget it when this commits (PostgreSQL's NOTIFY); this one
+            # at once, which also covers a transaction that has not committed yet.
+            verified_keys.forget()
             record(
                 actor=actor,
                 action="api_key.revoke",
@@ -128,6 +133,13 @@ def authenticate_key(raw: str) -> ApiKey | None:
     # rejects NUL characters in a query outright).
     if not KEY_RE.fullmatch(raw):
         return None
+    digest = _digest(raw)
+    remembering = verified_keys.enabled()
+    if remembering and (hit := verified_keys.recall(digest)) is not None:
+        key = ApiKey.from_db(connection.alias, _COLUMNS, hit.row)
+        _note_use(key, due=None)
+        return key
+    since = verified_keys.generation() if remembering else 0
     now = timezone.now()
     due = connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION)
     # A plain cursor: this runs on every API request, and the ORM's query compiler and
@@ -138,14 +150,36 @@ def authenticate_key(raw: str) -> ApiKey | None:
     if row is None:
         return None
     key = ApiKey.from_db(connection.alias, _COLUMNS, row[:-1])
-    if not hmac.compare_digest(key.digest, _digest(raw)):
+    if not hmac.compare_digest(key.digest, digest):
         return None
+    if remembering and key.user_id is None:
+        verified_keys.remember(digest, row[:-1], since)
+    _note_use(key, due=bool(row[-1]))
+    return key
+
+
+# When this process last made sure of a remembered key's last_used_at (pk -> monotonic s).
+_noted: dict[int, float] = {}
+
+
+def _note_use(key: ApiKey, *, due: bool | None) -> None:
+    """Keep last_used_at to within LAST_USED_RESOLUTION. `due` is what the look-up said of
+    the stored time; None for a remembered key, whose stored time this process has not
+    read: it checks at most once per LAST_USED_RESOLUTION, through the shared cache."""
+    now_s = time.monotonic()
+    if due is None:
+        if now_s - _noted.get(key.pk, -1e9) < LAST_USED_RESOLUTION.total_seconds():
+            return
+        due = True  # unknown here: the shared cache's marker decides
+    _noted[key.pk] = now_s
+    if not due:
+        return
     # When the stored time is due, every request in flight sees it due at once; one per
     # process writes it (cache.add succeeds once), so they do not queue on the row's lock.
-    if row[-1] and cache.add(f"api-key-used:{key.pk}", 1, LAST_USED_RESOLUTION.total_seconds()):
+    if cache.add(f"api-key-used:{key.pk}", 1, LAST_USED_RESOLUTION.total_seconds()):
+        now = timezone.now()
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
-    return key
 
 
 def _describe(key: ApiKey) -> dict[str, object]:
