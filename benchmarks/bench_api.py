@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -41,6 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PG = "postgres://postgres@127.0.0.1:5432"
 EPOCH = 5_000_000
 FLOORS = "benchmarks.api.floor_wsgi"
+# The endpoint with every key looked up in the database (no per-process memory of verified
+# keys, dashboard/verified_keys.py): what the memory saves, measured in the same run.
+LOOKED_UP = "DRF, keys looked up"
 
 
 def cid(n: int, salt: bytes = b"hit") -> str:
@@ -132,13 +136,20 @@ def lua_post(path: Path, key: str, url: str, bodies: list[str]) -> None:
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(base: str, script: Path, duration: int, connections: int = 32) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def wrk(
+    base: str, script: Path, duration: int, connections: int = 32, port: int | None = None
+) -> dict[str, Any]:
+    """wrk's req/s, p50 and p99; with `port`, also how its connections were split between
+    the gunicorn workers halfway through."""
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script)]
+    process = subprocess.Popen([*command, base], stdout=subprocess.PIPE, text=True)
+    split: list[int] = []
+    if port is not None:
+        time.sleep(duration / 2)
+        split = connection_split(port)
+    out, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"wrk failed ({process.returncode}):\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     percentiles = {}
     for pct, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
@@ -146,7 +157,20 @@ def wrk(base: str, script: Path, duration: int, connections: int = 32) -> dict[s
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
-    return {"rps": rps, "p50": percentiles["50"], "p99": percentiles["99"]}
+    return {"rps": rps, "p50": percentiles["50"], "p99": percentiles["99"], "split": split}
+
+
+def connection_split(port: int) -> list[int]:
+    """Established connections to `port` per serving process, largest first (ss -p)."""
+    out = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", out):
+        counts[pid] = counts.get(pid, 0) + 1
+    return sorted(counts.values(), reverse=True)
 
 
 def _query_loop(database: str, sql: str, params: list, duration: float) -> list[float]:
@@ -250,15 +274,16 @@ class Server:
             self.process.kill()
 
 
-def measure(server: Server, script: Path, duration: int, database: str | None) -> dict[str, float]:
+def measure(server: Server, script: Path, duration: int, database: str | None) -> dict[str, Any]:
     """wrk after a 3 s warm-up, with the CPU seconds the gunicorn workers and the database
-    backends burnt per request meanwhile, and the load average before it."""
+    backends burnt per request meanwhile, the load average before it and how wrk's
+    connections were split between the workers."""
     wrk(server.base, script, 3)
     load = os.getloadavg()[0]
     pids = _workers(server.process.pid) + [server.process.pid]
     backends = set(_backends(database)) if database else set()
     before = {pid: _cpu_seconds(pid) or 0.0 for pid in pids + sorted(backends)}
-    result = wrk(server.base, script, duration)
+    result = wrk(server.base, script, duration, port=server.port)
     if database:
         # Django reconnects every CONN_MAX_AGE (60 s): count backends born during the run
         # in full; a backend that ended during it is lost (so PG ms/req is a lower bound).
@@ -272,14 +297,14 @@ def measure(server: Server, script: Path, duration: int, database: str | None) -
     return result
 
 
-def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int]:
-    """workers and threads as gunicorn.conf.py sets them for this environment."""
+def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int, str]:
+    """workers, threads and worker class as gunicorn.conf.py sets them for this environment."""
     out = subprocess.run(
         [sys.executable, "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
-         " print(c['workers'], c['threads'])"],
+         " print(c['workers'], c['threads'], c['worker_class'])"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
-    return int(out[0]), int(out[1])
+    return int(out[0]), int(out[1]), out[2].rsplit(".", 1)[-1]
 
 
 def main() -> None:
@@ -300,7 +325,7 @@ def main() -> None:
     servers: list[Server] = []
     try:
         env = env_for(database)
-        workers, threads = _gunicorn_defaults(env)
+        workers, threads, worker_class = _gunicorn_defaults(env)
         workers, threads = args.workers or workers, args.threads or threads
         manage(env, "migrate", "-v0")
         fill(database, args.cids)
@@ -343,6 +368,7 @@ def main() -> None:
         # compares runs minutes apart at most on this shared machine.
         plan = [
             ("single GET", "DRF endpoint", None, "/api/v1/cids/"),
+            ("single GET", LOOKED_UP, "dashboard.wsgi", "/api/v1/cids/"),
             ("single GET", "bare Django view", None, "/api/bare/cids/"),
             ("single GET", "gunicorn hello (floor)", f"{FLOORS}:hello", "/floor/cids/"),
             ("single GET", "gunicorn+psycopg (floor)", f"{FLOORS}:query", "/floor/cids/"),
@@ -352,9 +378,11 @@ def main() -> None:
         rows: list[tuple[int, str, str, dict[str, float]]] = []
         for round_ in range(1, args.rounds + 1):
             for workload, label, app, script in plan:
-                server = django if app is None else Server(app, env, args)
+                # The look-up variant: the same service with API_KEY_CACHE=0.
+                own_env = dict(env, API_KEY_CACHE="0") if label == LOOKED_UP else env
+                server = django if app is None else Server(app, own_env, args)
                 log(f"round {round_}: {workload}, {label} for {args.duration}s")
-                uses_db = app is None or app.endswith(":query")
+                uses_db = app is None or not app.startswith(FLOORS) or app.endswith(":query")
                 result = measure(
                     server, scripts[script], args.duration, database if uses_db else None
                 )
@@ -368,23 +396,26 @@ def main() -> None:
 
         print(
             f"\nbench_api: {args.cids:,} blessed CIDs in PostgreSQL, gunicorn "
-            f"{workers} workers x {threads} threads (gthread), wrk -t2 -c32 -d{args.duration}s, "
+            f"{workers} workers x {threads} threads ({worker_class}), wrk -t2 -c32 "
+            f"-d{args.duration}s, "
             f"{os.cpu_count()} cores, half hits / half misses, {args.rounds} rounds"
         )
         print(
             "CPU ms/req: CPU time of the gunicorn processes (and of the PostgreSQL backends)"
-            " during the run, per request served; load: 1-minute load average before it"
+            " during the run, per request served; load: 1-minute load average before it;"
+            " split: wrk's 32 connections per gunicorn worker, halfway through"
         )
         print(
             f"{'round':>5} {'workload':16} {'server':26} {'req/s':>7} {'CIDs/s':>8} "
-            f"{'p50 ms':>7} {'p99 ms':>8} {'CPU ms/req':>10} {'PG ms/req':>9} {'load':>5}"
+            f"{'p50 ms':>7} {'p99 ms':>8} {'CPU ms/req':>10} {'PG ms/req':>9} {'load':>5} "
+            "split"
         )
         for round_, workload, label, r in rows:
             per = 1000 if "batch" in workload else 1
             print(
                 f"{round_:>5} {workload:16} {label:26} {r['rps']:7.0f} {r['rps'] * per:8.0f} "
                 f"{r['p50']:7.2f} {r['p99']:8.2f} {r['worker_ms']:10.3f} {r['pg_ms']:9.3f} "
-                f"{r['load']:5.2f}"
+                f"{r['load']:5.2f} {'/'.join(map(str, r['split']))}"
             )
         for workload in ("single GET", "1000-CID batch"):
             r = floor["single" if workload == "single GET" else "batch"]
@@ -405,6 +436,7 @@ def main() -> None:
                 f"p99 {statistics.median(r['p99'] for r in runs):7.2f} ms"
             )
         for workload, other in (
+            ("single GET", LOOKED_UP),
             ("single GET", "bare Django view"),
             ("single GET", "gunicorn hello (floor)"),
             ("single GET", "gunicorn+psycopg (floor)"),
