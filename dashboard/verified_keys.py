@@ -39,7 +39,8 @@ CHANNEL = "api_key_changed"
 # How often the listener proves its connection alive with a query of its own: a peer that
 # vanished without closing TCP would otherwise leave it waiting for notifications forever.
 HEARTBEAT_S = 5.0
-RECONNECT_S = 1.0
+RECONNECT_S = 1.0  # first wait before reconnecting; doubles up to RECONNECT_MAX_S
+RECONNECT_MAX_S = 30.0
 
 
 class Remembered(NamedTuple):
@@ -142,6 +143,7 @@ def _ensure_listener(state: _State) -> None:
 
 
 def _listen(state: _State) -> None:
+    wait = RECONNECT_S
     while not state.stop.is_set():
         db = connections.create_connection(DEFAULT_DB_ALIAS)
         try:
@@ -152,6 +154,7 @@ def _listen(state: _State) -> None:
                 state.fd = conn.fileno()
                 state.backend_pid = conn.info.backend_pid
             log.debug("listening for API key changes")
+            wait = RECONNECT_S
             beat = 0.0
             while not state.stop.is_set():
                 for _ in conn.notifies(timeout=0.5):
@@ -169,4 +172,5 @@ def _listen(state: _State) -> None:
                 state.entries.clear()
             with contextlib.suppress(Exception):  # the connection is gone already
                 db.close()
-        state.stop.wait(RECONNECT_S)
+        state.stop.wait(wait)
+        wait = min(wait * 2, RECONNECT_MAX_S)
