@@ -1,21 +1,19 @@
 """gunicorn's production defaults, read by `gunicorn dashboard.wsgi` from the repo root.
 
-Threaded (gthread) workers keep connections alive, which compute nodes use: they ask in
-bursts. One thread a worker by default: measured by benchmarks/bench_api.py on 2 cores, each
-request of a worker with 8 threads waits for the GIL again after each database round trip,
-behind the other threads; the single-CID GET ran at 1,538-1,866 req/s with p99 75-82 ms with
-8 threads, and at 2,229-2,871 req/s with p99 20.6-26.3 ms with 2 workers x 1 thread, these
-defaults (benchmarks/README.md).
+Sync workers, one request at a time each, all taking the next connection from the one
+listening socket: requests wait in one line for whichever worker is free. Measured by
+benchmarks/bench_api.py on 2 cores with 32 wrk connections (benchmarks/README.md), the
+single-CID GET ran at 2,274 req/s with p99 16.9 ms and 0.68 ms of worker CPU a request
+with these defaults; at 1,845-1,904 req/s, p99 31-36 ms and 0.89 ms with 2 gthread workers
+of 1 thread (keep-alive, connections split 16/16), where each worker serves its own
+connections in a line of its own and hands each request between two threads; and with 8
+threads a worker at 1,538-1,866 req/s, p99 75-82 ms (each request waits for the GIL again
+after each database round trip). dashboard/gunicorn_worker.py says why the worker checks
+in from a thread of its own: long downloads and uploads are not killed at `timeout`.
 
-Each worker serves only the connections it accepted, and a stock worker accepts whenever the
-kernel wakes it first: the benchmark's 32 kept-alive connections split 5/27, 16/16 and 24/8,
-with p99 50 ms at 5/27 against 30 ms at 16/16. The worker of dashboard/gunicorn_worker.py
-accepts only while it holds no more connections than the least-loaded one; pre_fork and
-child_exit below keep its shared table of counts. `-k gthread` on the command line runs the
-stock worker again (the hooks leave it alone).
-
-Like any gunicorn, run it behind a buffering proxy (nginx) so that slow clients (content
-uploads, /ipfs/ downloads) do not hold a worker; without one, raise GUNICORN_THREADS.
+Sync workers close the connection after each response (no keep-alive) and a slow client
+holds a worker: run gunicorn behind a buffering proxy (nginx), as gunicorn's deployment
+advice has it. `-k gthread --threads N` on the command line runs threaded workers instead.
 """
 
 import multiprocessing
@@ -23,24 +21,8 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-worker_class = "dashboard.gunicorn_worker.BalancedThreadWorker"
-threads = int(os.environ.get("GUNICORN_THREADS", 1))
-keepalive = 30
+worker_class = "dashboard.gunicorn_worker.HeartbeatSyncWorker"
 accesslog = "-"
-
-
-def pre_fork(server: object, worker: object) -> None:
-    """Give the new worker its slot in the balancing table (master, before the fork)."""
-    from dashboard import gunicorn_worker
-
-    gunicorn_worker.pre_fork(server, worker)
-
-
-def child_exit(server: object, worker: object) -> None:
-    """Free the slot of a worker the master has reaped."""
-    from dashboard import gunicorn_worker
-
-    gunicorn_worker.child_exit(server, worker)
 
 
 def post_worker_init(worker: object) -> None:

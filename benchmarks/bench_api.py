@@ -301,7 +301,7 @@ def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int, str]:
     """workers, threads and worker class as gunicorn.conf.py sets them for this environment."""
     out = subprocess.run(
         [sys.executable, "-c", "import runpy; c = runpy.run_path('gunicorn.conf.py');"
-         " print(c['workers'], c['threads'], c['worker_class'])"],
+         " print(c['workers'], c.get('threads', 1), c['worker_class'])"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     return int(out[0]), int(out[1]), out[2].rsplit(".", 1)[-1]
