@@ -251,3 +251,27 @@ def _up(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@on_postgresql
+def test_a_remembered_key_still_records_its_use(  # type: ignore[no-untyped-def]
+    remembering, personas: Personas, other_connection
+) -> None:
+    from django.core.cache import cache
+
+    from dashboard import api_keys
+
+    remembered_and_free(personas.node_key)
+    other_connection.execute(
+        "UPDATE dashboard_apikey SET last_used_at = NULL WHERE prefix = %s", [personas.node.prefix]
+    )
+    # A minute later (this process's note and the shared marker have both expired) the
+    # next request writes the time again, without looking the key up.
+    api_keys._noted.clear()
+    cache.clear()
+    key, queries = queries_for(personas.node_key)
+    assert key is not None and queries == 1  # the UPDATE of last_used_at, no SELECT
+    row = other_connection.execute(
+        "SELECT last_used_at FROM dashboard_apikey WHERE prefix = %s", [personas.node.prefix]
+    ).fetchone()
+    assert row[0] is not None
