@@ -135,8 +135,8 @@ def authenticate_key(raw: str) -> ApiKey | None:
         return None
     digest = _digest(raw)
     remembering = verified_keys.enabled()
-    if remembering and (hit := verified_keys.recall(digest)) is not None:
-        key = ApiKey.from_db(connection.alias, _COLUMNS, hit.row)
+    if remembering and (row := verified_keys.recall(digest)) is not None:
+        key = ApiKey.from_db(connection.alias, _COLUMNS, row)
         _note_use(key, due=None)
         return key
     since = verified_keys.generation() if remembering else 0

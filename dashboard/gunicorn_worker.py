@@ -8,7 +8,7 @@ each request also crosses from the worker's poll thread to its request thread an
 With 32 kept-alive wrk connections on 2 workers the gthread worker (even with the
 connections split 16/16) gave the single-CID GET 1,845-1,904 req/s, p99 31-36 ms and 0.89
 ms of worker CPU a request; the sync worker, which closes each connection after its
-response so wrk reconnects, 2,274 req/s, p99 16.9 ms and 0.68 ms.
+response so wrk reconnects, 2,236-2,294 req/s, p99 16.9-24.5 ms and 0.67-0.69 ms (3 rounds).
 
 gunicorn's arbiter kills a worker that has not checked in for `timeout` seconds, and a stock
 sync worker checks in only between requests: a download from /ipfs/, an upload to
@@ -20,6 +20,7 @@ worker does; a request that hangs is then not killed by the arbiter either, as w
 from __future__ import annotations
 
 import threading
+import time
 
 from gunicorn.workers.sync import SyncWorker
 
@@ -32,7 +33,6 @@ class HeartbeatSyncWorker(SyncWorker):
     def _heartbeat(self) -> None:
         # self.timeout is half the arbiter's: check in four times within the arbiter's limit.
         interval = max(self.timeout / 2, 0.1)
-        stop = threading.Event()
         while self.alive:
             self.notify()
-            stop.wait(interval)
+            time.sleep(interval)

@@ -28,7 +28,7 @@ import logging
 import os
 import select
 import threading
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -43,14 +43,11 @@ RECONNECT_S = 1.0  # first wait before reconnecting; doubles up to RECONNECT_MAX
 RECONNECT_MAX_S = 30.0
 
 
-class Remembered(NamedTuple):
-    row: tuple[Any, ...]  # the key's columns, as authenticate_key loaded them
-
-
 class _State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: dict[str, Remembered] = {}
+        # HMAC of the whole key -> the key's columns, as authenticate_key loaded them
+        self.entries: dict[str, tuple[Any, ...]] = {}
         self.generation = 0
         self.fd: int | None = None  # the listener's socket while it is listening
         self.backend_pid: int | None = None  # its PostgreSQL backend (tests, diagnosis)
@@ -86,7 +83,7 @@ def generation() -> int:
     return state.generation
 
 
-def recall(digest: str) -> Remembered | None:
+def recall(digest: str) -> tuple[Any, ...] | None:
     state = _current()
     fd = state.fd
     if fd is None:
@@ -109,7 +106,7 @@ def remember(digest: str, row: tuple[Any, ...], since: int) -> None:
     state = _current()
     with state.lock:
         if state.fd is not None and state.generation == since:
-            state.entries[digest] = Remembered(row)
+            state.entries[digest] = row
 
 
 def forget() -> None:

@@ -6,9 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import dj_database_url
 
@@ -20,6 +22,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], what: str = "the condition", timeout: float = 60.0) -> T:
+    """The first truthy value of check(), polled every 50 ms for up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def answers(url: str) -> bool:
+    """Whether a server answers `url` over HTTP at all (any status)."""
+    import httpx
+
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def process_env(tmp_path: Path, **overrides: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, answers, free_port, wait_until
 
 APP = "tests.dashboard.test_gunicorn_worker:app"
 
@@ -49,17 +49,14 @@ def gunicorn(*args: str) -> Iterator[str]:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(base, timeout=1)
-                    break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        output.seek(0)
-                        log = output.read().decode()
-                        raise AssertionError(f"gunicorn did not start:\n{log}") from None
-                    time.sleep(0.1)
+
+            def up() -> bool:
+                if process.poll() is not None:
+                    output.seek(0)
+                    raise AssertionError(f"gunicorn exited:\n{output.read().decode()}")
+                return answers(base)
+
+            wait_until(up, "gunicorn", timeout=30)
             yield base
         finally:
             process.send_signal(signal.SIGTERM)

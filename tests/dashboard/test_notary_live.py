@@ -6,7 +6,6 @@ appears on the (fake) chain, where `serve`'s scanner finds it and the job shows 
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,15 @@ from executor.commp import Piece, commp
 from tests.chain_data import make_deal
 from tests.executor import wat_modules as wat
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import database_urls, free_port, manage, process_env, spawn
+from tests.helpers import (
+    answers,
+    database_urls,
+    free_port,
+    manage,
+    process_env,
+    spawn,
+    wait_until,
+)
 
 HOLDER = "f01234"
 
@@ -51,16 +58,6 @@ def _key(env: dict[str, str], scope: str, *extra: str) -> str:
     return made.stdout.strip().splitlines()[-1]
 
 
-def _until(check, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def test_evergreen_end_to_end(tmp_path: Path) -> None:
     chain = FakeChain.from_fixtures()
     with FakeLotusServer(chain) as lotus:
@@ -89,7 +86,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             def api(key: str) -> httpx.Client:
                 return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
 
-            _until(lambda: _up(url))
+            wait_until(lambda: answers(f"{url}/healthz"), "serve")
             # 1. a job, run by the bundled executor (the holder of its results is HOLDER)
             alice = api(submitter)
             module = alice.post(
@@ -100,7 +97,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             job_id = alice.post(
                 "/api/v1/jobs", json={"engine": "wasm", "wasm": {"module": module}}
             ).json()["id"]
-            job = _until(
+            job = wait_until(
                 lambda: (
                     (j := alice.get(f"/api/v1/jobs/{job_id}").json())["state"] == "completed" and j
                 )
@@ -143,7 +140,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             assert (over.status_code, over.json()["error"]["code"]) == (409, "exceeds_remaining")
             assert notary.verification(medium.cid, HOLDER)["awarded_bytes"] == 6144
             # 6. the provider makes the deal; it appears on chain and the scanner finds it
-            _until(lambda: api(node).get("/api/v1/scanner").json().get("processing_height"))
+            wait_until(lambda: api(node).get("/api/v1/scanner").json().get("processing_height"))
             deal_id = chain.next_deal_id
             head = chain.head_height
             value = make_deal(
@@ -158,7 +155,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             )
             chain.add_deal(deal_id, value)
             chain.advance(chain.finality + 10)
-            shown = _until(
+            shown = wait_until(
                 lambda: (
                     (j := api(moderator).get(f"/api/v1/jobs/{job_id}").json())["storage"]["deals"]
                     and j
@@ -175,10 +172,3 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             out, err = proc.communicate(timeout=60)
             databases.close()
     assert proc.returncode == 0, err
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz").status_code in (200, 503)
-    except httpx.TransportError:
-        return False

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +21,15 @@ from dashboard import verified_keys
 from dashboard.api_keys import authenticate_key, revoke_api_key
 from tests.base import Personas
 from tests.chain_data import synthetic_payload_cid
-from tests.helpers import ROOT, database_urls, free_port, manage, process_env
+from tests.helpers import (
+    ROOT,
+    answers,
+    database_urls,
+    free_port,
+    manage,
+    process_env,
+    wait_until,
+)
 
 CID = synthetic_payload_cid(1)
 
@@ -40,14 +47,6 @@ def test_only_postgresql_remembers_keys(settings) -> None:  # type: ignore[no-un
     assert verified_keys.enabled() is False
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 def listening() -> bool:
     return verified_keys._current().fd is not None
 
@@ -56,7 +55,7 @@ def listening() -> bool:
 def remembering(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.API_KEY_CACHE = True
     verified_keys.generation()  # starts the listener
-    wait_for(listening, "the listener")
+    wait_until(listening, "the listener")
     yield
     verified_keys.stop()
 
@@ -112,7 +111,7 @@ def test_a_revocation_committed_elsewhere_is_heard(  # type: ignore[no-untyped-d
         "UPDATE dashboard_apikey SET revoked_at = now() WHERE prefix = %s",
         [personas.node.prefix],
     )
-    wait_for(lambda: authenticate_key(personas.node_key) is None, "the revocation")
+    wait_until(lambda: authenticate_key(personas.node_key) is None, "the revocation")
     # Everything was forgotten, not only the revoked key: the other one is looked up again.
     _, queries = queries_for(personas.other_node_key)
     assert queries >= 1
@@ -136,7 +135,7 @@ def test_deleting_keys_is_heard(remembering, personas: Personas, other_connectio
     other_connection.execute(
         "DELETE FROM dashboard_apikey WHERE prefix = %s", [personas.node.prefix]
     )
-    wait_for(lambda: authenticate_key(personas.node_key) is None, "the deletion")
+    wait_until(lambda: authenticate_key(personas.node_key) is None, "the deletion")
 
 
 @on_postgresql
@@ -154,7 +153,7 @@ def test_last_used_bookkeeping_does_not_make_processes_forget(  # type: ignore[n
     other_connection.execute(
         "UPDATE dashboard_apikey SET provider = 'f05678' WHERE name = 'node-2'"
     )
-    wait_for(lambda: verified_keys._current().generation > before, "the rename")
+    wait_until(lambda: verified_keys._current().generation > before, "the rename")
     assert verified_keys._current().generation == before + 1
 
 
@@ -165,11 +164,11 @@ def test_a_lost_listener_stops_the_remembering_until_it_is_back(  # type: ignore
     remembered_and_free(personas.node_key)
     first = verified_keys._current().backend_pid
     other_connection.execute("SELECT pg_terminate_backend(%s)", [first])
-    wait_for(lambda: verified_keys._current().backend_pid != first, "the listener to notice")
+    wait_until(lambda: verified_keys._current().backend_pid != first, "the listener to notice")
     key, queries = queries_for(personas.node_key)
     assert key is not None and queries >= 1
     # It reconnects (a new backend) and remembering resumes.
-    wait_for(listening, "the listener to reconnect")
+    wait_until(listening, "the listener to reconnect")
     assert verified_keys._current().backend_pid not in (None, first)
     remembered_and_free(personas.node_key)
 
@@ -223,7 +222,7 @@ def test_gunicorn_workers_hear_a_revocation_from_the_command_line(tmp_path: Path
         ]
 
     try:
-        wait_for(lambda: _up(f"http://127.0.0.1:{port}/healthz"), "gunicorn", timeout=60)
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "gunicorn")
         assert set(statuses(keys["bypassed"])) == {200}
         assert set(statuses(keys["revoked"])) == {200}
         # A revocation that bypasses the triggers is never heard: the workers go on
@@ -244,13 +243,6 @@ def test_gunicorn_workers_hear_a_revocation_from_the_command_line(tmp_path: Path
         server.terminate()
         server.wait(timeout=30)
         databases.close()
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @on_postgresql
