@@ -35,7 +35,7 @@ def _decode_cursor(text: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
         stamp, _, job_id = raw.partition("|")
         when = datetime.fromisoformat(stamp)
-        if not job_id or when.tzinfo is None:
+        if not job_id or "\x00" in job_id or when.tzinfo is None:
             raise ValueError
         return when, job_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -51,6 +51,16 @@ def _choice(query: Mapping[str, str], name: str, choices: list[str]) -> str | No
             "invalid_request",
             f"{name} must be one of {', '.join(choices)}",
             fields={name: f"got {value!r}"},
+        )
+    return value
+
+
+def _text(query: Mapping[str, str], name: str) -> str | None:
+    value = query.get(name)
+    # PostgreSQL refuses NUL in any text it is sent: a 400 here, not a 500 there.
+    if value is not None and "\x00" in value:
+        raise DomainError(
+            "invalid_request", f"{name} must not contain NUL", fields={name: "contains NUL"}
         )
     return value
 
@@ -74,9 +84,9 @@ def job_page(who: ApiKey | None, query: Mapping[str, str]) -> JobPage:
         filters["state"] = state
     if engine := _choice(query, "engine", [e.value for e in Job.Engine]):
         filters["engine"] = engine
-    if (node := query.get("node")) is not None:
+    if (node := _text(query, "node")) is not None:
         filters["node__name"] = node
-    if (annotation := query.get("annotation")) is not None:
+    if (annotation := _text(query, "annotation")) is not None:
         filters["annotation_index__contains"] = f"|{annotation}|"  # a whole annotation
     if blessed := _choice(query, "blessed", ["true", "false"]):
         filters["inputs_blessed"] = blessed == "true"
