@@ -66,7 +66,7 @@ EPOCH_TICK_S = 0.01
 WASI = "wasi_snapshot_preview1"
 
 # WASI errno values (wasi_snapshot_preview1)
-_OK, _EFAULT, _EINVAL, _ENOTSUP = 0, 21, 28, 58
+_OK, _EBADF, _EFAULT, _EINVAL, _ENOTSOCK = 0, 8, 21, 28, 57
 # poll_oneoff event types
 _EV_CLOCK, _EV_FD_READ, _EV_FD_WRITE = 0, 1, 2
 
@@ -102,22 +102,6 @@ class WasmOutcome:
     fuel_used: int
     runtime_ms: int
     compiled: bool  # False when the module came from the cache
-
-
-def random_stream(seed: bytes) -> Callable[[int], bytes]:
-    """The job's random bytes: SHA-256 in counter mode over the seed, consumed in order."""
-    counter = 0
-    buffer = b""
-
-    def take(n: int) -> bytes:
-        nonlocal counter, buffer
-        while len(buffer) < n:
-            buffer += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
-            counter += 1
-        out, buffer = buffer[:n], buffer[n:]
-        return out
-
-    return take
 
 
 # --- engines, the epoch ticker and the compiled-module cache ----------------------------------
@@ -249,70 +233,219 @@ class ModuleCache:
 
 
 # --- the shadowed WASI imports -----------------------------------------------------------------
+#
+# wasmtime-py hands i32 arguments to Python as signed integers; WASI pointers and lengths are
+# u32, so every one is read through `_u32` (memory above 2 GiB is within our limits).
+#
+# Host calls do work that wasm's fuel and epoch checks never see, so each shadowed call pays
+# fuel for its bytes before doing them, and long ones look at the run's deadline as they go.
+
+# Fuel a shadowed call costs: a fixed part, and one unit per byte it produces or copies.
+HOST_CALL_FUEL = 100
+FUEL_PER_BYTE = 1
+# random_get works in pieces of this size, looking at the deadline between them.
+_RANDOM_PIECE = 1 << 20
+
+_PROBE_WAT = """(module
+  (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "errno") (param i32) (result i32) (call $fdstat (local.get 0) (i32.const 0))))"""
+
+
+def _u32(value: int) -> int:
+    return value & 0xFFFFFFFF
+
+
+class RandomStream:
+    """The job's random bytes: block i is SHA-256(seed ‖ i as 8 bytes big-endian), taken in
+    order across calls. Linear in the bytes taken."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._prefix = hashlib.sha256(seed)
+        self._counter = 0
+        self._spare = b""
+
+    def take(self, n: int) -> bytes:
+        if n <= len(self._spare):
+            out, self._spare = self._spare[:n], self._spare[n:]
+            return out
+        blocks = (n - len(self._spare) + 31) // 32
+        start = self._counter
+        self._counter += blocks
+        copy = self._prefix.copy
+        parts = [self._spare]
+        for i in range(start, start + blocks):
+            block = copy()
+            block.update(i.to_bytes(8, "big"))
+            parts.append(block.digest())
+        data = b"".join(parts)
+        self._spare = data[n:]
+        return data[:n]
+
+
+def random_stream(seed: bytes) -> Callable[[int], bytes]:
+    """`take(n)` of a new RandomStream over `seed`."""
+    return RandomStream(seed).take
+
+
+class _HostOutOfFuel(Exception):  # noqa: N818 - control flow, not an error
+    """A shadowed call could not pay for its work."""
+
+
+class _HostInterrupted(Exception):  # noqa: N818 - control flow, not an error
+    """A shadowed call found the run past its wall time, or cancelled."""
 
 
 class _VirtualHost:
     """Per-run state of the deterministic imports."""
 
-    def __init__(self, seed: bytes) -> None:
+    def __init__(
+        self, seed: bytes, eng: Engine, deadline: float, cancel: threading.Event | None
+    ) -> None:
         self.clocks = [REALTIME_START_NS, MONOTONIC_START_NS, 0, 0]
-        self.random = random_stream(seed)
+        self.random = RandomStream(seed)
+        self._engine = eng
+        self._deadline = deadline  # time.monotonic() past which the run has timed out
+        self._cancel = cancel
+        self._linker: Linker | None = None
+        self._probe: wasmtime.Func | None = None
+
+    # --- limits --------------------------------------------------------------------------
+
+    def _check_time(self) -> None:
+        if time.monotonic() > self._deadline or (
+            self._cancel is not None and self._cancel.is_set()
+        ):
+            raise _HostInterrupted
+
+    def _charge(self, caller: wasmtime.Caller, nbytes: int) -> None:
+        """Take the call's fuel before it works; no fuel left fails the run as wasm would."""
+        self._check_time()
+        cost = HOST_CALL_FUEL + nbytes * FUEL_PER_BYTE
+        # wasmtime-py's fuel calls need only a store context, which a Caller has.
+        left = Store.get_fuel(caller)  # type: ignore[arg-type]
+        if cost > left:
+            Store.set_fuel(caller, 0)  # type: ignore[arg-type]
+            raise _HostOutOfFuel
+        Store.set_fuel(caller, left - cost)  # type: ignore[arg-type]
+
+    # --- memory --------------------------------------------------------------------------
 
     @staticmethod
-    def _write(caller: wasmtime.Caller, data: bytes, ptr: int) -> bool:
+    def _memory(caller: wasmtime.Caller) -> wasmtime.Memory | None:
         memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory):
+        return memory if isinstance(memory, wasmtime.Memory) else None
+
+    @classmethod
+    def _fits(cls, caller: wasmtime.Caller, ptr: int, size: int) -> bool:
+        memory = cls._memory(caller)
+        return memory is not None and ptr + size <= memory.data_len(caller)
+
+    @classmethod
+    def _write(cls, caller: wasmtime.Caller, data: bytes, ptr: int) -> bool:
+        memory = cls._memory(caller)
+        if memory is None or ptr + len(data) > memory.data_len(caller):
             return False
-        if ptr < 0 or ptr + len(data) > memory.data_len(caller):
-            return False
-        memory.write(caller, data, ptr)
+        if data:
+            memory.write(caller, data, ptr)
         return True
 
+    # --- file descriptors ----------------------------------------------------------------
+
+    def _fd_errno(self, caller: wasmtime.Caller, fd: int) -> int:
+        """0 for an open fd, else wasmtime's errno (EBADF), asked of wasmtime's own WASI.
+
+        The fd table lives inside wasmtime; a tiny module with a memory of its own calls the
+        real `fd_fdstat_get` for us, in the job's store, the first time a call needs it.
+        """
+        if self._probe is None:
+            assert self._linker is not None
+            module = Module(self._engine, _PROBE_WAT)
+            probe = self._linker.instantiate(caller, module).exports(caller)["errno"]  # type: ignore[arg-type]
+            assert isinstance(probe, wasmtime.Func)
+            self._probe = probe
+        errno = self._probe(caller, fd)  # type: ignore[arg-type]
+        assert isinstance(errno, int)
+        return errno
+
+    def _not_a_socket(self, caller: wasmtime.Caller, fd: int, *_args: int) -> int:
+        # No job has a socket: an open fd is ENOTSOCK, a closed one EBADF, as wasmtime says.
+        self._charge(caller, 0)
+        errno = self._fd_errno(caller, fd)
+        return errno if errno != _OK else _ENOTSOCK
+
+    # --- the calls -----------------------------------------------------------------------
+
     def clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, out: int) -> int:
-        if not 0 <= clock < len(self.clocks):
+        self._charge(caller, 8)
+        clock = _u32(clock)
+        if clock >= len(self.clocks):
             return _EINVAL
         value = self.clocks[clock]
         self.clocks[clock] = value + TICK_NS
-        return _OK if self._write(caller, struct.pack("<Q", value), out) else _EFAULT
+        return _OK if self._write(caller, struct.pack("<Q", value), _u32(out)) else _EFAULT
 
     def clock_res_get(self, caller: wasmtime.Caller, clock: int, out: int) -> int:
-        if not 0 <= clock < len(self.clocks):
+        self._charge(caller, 8)
+        if _u32(clock) >= len(self.clocks):
             return _EINVAL
-        return _OK if self._write(caller, struct.pack("<Q", TICK_NS), out) else _EFAULT
+        return _OK if self._write(caller, struct.pack("<Q", TICK_NS), _u32(out)) else _EFAULT
 
     def random_get(self, caller: wasmtime.Caller, buf: int, size: int) -> int:
-        if size < 0:
-            return _EINVAL
-        return _OK if self._write(caller, self.random(size), buf) else _EFAULT
+        buf, size = _u32(buf), _u32(size)
+        if not self._fits(caller, buf, size):
+            self._charge(caller, 0)
+            return _EFAULT
+        self._charge(caller, size)
+        for offset in range(0, size, _RANDOM_PIECE):
+            self._check_time()
+            piece = self.random.take(min(_RANDOM_PIECE, size - offset))
+            if not self._write(caller, piece, buf + offset):
+                return _EFAULT  # the guest cannot shrink its memory; kept for safety
+        return _OK
 
     def poll_oneoff(
         self, caller: wasmtime.Caller, subs: int, events: int, count: int, out_count: int
     ) -> int:
-        memory = caller.get("memory")
-        if not isinstance(memory, wasmtime.Memory) or count <= 0:
+        subs, events, count, out_count = _u32(subs), _u32(events), _u32(count), _u32(out_count)
+        if count == 0:
+            self._charge(caller, 0)
             return _EINVAL
-        if subs < 0 or subs + 48 * count > memory.data_len(caller):
+        if not self._fits(caller, subs, 48 * count) or not self._fits(caller, events, 32 * count):
+            self._charge(caller, 0)
             return _EFAULT
+        self._charge(caller, 80 * count)
+        memory = self._memory(caller)
+        assert memory is not None
         raw = memory.read(caller, subs, subs + 48 * count)
-        out = bytearray()
+        fd_events: list[bytes] = []
+        clock_events: list[bytes] = []
+        ready = False
         for i in range(count):
-            sub = raw[48 * i : 48 * (i + 1)]
-            userdata, tag = struct.unpack_from("<QB", sub, 0)
-            kind = tag if tag in (_EV_CLOCK, _EV_FD_READ, _EV_FD_WRITE) else _EV_CLOCK
-            error = _OK if tag == kind else _EINVAL
-            # event: userdata u64, error u16, type u8, then fd_readwrite {nbytes u64, flags u16}
-            out += struct.pack("<QHBxxxxxQHxxxxxx", userdata, error, kind, 0, 0)
-        if not self._write(caller, bytes(out), events):
-            return _EFAULT
-        return _OK if self._write(caller, struct.pack("<I", count), out_count) else _EFAULT
+            userdata, tag = struct.unpack_from("<QB", raw, 48 * i)
+            if tag in (_EV_FD_READ, _EV_FD_WRITE):
+                (fd,) = struct.unpack_from("<i", raw, 48 * i + 16)
+                error = self._fd_errno(caller, fd)
+                ready = ready or error == _OK
+                fd_events.append(_event(userdata, error, tag))
+            elif tag == _EV_CLOCK:
+                clock_events.append(_event(userdata, _OK, _EV_CLOCK))
+            else:
+                fd_events.append(_event(userdata, _EINVAL, _EV_CLOCK))
+        # Clocks never move, so a clock fires only when nothing else is ready: a sleep
+        # returns at once, and a poll on ready fds with a timeout is not a timeout.
+        out = fd_events if ready else fd_events + clock_events
+        self._write(caller, b"".join(out), events)
+        return _OK if self._write(caller, struct.pack("<I", len(out)), out_count) else _EFAULT
 
     @staticmethod
     def proc_exit(_caller: wasmtime.Caller, code: int) -> None:
         # WASI's exit code is a u32; wasmtime's own proc_exit refuses codes from 126 up.
-        raise _ProcExit(code & 0xFFFFFFFF)
+        raise _ProcExit(_u32(code))
 
     def define(self, linker: Linker) -> None:
         i32, i64 = ValType.i32(), ValType.i64()
+        self._linker = linker
         linker.allow_shadowing = True
         linker.define_func(
             WASI, "proc_exit", FuncType([i32], []), self.proc_exit, access_caller=True
@@ -322,17 +455,18 @@ class _VirtualHost:
             ("clock_res_get", [i32, i32], self.clock_res_get),
             ("random_get", [i32, i32], self.random_get),
             ("poll_oneoff", [i32, i32, i32, i32], self.poll_oneoff),
-            ("sock_accept", [i32, i32, i32], _not_supported),
-            ("sock_recv", [i32] * 6, _not_supported),
-            ("sock_send", [i32] * 5, _not_supported),
-            ("sock_shutdown", [i32, i32], _not_supported),
+            ("sock_accept", [i32, i32, i32], self._not_a_socket),
+            ("sock_recv", [i32] * 6, self._not_a_socket),
+            ("sock_send", [i32] * 5, self._not_a_socket),
+            ("sock_shutdown", [i32, i32], self._not_a_socket),
         ]
         for name, params, func in funcs:
             linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)
 
 
-def _not_supported(_caller: wasmtime.Caller, *_args: int) -> int:
-    return _ENOTSUP
+def _event(userdata: int, error: int, kind: int) -> bytes:
+    # event: userdata u64, error u16, type u8, then fd_readwrite {nbytes u64, flags u16}
+    return struct.pack("<QHBxxxxxQHxxxxxx", userdata, error, kind, 0, 0)
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -391,6 +525,12 @@ def _memory_note(store: Store, instance: wasmtime.Instance, limit: int) -> str:
     return ""
 
 
+def _interrupted(cancel: threading.Event | None, timeout_s: float) -> WasmRunError:
+    if cancel is not None and cancel.is_set():
+        return WasmCancelled("cancelled while running")
+    return WasmRunError(f"wall-time limit of {timeout_s} s exceeded")
+
+
 def run_module(
     module_cid: str,
     load_module: Callable[[], bytes],
@@ -433,12 +573,12 @@ def run_module(
 
     linker = Linker(eng)
     linker.define_wasi()
-    _VirtualHost(seed).define(linker)
+    started = time.perf_counter()
+    _VirtualHost(seed, eng, time.monotonic() + timeout_s, cancel).define(linker)
 
     def fuel_used() -> int:
         return budget - store.get_fuel()
 
-    started = time.perf_counter()
     instance = None
     token = _ticker.add(eng, deadline, cancel)
     try:
@@ -457,13 +597,15 @@ def run_module(
         exit_code = exc.code
     except ExitTrap as exc:
         exit_code = exc.code
+    except _HostOutOfFuel:
+        raise WasmRunError(f"fuel limit of {budget} exhausted") from None
+    except _HostInterrupted:
+        raise _interrupted(cancel, timeout_s) from None
     except Trap as exc:
         if exc.trap_code == TrapCode.OUT_OF_FUEL:
             raise WasmRunError(f"fuel limit of {budget} exhausted") from None
         if exc.trap_code == TrapCode.INTERRUPT:
-            if cancel is not None and cancel.is_set():
-                raise WasmCancelled("cancelled while running") from None
-            raise WasmRunError(f"wall-time limit of {timeout_s} s exceeded") from None
+            raise _interrupted(cancel, timeout_s) from None
         note = _memory_note(store, instance, memory_bytes) if instance is not None else ""
         raise WasmRunError(f"the module trapped: {_first_line(exc)}{note}") from None
     except WasmtimeError as exc:

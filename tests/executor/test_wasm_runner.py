@@ -19,7 +19,7 @@ import pytest
 from executor.run import JobFailed, JobResult, module_cache, run_job
 from executor.spec import JobSpec, parse_spec
 from executor.store import EmbeddedStore
-from executor.wasm import ModuleCache
+from executor.wasm import HOST_CALL_FUEL, ModuleCache
 from tests.executor import wat_modules as wat
 from tests.executor.resize_reference import parse_ppm, resize
 from tests.executor.wasm_build import require
@@ -234,11 +234,64 @@ def test_exit_codes_are_recorded(store, cache) -> None:
     assert minus_one.exit_code == 2**32 - 1
 
 
+EBADF, ENOTSOCK = 8, 57
+
+
 def test_sleeps_return_at_once_and_sockets_are_refused(store, cache) -> None:
     result = run(store, cache, spec_for(store.add_bytes(wat.sleeper()), limits={"timeout_s": 5}))
-    # poll_oneoff: errno 0, one event, our userdata back; sock_accept: ENOTSUP (58)
-    assert stdout_of(store, result).splitlines() == ["0", "1", "42", "58"]
+    # poll_oneoff: errno 0, one event, our userdata back; sock_accept on fd 3, the /outputs
+    # preopen: ENOTSOCK, as wasmtime answers
+    assert stdout_of(store, result).splitlines() == ["0", "1", "42", str(ENOTSOCK)]
     assert result.runtime_ms < 5000
+
+
+def test_socket_calls_answer_as_wasmtime_does(store, cache) -> None:
+    result = run(store, cache, spec_for(store.add_bytes(wat.sockets())))
+    # an unopened fd is EBADF; stdout and a directory are open but not sockets
+    assert stdout_of(store, result).splitlines() == [str(EBADF), str(ENOTSOCK), str(ENOTSOCK)]
+
+
+def test_poll_reports_ready_fds_and_fires_clocks_only_when_none_is(store, cache) -> None:
+    result = run(store, cache, spec_for(store.add_bytes(wat.poll_fds())))
+    lines = stdout_of(store, result).splitlines()
+    # stdout is writable: its event alone (userdata 2, no error, type fd_write), no timeout
+    assert lines[:5] == ["0", "1", "2", "0", "2"]
+    # fd 99 is not open: EBADF for it, and with no fd ready the clock fires
+    assert lines[5:] == ["0", "2", "3", str(EBADF), "1", "4", "0", "0"]
+
+
+def test_pointers_above_2_gib_are_unsigned(store, cache) -> None:
+    spec = spec_for(store.add_bytes(wat.high_memory()), limits={"memory_bytes": 3 << 30})
+    lines = stdout_of(store, run(store, cache, spec)).splitlines()
+    seed = hashlib.sha256(spec.canonical_json()).digest()
+    assert lines == ["0", "0", "0", stream(seed, 16).hex(), str(REALTIME_ORIGIN), "1000000"]
+
+
+def test_random_get_is_linear_and_continues_the_stream(store, cache) -> None:
+    # 4 MiB took about 111 s when each call's bytes were built quadratically; now well
+    # within the job's own 60 s limit, and two calls continue one stream.
+    spec = spec_for(store.add_bytes(wat.random_bytes(4 << 20, calls=2)), limits={"timeout_s": 60})
+    result = run(store, cache, spec)
+    seed = hashlib.sha256(spec.canonical_json()).digest()
+    assert store.cat(result.stdout_cid) == stream(seed, 8 << 20)
+
+
+def test_wall_time_bounds_time_spent_in_host_calls(store, cache) -> None:
+    # 64 calls of 4 MiB each: far longer than the limit however fast the machine, and all of
+    # it inside random_get, where no epoch check runs.
+    module = store.add_bytes(wat.random_loop(4 << 20, calls=64))
+    with pytest.raises(JobFailed, match=r"wall-time limit of 0.3 s exceeded"):
+        run(store, cache, spec_for(module, limits={"timeout_s": 0.3, "memory_bytes": 8 << 20}))
+
+
+def test_host_calls_pay_fuel_for_their_bytes(store, cache) -> None:
+    # one 1 MiB random_get costs over a million fuel, whatever the guest's own code costs
+    module = store.add_bytes(wat.random_loop(1 << 20, calls=1))
+    with pytest.raises(JobFailed, match="fuel limit of 1000000 exhausted"):
+        run(store, cache, spec_for(module, limits={"fuel": 1_000_000}))
+    result = run(store, cache, spec_for(module, limits={"fuel": 2_000_000}))
+    assert result.exit_code == 0
+    assert result.fuel_used is not None and result.fuel_used > HOST_CALL_FUEL + (1 << 20)
 
 
 def test_unknown_inputs_and_bad_mounts_fail_clearly(store, cache) -> None:

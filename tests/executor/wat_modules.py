@@ -13,6 +13,7 @@ _IMPORTS = """
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_shutdown" (func $sock_shutdown (param i32 i32) (result i32)))
 """
 
 # $write(ptr, len) to stdout; $u64(v) prints decimal + newline; $hex(ptr, n) prints hex + newline.
@@ -155,3 +156,106 @@ def xorshift(iterations: int) -> bytes:
     (i64.store (i32.const 0) (local.get $x))))
 """)
     )
+
+
+def random_bytes(size: int, calls: int = 1) -> bytes:
+    """Grows memory to hold `size` bytes at 65536, fills them `calls` times with random_get,
+    writing them to stdout after each call, then exits 0."""
+    pages = size // 65536 + 2
+    return _module(f"""
+  (func (export "_start") (local $i i32)
+    (drop (memory.grow (i32.const {pages})))
+    (loop $l
+      (drop (call $random_get (i32.const 65536) (i32.const {size})))
+      (call $write (i32.const 65536) (i32.const {size}))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {calls})))))
+""")
+
+
+def random_loop(size: int, calls: int) -> bytes:
+    """Calls random_get(`size` bytes) `calls` times without printing, then exits 0."""
+    pages = size // 65536 + 2
+    return _module(f"""
+  (func (export "_start") (local $i i32)
+    (drop (memory.grow (i32.const {pages})))
+    (loop $l
+      (drop (call $random_get (i32.const 65536) (i32.const {size})))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {calls})))))
+""")
+
+
+def high_memory() -> bytes:
+    """Grows memory past 2 GiB, then uses addresses from 0x80000000 up: 16 random bytes there,
+    a realtime read at 0x80000010 and an 8-byte clock resolution at 0x80000018. Prints the
+    three errnos, the random bytes in hex, the realtime and the resolution."""
+    return _module("""
+  (func $copy (param $n i32) (local $i i32)  ;; high memory to 6000, then print as hex
+    (loop $l
+      (i32.store8 (i32.add (i32.const 6000) (local.get $i))
+        (i32.load8_u (i32.add (i32.const 0x80000000) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (call $hex (i32.const 6000) (local.get $n)))
+  (func (export "_start")
+    (if (i32.eq (memory.grow (i32.const 32768)) (i32.const -1)) (then unreachable))
+    (call $u64 (i64.extend_i32_u (call $random_get (i32.const 0x80000000) (i32.const 16))))
+    (call $u64 (i64.extend_i32_u
+      (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 0x80000010))))
+    (call $u64 (i64.extend_i32_u (call $clock_res_get (i32.const 1) (i32.const 0x80000018))))
+    (call $copy (i32.const 16))
+    (call $u64 (i64.load (i32.const 0x80000010)))
+    (call $u64 (i64.load (i32.const 0x80000018))))
+""")
+
+
+def _subscription(at: int, userdata: int, tag: int, fd_or_clock: int) -> str:
+    # subscription: userdata u64, tag u8, then fd u32 or a clock {id u32, timeout u64, ...}
+    return f"""
+    (i64.store (i32.const {at}) (i64.const {userdata}))
+    (i32.store8 (i32.const {at + 8}) (i32.const {tag}))
+    (i32.store (i32.const {at + 16}) (i32.const {fd_or_clock}))
+    (i64.store (i32.const {at + 24}) (i64.const 1000000000))"""
+
+
+def _print_events(events: int) -> str:
+    """Prints poll_oneoff's errno, the event count, then each event's userdata, error, type."""
+    body = """
+    (call $u64 (i64.extend_i32_u (local.get $errno)))
+    (call $u64 (i64.extend_i32_u (i32.load (i32.const 3900))))"""
+    for i in range(events):
+        at = 3500 + 32 * i
+        body += f"""
+    (call $u64 (i64.load (i32.const {at})))
+    (call $u64 (i64.extend_i32_u (i32.load16_u (i32.const {at + 8}))))
+    (call $u64 (i64.extend_i32_u (i32.load8_u (i32.const {at + 10}))))"""
+    return body
+
+
+def poll_fds() -> bytes:
+    """Two poll_oneoff calls, each printed with _print_events: a 1 s clock (userdata 1) with
+    stdout writable (userdata 2); then an unopened fd 99 for reading (userdata 3) with a
+    clock (userdata 4)."""
+    return _module(f"""
+  (func (export "_start") (local $errno i32)
+    {_subscription(3000, 1, 0, 1)}
+    {_subscription(3048, 2, 2, 1)}
+    (local.set $errno (call $poll_oneoff (i32.const 3000) (i32.const 3500) (i32.const 2) (i32.const 3900)))
+    {_print_events(1)}
+    {_subscription(3000, 3, 1, 99)}
+    {_subscription(3048, 4, 0, 1)}
+    (local.set $errno (call $poll_oneoff (i32.const 3000) (i32.const 3500) (i32.const 2) (i32.const 3900)))
+    {_print_events(2)})
+""")
+
+
+def sockets() -> bytes:
+    """Prints the errnos of sock_shutdown on an unopened fd (99), on stdout (1) and of
+    sock_accept on fd 3 (a preopened directory)."""
+    return _module("""
+  (func (export "_start")
+    (call $u64 (i64.extend_i32_u (call $sock_shutdown (i32.const 99) (i32.const 1))))
+    (call $u64 (i64.extend_i32_u (call $sock_shutdown (i32.const 1) (i32.const 1))))
+    (call $u64 (i64.extend_i32_u (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 3300)))))
+""")
