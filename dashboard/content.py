@@ -6,32 +6,57 @@ uploaded here is what the bundled worker mounts, and results it publishes can be
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.conf import settings
 
 from dashboard.errors import DomainError
+from executor.car import CarError
 from executor.cids import InvalidCID, normalize_cid
-from executor.storage import ContentNotFound, DirEntry, Storage, StorageError, open_storage
+from executor.storage import (
+    ContentNotFound,
+    DirEntry,
+    LimitExceeded,
+    Storage,
+    StorageError,
+    open_storage,
+    staging_dir,
+    sweep_stale,
+)
 
-__all__ = ["resolve", "storage", "store_upload"]
+__all__ = ["open_file", "resolve", "storage", "store_upload", "sweep_uploads"]
 
 CHUNK = 1 << 20
+_UPLOAD = "upload"
 
 
 def storage() -> Storage:
     return open_storage(settings.IPFS_API_URL, Path(settings.DATA_DIR))
 
 
+def _uploads() -> Path:
+    return Path(settings.DATA_DIR) / "uploads"
+
+
+def sweep_uploads() -> int:
+    """Remove upload bodies left by processes that were killed mid-upload; how many."""
+    return sweep_stale(_uploads(), _UPLOAD)
+
+
 def store_upload(read: Callable[[int], bytes], *, declared: int | None, car: bool) -> str:
-    """Stream a request body to a temporary file within the size limit, then add it."""
+    """Stream a request body to a staging file within the size limit, then add it.
+
+    `declared` is the Content-Length, None for a body the server has de-chunked. A CAR's
+    blocks count at what they take on disk (each its bytes plus 4096) against the same limit,
+    and a CAR is stored all or nothing."""
     limit = settings.CONTENT_MAX_BYTES
     if declared is not None and declared > limit:
         raise DomainError("body_too_large", f"uploads are limited to {limit} bytes", status=413)
-    with tempfile.TemporaryDirectory(prefix="filplus-upload-") as tmp:
-        path = Path(tmp) / "upload"
+    tmp = staging_dir(_uploads(), _UPLOAD)
+    try:
+        path = tmp / "upload"
         size = 0
         with path.open("wb") as out:
             while chunk := read(CHUNK):
@@ -41,21 +66,41 @@ def store_upload(read: Callable[[int], bytes], *, declared: int | None, car: boo
                         "body_too_large", f"uploads are limited to {limit} bytes", status=413
                     )
                 out.write(chunk)
+        if declared is not None and size != declared:
+            raise DomainError("truncated_body", f"the body ended after {size} of {declared} bytes")
         store = storage()
         try:
             if car:
                 with path.open("rb") as data:
-                    roots = store.import_car(data)
+                    roots = store.import_car(data, max_bytes=limit)
                 if len(roots) != 1:
                     raise DomainError(
                         "invalid_car", f"a CAR upload needs exactly one root, it has {len(roots)}"
                     )
                 return roots[0]
             return store.add_path(path)[-1].cid
+        except LimitExceeded as exc:
+            raise DomainError("body_too_large", str(exc), status=413) from None
+        except CarError as exc:
+            raise DomainError("invalid_car", f"the CAR was refused: {exc}") from None
         except StorageError as exc:
-            if car:
-                raise DomainError("invalid_car", f"the CAR was refused: {exc}") from None
             raise DomainError("storage_unavailable", str(exc), status=503) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_file(cid: str) -> tuple[int, Iterator[bytes]]:
+    """A stored file's declared size and its bytes, once every block of it is known to be
+    here (404 otherwise)."""
+    store = storage()
+    try:
+        if not store.has(cid):
+            raise DomainError(
+                "not_found", f"{cid} is not wholly in this dashboard's store", status=404
+            )
+        return store.size(cid), store.iter_cat(cid)
+    except StorageError as exc:
+        raise DomainError("storage_unavailable", str(exc), status=503) from None
 
 
 def resolve(cid: str, path: str) -> tuple[str, bool, list[DirEntry] | None]:

@@ -99,6 +99,7 @@ def execute_job(job: Job, *, worker: str) -> str:
                 storage(),
                 cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
                 cancel=keeper.stop_run,
+                input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
             )
         except JobCancelled as exc:
             if keeper.lost:

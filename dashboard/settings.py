@@ -140,7 +140,10 @@ EXECUTOR_LEASE_S = env_int("EXECUTOR_LEASE_S", 60, minimum=1)
 EXECUTOR_MAX_ATTEMPTS = env_int("EXECUTOR_MAX_ATTEMPTS", 3, minimum=1)
 # Executor threads `manage.py serve` runs (embedded mode; production uses celery workers).
 EXECUTOR_WORKERS = env_int("EXECUTOR_WORKERS", 1, minimum=0)
-# Largest upload `POST /content` takes.
+# What one job's inputs may write to the worker's disk: file bytes plus 4096 a file or folder.
+EXECUTOR_MAX_INPUT_BYTES = env_int("EXECUTOR_MAX_INPUT_BYTES", 4 << 30, minimum=1)
+# Largest upload `POST /content` takes: its body, and for a CAR what its blocks take on disk
+# (each its bytes plus 4096).
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
 
 # --- moderator pages ------------------------------------------------------------------------

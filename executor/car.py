@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
-from executor.storage import StorageError
+from executor.storage import ENTRY_COST, LimitExceeded, StorageError
 from executor.unixfs import CidParts, UnixFSError, cid_text, decode_cid, encode_varint
 
-__all__ = ["MAX_BLOCK_SIZE", "CarError", "CarReader", "write_car"]
+__all__ = ["MAX_BLOCK_SIZE", "CarError", "CarReader", "blocks_within", "write_car"]
 
 # Kubo refuses blocks over 2 MiB on the network; a larger section is a broken or hostile file.
 MAX_BLOCK_SIZE = 8 << 20
@@ -227,6 +227,20 @@ class CarReader:
             if not matches:
                 raise CarError(f"CAR block {cid_text(binary)} does not match its hash")
             yield binary, parts, block
+
+
+def blocks_within(reader: CarReader, max_bytes: int | None) -> Iterator[tuple[bytes, bytes]]:
+    """`(binary CID, block)` of each section, counting what the blocks take on disk (each its
+    bytes plus ENTRY_COST, one file a block): LimitExceeded once that passes `max_bytes`."""
+    cost = 0
+    for cid, _parts, block in reader:
+        cost += ENTRY_COST + len(block)
+        if max_bytes is not None and cost > max_bytes:
+            raise LimitExceeded(
+                f"the CAR's blocks take more than {max_bytes} bytes on disk "
+                f"(each block counts its size plus {ENTRY_COST} bytes)"
+            )
+        yield cid, block
 
 
 def write_car(out: BinaryIO, roots: Sequence[bytes], blocks: Iterable[tuple[bytes, bytes]]) -> None:

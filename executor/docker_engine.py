@@ -261,6 +261,7 @@ def run_container(
     user: str | None = None,
     api_timeout_s: float = DEFAULT_API_TIMEOUT_S,
     cancel: threading.Event | None = None,
+    deadline: float | None = None,
 ) -> ContainerOutcome:
     """Run `entrypoint` (or the image's default command when empty) in `image`.
 
@@ -269,7 +270,8 @@ def run_container(
     together, with no swap. `pull=None` reads `EXECUTOR_DOCKER_PULL`. The container runs as
     `user` (default: this process's uid:gid), so that files it leaves in `/outputs` belong to
     the executor, which publishes and then deletes them. `api_timeout_s` bounds each call to
-    the engine, not the job: the wait and the output stream are bounded by `timeout_s` alone.
+    the engine, not the job: the wait and the output stream are bounded by `timeout_s` alone,
+    counted from the start, or up to `deadline` (a time.monotonic() value) when given.
 
     Raises ContainerRunError with a one-line reason when the job cannot run to an exit:
     the engine is unreachable, the image is missing, the container cannot start, or it is
@@ -312,7 +314,8 @@ def run_container(
                     raise ContainerRunError(
                         f"the container could not start: {_start_reason(exc)}"
                     ) from None
-                exit_code = _wait(container, timeout_s, cancel)
+                left = timeout_s if deadline is None else deadline - time.monotonic()
+                exit_code = _wait(container, left, cancel)
                 runtime_ms = round((time.monotonic() - started) * 1000)
                 if exit_code == _CANCELLED:
                     _kill(container)

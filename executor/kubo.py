@@ -33,12 +33,14 @@ from urllib.parse import quote
 
 import httpx
 
-from executor.car import CarReader, encode_header
+from executor.car import CarError, CarReader, blocks_within, encode_header
 from executor.cids import InvalidCID, cid_from_bytes, normalize_cid
 from executor.storage import (
+    ENTRY_COST,
     AddedEntry,
     ContentNotFound,
     DirEntry,
+    FetchLimit,
     StorageError,
     StorageUnavailable,
 )
@@ -203,6 +205,9 @@ class KuboClient:
         with self._call("cat", stream=True, params={"arg": cid}) as response:
             for chunk in self._iter_bytes(response, chunk_size, cid):
                 received += len(chunk)
+                if received > expected:
+                    # The node follows the blocks, not the sizes they declare: stop here.
+                    raise StorageError(f"{cid} declares {expected} bytes but its blocks hold more")
                 yield chunk
         # A node that fails mid-stream can only end the body early (Kubo reports the error in
         # an HTTP trailer); the size in the root block tells a short read from a whole one.
@@ -242,7 +247,10 @@ class KuboClient:
                 )
         return sorted(entries, key=lambda e: e.name.encode())
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def size(self, cid: str) -> int:
+        return self._root(_cid(cid)).size
+
+    def get(self, cid: str, dest: Path, limit: FetchLimit | None = None) -> Path:
         """Write the file or tree at `dest` through `ls` and `cat`, which behave alike on both
         nodes (`/api/v0/get`'s tar differs in details). The tree is built beside `dest` and
         renamed into place, so a failure leaves nothing at `dest`."""
@@ -250,7 +258,7 @@ class KuboClient:
         dest = Path(dest)
         if dest.exists() or dest.is_symlink():
             raise StorageError(f"{dest} already exists")
-        root = self._root(cid)
+        self._root(cid)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -258,28 +266,36 @@ class KuboClient:
         work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
             target = work / "root"
-            self._get_into(cid, root, target)
+            self._get_into(cid, target, limit)
             target.rename(dest)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return dest
 
-    def _get_into(self, cid: str, root: _Root, target: Path) -> None:
-        if root.kind == "symlink":
-            raise StorageError(f"{cid} is a symbolic link; refusing to write it")
-        try:
-            if root.kind == "file":
-                with target.open("xb") as out:
-                    for chunk in self._stream_file(cid, root.size, _COPY_CHUNK):
-                        out.write(chunk)
-                return
-            target.mkdir()
-        except OSError as exc:
-            raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
-        for entry in self._list(cid):
-            if entry.name in ("", ".", "..") or "/" in entry.name or "\0" in entry.name:
-                raise StorageError(f"{cid} holds an entry named {entry.name!r}; refusing it")
-            self._get_into(entry.cid, self._root(entry.cid), target / entry.name)
+    def _get_into(self, top: str, top_target: Path, limit: FetchLimit | None) -> None:
+        pending = [(top, top_target)]
+        while pending:
+            cid, target = pending.pop()
+            root = self._root(cid)
+            if root.kind == "symlink":
+                raise StorageError(f"{cid} is a symbolic link; refusing to write it")
+            if limit is not None:
+                limit.spend(ENTRY_COST)
+            try:
+                if root.kind == "file":
+                    with target.open("xb") as out:
+                        for chunk in self._stream_file(cid, root.size, _COPY_CHUNK):
+                            if limit is not None:
+                                limit.spend(len(chunk))
+                            out.write(chunk)
+                    continue
+                target.mkdir()
+            except OSError as exc:
+                raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
+            for entry in reversed(self._list(cid)):
+                if entry.name in ("", ".", "..") or "/" in entry.name or "\0" in entry.name:
+                    raise StorageError(f"{cid} holds an entry named {entry.name!r}; refusing it")
+                pending.append((entry.cid, target / entry.name))
 
     def has(self, cid: str) -> bool:
         """Whether every block under the CID is here: `refs -r` with `offline=true`. Kubo then
@@ -318,18 +334,21 @@ class KuboClient:
             for chunk in self._iter_bytes(response, _COPY_CHUNK, cid):
                 out.write(chunk)
 
-    def import_car(self, car: BinaryIO) -> list[str]:
+    def import_car(self, car: BinaryIO, max_bytes: int | None = None) -> list[str]:
         """`dag/import` of a CARv1 or CARv2: every block is checked against its CID here
-        (`executor.car`) and sent on as CARv1. Each root whose DAG is then complete is pinned,
-        as Kubo's default `pin-roots` does, but by us: the node gets `pin-roots=false`, since
-        Kubo only reports roots it pins and js-ipfs, pinning an incomplete DAG, waits forever.
+        (`executor.car`) and sent on as CARv1. Each root must then be complete on the node,
+        and is pinned, as Kubo's default `pin-roots` does, but by us: the node gets
+        `pin-roots=false`, since Kubo only reports roots it pins and js-ipfs, pinning an
+        incomplete DAG, waits forever. Blocks of a refused CAR stay unpinned, for the node's
+        garbage collector.
         """
         reader = CarReader(car)
         roots = [cid_from_bytes(root) for root in reader.roots]
         boundary = uuid.uuid4().hex
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
-        part = _Part("car", "application/octet-stream", lambda: _car_v1(reader))
+        blocks = blocks_within(reader, max_bytes)
+        part = _Part("car", "application/octet-stream", lambda: _car_v1(reader.roots, blocks))
         body = _multipart_body([part], boundary)
         params = {"pin-roots": "false"}
         call = self._call("dag/import", stream=True, params=params, content=body, headers=headers)
@@ -337,8 +356,10 @@ class KuboClient:
             for _ in _ndjson(response, self.url, "dag/import"):
                 pass
         for root in roots:
-            if self.has(root):
-                self.pin(root)
+            if not self.has(root):
+                raise CarError(f"the DAG of root {root} is neither in the CAR nor stored whole")
+        for root in roots:
+            self.pin(root)
         return roots
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -628,12 +649,11 @@ def _decode_root(cid: str, block: bytes) -> _Root:
     return _Root("file", len(data.data or b"") + sum(data.blocksizes))
 
 
-def _car_v1(reader: CarReader) -> Iterator[bytes]:
-    """The CAR re-encoded as CARv1 from blocks already checked against their CIDs, in
-    pieces of about a megabyte."""
-    header = encode_header(reader.roots)
+def _car_v1(roots: list[bytes], blocks: Iterable[tuple[bytes, bytes]]) -> Iterator[bytes]:
+    """A CARv1 of blocks already checked against their CIDs, in pieces of about a megabyte."""
+    header = encode_header(roots)
     buffer = bytearray(encode_varint(len(header)) + header)
-    for cid, _parts, block in reader:
+    for cid, block in blocks:
         buffer += encode_varint(len(cid) + len(block)) + cid + block
         if len(buffer) >= _COPY_CHUNK:
             yield bytes(buffer)

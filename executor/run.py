@@ -11,13 +11,23 @@ import posixpath
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from executor.spec import OUTPUTS_PATH, JobSpec
-from executor.storage import ContentNotFound, Storage, StorageError
+from executor.storage import (
+    ContentNotFound,
+    FetchCancelled,
+    FetchLimit,
+    FetchTimedOut,
+    LimitExceeded,
+    Storage,
+    StorageError,
+    declared_size,
+)
 from executor.wasm import (
     REALTIME_START_NS,
     ModuleCache,
@@ -31,9 +41,29 @@ from executor.wasm import (
 if TYPE_CHECKING:
     from executor.docker_engine import ContainerOutcome
 
-__all__ = ["JobCancelled", "JobFailed", "JobResult", "module_cache", "prepare_inputs", "run_job"]
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "JobCancelled",
+    "JobFailed",
+    "JobResult",
+    "max_input_bytes",
+    "module_cache",
+    "prepare_inputs",
+    "run_job",
+]
 
 _INPUT_TIME_S = REALTIME_START_NS // 1_000_000_000
+
+# A node's limit on what one job's inputs may write to its disk (EXECUTOR_MAX_INPUT_BYTES).
+DEFAULT_MAX_INPUT_BYTES = 4 << 30
+
+
+def max_input_bytes() -> int:
+    """EXECUTOR_MAX_INPUT_BYTES from the environment (the CLI has no Django settings)."""
+    raw = os.environ.get("EXECUTOR_MAX_INPUT_BYTES") or str(DEFAULT_MAX_INPUT_BYTES)
+    if not raw.isdigit() or int(raw) < 1:
+        raise JobFailed(f"EXECUTOR_MAX_INPUT_BYTES must be a positive number of bytes, got {raw!r}")
+    return int(raw)
 
 
 class JobFailed(Exception):
@@ -83,27 +113,44 @@ def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
-def prepare_inputs(spec: JobSpec, storage: Storage, root: Path) -> list[Mount]:
+def prepare_inputs(
+    spec: JobSpec, storage: Storage, root: Path, limit: FetchLimit | None = None
+) -> list[Mount]:
     """Fetch every input under `root` and describe the read-only preopens that mount them.
 
     A directory CID is preopened at its path. A file CID at `/dir/name` appears as `name` in
     a preopened `/dir`; files that share a directory share one preopen. Preopens may not nest,
     since which one a guest path resolves through would then depend on the WASI libc.
+
+    With a `limit`, the sizes the inputs' DAGs declare are added up first, and nothing is
+    written when they pass it; then every byte and entry written is counted against it.
     """
     preopens: dict[str, Path] = {}
     file_dirs: set[str] = set()
+    kinds = []
+    declared = 0
     for i, mount in enumerate(spec.inputs):
         field = f"inputs.{i}"
         try:
-            is_dir = storage.is_dir(mount.cid)
-        except ContentNotFound:
-            raise JobFailed(f"{field}: {mount.cid} was not found in the IPFS store") from None
+            kinds.append(storage.is_dir(mount.cid))
+            if limit is not None:
+                room = FetchLimit(limit.max_bytes - declared, limit.deadline, limit.cancel)
+                declared += declared_size(storage, mount.cid, room)
+        except LimitExceeded:
+            raise JobFailed(
+                f"{field}: the inputs declare more than their limit of {limit and limit.max_bytes}"
+                " bytes (file bytes plus 4096 a file or folder)"
+            ) from None
+        except StorageError as exc:
+            raise _fetch_failed(field, mount.cid, exc) from None
+    for i, (mount, is_dir) in enumerate(zip(spec.inputs, kinds, strict=True)):
+        field = f"inputs.{i}"
         if is_dir:
             guest = mount.path
             if guest in preopens:
                 raise JobFailed(f"{field}: {guest} is already a mount")
             host = root / f"in{i}"
-            _get(storage, mount.cid, host, field)
+            _get(storage, mount.cid, host, field, limit)
             preopens[guest] = host
             continue
         guest, name = posixpath.split(mount.path)
@@ -114,7 +161,7 @@ def prepare_inputs(spec: JobSpec, storage: Storage, root: Path) -> list[Mount]:
         host = preopens.setdefault(guest, root / f"in{i}")
         file_dirs.add(guest)
         host.mkdir(parents=True, exist_ok=True)
-        _get(storage, mount.cid, host / name, field)
+        _get(storage, mount.cid, host / name, field, limit)
     guests = sorted(preopens)
     for a_index, a in enumerate(guests):
         for b in guests[a_index + 1 :]:
@@ -127,13 +174,23 @@ def prepare_inputs(spec: JobSpec, storage: Storage, root: Path) -> list[Mount]:
     return [Mount(host=host, guest=guest) for guest, host in sorted(preopens.items())]
 
 
-def _get(storage: Storage, cid: str, dest: Path, field: str) -> None:
+def _get(storage: Storage, cid: str, dest: Path, field: str, limit: FetchLimit | None) -> None:
     try:
-        storage.get(cid, dest)
-    except ContentNotFound:
-        raise JobFailed(f"{field}: {cid} was not found in the IPFS store") from None
+        storage.get(cid, dest, limit)
     except StorageError as exc:
-        raise JobFailed(f"{field}: fetching {cid} failed: {exc}") from None
+        raise _fetch_failed(field, cid, exc) from None
+
+
+def _fetch_failed(field: str, cid: str, exc: StorageError) -> JobFailed:
+    if isinstance(exc, FetchCancelled):
+        return JobCancelled(str(exc))
+    if isinstance(exc, FetchTimedOut):
+        return JobFailed(f"wall-time limit exceeded while fetching {field} ({cid})")
+    if isinstance(exc, ContentNotFound):
+        return JobFailed(f"{field}: {cid} was not found in the IPFS store")
+    if isinstance(exc, LimitExceeded):
+        return JobFailed(f"{field}: {exc}")
+    return JobFailed(f"{field}: fetching {cid} failed: {exc}")
 
 
 def _freeze_times(path: Path) -> None:
@@ -169,14 +226,27 @@ def run_job(
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
+    input_limit: int | None = None,
 ) -> JobResult:
     """Run a job and publish its result; raises JobFailed with a one-line reason, or
-    JobCancelled when `cancel` is set while it runs."""
+    JobCancelled when `cancel` is set while it runs.
+
+    The job's wall time covers fetching its inputs and running it. Its inputs may write at
+    most `input_limit` bytes (default EXECUTOR_MAX_INPUT_BYTES), or the spec's
+    `limits.input_bytes` when that is lower."""
     say = progress or (lambda _msg: None)
+    deadline = time.monotonic() + spec.limits.timeout_s
+    node_limit = input_limit if input_limit is not None else max_input_bytes()
+    job_limit = spec.limits.input_bytes
+    limit = FetchLimit(
+        max_bytes=min(node_limit, job_limit) if job_limit is not None else node_limit,
+        deadline=deadline,
+        cancel=cancel,
+    )
     base = Path(tempfile.mkdtemp(prefix="filplus-job-", dir=workdir))
     try:
         say(f"fetching {len(spec.inputs)} input(s)")
-        mounts = prepare_inputs(spec, storage, base / "inputs")
+        mounts = prepare_inputs(spec, storage, base / "inputs", limit)
         result_dir = base / "result"
         outputs = result_dir / "outputs"
         outputs.mkdir(parents=True)
@@ -185,10 +255,17 @@ def run_job(
             raise JobCancelled("cancelled before it started")
         if spec.engine == "wasm":
             outcome = _run_wasm(
-                spec, storage, mounts, result_dir, cache or module_cache(None), say, cancel
+                spec,
+                storage,
+                mounts,
+                result_dir,
+                cache or module_cache(None),
+                say,
+                cancel,
+                deadline,
             )
         else:
-            outcome = _run_docker(spec, mounts, result_dir, say, cancel)
+            outcome = _run_docker(spec, mounts, result_dir, say, cancel, deadline)
         (result_dir / "exitCode").write_text(str(outcome.exit_code))
         say("publishing the result directory")
         try:
@@ -218,6 +295,7 @@ def _run_wasm(
     cache: ModuleCache,
     say: Callable[[str], None],
     cancel: threading.Event | None,
+    deadline: float,
 ) -> WasmOutcome:
     module = spec.module
     assert module is not None
@@ -242,6 +320,7 @@ def _run_wasm(
             stderr=result_dir / "stderr",
             seed=spec.seed(),
             timeout_s=spec.limits.timeout_s,
+            deadline=deadline,
             memory_bytes=spec.limits.memory_bytes,
             fuel=spec.limits.fuel,
             cancel=cancel,
@@ -258,6 +337,7 @@ def _run_docker(
     result_dir: Path,
     say: Callable[[str], None],
     cancel: threading.Event | None,
+    deadline: float,
 ) -> ContainerOutcome:
     # Imported here: the docker SDK is needed only by nodes that run Docker jobs.
     from executor.docker_engine import ContainerCancelled, ContainerRunError, run_container
@@ -273,6 +353,7 @@ def _run_docker(
             stdout=result_dir / "stdout",
             stderr=result_dir / "stderr",
             timeout_s=spec.limits.timeout_s,
+            deadline=deadline,
             memory_bytes=spec.limits.memory_bytes,
             cancel=cancel,
         )

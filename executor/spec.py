@@ -58,6 +58,7 @@ class Limits:
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_bytes: int = DEFAULT_MEMORY_BYTES
     fuel: int | None = None
+    input_bytes: int | None = None  # None: the node's EXECUTOR_MAX_INPUT_BYTES
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class JobSpec:
             "memory_bytes": self.limits.memory_bytes,
             "fuel": self.limits.fuel,
         }
+        # Written only when set, so that specs from before the field keep their seed.
+        if self.limits.input_bytes is not None:
+            body["limits"]["input_bytes"] = self.limits.input_bytes
         body["annotations"] = list(self.annotations)
         return body
 
@@ -208,7 +212,7 @@ def _inputs(value: Any) -> tuple[InputMount, ...]:
 def _limits(value: Any) -> Limits:
     value = {} if value is None else value
     _require(value, dict, "limits", "an object")
-    unknown = set(value) - {"timeout_s", "memory_bytes", "fuel"}
+    unknown = set(value) - {"timeout_s", "memory_bytes", "fuel", "input_bytes"}
     if unknown:
         raise SpecError(f"limits.{sorted(unknown)[0]}", "unknown field")
     timeout = value.get("timeout_s", DEFAULT_TIMEOUT_S)
@@ -226,10 +230,15 @@ def _limits(value: Any) -> Limits:
         _require(fuel, int, "limits.fuel", "a positive integer or null")
         if not 0 < fuel < 1 << 63:
             raise SpecError("limits.fuel", "must be a positive integer below 2**63")
+    input_bytes = value.get("input_bytes")
+    if input_bytes is not None:
+        _require(input_bytes, int, "limits.input_bytes", "a positive integer or null")
+        if not 0 < input_bytes < 1 << 63:
+            raise SpecError("limits.input_bytes", "must be a positive integer below 2**63")
     # An integral float timeout and its int are the same job; keep one canonical spelling.
     if isinstance(timeout, float) and timeout.is_integer():
         timeout = int(timeout)
-    return Limits(timeout_s=timeout, memory_bytes=memory, fuel=fuel)
+    return Limits(timeout_s=timeout, memory_bytes=memory, fuel=fuel, input_bytes=input_bytes)
 
 
 def parse_spec(body: Any) -> JobSpec:

@@ -8,6 +8,8 @@ Layout under `root`:
   files are harmless. Every block read is checked against its hash: a damaged block raises
   StorageError and is removed, so adding the content again repairs it.
 - `pins/<cid>` one empty file a pinned root. Nothing is ever garbage-collected yet.
+- `staging/car-<pid>-…/` a CAR import in progress (see `import_car`); one left by a killed
+  process is removed when the store is next opened.
 
 Adding streams files chunk by chunk (see `executor.unixfs`), so memory stays constant
 whatever their size. Folders are added as `ipfs add -r --hidden` would: every entry,
@@ -30,9 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from executor.car import CarError, CarReader, write_car
+from executor.car import CarError, CarReader, blocks_within, write_car
 from executor.cids import InvalidCID, cid_from_bytes, normalize_cid
-from executor.storage import AddedEntry, ContentNotFound, DirEntry, StorageError
+from executor.storage import (
+    ENTRY_COST,
+    AddedEntry,
+    ContentNotFound,
+    DirEntry,
+    FetchLimit,
+    StorageError,
+    staging_dir,
+    sweep_stale,
+)
 from executor.unixfs import (
     CODEC_DAG_PB,
     CODEC_RAW,
@@ -99,6 +110,15 @@ def _parts(cid: bytes) -> CidParts:
     if end != len(cid):
         raise StorageError(f"malformed CID {cid.hex()}: trailing bytes")
     return parts
+
+
+def _declared_size(node: _Node) -> int:
+    """A file's size as its root block declares it (a raw leaf is its own bytes)."""
+    if node.unixfs is None:
+        return len(node.block)
+    if node.unixfs.filesize is not None:
+        return node.unixfs.filesize
+    return len(node.unixfs.data or b"") + sum(node.unixfs.blocksizes)
 
 
 def _safe_name(name: bytes, parent: bytes) -> str:
@@ -187,6 +207,7 @@ class EmbeddedStore:
             raise StorageError(f"cannot create the IPFS store at {self.root}: {exc}") from None
         self._shards: set[str] = set()
         self._tmp_names = itertools.count()
+        sweep_stale(self.root / "staging", "car")
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({str(self.root)!r})"
@@ -365,20 +386,33 @@ class EmbeddedStore:
         return self._iter_file(root, chunk_size)
 
     def _iter_file(self, root: _Node, chunk_size: int) -> Iterator[bytes]:
+        """The file's bytes, exactly as many as its root declares: StorageError as soon as
+        its blocks hold more, or at the end when they hold fewer."""
+        declared = _declared_size(root)
+        sent = 0
         stack: list[bytes] = []
         node: _Node | None = root
         while True:
             if node is None:
                 if not stack:
-                    return
+                    break
                 node = self._node(stack.pop())
             data = self._file_data(node)
             if data:
+                sent += len(data)
+                if sent > declared:
+                    raise StorageError(
+                        f"{_text(root.cid)} declares {declared} bytes but its blocks hold more"
+                    )
                 for start in range(0, len(data), chunk_size):
                     yield data[start : start + chunk_size]
             if node.node is not None:
                 stack.extend(link.hash for link in reversed(node.node.links))
             node = None
+        if sent != declared:
+            raise StorageError(
+                f"{_text(root.cid)} declares {declared} bytes but its blocks hold {sent}"
+            )
 
     @staticmethod
     def _file_data(node: _Node) -> bytes | None:
@@ -436,14 +470,15 @@ class EmbeddedStore:
             else:
                 child = self._node(child_cid)
                 is_dir = child.is_dir
-                if is_dir or child.unixfs is None:
-                    size = 0
-                else:
-                    size = child.unixfs.filesize or len(child.unixfs.data or b"")
+                size = 0 if is_dir else _declared_size(child)
             entries.append(DirEntry(_safe_name(name, node.cid), _text(child_cid), size, is_dir))
         return entries
 
-    def get(self, cid: str, dest: Path) -> Path:
+    def size(self, cid: str) -> int:
+        root = self._root(cid)
+        return 0 if root.is_dir else _declared_size(root)
+
+    def get(self, cid: str, dest: Path, limit: FetchLimit | None = None) -> Path:
         dest = Path(dest)
         if os.path.lexists(dest):
             raise StorageError(f"{dest} already exists")
@@ -455,7 +490,7 @@ class EmbeddedStore:
         # Build beside the destination and rename at the end: a failed get leaves nothing.
         partial = dest.parent / f".{dest.name}.partial-{os.getpid()}-{next(self._tmp_names)}"
         try:
-            self._write_tree(root, partial)
+            self._write_tree(root, partial, limit)
             partial.rename(dest)
         except BaseException:
             if partial.is_dir():
@@ -465,18 +500,23 @@ class EmbeddedStore:
             raise
         return dest
 
-    def _write_tree(self, root: _Node, dest: Path) -> None:
-        pending: list[tuple[_Node, Path]] = [(root, dest)]
+    def _write_tree(self, root: _Node, dest: Path, limit: FetchLimit | None) -> None:
+        pending: list[tuple[bytes, Path]] = [(root.cid, dest)]
         while pending:
-            node, path = pending.pop()
+            cid, path = pending.pop()
+            node = root if cid is root.cid else self._node(cid)
+            if limit is not None:
+                limit.spend(ENTRY_COST)
             try:
                 if node.is_dir:
                     path.mkdir()
                     for name, child in self._dir_links(node):
-                        pending.append((self._node(child), path / _safe_name(name, node.cid)))
+                        pending.append((child, path / _safe_name(name, node.cid)))
                 else:
                     with path.open("xb") as handle:
                         for piece in self._iter_file(node, 1 << 20):
+                            if limit is not None:
+                                limit.spend(len(piece))
                             handle.write(piece)
             except OSError as exc:
                 raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -538,19 +578,72 @@ class EmbeddedStore:
             raise ContentNotFound(f"{_text(root)} is not in the IPFS store")
         write_car(out, [root], self._blocks_under(root, read_leaves=True))
 
-    def import_car(self, car: BinaryIO) -> list[str]:
+    def import_car(self, car: BinaryIO, max_bytes: int | None = None) -> list[str]:
+        """All or nothing: the blocks are staged under `staging/`, every root's DAG is checked
+        to be whole (in the CAR or already stored), then the staged blocks under the roots
+        are moved into `blocks/`, each after the blocks it links to. So even a kill half way
+        through publishing leaves only whole DAGs readable; a kill before it leaves a staging
+        directory, swept when the store is next opened. Blocks no root reaches are dropped."""
         reader = CarReader(car)
-        with _BlockWriter(self) as writer:
-            for cid, _parts, block in reader:
-                writer.put(cid, block)
         roots = []
         for root in reader.roots:
             try:
-                canonical = _text(root)
+                roots.append(_text(root))
             except InvalidCID as exc:
                 raise CarError(f"CAR root is not a CID: {exc}") from None
-            roots.append(canonical)
-            # Kubo's `dag import` pins complete roots; an incomplete one is left unpinned.
-            if self.has(canonical):
-                self._pin(canonical)
+        staging = staging_dir(self.root / "staging", "car")
+        try:
+            stage = EmbeddedStore(staging)
+            with _BlockWriter(stage) as writer:
+                for cid, block in blocks_within(reader, max_bytes):
+                    writer.put(cid, block)
+            for cid in self._publish_order(stage, reader.roots):
+                self._publish(stage, cid)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        for root in roots:
+            self._pin(root)
         return roots
+
+    def _publish_order(self, stage: EmbeddedStore, roots: list[bytes]) -> list[bytes]:
+        """The staged blocks under `roots`, each after every block it links to; CarError
+        naming the root when a block of its DAG is neither staged nor stored here."""
+        order: list[bytes] = []
+        seen: set[bytes] = set()
+        for root in roots:
+            stack: list[tuple[bytes, bool]] = [(root, False)]
+            while stack:
+                cid, expanded = stack.pop()
+                if expanded:
+                    if stage.has_block(cid):
+                        order.append(cid)
+                    continue
+                parts = _parts(cid)
+                if parts.multihash in seen:
+                    continue
+                seen.add(parts.multihash)
+                stack.append((cid, True))
+                source = stage if stage.has_block(cid) else self
+                if not source.has_block(cid):
+                    if cid == root:
+                        raise CarError(f"root {_text(root)} is neither in the CAR nor stored here")
+                    raise CarError(
+                        f"the DAG of root {_text(root)} needs {_text(cid)}, which is neither "
+                        "in the CAR nor stored here"
+                    )
+                if parts.codec != CODEC_DAG_PB:
+                    continue
+                try:
+                    links = decode_pbnode(source._block(cid)).links
+                except UnixFSError as exc:
+                    raise CarError(f"{_text(cid)} is not valid dag-pb: {exc}") from None
+                stack.extend((link.hash, False) for link in reversed(links))
+        return order
+
+    def _publish(self, stage: EmbeddedStore, cid: bytes) -> None:
+        multihash = _parts(cid).multihash
+        target = self._block_path(multihash)
+        if target.exists():
+            return
+        target.parent.mkdir(exist_ok=True)
+        stage._block_path(multihash).replace(target)

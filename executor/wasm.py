@@ -547,9 +547,13 @@ def run_module(
     memory_bytes: int,
     fuel: int | None,
     cancel: threading.Event | None = None,
+    deadline: float | None = None,
 ) -> WasmOutcome:
     """Run one module to its exit; raises WasmRunError with a one-line reason otherwise
-    (WasmCancelled when `cancel` was set while it ran)."""
+    (WasmCancelled when `cancel` was set while it ran). The run stops at `deadline` (a
+    time.monotonic() value; default `timeout_s` from now), and the reason names `timeout_s`."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout_s
     eng = Engine(_config())
     module, compiled = cache.get(module_cid, load_module, eng)
     _check_imports(module)
@@ -559,8 +563,8 @@ def run_module(
     budget = fuel if fuel is not None else (1 << 63) - 1
     store.set_fuel(budget)
     store.set_limits(memory_size=memory_bytes)
-    deadline = max(1, int(timeout_s / EPOCH_TICK_S + 0.999999))
-    store.set_epoch_deadline(deadline)
+    ticks = max(1, int((deadline - time.monotonic()) / EPOCH_TICK_S + 0.999999))
+    store.set_epoch_deadline(ticks)
 
     wasi = WasiConfig()
     wasi.argv = [module_cid, *args]
@@ -574,13 +578,13 @@ def run_module(
     linker = Linker(eng)
     linker.define_wasi()
     started = time.perf_counter()
-    _VirtualHost(seed, eng, time.monotonic() + timeout_s, cancel).define(linker)
+    _VirtualHost(seed, eng, deadline, cancel).define(linker)
 
     def fuel_used() -> int:
         return budget - store.get_fuel()
 
     instance = None
-    token = _ticker.add(eng, deadline, cancel)
+    token = _ticker.add(eng, ticks, cancel)
     try:
         try:
             instance = linker.instantiate(store, module)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -19,7 +19,7 @@ from dashboard import content
 from dashboard.api.permissions import AnyKey, SubmitterOrNode
 from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
-from executor.storage import StorageError
+from executor.storage import ContentNotFound, StorageError
 
 CAR_TYPE = "application/vnd.ipld.car"
 
@@ -37,22 +37,35 @@ class ContentView(APIView):
         request={"application/octet-stream": bytes, CAR_TYPE: bytes},
         responses={
             201: UploadedSerializer,
-            **error_responses(400, 401, 403, 413, 429, 503),
+            **error_responses(400, 401, 403, 411, 413, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
-        declared = request.META.get("CONTENT_LENGTH")
         car = request.content_type.split(";")[0].strip() == CAR_TYPE
-        cid = content.store_upload(
-            request._request.read,  # the raw stream: never request.body, which is held in memory
-            declared=int(declared) if declared and declared.isdigit() else None,
-            car=car,
-        )
+        read, declared = _body(request)
+        cid = content.store_upload(read, declared=declared, car=car)
         return Response({"cid": cid}, status=201)
 
 
-def _stream(cid: str) -> Iterator[bytes]:
-    yield from content.storage().iter_cat(cid)
+def _body(request: Request) -> tuple[Callable[[int], bytes], int | None]:
+    """The raw body's reader and its declared length (never request.body, held in memory).
+
+    Django reads a body only as far as its Content-Length. A chunked body has none: it is
+    read when the server has already de-chunked it (gunicorn says so with
+    `wsgi.input_terminated`), and refused with 411 otherwise, since it would read as empty.
+    A request with neither header has an empty body, as HTTP/1.1 says."""
+    meta = request.META
+    chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not chunked:
+        declared = meta.get("CONTENT_LENGTH") or "0"
+        return request._request.read, int(declared) if declared.isdigit() else 0
+    if meta.get("wsgi.input_terminated"):
+        return meta["wsgi.input"].read, None
+    raise DomainError(
+        "length_required",
+        "this server does not read chunked bodies: send the upload with a Content-Length",
+        status=411,
+    )
 
 
 def _car(cid: str) -> Iterator[bytes]:
@@ -90,6 +103,8 @@ class GatewayView(APIView):
             try:
                 body = _car(target)
                 first = next(body)  # fail before the 200 is sent
+            except ContentNotFound as exc:
+                raise DomainError("not_found", str(exc), status=404) from None
             except StorageError as exc:
                 raise DomainError("storage_unavailable", str(exc), status=503) from None
             return StreamingHttpResponse(
@@ -110,8 +125,13 @@ class GatewayView(APIView):
                 f"<h1>{html.escape(target)}</h1><ul>{rows or '<li>(empty folder)</li>'}</ul>"
             )
             return HttpResponse(page, content_type="text/html; charset=utf-8", headers=headers)
+        # Only content that is all here gets a 200, and its length: a stream that breaks
+        # off later (a block damaged on disk) cannot pass for the whole file.
+        size, chunks = content.open_file(target)
         return StreamingHttpResponse(
-            _stream(target), content_type="application/octet-stream", headers=headers
+            chunks,
+            content_type="application/octet-stream",
+            headers={**headers, "Content-Length": str(size)},
         )
 
 

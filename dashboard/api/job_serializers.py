@@ -33,6 +33,13 @@ class LimitsSerializer(serializers.Serializer):
     timeout_s = serializers.FloatField(required=False, min_value=0, max_value=86400)
     memory_bytes = serializers.IntegerField(required=False, min_value=65536)
     fuel = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    input_bytes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        help_text="at most this many bytes of inputs (file bytes plus 4096 a file or folder); "
+        "the node's EXECUTOR_MAX_INPUT_BYTES applies too",
+    )
 
 
 class JobSubmitSerializer(serializers.Serializer):

@@ -16,11 +16,13 @@ from dashboard.job_listing import DEFAULT_LIMIT, MAX_LIMIT, job_page
 from dashboard.models import Job
 from dashboard.notary import chain_storage
 
+NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 LIST_PARAMETERS = [
     OpenApiParameter("state", str, enum=[s.value for s in Job.State]),
     OpenApiParameter("engine", str, enum=[e.value for e in Job.Engine]),
-    OpenApiParameter("node", str, description="name of the compute node's key"),
-    OpenApiParameter("annotation", str),
+    # Text without NUL, which no stored name or annotation holds (PostgreSQL refuses it).
+    OpenApiParameter("node", NO_NUL, description="name of the compute node's key"),
+    OpenApiParameter("annotation", NO_NUL),
     OpenApiParameter("blessed", str, enum=["true", "false"], description="all inputs blessed"),
     OpenApiParameter(
         "limit",

@@ -241,3 +241,17 @@ def test_cancel_stops_a_running_job(live: Live) -> None:
         )
         assert other_cancel.status_code == 404  # not the node's job
         client.cancel(other["id"])
+
+
+def test_a_chunked_upload_to_serve_is_411_and_stores_nothing(live: Live) -> None:
+    data = b"chunked body\n"
+    answer = httpx.post(
+        f"{live.url}/api/v1/content",
+        content=iter([data]),  # a generator: httpx sends it chunked
+        headers={"Authorization": f"Bearer {live.node}", "Content-Type": "text/plain"},
+    )
+    assert answer.status_code == 411
+    assert answer.json()["error"]["code"] == "length_required"
+    assert not EmbeddedStore(live.tmp / "data" / "ipfs").has(
+        EmbeddedStore(live.tmp / "chunk-check").add_bytes(data)
+    )
