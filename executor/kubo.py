@@ -611,10 +611,12 @@ def _file_chunks(path: Path) -> Callable[[], Iterator[bytes]]:
 def _multipart_body(parts: Iterable[_Part], boundary: str) -> Iterator[bytes]:
     """A streamed multipart/form-data body, one file open at a time.
 
-    File names are percent-encoded UTF-8: Kubo unescapes them with Go's QueryUnescape and
-    js-ipfs with decodeURIComponent, and `%2F`-free slashes mark the folder structure."""
+    File names are their percent-encoded bytes (UTF-8 for most names): Kubo unescapes them
+    with Go's QueryUnescape, keeping any bytes, and js-ipfs with decodeURIComponent, which
+    refuses bytes that are not UTF-8. `%2F`-free slashes mark the folder structure."""
     for part in parts:
-        filename = quote(part.name, safe="/")
+        # the name's bytes, as the file system has them: not every name is UTF-8
+        filename = quote(os.fsencode(part.name), safe="/")
         yield (
             f"--{boundary}\r\n"
             f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
