@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import io
 import itertools
-import logging
 import os
 import shutil
 import threading
@@ -63,8 +62,6 @@ from executor.unixfs import (
 from executor.unixfs import cid_to_bytes as _canonical_to_bytes
 
 __all__ = ["EmbeddedStore"]
-
-_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,22 +123,6 @@ def _safe_name(name: bytes, parent: bytes) -> str:
     if not name or name in (b".", b"..") or b"/" in name or b"\x00" in name:
         raise StorageError(f"directory {_text(parent)} has an unsafe entry name {name!r}")
     return os.fsdecode(name)
-
-
-# Kubo turns a directory into a HAMT shard once the sum of its links' name and binary CID
-# lengths reaches 256 KiB (boxo's HAMTShardingSize).
-_KUBO_SHARDING_SIZE = 262144
-
-
-def _warn_if_kubo_would_shard(display: str, links: list[tuple[bytes, Link]]) -> None:
-    estimate = sum(len(name) + len(link.cid) for name, link in links)
-    if estimate >= _KUBO_SHARDING_SIZE:
-        _log.warning(
-            "%s has %d entries: Kubo would store it as a HAMT shard and give another CID; "
-            "the embedded store writes a plain directory (set IPFS_API_URL to use Kubo)",
-            display,
-            len(links),
-        )
 
 
 class _BlockWriter:
@@ -349,7 +330,6 @@ class EmbeddedStore:
             entry = next(frame.entries, None)
             if entry is None:
                 stack.pop()
-                _warn_if_kubo_would_shard(frame.display, frame.links)
                 link = directory_node(frame.links, writer.put)
                 dirs.append(AddedEntry(frame.display, _text(link.cid), link.tsize))
                 if stack:

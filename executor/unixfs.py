@@ -14,9 +14,12 @@ Importer (what `ipfs add --cid-version=1` builds, raw leaves by default with CID
   Tsize is the child's block plus everything under it;
 - an empty file is one empty leaf;
 - directories are basic UnixFS directories (`Data = {Type: Directory}`), links sorted by
-  name bytes. Kubo switches a directory to a HAMT shard once its links estimate above
-  256 KiB (thousands of entries); this importer never produces HAMT shards, so such a huge
-  directory gets a different CID here than in Kubo. Reading HAMT shards is supported.
+  name bytes, until the sum of their names' and binary CIDs' lengths reaches 256 KiB
+  (thousands of entries); then, as Kubo does, a HAMT shard: 256 slots a shard, a name's slot
+  the next byte of its murmur3-x64-64 hash (most significant first), one entry a slot as a
+  link named by the slot in two upper-case hex digits and then the name, or a shard a level
+  down where entries share a slot; `Data` is the occupied slots as a big-endian bit field
+  without leading zero bytes, `hashType` 0x22, `fanout` 256.
 
 With `cid_version=0` (or `raw_leaves=False`) leaves are dag-pb `{Type: File, Data, filesize}`
 nodes, as `ipfs add` with its defaults builds them.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -465,19 +469,110 @@ def import_file(
 
 _DIRECTORY_DATA = encode_unixfs(UnixFSData(DataType.DIRECTORY))
 
+# Kubo (boxo) shards a directory once the sum of its links' name and binary CID lengths
+# reaches this (HAMTShardingSize), with 256 slots a shard and murmur3-x64-64 name hashes.
+HAMT_SHARDING_SIZE = 262144
+HAMT_FANOUT = 256
+HASH_MURMUR3_X64_64 = 0x22
+
 
 def directory_node(
     entries: Iterable[tuple[bytes, Link]], put: PutBlock, *, cid_version: int = 1
 ) -> Link:
-    """A basic UnixFS directory of (name bytes, child) entries, sorted by name as dag-pb wants."""
+    """A UnixFS directory of (name bytes, child) entries, as `ipfs add` builds it: a basic
+    directory (links sorted by name, as dag-pb wants), or a HAMT shard when Kubo would
+    shard it."""
     ordered = sorted(entries, key=lambda entry: entry[0])
     for (name, _), (following, _) in zip(ordered, ordered[1:], strict=False):
         if name == following:
             raise ValueError(f"duplicate directory entry {name!r}")
+    if sum(len(name) + len(child.cid) for name, child in ordered) >= HAMT_SHARDING_SIZE:
+        keyed = [(name, child, murmur3_x64_64(name)) for name, child in ordered]
+        return _hamt_shard(keyed, 0, put, cid_version)
     node = PBNode(
         tuple(PBLink(child.cid, name, child.tsize) for name, child in ordered), _DIRECTORY_DATA
     )
+    return _put_node(node, put, cid_version)
+
+
+def _put_node(node: PBNode, put: PutBlock, cid_version: int) -> Link:
     block = encode_pbnode(node)
     cid = hash_block(block, CODEC_DAG_PB, cid_version)
     put(cid, block)
-    return Link(cid, len(block) + sum(child.tsize for _, child in ordered), 0)
+    return Link(cid, len(block) + sum(link.tsize or 0 for link in node.links), 0)
+
+
+def _hamt_shard(
+    entries: list[tuple[bytes, Link, int]], depth: int, put: PutBlock, cid_version: int
+) -> Link:
+    """One shard over entries whose hashes agree on their first `depth` bytes: each of its
+    256 slots (the hash's next byte, most significant first) holds one entry as a link named
+    slot + name, or, where entries share the slot, a shard a level down named by the slot."""
+    if depth == 8:
+        raise ValueError("names whose 64-bit hashes collide cannot be sharded")
+    slots: dict[int, list[tuple[bytes, Link, int]]] = {}
+    for entry in entries:
+        slots.setdefault(entry[2] >> (56 - 8 * depth) & 0xFF, []).append(entry)
+    links = []
+    bitfield = 0
+    for slot in sorted(slots):
+        bitfield |= 1 << slot
+        label = b"%02X" % slot
+        group = slots[slot]
+        if len(group) == 1:
+            name, child, _ = group[0]
+            links.append(PBLink(child.cid, label + name, child.tsize))
+        else:
+            shard = _hamt_shard(group, depth + 1, put, cid_version)
+            links.append(PBLink(shard.cid, label, shard.tsize))
+    data = UnixFSData(
+        DataType.HAMT_SHARD,
+        # the occupied slots as a big-endian bit field without leading zero bytes
+        data=bitfield.to_bytes((bitfield.bit_length() + 7) // 8, "big"),
+        hash_type=HASH_MURMUR3_X64_64,
+        fanout=HAMT_FANOUT,
+    )
+    return _put_node(PBNode(tuple(links), encode_unixfs(data)), put, cid_version)
+
+
+_M64 = (1 << 64) - 1
+
+
+def _rotl64(x: int, r: int) -> int:
+    return ((x << r) | (x >> (64 - r))) & _M64
+
+
+def _fmix64(k: int) -> int:
+    k ^= k >> 33
+    k = (k * 0xFF51AFD7ED558CCD) & _M64
+    k ^= k >> 33
+    k = (k * 0xC4CEB9FE1A85EC53) & _M64
+    return k ^ (k >> 33)
+
+
+def murmur3_x64_64(data: bytes) -> int:
+    """The first 64 bits (h1) of MurmurHash3_x64_128 with seed 0: the multihash
+    murmur3-x64-64 that names HAMT slots."""
+    c1, c2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+    h1 = h2 = 0
+    whole = len(data) // 16 * 16
+    for k1, k2 in struct.iter_unpack("<QQ", data[:whole]):
+        h1 ^= (_rotl64((k1 * c1) & _M64, 31) * c2) & _M64
+        h1 = (_rotl64(h1, 27) + h2) & _M64
+        h1 = (h1 * 5 + 0x52DCE729) & _M64
+        h2 ^= (_rotl64((k2 * c2) & _M64, 33) * c1) & _M64
+        h2 = (_rotl64(h2, 31) + h1) & _M64
+        h2 = (h2 * 5 + 0x38495AB5) & _M64
+    tail = data[whole:]
+    if len(tail) > 8:
+        k2 = int.from_bytes(tail[8:], "little")
+        h2 ^= (_rotl64((k2 * c2) & _M64, 33) * c1) & _M64
+    if tail:
+        k1 = int.from_bytes(tail[:8], "little")
+        h1 ^= (_rotl64((k1 * c1) & _M64, 31) * c2) & _M64
+    h1 ^= len(data)
+    h2 ^= len(data)
+    h1 = (h1 + h2) & _M64
+    h2 = (h2 + h1) & _M64
+    h1, h2 = _fmix64(h1), _fmix64(h2)
+    return (h1 + h2) & _M64

@@ -8,10 +8,7 @@ import base64
 import hashlib
 import io
 import json
-import os
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,9 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor.commp import commp, unpadded_size
-
-ORACLE_DIR = Path(os.environ.get("FILPLUS_TOOLS_DIR") or Path.home() / ".cache" / "filplus")
-ORACLE = ORACLE_DIR / "node-oracles" / "node_modules" / "@web3-storage" / "data-segment"
+from tests.executor.node_oracles import require_oracle, run_oracle
 
 
 def reference_root(data: bytes, piece_size: int) -> bytes:
@@ -100,25 +95,13 @@ def test_property_matches_the_reference(data: bytes) -> None:
     assert root_of(piece.cid) == reference_root(data, piece.size)
 
 
-def _oracle_or_skip() -> None:
-    if ORACLE.is_dir() and shutil.which("node"):
-        return
-    reason = (
-        f"no @web3-storage/data-segment in {ORACLE.parent.parent}: run .ci/install-node-oracles.sh"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 def test_matches_web3_storage_data_segment(tmp_path: Path) -> None:
-    _oracle_or_skip()
+    require_oracle("@web3-storage/data-segment")
     rng = random.Random(42)
     cases = [rng.randbytes(n) for n in (65, 127, 128, 1000, 127 * 1024, 300_001, 1 << 20)]
     for i, data in enumerate(cases):
         (tmp_path / f"{i}.bin").write_bytes(data)
-    script = tmp_path / "oracle.mjs"
-    script.write_text(
+    out = run_oracle(
         "import { Piece } from '@web3-storage/data-segment'\n"
         "import { readFileSync } from 'node:fs'\n"
         "const out = process.argv.slice(2).map(f => {\n"
@@ -126,19 +109,10 @@ def test_matches_web3_storage_data_segment(tmp_path: Path) -> None:
         "  return { root: Buffer.from(p.link.multihash.digest.slice(-32)).toString('hex'),\n"
         "           size: Number(p.size) }\n"
         "})\n"
-        "console.log(JSON.stringify(out))\n"
+        "console.log(JSON.stringify(out))\n",
+        *(str(tmp_path / f"{i}.bin") for i in range(len(cases))),
     )
-    # ESM resolves packages from the script's folder upwards: run it from the oracle's.
-    runner = ORACLE.parent.parent.parent / f"oracle-{os.getpid()}.mjs"
-    runner.write_text(script.read_text())
-    try:
-        proc = subprocess.run(
-            ["node", str(runner), *(str(tmp_path / f"{i}.bin") for i in range(len(cases)))],
-            capture_output=True, text=True, timeout=120, check=True,
-        )  # fmt: skip
-    finally:
-        runner.unlink(missing_ok=True)
-    answers = json.loads(proc.stdout)
+    answers = json.loads(out)
     for data, answer in zip(cases, answers, strict=True):
         piece = commp(data)
         assert root_of(piece.cid).hex() == answer["root"], len(data)

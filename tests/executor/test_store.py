@@ -380,7 +380,7 @@ def test_import_of_garbage_is_a_clear_storage_error(store: EmbeddedStore) -> Non
 
 
 def test_hamt_sharded_directories_are_read(store: EmbeddedStore, tmp_path: Path) -> None:
-    """A directory Kubo sharded (hand-built here: we never write one) lists and gets."""
+    """A hand-built shard with a nested shard and an odd bit field lists and gets."""
     a, b, c = (cid_to_bytes(store.add_bytes(data)) for data in (b"A", b"B", b"C"))
     hamt = UnixFSData(DataType.HAMT_SHARD, data=b"\x00", hash_type=0x22, fanout=256)
     inner = encode_pbnode(PBNode((PBLink(c, b"7Fc.txt", 1),), encode_unixfs(hamt)))
@@ -564,16 +564,3 @@ def test_any_foreign_dag_gives_content_or_a_storage_error(tmp_path_factory, bloc
         if (base / "out").exists():
             assert {p.name for p in (base / "out").iterdir()} <= {"dest"}
             shutil.rmtree(base / "out")
-
-
-def test_a_directory_kubo_would_shard_is_added_with_a_warning(
-    store: EmbeddedStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """1112 entries with 200-byte names and 36-byte CIDs reach Kubo's 256 KiB estimate."""
-    folder = tmp_path / "wide"
-    folder.mkdir()
-    for index in range(1112):
-        (folder / f"{index:0200d}").write_bytes(b"")
-    entries = store.add_path(folder)
-    assert len(store.ls(entries[-1].cid)) == 1112
-    assert "HAMT" in caplog.text and "wide" in caplog.text
