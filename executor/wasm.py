@@ -46,6 +46,8 @@ from wasmtime import (
     WasmtimeError,
 )
 
+from executor.random_stream import RandomStream
+
 __all__ = [
     "MONOTONIC_START_NS",
     "REALTIME_START_NS",
@@ -55,7 +57,6 @@ __all__ = [
     "WasmCancelled",
     "WasmOutcome",
     "WasmRunError",
-    "random_stream",
     "run_module",
 ]
 
@@ -254,38 +255,6 @@ _PROBE_WAT = """(module
 
 def _u32(value: int) -> int:
     return value & 0xFFFFFFFF
-
-
-class RandomStream:
-    """The job's random bytes: block i is SHA-256(seed ‖ i as 8 bytes big-endian), taken in
-    order across calls. Linear in the bytes taken."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._prefix = hashlib.sha256(seed)
-        self._counter = 0
-        self._spare = b""
-
-    def take(self, n: int) -> bytes:
-        if n <= len(self._spare):
-            out, self._spare = self._spare[:n], self._spare[n:]
-            return out
-        blocks = (n - len(self._spare) + 31) // 32
-        start = self._counter
-        self._counter += blocks
-        copy = self._prefix.copy
-        parts = [self._spare]
-        for i in range(start, start + blocks):
-            block = copy()
-            block.update(i.to_bytes(8, "big"))
-            parts.append(block.digest())
-        data = b"".join(parts)
-        self._spare = data[n:]
-        return data[:n]
-
-
-def random_stream(seed: bytes) -> Callable[[int], bytes]:
-    """`take(n)` of a new RandomStream over `seed`."""
-    return RandomStream(seed).take
 
 
 class _HostOutOfFuel(Exception):  # noqa: N818 - control flow, not an error
