@@ -21,13 +21,20 @@ state of a long-lived store; `add (again)` adds content already present (nothing
 `cat` streams the content back with `iter_cat` (every block re-hashed on read);
 `get` writes it back out as files. A third floor, `write files`, creates the same files
 from bytes in memory (the least `get` must do); `get` is compared with it, everything else
-with `read + sha256`. MB is 10^6 bytes. Prints figures, asserts nothing.
+with `read + sha256`. MB is 10^6 bytes.
+
+A last table imports CARs through `import_car` and sets what the upload limit counts
+(CONTENT_MAX_BYTES: each block its bytes plus 4096) against what the blocks really take on
+disk (the block files' allocated blocks, as `du` counts them): a CAR of `--tiny` 4-byte blocks, the case that made a 2 MB
+upload cost 205 MB, and the CAR of the `--size-mib` file, an honest upload. Counted must be
+at least what is taken, for the limit to hold. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -37,7 +44,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._common import code_version, load_average, log, table
+from executor.car import CarReader
+from executor.storage import ENTRY_COST
 from executor.store import EmbeddedStore
+from tests.executor.hostile_dags import many_tiny_blocks_car as tiny_car
 
 PIECE = 262144
 
@@ -165,6 +175,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--file-kib", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tiny", type=int, default=50_000, help="4-byte blocks in one CAR")
     parser.add_argument("--dir", type=Path, default=None, help="where temp files go")
     args = parser.parse_args()
     if min(args.size_mib, args.files, args.file_kib, args.repeat) < 1:
@@ -185,6 +196,10 @@ def main() -> None:
         rows += _measure(
             f"{args.files} files x {args.file_kib} KiB", folder, base / "w2", args.repeat
         )
+        car_rows = [
+            _car_cost(f"{args.tiny} blocks of 4 bytes", tiny_car(args.tiny)[0], base / "w3"),
+            _car_cost(f"1 file, {args.size_mib} MiB", _car_of_file(big, base / "w4"), base / "w5"),
+        ]
         filesystem = subprocess.run(
             ["stat", "-f", "-c", "%T", str(base)], capture_output=True, text=True
         ).stdout.strip()
@@ -195,6 +210,28 @@ def main() -> None:
         f"temp dir {args.dir or tempfile.gettempdir()} ({filesystem or '?'})"
     )
     print(table(["workload", "operation", "ms", "MB/s", "x floor", "floor"], rows))
+    print()
+    headers = ["CAR", "CAR bytes", "import ms", "counted bytes", "on disk (du)", "counted / du"]
+    print(table(headers, car_rows))
+
+
+def _car_of_file(path: Path, work: Path) -> bytes:
+    store = EmbeddedStore(work)
+    cid = store.add_path(path)[-1].cid
+    out = io.BytesIO()
+    store.export_car(cid, out)
+    return out.getvalue()
+
+
+def _car_cost(name: str, car: bytes, work: Path) -> list[object]:
+    counted = sum(ENTRY_COST + len(block) for _, _, block in CarReader(io.BytesIO(car)))
+    store = EmbeddedStore(work)
+    started = time.perf_counter()
+    store.import_car(io.BytesIO(car))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    # block files only: the store's up to 1024 shard folders are made once, not per upload
+    on_disk = sum(p.lstat().st_blocks * 512 for p in (work / "blocks").rglob("*") if p.is_file())
+    return [name, len(car), f"{elapsed_ms:.0f}", counted, on_disk, f"{counted / on_disk:.2f}"]
 
 
 if __name__ == "__main__":
