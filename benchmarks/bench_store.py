@@ -25,9 +25,10 @@ with `read + sha256`. MB is 10^6 bytes.
 
 A last table imports CARs through `import_car` and sets what the upload limit counts
 (CONTENT_MAX_BYTES: each block its bytes plus 4096) against what the blocks really take on
-disk (the block files' allocated blocks, as `du` counts them): a CAR of `--tiny` 4-byte blocks, the case that made a 2 MB
-upload cost 205 MB, and the CAR of the `--size-mib` file, an honest upload. Counted must be
-at least what is taken, for the limit to hold. Prints figures, asserts nothing.
+disk (the block files' allocated blocks, as `du` counts them): a CAR of `--tiny` 4-byte
+blocks, the case that made a 2 MB upload cost 205 MB, and the CAR of the `--size-mib` file,
+an honest upload. Counted must be at least what is taken, for the limit to hold.
+Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
