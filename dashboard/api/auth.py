@@ -45,7 +45,11 @@ class ApiKeyAuthentication(BaseAuthentication):
         key = authenticate_key(raw.strip())
         if key is None:
             raise AuthenticationFailed("unknown or revoked API key")
-        if key.scope == ApiKey.Scope.MODERATOR and key.user is not None:
+        if key.scope == ApiKey.Scope.MODERATOR:
+            # The key acts as its account, so it works only while the account does; moderator
+            # keys are never remembered, so this reads the account on every request.
+            if key.user is None or not key.user.is_active:
+                raise AuthenticationFailed("the account this key acts as is deactivated")
             return key.user, key
         return KeyPrincipal(key), key
 

@@ -247,3 +247,24 @@ def test_decision_api_names_the_bad_field(
     assert response.status_code == 400
     assert field in response.json()["error"]["fields"]
     assert Job.objects.get(id="job-1").moderation_state == "pending"
+
+
+@pytest.mark.django_db
+def test_a_deactivated_accounts_key_stops_deciding_until_reactivated(
+    client: Client, personas: Personas
+) -> None:
+    finished_job("job-1")
+    finished_job("job-2")
+    verify = {"decision": "verify", "datacap_bytes": "1 GiB"}
+    personas.moderator.is_active = False
+    personas.moderator.save(update_fields=["is_active"])
+    refused = decide_api(client, personas.moderator_key, "job-1", verify)
+    assert refused.status_code == 401
+    assert "deactivated" in refused.json()["error"]["message"]
+    read = client.get("/api/v1/jobs/job-1", HTTP_AUTHORIZATION=f"Bearer {personas.moderator_key}")
+    assert read.status_code == 401
+    assert not Decision.objects.exists()
+    assert not AuditEvent.objects.filter(action="job.verify").exists()
+    personas.moderator.is_active = True
+    personas.moderator.save(update_fields=["is_active"])
+    assert decide_api(client, personas.moderator_key, "job-2", verify).status_code == 200
