@@ -68,6 +68,17 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class SignInThrottle(models.Model):
+    """Sign-in attempts counted per account name or client address (dashboard/sign_in.py)."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    count = models.PositiveIntegerField()
+    until = models.DateTimeField()  # the window's end
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} until {self.until:%H:%M:%S}"
+
+
 class AuditEvent(models.Model):
     """Append-only record of every decision, revocation, key change and award."""
 
