@@ -19,6 +19,8 @@ WIDTH = 720
 HEIGHT = 240
 LEFT, RIGHT, TOP, BOTTOM = 72, 12, 12, 36
 # Colours that stay apart for the common colour-vision deficiencies (Okabe-Ito).
+# The legend's swatches take these from dashboard.css (.swatch-0 …), not from inline styles,
+# which the pages' Content-Security-Policy refuses: keep the two in the same order.
 PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#999999"]
 
 
@@ -116,8 +118,7 @@ def stacked_bars(
             )
     parts.append("</svg>")
     legend = "".join(
-        f'<li><span class="swatch" style="background:{PALETTE[n % len(PALETTE)]}"></span>'
-        f"{escape(name)}</li>"
+        f'<li><span class="swatch swatch-{n % len(PALETTE)}"></span>{escape(name)}</li>'
         for n, name in enumerate(series)
     )
     return mark_safe(  # noqa: S308 - every interpolated string above is escaped

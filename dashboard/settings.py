@@ -32,6 +32,22 @@ if SECRET_KEY == _DEV_SECRET:
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
 elif not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is required when SECRET_KEY is set (comma-separated)")
+if not DEBUG and len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
+
+# Behind a TLS proxy (HTTPS=1): cookies only over HTTPS, the proxy's X-Forwarded-Proto
+# trusted to say the request came over HTTPS, and HSTS for HSTS_SECONDS.
+HTTPS = env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# The pages load scripts and styles from our own static files only, and have no inline ones.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -58,6 +74,7 @@ MIDDLEWARE = [
     "dashboard.middleware.BrowserAuthenticationMiddleware",
     "dashboard.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.middleware.content_security_policy",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -272,6 +289,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
+        # A 500's traceback, to stderr in production too (Django's default mails it).
+        "django.request": {"handlers": ["stderr"], "level": "ERROR", "propagate": False},
         "chain_scanner": {
             "handlers": ["stderr"],
             "level": env_str("SCANNER_LOG_LEVEL", "INFO"),

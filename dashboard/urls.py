@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard.api.content import GatewayView
 from dashboard.errors import error_body
@@ -21,7 +21,8 @@ urlpatterns = [
     path("ipfs/<str:cid>", GatewayView.as_view(), name="ipfs"),
     path("ipfs/<str:cid>/<path:path>", GatewayView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view loads its script from a URL rather than inline, as the CSP wants.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("dashboard.page_urls")),
 ]
 
