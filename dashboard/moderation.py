@@ -64,6 +64,14 @@ def _conflict(job_id: str) -> DomainError:
     )
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decision_body(body: Any) -> dict[str, Any]:
     """`POST /jobs/{id}/decision`'s JSON as decide()'s keywords; DomainError names what is off."""
     if not isinstance(body, dict):
@@ -92,6 +100,12 @@ def decide(
     """Verify (with a DataCap amount) or reject (with a reason) a finished job, once."""
     _require_role(user, Role.MODERATOR, Role.ADMIN)
     reason = (reason or "").strip()
+    if "\x00" in reason or not _encodable(reason):
+        raise DomainError(
+            "invalid_decision",
+            "reason must not contain NUL or a lone UTF-16 surrogate",
+            fields={"reason": "not storable text"},
+        )
     if len(reason) > MAX_REASON:
         raise DomainError(
             "invalid_decision", "the reason is too long", fields={"reason": "too long"}

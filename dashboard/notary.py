@@ -63,10 +63,15 @@ def _piece_cid(value: Any, field: str = "piece_cid") -> str:
 
 
 def _piece_size(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 128 or value & (value - 1):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 128 <= value < 1 << 63
+        or value & (value - 1)
+    ):
         raise DomainError(
             "invalid_request",
-            "piece_size must be a power of two of at least 128 bytes",
+            "piece_size must be a power of two from 128 bytes to 2**62",
             fields={"piece_size": f"got {value!r}"},
         )
     return value

@@ -239,7 +239,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKey"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JsonParser"],
     "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dashboard.api.negotiation.JsonFirstNegotiation",
     "EXCEPTION_HANDLER": "dashboard.api.exceptions.handle",

@@ -2,14 +2,31 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard.api.content import GatewayView
 from dashboard.errors import error_body
 from dashboard.health import healthz
+from dashboard.jobs import JOB_ID
 from dashboard.views import auth
+
+
+class JobIdConverter:
+    """A job id in a URL: what JOB_ID allows, so any other text (a NUL, a surrogate, more
+    than 100 characters) is a 404 before anything reaches the database."""
+
+    regex = JOB_ID.pattern
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(JobIdConverter, "job_id")
 
 urlpatterns = [
     # The admin signs in through our page, with its limits, not through its own.

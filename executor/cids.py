@@ -17,7 +17,7 @@ import base58
 import cid as pycid
 import multibase
 
-__all__ = ["InvalidCID", "cid_from_bytes", "label_to_cid", "normalize_cid"]
+__all__ = ["MAX_CID_LENGTH", "InvalidCID", "cid_from_bytes", "label_to_cid", "normalize_cid"]
 
 _DAG_PB = b"\x70"
 _CIDV0_PREFIX = b"\x12\x20"  # sha2-256, 32 bytes: the only multihash CIDv0 allows
@@ -113,6 +113,12 @@ def _canonical(binary: bytes, text: str | None = None) -> str:
     return "b" + base64.b32encode(binary).decode("ascii").lower().rstrip("=")
 
 
+# The longest canonical CID anything here stores (the scanner's CID columns hold 128): far
+# above any hash-addressed CID (about 60 characters); only identity CIDs that inline their
+# content are longer.
+MAX_CID_LENGTH = 128
+
+
 @lru_cache(maxsize=65536)
 def normalize_cid(value: str) -> str:
     """Return the canonical CIDv1 base32 form of `value`, or raise InvalidCID.
@@ -136,9 +142,15 @@ def normalize_cid(value: str) -> str:
     except (ValueError, binascii.Error, KeyError, TypeError) as exc:
         raise InvalidCID(f"not a CID: {value[:80]!r} ({exc})") from None
     try:
-        return _canonical(binary, value if value[0] == "b" else None)
+        canonical = _canonical(binary, value if value[0] == "b" else None)
     except InvalidCID as exc:
         raise InvalidCID(f"not a CID: {value[:80]!r} ({exc})") from None
+    if len(canonical) > MAX_CID_LENGTH:
+        raise InvalidCID(
+            f"{value[:40]!r}… is {len(canonical)} characters as CIDv1: longer than the "
+            f"{MAX_CID_LENGTH} this service stores"
+        )
+    return canonical
 
 
 def cid_from_bytes(binary: bytes) -> str:

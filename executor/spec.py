@@ -34,6 +34,9 @@ MAX_TIMEOUT_S = 24 * 3600
 OUTPUTS_PATH = "/outputs"
 MAX_ARGS = 1024
 MAX_INPUTS = 256
+MAX_PATH_LENGTH = 1000
+MAX_ANNOTATIONS = 64
+MAX_ANNOTATION_LENGTH = 30  # 64 of them, joined, fit the dashboard's index of them
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENTRY_POINT = re.compile(r"[^\x00]{1,256}")
 
@@ -126,6 +129,18 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
+def _text(value: str, name: str) -> str:
+    """Text a database can store: no NUL (PostgreSQL refuses it) and no lone UTF-16
+    surrogate (JSON's \\ud800 escapes decode to one, and UTF-8 cannot encode it)."""
+    if "\x00" in value:
+        raise SpecError(name, "must not contain NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SpecError(name, "must not contain a lone UTF-16 surrogate") from None
+    return value
+
+
 def _cid(value: Any, name: str) -> str:
     _require(value, str, name, "a CID string")
     try:
@@ -136,12 +151,16 @@ def _cid(value: Any, name: str) -> str:
 
 def _guest_path(value: Any, name: str) -> str:
     _require(value, str, name, "an absolute path string")
-    if not value.startswith("/") or "\x00" in value:
+    _text(value, name)
+    if len(value) > MAX_PATH_LENGTH:
+        raise SpecError(name, f"must be at most {MAX_PATH_LENGTH} characters")
+    if not value.startswith("/"):
         raise SpecError(name, f"{value!r} must be an absolute path")
     parts = value.split("/")
     if any(p in (".", "..") for p in parts):
         raise SpecError(name, f"{value!r} must not contain '.' or '..'")
-    path = posixpath.normpath(value)
+    # normpath keeps a leading "//" (POSIX leaves it to the system); one slash is one path
+    path = "/" + posixpath.normpath(value).lstrip("/")
     if path == "/":
         raise SpecError(name, "an input cannot be mounted at /")
     if path == OUTPUTS_PATH or path.startswith(OUTPUTS_PATH + "/"):
@@ -164,20 +183,22 @@ def _env(value: Any, name: str) -> tuple[tuple[str, str], ...]:
         if not _ENV_NAME.fullmatch(key):
             raise SpecError(f"{name}.{key}", "is not a valid environment variable name")
         _require(val, str, f"{name}.{key}", "a string")
-        if "\x00" in val:
-            raise SpecError(f"{name}.{key}", "must not contain NUL")
+        _text(val, f"{name}.{key}")
     return tuple(sorted(value.items()))
 
 
-def _strings(value: Any, name: str, limit: int = MAX_ARGS) -> tuple[str, ...]:
+def _strings(
+    value: Any, name: str, limit: int = MAX_ARGS, length: int | None = None
+) -> tuple[str, ...]:
     value = [] if value is None else value
     _require(value, list, name, "a list of strings")
     if len(value) > limit:
         raise SpecError(name, f"at most {limit} items")
     for i, item in enumerate(value):
         _require(item, str, f"{name}.{i}", "a string")
-        if "\x00" in item:
-            raise SpecError(f"{name}.{i}", "must not contain NUL")
+        _text(item, f"{name}.{i}")
+        if length is not None and len(item) > length:
+            raise SpecError(f"{name}.{i}", f"must be at most {length} characters")
     return tuple(value)
 
 
@@ -254,7 +275,12 @@ def parse_spec(body: Any) -> JobSpec:
     common = {
         "inputs": _inputs(body.get("inputs")),
         "limits": _limits(body.get("limits")),
-        "annotations": _strings(body.get("annotations"), "annotations", limit=64),
+        "annotations": _strings(
+            body.get("annotations"),
+            "annotations",
+            limit=MAX_ANNOTATIONS,
+            length=MAX_ANNOTATION_LENGTH,
+        ),
     }
     if engine == "wasm":
         wasm = _require(body.get("wasm"), dict, "wasm", "an object with at least module")
@@ -264,7 +290,7 @@ def parse_spec(body: Any) -> JobSpec:
         entry = wasm.get("entry_point")
         entry = "_start" if entry is None else entry
         _require(entry, str, "wasm.entry_point", "a function name")
-        if not _ENTRY_POINT.fullmatch(entry):
+        if not _ENTRY_POINT.fullmatch(_text(entry, "wasm.entry_point")):
             raise SpecError("wasm.entry_point", "must be 1 to 256 characters without NUL")
         return JobSpec(
             engine="wasm",
@@ -278,7 +304,9 @@ def parse_spec(body: Any) -> JobSpec:
     unknown = set(docker) - {"image", "entrypoint", "env"}
     if unknown:
         raise SpecError(f"docker.{sorted(unknown)[0]}", "unknown field")
-    image = _require(docker.get("image"), str, "docker.image", "an image name")
+    image = _text(
+        _require(docker.get("image"), str, "docker.image", "an image name"), "docker.image"
+    )
     if not image or len(image) > 256 or any(c.isspace() for c in image):
         raise SpecError("docker.image", f"{image!r} is not an image name")
     return JobSpec(
