@@ -158,16 +158,17 @@ def xorshift(iterations: int) -> bytes:
     )
 
 
-def random_bytes(size: int, calls: int = 1) -> bytes:
+def random_bytes(size: int, calls: int = 1, *, write: bool = True) -> bytes:
     """Grows memory to hold `size` bytes at 65536, fills them `calls` times with random_get,
-    writing them to stdout after each call, then exits 0."""
+    writing them to stdout after each call unless `write` is false, then exits 0."""
     pages = size // 65536 + 2
+    out = f"(call $write (i32.const 65536) (i32.const {size}))" if write else ""
     return _module(f"""
   (func (export "_start") (local $i i32)
     (drop (memory.grow (i32.const {pages})))
     (loop $l
       (drop (call $random_get (i32.const 65536) (i32.const {size})))
-      (call $write (i32.const 65536) (i32.const {size}))
+      {out}
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br_if $l (i32.lt_u (local.get $i) (i32.const {calls})))))
 """)
@@ -175,15 +176,7 @@ def random_bytes(size: int, calls: int = 1) -> bytes:
 
 def random_loop(size: int, calls: int) -> bytes:
     """Calls random_get(`size` bytes) `calls` times without printing, then exits 0."""
-    pages = size // 65536 + 2
-    return _module(f"""
-  (func (export "_start") (local $i i32)
-    (drop (memory.grow (i32.const {pages})))
-    (loop $l
-      (drop (call $random_get (i32.const 65536) (i32.const {size})))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br_if $l (i32.lt_u (local.get $i) (i32.const {calls})))))
-""")
+    return random_bytes(size, calls, write=False)
 
 
 def high_memory() -> bytes:
