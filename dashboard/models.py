@@ -144,7 +144,7 @@ class Job(models.Model):
     )
     annotations = models.JSONField(default=list)
     # "|a|b|": annotations in a form every database can filter on with a LIKE.
-    annotation_index = models.CharField(max_length=2000, blank=True, default="")
+    annotation_index = models.TextField(blank=True, default="")
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

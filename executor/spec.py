@@ -36,7 +36,7 @@ MAX_ARGS = 1024
 MAX_INPUTS = 256
 MAX_PATH_LENGTH = 1000
 MAX_ANNOTATIONS = 64
-MAX_ANNOTATION_LENGTH = 30  # 64 of them, joined, fit the dashboard's index of them
+MAX_ANNOTATION_LENGTH = 256
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENTRY_POINT = re.compile(r"[^\x00]{1,256}")
 
