@@ -24,7 +24,7 @@ from dashboard.eligibility import as_of_epoch
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
 from executor.cids import InvalidCID, normalize_cid
-from executor.commp import commp
+from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
 
 __all__ = [
@@ -187,6 +187,16 @@ def _piece_of(result_cid: str, piece_size: int) -> str:
             ) from None
         except StorageError as exc:
             raise DomainError("storage_unavailable", str(exc), status=503) from None
+        # Padding earns no DataCap: the piece may be no larger than the result's CAR needs.
+        smallest = minimal_piece_size(path.stat().st_size)
+        if piece_size > smallest:
+            raise DomainError(
+                "piece_too_large",
+                f"the CAR of {result_cid} is {path.stat().st_size} bytes: the smallest piece "
+                f"that holds it is {smallest} bytes, not {piece_size}",
+                status=409,
+                fields={"piece_size": smallest},
+            )
         try:
             with path.open("rb") as car:
                 return commp(car, piece_size=piece_size).cid

@@ -58,7 +58,8 @@ def unpadded_size(piece_size: int) -> int:
     return piece_size // QUAD_OUT * QUAD_IN
 
 
-def _minimal_piece_size(payload: int) -> int:
+def minimal_piece_size(payload: int) -> int:
+    """The smallest padded piece that holds `payload` bytes."""
     size = MIN_PIECE_SIZE
     while unpadded_size(size) < payload:
         size <<= 1
@@ -129,7 +130,7 @@ def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = 
             pending = pending[whole:]
     if pending:
         tree.add(_fr32(pending + bytes(QUAD_IN - len(pending))))
-    minimal = _minimal_piece_size(total)
+    minimal = minimal_piece_size(total)
     size = minimal if piece_size is None else piece_size
     if size < MIN_PIECE_SIZE or size & (size - 1):
         raise ValueError(f"a piece size is a power of two of at least 128 bytes, not {size}")

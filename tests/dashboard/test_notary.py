@@ -89,17 +89,14 @@ def test_piece_registration_recomputes_commp(client: Client, personas: Personas,
     ok = post(client, personas.node_key, path, body)
     assert ok.status_code == 201 and ok.json()["piece_cid"] == piece.cid
     assert post(client, personas.node_key, path, body).status_code == 200
+    # padding earns no DataCap: a larger piece of the same CAR is refused, naming the size
     bigger = piece_of(store, result_cid, piece.size * 4)
-    assert (
-        post(
-            client,
-            personas.node_key,
-            path,
-            dict(body, piece_cid=bigger.cid, piece_size=bigger.size),
-        ).status_code
-        == 201
+    padded = post(
+        client, personas.node_key, path, dict(body, piece_cid=bigger.cid, piece_size=bigger.size)
     )
-    assert JobPiece.objects.filter(job=job).count() == 2
+    assert (padded.status_code, padded.json()["error"]["code"]) == (409, "piece_too_large")
+    assert padded.json()["error"]["fields"] == {"piece_size": piece.size}
+    assert JobPiece.objects.filter(job=job).count() == 1
 
 
 @pytest.mark.django_db
@@ -153,10 +150,11 @@ def test_awards_and_every_refusal(client: Client, personas: Personas, store) -> 
         client, personas.notary_key, f"/api/v1/notary/verifications/{result_cid}?provider=f05"
     ).json()
     assert elsewhere["verified"] is False and elsewhere["provider_matches"] is False
-    # a second, larger registered piece of the same result would exceed the allowance
+    # a larger piece registered before padding was refused still cannot pass the allowance
     big = piece_of(store, result_cid, piece.size * 2)
-    post(client, personas.node_key, f"/api/v1/jobs/{job.id}/pieces",
-         {"piece_cid": big.cid, "piece_size": big.size, "payload_cid": result_cid})  # fmt: skip
+    JobPiece.objects.create(
+        job=job, piece_cid=big.cid, piece_size=big.size, payload_cid=result_cid, node=personas.node
+    )
     assert award_code(dict(award, piece_cid=big.cid, piece_size=big.size)) == (
         409,
         "exceeds_remaining",
