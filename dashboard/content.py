@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -18,15 +19,25 @@ from executor.cids import InvalidCID, normalize_cid
 from executor.storage import (
     ContentNotFound,
     DirEntry,
+    FetchLimit,
     LimitExceeded,
     Storage,
     StorageError,
+    declared_size,
     open_storage,
     staging_dir,
     sweep_stale,
 )
 
-__all__ = ["open_file", "resolve", "storage", "store_upload", "sweep_uploads"]
+__all__ = [
+    "Measured",
+    "measure",
+    "open_file",
+    "resolve",
+    "storage",
+    "store_upload",
+    "sweep_uploads",
+]
 
 CHUNK = 1 << 20
 _UPLOAD = "upload"
@@ -87,6 +98,39 @@ def store_upload(read: Callable[[int], bytes], *, declared: int | None, car: boo
             raise DomainError("storage_unavailable", str(exc), status=503) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A result as this dashboard's store holds it."""
+
+    file_bytes: int  # the bytes of its files, as `size_bytes` reports them
+    car_bytes: int  # its CARv1, as a node stores it and CommP is computed over
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return len(data)
+
+
+def measure(cid: str) -> Measured | None:
+    """The result's sizes, measured here; None when it is not wholly in the store."""
+    store = storage()
+    try:
+        if not store.has(cid):
+            return None
+        files = declared_size(store, cid, FetchLimit(1 << 62), entry_cost=0)
+        car = _Counter()
+        store.export_car(cid, car)  # type: ignore[arg-type]
+    except ContentNotFound:
+        return None
+    except StorageError as exc:
+        raise DomainError("storage_unavailable", str(exc), status=503) from None
+    return Measured(file_bytes=files, car_bytes=car.count)
 
 
 def open_file(cid: str) -> tuple[int, Iterator[bytes]]:

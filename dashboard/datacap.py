@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["format_bytes", "padded_piece_size", "parse_datacap", "suggested_datacap"]
+from executor.commp import minimal_piece_size
+
+__all__ = ["format_bytes", "parse_datacap", "suggested_datacap"]
 
 _UNITS = {
     "": 1,
@@ -72,18 +74,9 @@ def format_bytes(value: int | None) -> str:
     return f"{value} B"
 
 
-def padded_piece_size(size: int) -> int:
-    """The piece size a payload of `size` bytes needs: Fr32 expansion (127 → 128 bytes), then
-    the next power of two, at least 128 bytes (FILECOIN.md)."""
-    expanded = -(-max(size, 1) * 128 // 127)
-    piece = 128
-    while piece < expanded:
-        piece <<= 1
-    return piece
-
-
-def suggested_datacap(size: int | None, replicas: int) -> int | None:
-    """DESIGN §7: the result size padded to its piece size, times the replica count."""
-    if size is None:
+def suggested_datacap(car_bytes: int | None, replicas: int) -> int | None:
+    """The smallest piece that holds the result's CAR (the piece a node registers), times
+    the replica count; None when the CAR was not measured here."""
+    if car_bytes is None:
         return None
-    return padded_piece_size(size) * replicas
+    return minimal_piece_size(car_bytes) * replicas

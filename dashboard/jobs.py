@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from dashboard import content
 from dashboard import eligibility as selectors
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey, Job, JobInput, JobResult
@@ -342,7 +343,18 @@ def record_result(
     """The one place a job's result is written: by a node over HTTP (key) or our worker (None).
 
     Idempotent: the same result again returns (stored, False); a different one is a 409.
+    When the result is in this dashboard's store, its size is measured here and a report
+    whose `size_bytes` disagrees is refused: DataCap rests on what was measured.
     """
+    measured = content.measure(result.result_cid)
+    if measured is not None and measured.file_bytes != result.size_bytes:
+        raise DomainError(
+            "size_mismatch",
+            f"size_bytes is {result.size_bytes}, but {result.result_cid} holds "
+            f"{measured.file_bytes} bytes of files",
+            status=409,
+            fields={"size_bytes": measured.file_bytes},
+        )
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
@@ -376,6 +388,7 @@ def record_result(
             stderr_cid=result.stderr_cid,
             outputs_cid=result.outputs_cid,
             size_bytes=result.size_bytes,
+            car_bytes=measured.car_bytes if measured is not None else None,
             runtime_ms=result.runtime_ms,
             provider=result.provider,
         )

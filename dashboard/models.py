@@ -219,6 +219,8 @@ class JobResult(models.Model):
     stderr_cid = models.CharField(max_length=200)
     outputs_cid = models.CharField(max_length=200)
     size_bytes = models.BigIntegerField()
+    # The result's CAR as measured from this dashboard's store; null when it is not there.
+    car_bytes = models.BigIntegerField(null=True, blank=True)
     runtime_ms = models.BigIntegerField()
     provider = models.CharField(max_length=32, blank=True, default="")
     recorded_at = models.DateTimeField(auto_now_add=True)

@@ -3,8 +3,9 @@
 Every attempt is counted before its password is checked, in one atomic statement, so no more
 than LOGIN_FAILURES_ALLOWED passwords are ever checked per name or address in a window of
 LOGIN_LOCKOUT_S, however many requests race and however many web processes serve them. A
-successful sign-in gives its attempt back. Names are counted as Django authenticates them
-(NFKC-normalised), and case-folded on top, so look-alike spellings share one count.
+successful sign-in gives its own attempt back, so signing in often costs nothing. Names are
+counted as Django authenticates them (NFKC-normalised), and case-folded on top, so
+look-alike spellings share one count.
 """
 
 from __future__ import annotations
@@ -78,10 +79,9 @@ def start(username: str, address: str) -> Attempt:
 
 
 def succeeded(attempt: Attempt) -> None:
-    """The name's count starts again; the address gets this attempt back (one good account
-    does not clear an address that is guessing at others)."""
-    SignInThrottle.objects.filter(key=attempt.keys[0]).delete()
-    SignInThrottle.objects.filter(key=attempt.keys[1], count__gt=0).update(count=F("count") - 1)
+    """The name and the address get this attempt back; failures stay counted until their
+    window ends, so a right password never lets more wrong ones be checked."""
+    SignInThrottle.objects.filter(key__in=attempt.keys, count__gt=0).update(count=F("count") - 1)
 
 
 def failed(attempt: Attempt, *, checked: bool) -> None:

@@ -152,10 +152,12 @@ class Storage(Protocol):
         `max_bytes` on disk (LimitExceeded). Returns the roots (canonical CIDs)."""
 
 
-def declared_size(storage: Storage, cid: str, limit: FetchLimit) -> int:
+def declared_size(
+    storage: Storage, cid: str, limit: FetchLimit, entry_cost: int = ENTRY_COST
+) -> int:
     """What a `get` of `cid` would write, from the sizes its DAG declares: file bytes plus
-    ENTRY_COST for every file and directory, counted each time they are linked (that is what
-    lands on disk). LimitExceeded as soon as the count passes `limit.max_bytes`.
+    `entry_cost` for every file and directory, counted each time they are linked (that is
+    what lands on disk). LimitExceeded as soon as the count passes `limit.max_bytes`.
 
     Each distinct directory is listed once, so a DAG that links the same folder many times
     costs a walk of its distinct blocks however large it claims to be."""
@@ -173,15 +175,15 @@ def declared_size(storage: Storage, cid: str, limit: FetchLimit) -> int:
             pending.extend(missing)
             continue
         pending.pop()
-        total = ENTRY_COST
+        total = entry_cost
         for entry in entries:
-            total += totals[entry.cid] if entry.is_dir else ENTRY_COST + entry.size
+            total += totals[entry.cid] if entry.is_dir else entry_cost + entry.size
             if total > limit.max_bytes:
                 raise LimitExceeded(
                     f"{cid} declares more than the inputs' limit of {limit.max_bytes} bytes"
                 )
         totals[top] = total
-    size = totals[cid] if cid in totals else ENTRY_COST + storage.size(cid)
+    size = totals[cid] if cid in totals else entry_cost + storage.size(cid)
     if size > limit.max_bytes:
         raise LimitExceeded(f"{cid} declares {size} bytes; the inputs' limit is {limit.max_bytes}")
     return size

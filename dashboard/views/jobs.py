@@ -125,8 +125,7 @@ def _page(
 ) -> HttpResponse:
     job, result = detail.job, detail.result
     role = moderation.role_of(request.user)
-    size = result.size_bytes if result else None
-    suggestion = suggested_datacap(size, settings.DATACAP_REPLICAS)
+    suggestion = suggested_datacap(result.car_bytes if result else None, settings.DATACAP_REPLICAS)
     decidable = job.state == Job.State.COMPLETED and job.moderation_state == Job.Moderation.PENDING
     for item in detail.inputs:
         item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]

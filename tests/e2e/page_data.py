@@ -92,7 +92,13 @@ def make_job(
             "outputs_cid": "",
         }
         JobResult.objects.create(
-            job=job, exit_code=0, size_bytes=size, runtime_ms=12, provider="f01234", **refs
+            job=job,
+            exit_code=0,
+            size_bytes=size,
+            runtime_ms=12,
+            provider="f01234",
+            **refs,
+            car_bytes=size,  # as if measured here: the suggestion follows it
         )
     return job
 
