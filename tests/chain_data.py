@@ -2,7 +2,7 @@
 deterministic builders for synthetic deals, CIDs and verified-registry claim events.
 
 No server code here (see tests/fake_lotus.py). Wire shapes follow FILECOIN.md §1-§2; the
-real data comes from /work/shared/fixtures/filecoin (see its README for provenance).
+real data is in tests/fixtures/filecoin (its README says where each file comes from).
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any
 
 import cbor2
 
-# The repo is cloned next to a copy of `shared/` (here and in CI), so walk up from this file
-# rather than from the working directory. FILPLUS_FIXTURES_DIR overrides it.
+# Found from this file, not the working directory. FILPLUS_FIXTURES_DIR overrides it.
 FIXTURES = Path(
     os.environ.get("FILPLUS_FIXTURES_DIR")
-    or Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "filecoin"
+    or Path(__file__).resolve().parent / "fixtures" / "filecoin"
 )
 
 CLAIM_EVENTS_FILE = "getactoreventsraw_claim_events_mainnet_h4622129-4622139.json"
