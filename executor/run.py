@@ -113,17 +113,15 @@ def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
-def prepare_inputs(
-    spec: JobSpec, storage: Storage, root: Path, limit: FetchLimit | None = None
-) -> list[Mount]:
+def prepare_inputs(spec: JobSpec, storage: Storage, root: Path, limit: FetchLimit) -> list[Mount]:
     """Fetch every input under `root` and describe the read-only preopens that mount them.
 
     A directory CID is preopened at its path. A file CID at `/dir/name` appears as `name` in
     a preopened `/dir`; files that share a directory share one preopen. Preopens may not nest,
     since which one a guest path resolves through would then depend on the WASI libc.
 
-    With a `limit`, the sizes the inputs' DAGs declare are added up first, and nothing is
-    written when they pass it; then every byte and entry written is counted against it.
+    The sizes the inputs' DAGs declare are added up first, and nothing is written when they
+    pass `limit`; then every byte and entry written is counted against it.
     """
     preopens: dict[str, Path] = {}
     file_dirs: set[str] = set()
@@ -133,13 +131,12 @@ def prepare_inputs(
         field = f"inputs.{i}"
         try:
             kinds.append(storage.is_dir(mount.cid))
-            if limit is not None:
-                room = FetchLimit(limit.max_bytes - declared, limit.deadline, limit.cancel)
-                declared += declared_size(storage, mount.cid, room)
+            room = FetchLimit(limit.max_bytes - declared, limit.deadline, limit.cancel)
+            declared += declared_size(storage, mount.cid, room)
         except LimitExceeded:
             raise JobFailed(
-                f"{field}: the inputs declare more than their limit of {limit and limit.max_bytes}"
-                " bytes (file bytes plus 4096 a file or folder)"
+                f"{field}: the inputs declare more than their limit of {limit.max_bytes} bytes"
+                " (file bytes plus 4096 a file or folder)"
             ) from None
         except StorageError as exc:
             raise _fetch_failed(field, mount.cid, exc) from None
@@ -174,7 +171,7 @@ def prepare_inputs(
     return [Mount(host=host, guest=guest) for guest, host in sorted(preopens.items())]
 
 
-def _get(storage: Storage, cid: str, dest: Path, field: str, limit: FetchLimit | None) -> None:
+def _get(storage: Storage, cid: str, dest: Path, field: str, limit: FetchLimit) -> None:
     try:
         storage.get(cid, dest, limit)
     except StorageError as exc:
