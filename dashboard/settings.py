@@ -238,7 +238,7 @@ REST_FRAMEWORK = {
         "dashboard.api.auth.ModeratorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKey"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["dashboard.api.renderers.JsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JsonParser"],
     "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dashboard.api.negotiation.JsonFirstNegotiation",

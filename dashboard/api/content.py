@@ -10,13 +10,13 @@ from pathlib import Path
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard import content
 from dashboard.api.permissions import AnyKey, SubmitterOrNode
+from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
 from executor.storage import ContentNotFound, StorageError
@@ -89,7 +89,7 @@ class GatewayView(APIView):
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
         # The body is bytes, HTML or a CAR whatever the Accept header says; only errors are
         # rendered, and always as JSON.
-        return (JSONRenderer(), JSONRenderer.media_type)
+        return (JsonRenderer(), JsonRenderer.media_type)
 
     # Outside the API (DESIGN §4): not part of the v1 schema.
     @extend_schema(exclude=True)

@@ -7,9 +7,11 @@ import json
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.test import Client
 
+from dashboard import api_keys
 from dashboard.models import Decision, Job, JobInput
 from executor import spec as job_spec
 from executor.cids import MAX_CID_LENGTH
@@ -139,19 +141,71 @@ def test_huge_piece_sizes_and_long_result_cids_are_400(client: Client, personas:
     assert answer.status_code == 400 and "result_cid" in answer.json()["error"]["fields"]
 
 
-def test_the_specs_limits_fit_every_column() -> None:
-    """Every CID column holds the longest CID the normaliser lets through, the input path
-    column the longest path, and the annotation index every annotation a spec may carry."""
-    cid_columns = []
+# The longest value the code can write into each text column that has no `choices`, from
+# the limit the API or the code enforces (CID columns are checked against MAX_CID_LENGTH).
+# A new column fails the walk below until its bound is written here.
+HOST = 64  # HOST_NAME_MAX on Linux: worker and lease names are host:pid[:thread]
+USERNAME = 150  # django.contrib.auth's username column
+BOUNDS: dict[tuple[str, str], int] = {
+    ("ApiKey", "name"): 100,  # api_keys.create_api_key refuses longer names
+    ("ApiKey", "prefix"): api_keys.PREFIX_LENGTH,
+    ("ApiKey", "digest"): 64,  # hex SHA-256
+    ("ApiKey", "provider"): len("f0") + 20,  # api_keys.PROVIDER_RE
+    ("JobResult", "provider"): len("f0") + 20,  # copied from the node's key
+    ("Award", "provider"): len("f0") + 20,  # notary._provider takes an ID address
+    ("SignInThrottle", "key"): max(len("user:") + 40, len("ip:") + 39),  # digest; IPv6 text
+    ("AuditEvent", "actor"): max(len("user:") + USERNAME, len("node:") + 100, len("address:") + 39),
+    ("AuditEvent", "action"): len("sign_in.failed"),
+    ("AuditEvent", "target"): 200,  # sign_in cuts the name it records to 200
+    ("Decision", "actor"): len("user:") + USERNAME,
+    ("Job", "id"): 100,  # jobs.JOB_ID
+    ("Job", "spec_digest"): 64,
+    ("Job", "lease_owner"): HOST + len(":4194304:") + 20,  # job_worker's host:pid:thread
+    ("Job", "chain_flags"): len("more_on_chain_than_awarded,other_provider"),
+    ("JobInput", "path"): job_spec.MAX_PATH_LENGTH,
+    ("JobInput", "status"): len("expired"),  # active, pending, expired or ""
+    ("Deal", "client"): len("f0") + 20,  # the market actor stores ID addresses
+    ("Deal", "provider"): len("f0") + 20,
+    ("ClaimEvent", "tipset_hash"): 16,
+    ("ScannerCheckpoint", "name"): len("default"),
+    ("ScannerCheckpoint", "lease_owner"): HOST + len(":4194304"),  # lease.py's host:pid
+}
+
+
+def test_every_text_column_holds_the_longest_value_the_code_lets_through() -> None:
+    """Walk every CharField of both apps: a choice column holds its longest choice, a CID
+    column the longest CID the normaliser lets through, every other column its bound above;
+    the spec's own limits fit their columns; annotations are indexed as text of any length."""
+    seen = set()
     for app in ("dashboard", "chain_scanner"):
         for model in apps.get_app_config(app).get_models():
             for field in model._meta.get_fields():
-                if isinstance(field, models.CharField) and field.name.endswith("cid"):
-                    cid_columns.append((model.__name__, field.name, field.max_length))
-    assert len(cid_columns) >= 10
-    for name, column, length in cid_columns:
-        assert length >= MAX_CID_LENGTH, (name, column, length)
+                if not isinstance(field, models.CharField):
+                    continue
+                where = (model.__name__, field.name)
+                seen.add(where)
+                if field.choices:
+                    longest = max(len(str(value)) for value, _ in field.flatchoices)
+                elif field.name.endswith("cid"):
+                    longest = MAX_CID_LENGTH
+                else:
+                    assert where in BOUNDS, f"{where}: say what bounds this column in BOUNDS"
+                    longest = BOUNDS[where]
+                assert longest <= field.max_length, (where, longest, field.max_length)
+    assert set(BOUNDS) <= seen, set(BOUNDS) - seen  # no bound for a column that is gone
+    assert len(seen) >= 40
     assert JobInput._meta.get_field("path").max_length >= job_spec.MAX_PATH_LENGTH
-    # the annotations are indexed as text of any length
+    assert get_user_model()._meta.get_field("username").max_length == USERNAME
     assert isinstance(Job._meta.get_field("annotation_index"), models.TextField)
     assert job_spec.MAX_ANNOTATIONS * job_spec.MAX_ANNOTATION_LENGTH < 1 << 20
+
+
+def test_a_lone_surrogate_echoed_in_an_error_is_sent_as_a_replacement_character(
+    client: Client, personas: Personas
+) -> None:
+    """The eligibility error names the CID it could not read: a lone surrogate in it cannot
+    be encoded as UTF-8, so it goes back as U+FFFD (it was a 500)."""
+    body = '{"cids": ["\\ud800bafy"]}'  # the JSON escape: valid JSON, a lone surrogate in Python
+    answer = post(client, personas.node_key, "/api/v1/eligibility", body)
+    assert answer.status_code == 400, answer.content
+    assert "\ufffdbafy" in answer.content.decode("utf-8")

@@ -4,6 +4,7 @@ may produce a 500, and every answer must match the schema (status, shape, conten
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -14,11 +15,19 @@ from django.core import signals
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
+from dashboard.models import Job
 from dashboard.wsgi import application
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
+from tests.dashboard.test_moderation import finished_job
 
 
 def _encode(prefix: bytes, digest: bytes, form: str) -> str:
@@ -121,3 +130,147 @@ def node_headers(keep_connection: None, personas: Personas, no_rate_limit) -> di
 )
 def test_api_conforms_to_its_schema(case, node_headers: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
     case.call_and_validate(headers=node_headers)
+
+
+# The hostile pass: a schema-valid request with one value replaced by one PostgreSQL, Python's
+# parsers or our columns cannot take as is. Schemathesis does not make these by itself (its
+# strings are UTF-8-encodable and short, its integers small, its JSON shallow), so each case
+# is a generated positive one with a single leaf (a value, or a key of an object) swapped.
+HOSTILE_STRINGS = {
+    "nul": "a\x00b",
+    "surrogate": "\ud800",  # sent as the JSON escape "\ud800": valid JSON, not valid UTF-8
+    "long": "x" * 100_000,
+}
+HOSTILE_INTEGERS = [2**63, -(2**63) - 1, 2**64, 10**40]
+DEEP = {"array": b"[" * 100_000, "object": b'{"a":' * 100_000}
+# Who may call what: a request only reaches the code under test with the right key.
+CALLER = {
+    "job_decision": "moderator_key",
+    "notary_award": "notary_key",
+    "notary_verification": "notary_key",
+    "jobs_submit": "submitter_key",
+}
+hostile_schema = schemathesis.openapi.from_wsgi(
+    "/api/schema/",
+    application,
+    config=SchemathesisConfig.from_dict(
+        {
+            "generation": {"mode": "positive"},
+            "phases": {"examples": {"enabled": False}, "coverage": {"enabled": False}},
+        }
+    ),
+)
+HOSTILE_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+def _leaves(value: object, keys: bool, path: tuple = ()) -> Iterator[tuple[tuple, object]]:
+    """(path, value) for every scalar in a JSON value, and with `keys` ((…, KEY, name), name)
+    for the keys of its objects."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if keys:
+                yield (*path, KEY, key), key
+            yield from _leaves(item, keys, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, keys, (*path, index))
+    else:
+        yield path, value
+
+
+KEY = object()  # marks a path that names an object's key rather than its value
+
+
+def _replace(value: object, path: tuple, new: object) -> object:
+    if not path:
+        return new
+    if len(path) == 2 and path[0] is KEY:
+        assert isinstance(value, dict)
+        return {(new if key == path[1] else key): item for key, item in value.items()}
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _replace(value[head], rest, new)}
+    assert isinstance(value, list)
+    return [_replace(item, rest, new) if i == head else item for i, item in enumerate(value)]
+
+
+def _stored() -> dict[str, int]:
+    from django.apps import apps
+
+    return {m.__name__: m.objects.count() for m in apps.get_app_config("dashboard").get_models()}
+
+
+@pytest.fixture
+def hostile_world(keep_connection: None, personas: Personas, no_rate_limit) -> Personas:  # type: ignore[no-untyped-def]
+    """A finished job and a running one of our node, so job routes reach their validation."""
+    scanned_at()
+    deal(1)
+    finished_job("job-1")
+    Job.objects.filter(id="job-1").update(node=personas.node)
+    Job.objects.create(
+        id="job-2", engine="wasm", spec={}, spec_digest="0" * 64, state="running",
+        node=personas.node,
+    )  # fmt: skip
+    return personas
+
+
+@pytest.mark.django_db
+@hostile_schema.parametrize()
+@hostile_schema.given(data=st.data())
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_hostile_values_are_refused_cleanly(case, data, hostile_world: Personas) -> None:  # type: ignore[no-untyped-def]
+    """NUL, lone surrogates, 100,000-character strings, integers beyond 64 bits and JSON
+    nested 100,000 deep, in every place a request can carry them: never a 500, always an
+    answer the schema documents, and nothing stored by a refused request."""
+    key = getattr(
+        hostile_world, CALLER.get(case.operation.definition.raw["operationId"], "node_key")
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    if "job_id" in (case.path_parameters or {}):
+        case.path_parameters["job_id"] = data.draw(st.sampled_from(["job-1", "job-2"]))
+    places: list[tuple[str, tuple, object]] = []
+    for where in ("path_parameters", "query", "body"):
+        value = getattr(case, where, None)
+        if isinstance(value, dict | list):
+            # a path parameter's name is the route's; a query's or a body's keys are the caller's
+            keyed = where != "path_parameters"
+            places += [(where, path, leaf) for path, leaf in _leaves(value, keyed)]
+    kinds = ["value"] if places else []
+    if isinstance(case.body, dict | list) and case.media_type == "application/json":
+        kinds.append("deep")
+    if not kinds:
+        return  # nothing to replace (an operation with no parameters): the first test covers it
+    before = _stored()
+    if data.draw(st.sampled_from(kinds), label="kind") == "deep":
+        nesting = data.draw(st.sampled_from(sorted(DEEP)), label="nesting")
+        headers["Content-Type"] = "application/json"
+        response = case.call(headers=headers, data=DEEP[nesting])
+    else:
+        where, path, leaf = data.draw(st.sampled_from(places), label="place")
+        in_url = where != "body"
+        if isinstance(leaf, int) and not isinstance(leaf, bool):
+            new: object = data.draw(st.sampled_from(HOSTILE_INTEGERS), label="integer")
+        else:
+            # a URL carries bytes: a lone surrogate cannot be put in one, so only NUL and length
+            names = ["nul", "long"] if in_url else sorted(HOSTILE_STRINGS)
+            new = HOSTILE_STRINGS[data.draw(st.sampled_from(names), label="string")]
+        changed = _replace(getattr(case, where), path, new)
+        if where == "body":
+            # sent as JSON text: a lone surrogate becomes its escape, as a hostile client sends it
+            headers["Content-Type"] = case.media_type
+            response = case.call(headers=headers, data=json.dumps(changed).encode())
+        else:
+            setattr(case, where, changed)
+            response = case.call(headers=headers)
+    case.validate_response(response, checks=HOSTILE_CHECKS, headers=headers)
+    if response.status_code >= 400:
+        assert _stored() == before, response.text
