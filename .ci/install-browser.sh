@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the headless browser the moderator pages' end-to-end tests drive (tests/e2e,
-# PLATFORM.md §5): Debian's chromium, used by Python Playwright (from requirements-dev.txt)
+# Install the headless browser the moderator pages' end-to-end tests drive (tests/e2e):
+# Debian's chromium, used by Python Playwright (from requirements-dev.txt)
 # through executable_path=/usr/lib/chromium/chromium, so Playwright downloads no browser.
 # fonts-dejavu-core gives the screenshots readable text. Idempotent: when all are present it
 # returns at once without touching apt.

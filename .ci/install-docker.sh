@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the Docker engine's tests need (PLATFORM.md §2): the Docker daemon from
+# Install what the Docker engine's tests need: the Docker daemon from
 # Debian (docker.io: dockerd, containerd, runc), busybox-static for the tiny test image and
 # debootstrap for the Debian + python3 image. Idempotent: when all are present it returns at
 # once without touching apt. The tests start their own private dockerd; this script starts

@@ -2,7 +2,7 @@
 # Install the js-ipfs daemon (npm ipfs@0.66.1) that the IPFS integration tests start.
 #
 # Kubo itself cannot be installed here (its npm package downloads from github.com), so the
-# tests run against js-ipfs, which serves the same /api/v0 RPC (PLATFORM.md §1c).
+# tests run against js-ipfs, which serves the same /api/v0 RPC.
 # Idempotent: a second run with the same version installed does nothing.
 #
 # Installs into ${FILPLUS_TOOLS_DIR:-$HOME/.cache/filplus}/jsipfs:

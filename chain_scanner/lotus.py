@@ -2,7 +2,7 @@
 
 JSON-RPC 2.0 over HTTP POST with httpx: optional bearer token, timeouts, retries with
 exponential backoff on transport errors and HTTP 5xx, batches, and a typed error for
-JSON-RPC error objects. See FILECOIN.md §1 for the wire format.
+JSON-RPC error objects. See docs/filecoin.md for the wire format.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import httpx
 
 log = logging.getLogger(__name__)
 
-# go-jsonrpc codes (FILECOIN.md §1.2).
+# go-jsonrpc codes (docs/filecoin.md).
 METHOD_NOT_FOUND = -32601
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Model
+from django.utils import timezone
 
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 
@@ -25,6 +29,64 @@ def approximate_count(model: type[Model]) -> int:
         if row and row[0] > EXACT_COUNT_LIMIT:
             return int(row[0])
     return model.objects.count()
+
+
+EPOCH_S = 30
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether the scanner's tables can be trusted as "the chain now": a pass has finished,
+    recently, and its processing tipset is close enough to the head."""
+
+    complete: bool
+    lag_epochs: int | None  # behind the head at the last pass, plus the epochs since it ended
+    last_pass_at: datetime | None
+    reasons: tuple[str, ...]  # why it is not complete, for /healthz and the logs
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "complete": self.complete,
+            "lag_epochs": self.lag_epochs,
+            "last_pass_at": _iso(self.last_pass_at),
+        }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
+def freshness(checkpoint: ScannerCheckpoint | None, now: datetime | None = None) -> Freshness:
+    now = now or timezone.now()
+    if checkpoint is None or checkpoint.last_pass_finished_at is None:
+        return Freshness(False, None, None, ("no scanner pass has finished yet",))
+    finished = checkpoint.last_pass_finished_at
+    reasons = []
+    since = max(0, int((now - finished).total_seconds()))
+    lag = None
+    if checkpoint.head_height is not None and checkpoint.processing_height is not None:
+        lag = checkpoint.head_height - checkpoint.processing_height + since // EPOCH_S
+        if lag > settings.SCANNER_STALE_EPOCHS:
+            reasons.append(
+                f"{lag} epochs behind the chain head (more than SCANNER_STALE_EPOCHS, "
+                f"{settings.SCANNER_STALE_EPOCHS})"
+            )
+    # Passes run every SCANNER_INTERVAL_S: ten missed ones mean the scanner is stuck.
+    stale_after = timedelta(seconds=10 * settings.SCANNER_INTERVAL_S + 600)
+    if now - finished > stale_after:
+        reasons.append(
+            f"the last pass finished {_ago(since)} ago (passes run every "
+            f"{settings.SCANNER_INTERVAL_S} s)"
+        )
+    return Freshness(not reasons, lag, finished, tuple(reasons))
+
+
+def _ago(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
 
 
 def scanner_status() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""DataCap amounts as people type them, and the amount the UI suggests (DESIGN §7)."""
+"""DataCap amounts as people type them, and the amount the UI suggests."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from django.db import connection
 
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
+from chain_scanner.status import Freshness, freshness
 from dashboard.api.sql import prepared_cursor
 from dashboard.errors import DomainError
 from executor.cids import InvalidCID, normalize_cid
@@ -21,27 +22,44 @@ MAX_SOURCES = 100
 MAINNET_GENESIS = 1598306400  # unix time of epoch 0; 30 s an epoch
 
 
-_epoch_cache: tuple[float, int] | None = None
+_epoch_cache: tuple[float, int, Freshness] | None = None
 EPOCH_CACHE_S = 1.0  # the scanner moves every 30 s: a second of staleness is harmless
 
 
-def as_of_epoch() -> int:
-    """The epoch answers are valid at: the scanner's last processing height, or, before its
-    first pass (a dump only), the epoch the wall clock says. Kept for a second per process,
-    which saves a query on every request of a busy API."""
+def _scanner_view() -> tuple[int, Freshness]:
+    """The epoch answers are valid at (the scanner's last processing height, or, before its
+    first pass, the epoch the wall clock says) and whether the scanner's view is complete.
+    Kept for a second per process, which saves a query on every request of a busy API."""
     global _epoch_cache
     now = time.monotonic()
     if _epoch_cache is not None and now - _epoch_cache[0] < EPOCH_CACHE_S:
-        return _epoch_cache[1]
-    height = (
+        return _epoch_cache[1], _epoch_cache[2]
+    row = (
         ScannerCheckpoint.objects.filter(name="default")
-        .values_list("processing_height", flat=True)
+        .values_list("processing_height", "head_height", "last_pass_finished_at")
         .first()
     )
+    checkpoint = None
+    if row is not None:
+        checkpoint = ScannerCheckpoint(
+            processing_height=row[0], head_height=row[1], last_pass_finished_at=row[2]
+        )
+    height = row[0] if row is not None and row[0] is not None else None
     if height is None:
         height = int((time.time() - MAINNET_GENESIS) // 30)
-    _epoch_cache = (now, height)
-    return height
+    view = freshness(checkpoint)
+    _epoch_cache = (now, height, view)
+    return height, view
+
+
+def as_of_epoch() -> int:
+    return _scanner_view()[0]
+
+
+def scanner_freshness() -> dict[str, Any]:
+    """`scanner` of every blessed-status answer: until it is complete, "not blessed" means
+    "not known to be blessed"."""
+    return _scanner_view()[1].as_json()
 
 
 def forget_epoch() -> None:
@@ -142,6 +160,7 @@ def eligibility(cids: list[str]) -> dict[str, Any]:
     return {
         "eligible": all(r["blessed"] for r in results),
         "as_of_epoch": epoch,
+        "scanner": scanner_freshness(),
         "results": results,
     }
 
@@ -215,4 +234,5 @@ def cid_report(cid: str) -> dict[str, Any]:
         "status": status,
         "sources": sources,
         "as_of_epoch": epoch,
+        "scanner": scanner_freshness(),
     }

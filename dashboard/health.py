@@ -1,16 +1,14 @@
-"""`GET /healthz`: the database answers, and how far behind the chain the scanner is."""
+"""`GET /healthz`: the database answers, and whether the scanner keeps up, and if not, why."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from chain_scanner.models import ScannerCheckpoint
+from chain_scanner.status import freshness
+from dashboard.api.serializers import HealthSerializer
 
 
 @require_GET
@@ -20,25 +18,26 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except DatabaseError as exc:
         body = {
             "status": "error",
+            "reasons": [f"the database cannot be read: {type(exc).__name__}"],
             "database": f"error: {type(exc).__name__}",
             "scanner_lag_epochs": None,
             "last_pass_finished_at": None,
+            "last_error": None,
+            "last_error_at": None,
         }
-        return JsonResponse(body, status=503)
-    lag = None
-    finished = None
-    if checkpoint is not None:
-        finished = checkpoint.last_pass_finished_at
-        if checkpoint.head_height is not None and checkpoint.processing_height is not None:
-            lag = checkpoint.head_height - checkpoint.processing_height
-    # Passes run every SCANNER_INTERVAL_S: ten missed ones mean the scanner is stuck.
-    stale_after = timedelta(seconds=10 * settings.SCANNER_INTERVAL_S + 600)
-    stale = finished is None or timezone.now() - finished > stale_after
-    return JsonResponse(
-        {
-            "status": "stale" if stale else "ok",
-            "database": "ok",
-            "scanner_lag_epochs": lag,
-            "last_pass_finished_at": finished.isoformat() if finished else None,
-        }
-    )
+        return JsonResponse(HealthSerializer(body).data, status=503)
+    view = freshness(checkpoint)
+    reasons = list(view.reasons)
+    last_error = checkpoint.last_error if checkpoint is not None else ""
+    if last_error and not view.complete:
+        reasons.append(f"the scanner's last error: {last_error}")
+    body = {
+        "status": "ok" if view.complete else "stale",
+        "reasons": reasons,
+        "database": "ok",
+        "scanner_lag_epochs": view.lag_epochs,
+        "last_pass_finished_at": view.last_pass_at,
+        "last_error": last_error or None,
+        "last_error_at": checkpoint.last_error_at if checkpoint is not None else None,
+    }
+    return JsonResponse(HealthSerializer(body).data)

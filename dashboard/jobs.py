@@ -473,7 +473,7 @@ def _iso(value: Any) -> str | None:
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    """A job as DESIGN §4 writes it."""
+    """A job as docs/api.md writes it."""
     try:
         result: JobResult | None = job.result
     except ObjectDoesNotExist:

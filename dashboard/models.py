@@ -258,7 +258,7 @@ class Decision(models.Model):
 
 
 class Award(models.Model):
-    """DataCap the notary awarded to one deal of a verified job's results (DESIGN §7)."""
+    """DataCap the notary awarded to one deal of a verified job's results."""
 
     job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="awards")
     piece_cid = models.CharField(max_length=200)

@@ -1,4 +1,4 @@
-"""The notary side (DESIGN §1 step 4, §4, §7): pieces of results, verifications, awards, and
+"""The notary side (docs/api.md): pieces of results, verifications, awards, and
 the deals and claims on chain that store a job's results.
 
 DataCap may go only to the right data (a piece whose CommP we recomputed from the result),
@@ -254,9 +254,11 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
     awarded = _awarded(job.id)
     datacap = job.datacap_bytes if is_verified else None
     provider_matches = None if provider is None else provider == holder
+    reason = _not_verified_because(job.moderation_state, holder, provider, provider_matches)
     return {
         "cid": canonical,
-        "verified": is_verified and provider_matches is not False and holder is not None,
+        "verified": reason is None,
+        "reason": reason,
         "job_id": job.id,
         "provider": holder,
         "provider_matches": provider_matches,
@@ -273,6 +275,30 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
         ],
         "on_chain": chain_storage(job, found.result),
     }
+
+
+def _not_verified_because(
+    state: str, holder: str | None, asked: str | None, matches: bool | None
+) -> dict[str, str] | None:
+    """Why DataCap may not go to this data (the first reason of several), or None."""
+    if state == Job.Moderation.PENDING:
+        return {"code": "not_moderated", "message": "no moderator has verified this job yet"}
+    if state == Job.Moderation.REJECTED:
+        return {"code": "rejected", "message": "a moderator rejected this job"}
+    if state == Job.Moderation.REVOKED:
+        return {"code": "revoked", "message": "this job's verification was revoked"}
+    if holder is None:
+        return {
+            "code": "no_holder",
+            "message": "no storage provider holds the results: the node that ran the job "
+            "reported none (the bundled executor reports EXECUTOR_PROVIDER)",
+        }
+    if matches is False:
+        return {
+            "code": "other_provider",
+            "message": f"the results are held by {holder}, not {asked}",
+        }
+    return None
 
 
 def _award_json(award: Award, job: Job, awarded: int) -> dict[str, Any]:

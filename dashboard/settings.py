@@ -1,4 +1,4 @@
-"""Settings for the FIL+ moderation dashboard, all read from environment variables (DESIGN §3).
+"""Settings for the FIL+ moderation dashboard, all read from environment variables.
 
 The defaults are the embedded mode: SQLite under DATA_DIR, no broker, no IPFS daemon.
 """
@@ -132,6 +132,9 @@ LOTUS_RPC_TIMEOUT_S = env_int("LOTUS_RPC_TIMEOUT_S", 60, minimum=1)
 LOTUS_RPC_RETRIES = env_int("LOTUS_RPC_RETRIES", 5, minimum=0)
 SCANNER_START_EPOCH = env_int("SCANNER_START_EPOCH", 3855360, minimum=0)
 SCANNER_INTERVAL_S = env_int("SCANNER_INTERVAL_S", 30, minimum=1)
+# Beyond this lag behind the head, answers say the scanner's view is not complete. The
+# processing tipset is the finalized one: head − 900 where F3 has not finalized.
+SCANNER_STALE_EPOCHS = env_int("SCANNER_STALE_EPOCHS", 960, minimum=1)
 # How many deal ids one pass fetches at most, and how many ride in one JSON-RPC batch.
 SCANNER_MAX_DEALS_PER_PASS = env_int("SCANNER_MAX_DEALS_PER_PASS", 200_000, minimum=1)
 SCANNER_DEAL_BATCH = env_int("SCANNER_DEAL_BATCH", 500, minimum=1)
@@ -170,7 +173,7 @@ LOGOUT_REDIRECT_URL = "/login/"
 # Failed sign-ins allowed per username and per client address before a pause of LOGIN_LOCKOUT_S.
 LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
-# The suggested DataCap is the result's padded piece size times this (DESIGN §7).
+# The suggested DataCap is the result's padded piece size times this.
 DATACAP_REPLICAS = env_int("DATACAP_REPLICAS", 1, minimum=1)
 
 # --- background work ------------------------------------------------------------------------
@@ -247,7 +250,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "FIL+ moderation dashboard API",
-    "DESCRIPTION": "Eligibility of input CIDs, jobs, moderation and the notary API (DESIGN §4).",
+    "DESCRIPTION": "Eligibility of input CIDs, jobs, moderation and the notary API (docs/api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Operations are tagged by the path segment after this (v1), whatever else is routed.

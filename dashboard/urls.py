@@ -34,7 +34,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/v1/", include("dashboard.api.urls")),
-    # Stored content by CID (DESIGN §4, outside the API): result links in the pages, CLI `get`.
+    # Stored content by CID (outside the API, docs/api.md): result links in the pages, CLI `get`.
     path("ipfs/<str:cid>", GatewayView.as_view(), name="ipfs"),
     path("ipfs/<str:cid>/<path:path>", GatewayView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

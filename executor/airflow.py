@@ -1,6 +1,6 @@
 """Apache Airflow operators: run a pipeline stage as a job on the dashboard's executor.
 
-`FilplusWasmRunJobOperator` and `FilplusDockerRunJobOperator` build a job spec (DESIGN §5) from
+`FilplusWasmRunJobOperator` and `FilplusDockerRunJobOperator` build a job spec (docs/jobs.md) from
 their arguments, submit it through the dashboard's HTTP API, wait for it and push `job_id` and
 `result_cid` to XCom, so the next stage mounts the previous one's results:
 

@@ -4,7 +4,7 @@ The bytes are zero-padded to fill a piece, Fr32-padded (every 254 bits get 2 zer
 127 bytes become 128), then hashed as a binary Merkle tree of 32-byte nodes whose parent is
 SHA-256 of its two children with the top two bits of the last byte cleared
 (sha2-256-trunc254-padded). The root, as a CIDv1 with codec fil-commitment-unsealed (0xf101)
-and multihash 0x1012, is the piece CID (`baga6ea4seaq…`; FILECOIN.md §3).
+and multihash 0x1012, is the piece CID (`baga6ea4seaq…`; docs/filecoin.md).
 
 Memory stays constant: input is read in blocks and the tree is folded with a stack, one node
 per level. Whole zero subtrees at the end are taken from precomputed zero commitments.

@@ -1,4 +1,4 @@
-"""Run one job in a Docker container, locked down by the rules of DESIGN §5.
+"""Run one job in a Docker container, locked down by the rules of docs/jobs.md.
 
 The container has no network (`network_mode="none"`), a read-only root, its inputs bind-mounted
 read-only, `/outputs` as its only writable bind mount, a small tmpfs `/tmp`, memory (with no

@@ -1,8 +1,8 @@
 """Storage on a Kubo-compatible IPFS node, through its HTTP RPC (`/api/v0`, every call a POST).
 
 We talk to the RPC with httpx rather than `ipfshttpclient`: that library's `connect()` refuses
-any daemon version outside 0.4.23 ≤ v < 0.8.0, so it rejects every Kubo release since 0.8
-(PLATFORM.md §1d), and its `add(cid_version=1)` silently sends `raw-leaves=false`.
+any daemon version outside 0.4.23 ≤ v < 0.8.0, so it rejects every Kubo release since 0.8,
+and its `add(cid_version=1)` silently sends `raw-leaves=false`.
 
 Only parameters that both Kubo and js-ipfs (npm `ipfs@0.66.1`, our test node) accept are sent.
 Where js-ipfs differs from Kubo, the method docstrings say so. The ones that shape this module:

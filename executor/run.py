@@ -1,6 +1,6 @@
 """Run one job end to end: fetch inputs by CID, run the engine, publish the result directory.
 
-The result is a UnixFS directory `{stdout, stderr, exitCode, outputs/}` (DESIGN §5); its CID
+The result is a UnixFS directory `{stdout, stderr, exitCode, outputs/}` (docs/jobs.md); its CID
 is the job's result CID. `exitCode` holds the decimal exit code with no newline.
 """
 

@@ -1,4 +1,4 @@
-"""The job spec (DESIGN §5): parsing, validation with field names, and its canonical form.
+"""The job spec (docs/jobs.md): parsing, validation with field names, and its canonical form.
 
 The canonical form matters beyond tidiness: its SHA-256 seeds a WASM job's random stream, so
 two submissions of the same job (a `Qm…` module CID or its `bafy…` form, keys in any order,
@@ -80,7 +80,7 @@ class JobSpec:
     entrypoint: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        """The spec as DESIGN §5 writes it, with every default filled in."""
+        """The spec as docs/jobs.md writes it, with every default filled in."""
         body: dict[str, Any] = {"engine": self.engine}
         if self.engine == "wasm":
             body["wasm"] = {

@@ -1,6 +1,6 @@
 """Deterministic WASM runner on wasmtime: same job, same bytes out, on any machine.
 
-The rules (DESIGN §5; README "Determinism" pins them for other implementations):
+The rules (docs/jobs.md pins them for other implementations):
 - clocks are virtual: realtime (id 0) starts at 1640995200000000000 ns (2022-01-01T00:00:00Z),
   monotonic (1), process CPU time (2) and thread CPU time (3) start at 0; each read returns
   that clock's value and then advances it by 1,000,000 ns; every clock's resolution is

@@ -1,7 +1,7 @@
 """Filecoin chain data for tests: the real fixtures reshaped as Lotus emits them, plus
 deterministic builders for synthetic deals, CIDs and verified-registry claim events.
 
-No server code here (see tests/fake_lotus.py). Wire shapes follow FILECOIN.md §1-§2; the
+No server code here (see tests/fake_lotus.py). Wire shapes follow docs/filecoin.md; the
 real data is in tests/fixtures/filecoin (its README says where each file comes from).
 """
 
@@ -357,7 +357,7 @@ def make_deal(
     """One `{Proposal, State}` value in Lotus struct order (big ints as strings).
 
     Defaults: label = synthetic_payload_cid(deal_id), piece_cid = synthetic_piece_cid(deal_id).
-    `shape` picks the State era (FILECOIN.md §2.5): "legacy" (≤ nv16), "nv17" (nv17-21, +
+    `shape` picks the State era (docs/filecoin.md): "legacy" (≤ nv16), "nv17" (nv17-21, +
     VerifiedClaim), "nv22" (SectorNumber first) or "forest" (SectorNumber last)."""
     if shape not in DEAL_STATE_SHAPES:
         raise ValueError(f"unknown deal state shape {shape!r}")

@@ -1,5 +1,5 @@
 """A fake Lotus JSON-RPC node: a real HTTP server on 127.0.0.1 speaking Lotus' wire format
-(FILECOIN.md §1-§2), for the chain scanner's tests and benchmarks instead of mocking httpx.
+(docs/filecoin.md), for the chain scanner's tests and benchmarks instead of mocking httpx.
 
     chain = FakeChain.from_fixtures()          # 360 real claim events + real deals
     with FakeLotusServer(chain) as lotus:      # lotus.url == "http://127.0.0.1:<port>/rpc/v1"

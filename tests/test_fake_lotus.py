@@ -1,4 +1,4 @@
-"""The fake Lotus node speaks Lotus' wire format (FILECOIN.md §1-§2), and the chain data
+"""The fake Lotus node speaks Lotus' wire format (docs/filecoin.md), and the chain data
 builders reproduce the real fixtures byte for byte. No database: plain httpx calls."""
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class GatewayView(APIView):
         # rendered, and always as JSON.
         return (JsonRenderer(), JsonRenderer.media_type)
 
-    # Outside the API (DESIGN §4): not part of the v1 schema.
+    # Outside the API (docs/api.md): not part of the v1 schema.
     @extend_schema(exclude=True)
     def get(self, request: Request, cid: str, path: str = "") -> HttpResponse:
         target, is_dir, entries = content.resolve(cid, path)

@@ -1,4 +1,4 @@
-"""Shapes of the jobs API (DESIGN §4, §5) for the OpenAPI schema.
+"""Shapes of the jobs API (docs/api.md, docs/jobs.md) for the OpenAPI schema.
 
 Validation of a spec is executor.spec's (one set of rules for the API, the CLI and the
 worker); these serializers document the shapes, they do not validate them.

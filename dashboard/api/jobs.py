@@ -1,4 +1,4 @@
-"""Jobs API views (DESIGN §4): thin; the rules live in dashboard.jobs."""
+"""Jobs API views (docs/api.md): thin; the rules live in dashboard.jobs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notary API (DESIGN §4) and piece registration: thin; the rules live in dashboard.notary."""
+"""Notary API (docs/api.md) and piece registration: thin; the rules live in dashboard.notary."""
 
 from __future__ import annotations
 
@@ -76,10 +76,20 @@ class ChainStorageSerializer(serializers.Serializer):
     )
 
 
+class NotVerifiedReasonSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=["not_moderated", "rejected", "revoked", "no_holder", "other_provider"]
+    )
+    message = serializers.CharField()
+
+
 class VerificationSerializer(serializers.Serializer):
     cid = serializers.CharField()
     verified = serializers.BooleanField(
         help_text="verified by a moderator, and held by the asked provider when one is given"
+    )
+    reason = NotVerifiedReasonSerializer(
+        allow_null=True, help_text="why `verified` is false; null when it is true"
     )
     job_id = serializers.CharField()
     provider = serializers.CharField(allow_null=True, help_text="who holds the results")

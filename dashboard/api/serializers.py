@@ -1,4 +1,4 @@
-"""Input and output shapes of the API (DESIGN §4), for validation and the OpenAPI schema."""
+"""Input and output shapes of the API (docs/api.md), for validation and the OpenAPI schema."""
 
 from __future__ import annotations
 
@@ -48,12 +48,24 @@ class SourceSerializer(serializers.Serializer):
 STATUSES = ["active", "expired", "pending", "unknown"]
 
 
+class FreshnessSerializer(serializers.Serializer):
+    complete = serializers.BooleanField(
+        help_text="a scanner pass has finished recently and lags at most SCANNER_STALE_EPOCHS "
+        "behind the head; when false, not blessed means not known to be blessed"
+    )
+    lag_epochs = serializers.IntegerField(
+        allow_null=True, help_text="behind the head at the last pass, plus epochs since"
+    )
+    last_pass_at = serializers.DateTimeField(allow_null=True)
+
+
 class CidStatusSerializer(serializers.Serializer):
     cid = serializers.CharField(help_text="canonical CIDv1, base32")
     blessed = serializers.BooleanField()
     status = serializers.ChoiceField(choices=STATUSES)
     sources = SourceSerializer(many=True)
     as_of_epoch = serializers.IntegerField()
+    scanner = FreshnessSerializer()
 
 
 class EligibilityRequestSerializer(serializers.Serializer):
@@ -75,6 +87,7 @@ class EligibilityResultSerializer(serializers.Serializer):
 class EligibilitySerializer(serializers.Serializer):
     eligible = serializers.BooleanField(help_text="true when every CID is blessed")
     as_of_epoch = serializers.IntegerField()
+    scanner = FreshnessSerializer()
     results = EligibilityResultSerializer(many=True)
 
 
@@ -105,6 +118,9 @@ class ScannerSerializer(serializers.Serializer):
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "stale", "error"])
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="why not ok")
     database = serializers.CharField()
     scanner_lag_epochs = serializers.IntegerField(allow_null=True)
     last_pass_finished_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)

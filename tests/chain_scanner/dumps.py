@@ -1,4 +1,4 @@
-"""Write StateMarketDeals dumps in the shapes found in the wild (FILECOIN.md §4.2)."""
+"""Write StateMarketDeals dumps in the shapes found in the wild (docs/filecoin.md)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.utils import timezone
+
 from chain_scanner import store
 from chain_scanner.decode import parse_deal
 from chain_scanner.models import Claim, ScannerCheckpoint
@@ -11,9 +15,15 @@ from tests.chain_data import make_deal, synthetic_payload_cid, synthetic_piece_c
 EPOCH = 5_000_000
 
 
-def scanned_at(epoch: int = EPOCH) -> None:
+def scanned_at(epoch: int = EPOCH, *, lag: int = 900, finished: datetime | None = None) -> None:
+    """A checkpoint as a pass at `epoch` that finished at `finished` (default: now) leaves it."""
     ScannerCheckpoint.objects.update_or_create(
-        name="default", defaults={"processing_height": epoch, "head_height": epoch + 900}
+        name="default",
+        defaults={
+            "processing_height": epoch,
+            "head_height": epoch + lag,
+            "last_pass_finished_at": finished or timezone.now(),
+        },
     )
     forget_epoch()  # the API keeps the epoch for a second
 

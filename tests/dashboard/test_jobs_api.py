@@ -1,4 +1,4 @@
-"""The jobs API (DESIGN §4): submission, the bundled executor, external nodes, results, reads."""
+"""The jobs API (docs/api.md): submission, the bundled executor, external nodes, results, reads."""
 
 from __future__ import annotations
 

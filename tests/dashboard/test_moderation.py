@@ -1,4 +1,4 @@
-"""Moderation rules (DESIGN §7): who may decide, once only, with amounts typed with units,
+"""Moderation rules: who may decide, once only, with amounts typed with units,
 audited in the same transaction; the decision API for scripts uses the same service."""
 
 from __future__ import annotations

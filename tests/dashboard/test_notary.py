@@ -118,6 +118,7 @@ def test_awards_and_every_refusal(client: Client, personas: Personas, store) -> 
     assert award_code(award) == (409, "not_verified")  # pending
     verification = get(client, personas.notary_key, f"/api/v1/notary/verifications/{result_cid}")
     assert verification.status_code == 200 and verification.json()["verified"] is False
+    assert verification.json()["reason"]["code"] == "not_moderated"
     moderation.decide(
         job_id=job.id, user=personas.moderator, decision="verify", datacap=piece.size * 2
     )
@@ -143,13 +144,17 @@ def test_awards_and_every_refusal(client: Client, personas: Personas, store) -> 
     answer = get(
         client, personas.notary_key, f"/api/v1/notary/verifications/{piece.cid}?provider={HOLDER}"
     ).json()
-    assert answer["job_id"] == job.id and answer["verified"] is True
+    assert answer["job_id"] == job.id and answer["verified"] is True and answer["reason"] is None
     assert (answer["awarded_bytes"], answer["remaining_bytes"]) == (piece.size, piece.size)
     assert answer["provider"] == HOLDER and answer["provider_matches"] is True
     elsewhere = get(
         client, personas.notary_key, f"/api/v1/notary/verifications/{result_cid}?provider=f05"
     ).json()
     assert elsewhere["verified"] is False and elsewhere["provider_matches"] is False
+    assert elsewhere["reason"] == {
+        "code": "other_provider",
+        "message": f"the results are held by {HOLDER}, not f05",
+    }
     # a larger piece registered before padding was refused still cannot pass the allowance
     big = piece_of(store, result_cid, piece.size * 2)
     JobPiece.objects.create(
@@ -185,6 +190,24 @@ def test_revoked_jobs_get_no_datacap(client: Client, personas: Personas, store) 
     assert (response.status_code, response.json()["error"]["code"]) == (409, "revoked")
     answer = get(client, personas.notary_key, f"/api/v1/notary/verifications/{result_cid}").json()
     assert answer["verified"] is False and answer["moderation_state"] == "revoked"
+    assert answer["reason"]["code"] == "revoked"
+
+
+@pytest.mark.django_db
+def test_results_no_provider_holds_are_not_verified_and_the_answer_says_why(
+    client: Client, personas: Personas, store, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The bundled executor on the defaults (no EXECUTOR_PROVIDER): verified by a moderator,
+    yet no DataCap can go anywhere, and the notary is told why."""
+    settings.EXECUTOR_PROVIDER = None
+    job = completed_job(personas, store)
+    assert job.result.provider == ""
+    moderation.decide(job_id=job.id, user=personas.moderator, decision="verify", datacap="1 KiB")
+    path = f"/api/v1/notary/verifications/{job.result.result_cid}"
+    answer = get(client, personas.notary_key, path).json()
+    assert answer["moderation_state"] == "verified" and answer["verified"] is False
+    assert answer["provider"] is None and answer["reason"]["code"] == "no_holder"
+    assert "EXECUTOR_PROVIDER" in answer["reason"]["message"]
 
 
 @pytest.mark.django_db

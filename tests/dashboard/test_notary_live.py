@@ -1,4 +1,4 @@
-"""The whole FIL+ loop over real HTTP (DESIGN §1): a job runs on the bundled executor, a
+"""The whole FIL+ loop over real HTTP: a job runs on the bundled executor, a
 moderator verifies it by script, the node registers the piece of its result CAR, a small
 notary client plays Evergreen until the allowance is used up, and the deal that follows
 appears on the (fake) chain, where `serve`'s scanner finds it and the job shows it."""

@@ -53,3 +53,52 @@ def test_docs_page_loads_its_assets_locally(client: Client) -> None:
         assert not asset.startswith(("http://", "https://", "//")), asset
         response = client.get(asset)
         assert response.status_code == 200, asset
+
+
+API_DOC = ROOT / "docs" / "api.md"
+# Error codes of the account and key commands (manage.py, the admin): not API answers.
+NOT_API_CODES = {
+    "invalid_role", "invalid_username", "weak_password", "invalid_scope", "invalid_name",
+    "invalid_provider", "user_required", "unknown_moderator", "user_not_allowed", "unknown_key",
+}  # fmt: skip
+
+
+def _codes_in_code() -> set[str]:
+    """Every error code the dashboard can answer with: DomainError and error_body calls, and
+    the DRF exception handler's table."""
+    codes = set()
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        text = path.read_text()
+        codes |= set(re.findall(r'(?:DomainError|error_body)\(\s*"([a-z_]+)"', text))
+        codes |= set(re.findall(r'\(exceptions\.\w+, "([a-z_]+)"\)', text))
+    return codes - NOT_API_CODES
+
+
+def test_the_contract_page_names_every_operation_and_every_error_code() -> None:
+    """docs/api.md is the contract in words: it may not fall behind the schema or the code,
+    nor name a code the code never sends."""
+    import yaml
+
+    doc = API_DOC.read_text()
+    schema = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    for path, operations in schema["paths"].items():
+        for method in operations:
+            assert f"`{method.upper()} {path}`" in doc, (
+                f"{method.upper()} {path} not in docs/api.md"
+            )
+    in_code = _codes_in_code()
+    assert len(in_code) >= 40
+    table = set(re.findall(r"^\| `([a-z_]+)` \| \d{3} \|", doc, re.M))
+    assert in_code - table == set(), "codes the API sends that docs/api.md does not list"
+    assert table - in_code == set(), "codes docs/api.md lists that the code never sends"
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    """Every environment variable dashboard/settings.py reads is in the README's table."""
+    settings_py = (ROOT / "dashboard" / "settings.py").read_text()
+    names = set(re.findall(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"', settings_py))
+    assert len(names) >= 30
+    readme = (ROOT / "README.md").read_text()
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `"))
+    missing = {name for name in names if f"`{name}`" not in table}
+    assert missing == set(), f"settings missing from the README's configuration table: {missing}"

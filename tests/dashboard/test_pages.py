@@ -321,7 +321,7 @@ def test_the_job_page_shows_what_a_moderator_needs(mona: Client, store) -> None:
     assert f'href="/ipfs/{cids["outputs_cid"]}/report.txt"' in body
     assert f'href="/ipfs/{cids["result_cid"]}"' in body
     assert "1000 bytes" in body
-    # DESIGN §7: 1000 bytes pad to a 1 KiB piece, times one replica.
+    # 1000 bytes pad to a 1 KiB piece, times one replica.
     assert 'id="suggested-datacap">1 KiB (1024 bytes)' in body
     assert 'value="1 KiB"' in body  # the amount field is prefilled, with units
     assert "&quot;engine&quot;: &quot;docker&quot;" in body  # the spec

@@ -1,5 +1,5 @@
 """A live dashboard (`manage.py serve` in its own process and database) and one headless
-Chromium for the whole session, driven through Python Playwright (PLATFORM.md §5).
+Chromium for the whole session, driven through Python Playwright.
 
 A real server process rather than pytest-django's live_server: the in-memory SQLite test
 database cannot be shared with a server thread, and a separate process is what people run.

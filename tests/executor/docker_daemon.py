@@ -1,4 +1,4 @@
-"""A private Docker engine for tests, and the images its tests run (PLATFORM.md §2).
+"""A private Docker engine for tests, and the images its tests run.
 
 The daemon runs with no bridge and no iptables changes (`--bridge=none --iptables=false
 --ip-masq=false`) on its own socket, so it touches neither the host's network nor a Docker

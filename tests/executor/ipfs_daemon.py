@@ -1,4 +1,4 @@
-"""A real IPFS node for tests: the js-ipfs daemon, offline, on 127.0.0.1 (PLATFORM.md §1c).
+"""A real IPFS node for tests: the js-ipfs daemon, offline, on 127.0.0.1.
 
 Kubo cannot be installed on our machines (its npm package downloads from github.com); js-ipfs
 serves the same `/api/v0` RPC. `.ci/install-jsipfs.sh` installs it.

