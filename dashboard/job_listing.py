@@ -12,10 +12,12 @@ from typing import Any
 from dashboard.errors import DomainError
 from dashboard.jobs import visible_jobs
 from dashboard.models import ApiKey, Job
+from executor.spec import MAX_ANNOTATION_LENGTH
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "JobPage", "job_page"]
 
 DEFAULT_LIMIT = 50
+MAX_CURSOR_LENGTH = 200  # base64 of a timestamp and a job id of at most 100 characters
 MAX_LIMIT = 200
 
 
@@ -55,12 +57,19 @@ def _choice(query: Mapping[str, str], name: str, choices: list[str]) -> str | No
     return value
 
 
-def _text(query: Mapping[str, str], name: str) -> str | None:
+def _text(query: Mapping[str, str], name: str, longest: int) -> str | None:
     value = query.get(name)
     # PostgreSQL refuses NUL in any text it is sent: a 400 here, not a 500 there.
     if value is not None and "\x00" in value:
         raise DomainError(
             "invalid_request", f"{name} must not contain NUL", fields={name: "contains NUL"}
+        )
+    # Nothing stored is longer, and SQLite refuses a LIKE pattern over 50,000 bytes.
+    if value is not None and len(value) > longest:
+        raise DomainError(
+            "invalid_request",
+            f"{name} must be at most {longest} characters",
+            fields={name: f"{len(value)} characters"},
         )
     return value
 
@@ -84,14 +93,14 @@ def job_page(who: ApiKey | None, query: Mapping[str, str]) -> JobPage:
         filters["state"] = state
     if engine := _choice(query, "engine", [e.value for e in Job.Engine]):
         filters["engine"] = engine
-    if (node := _text(query, "node")) is not None:
+    if (node := _text(query, "node", ApiKey._meta.get_field("name").max_length)) is not None:
         filters["node__name"] = node
-    if (annotation := _text(query, "annotation")) is not None:
+    if (annotation := _text(query, "annotation", MAX_ANNOTATION_LENGTH)) is not None:
         filters["annotation_index__contains"] = f"|{annotation}|"  # a whole annotation
     if blessed := _choice(query, "blessed", ["true", "false"]):
         filters["inputs_blessed"] = blessed == "true"
     jobs = visible_jobs(who).filter(**filters).order_by("-created_at", "-id")
-    if (cursor := query.get("cursor")) is not None:
+    if (cursor := _text(query, "cursor", MAX_CURSOR_LENGTH)) is not None:
         when, job_id = _decode_cursor(cursor)
         jobs = jobs.filter(created_at__lte=when).exclude(created_at=when, id__gte=job_id)
     limit = _limit(query)

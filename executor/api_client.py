@@ -129,24 +129,40 @@ class DashboardClient:
         )
         return body["cid"]
 
+    def iter_cat(self, cid: str) -> Iterator[bytes]:
+        """A stored file's bytes as the dashboard serves them (for showing, not for keeping:
+        `download` checks every block against its CID)."""
+        try:
+            with self._http.stream("GET", f"/ipfs/{cid}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from response.iter_bytes(1 << 16)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the dashboard at {self.url}: {exc}") from None
+
+    def iter_car(self, cid: str) -> Iterator[bytes]:
+        """The CAR of a CID, as the dashboard builds it (`/ipfs/{cid}?format=car`)."""
+        try:
+            with self._http.stream(
+                "GET", f"/ipfs/{cid}", params={"format": "car"}, headers={"Accept": CAR_TYPE}
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from response.iter_bytes(1 << 20)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"cannot reach the dashboard at {self.url}: {exc}") from None
+
     def download(self, cid: str, dest: Path) -> Path:
         """Fetch a CID as a CAR, check every block against its CID, then write it at dest."""
         from executor.store import EmbeddedStore
 
         with tempfile.TemporaryDirectory(prefix="filplus-get-") as tmp:
             car_path = Path(tmp) / "content.car"
-            try:
-                with self._http.stream(
-                    "GET", f"/ipfs/{cid}", params={"format": "car"}, headers={"Accept": CAR_TYPE}
-                ) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        raise _error(response)
-                    with car_path.open("wb") as out:
-                        for chunk in response.iter_bytes(1 << 20):
-                            out.write(chunk)
-            except httpx.HTTPError as exc:
-                raise ApiError(f"cannot reach the dashboard at {self.url}: {exc}") from None
+            with car_path.open("wb") as out:
+                for chunk in self.iter_car(cid):
+                    out.write(chunk)
             store = EmbeddedStore(Path(tmp) / "ipfs")
             with car_path.open("rb") as car:
                 store.import_car(car)

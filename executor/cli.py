@@ -2,8 +2,10 @@
 
 Storage is the one `open_storage` picks: Kubo RPC when `IPFS_API_URL` is set, else the
 embedded store under `DATA_DIR/ipfs`. Compiled modules are cached under `DATA_DIR/wasm-cache`.
-Results and CIDs go to stdout (the result CID is the last line); progress and errors go to
-stderr. Exit status: 0 done, 1 the job or a store operation failed, 2 a usage error.
+Results and CIDs go to stdout (the result CID is the last line; before it, a run shows the
+job's own stdout, and its stderr goes to ours); progress and errors go to stderr. Exit
+status: a run that finished exits with the job's exit code (255 for codes a shell would read
+as 0); otherwise 0 done, 1 the job could not run or a store operation failed, 2 a usage error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from executor.api_client import ApiError, DashboardClient
@@ -166,6 +168,12 @@ def _job_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait-timeout", type=float, metavar="SECONDS", help="give up waiting after this long"
     )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print the result CID (or job id) alone: no job output, progress or summary",
+    )
     _api_options(parser)
 
 
@@ -174,7 +182,9 @@ def _wasm_run_parser() -> _Parser:
         prog="executor wasm run",
         description="Run a WASM module deterministically on IPFS inputs; print the result CID.",
     )
-    parser.add_argument("module", help="module CID, or a local .wasm file (added to IPFS first)")
+    parser.add_argument(
+        "module", help="module CID, or a local .wasm or .wat file (added to IPFS first)"
+    )
     parser.add_argument("args", nargs="*", help="arguments for the module (after argv[0])")
     parser.add_argument("--entry-point", default="_start", metavar="NAME")
     parser.add_argument("--fuel", type=int, metavar="N")
@@ -193,23 +203,41 @@ def _docker_run_parser() -> _Parser:
     return parser
 
 
-def _module_cid(text: str, storage: Storage | None, client: DashboardClient | None) -> str:
+def _module_bytes(path: Path, prog: str) -> bytes:
+    """A .wasm file's bytes, or a .wat file (WebAssembly text) compiled to them."""
+    data = path.read_bytes()
+    if path.suffix != ".wat":
+        return data
+    import wasmtime
+
+    try:
+        return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
+    except (UnicodeDecodeError, wasmtime.WasmtimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{prog}: {path}: not valid WebAssembly text: {first}") from None
+
+
+def _module_cid(
+    text: str, storage: Storage | None, client: DashboardClient | None, quiet: bool
+) -> str:
+    prog = "executor wasm run"
     path = Path(text)
     if path.is_file():
+        module = _module_bytes(path, prog)
         if client is not None:
-            with path.open("rb") as data:
-                cid = client.upload(data)
+            cid = client.upload(module)
         else:
             assert storage is not None
-            cid = storage.add_bytes(path.read_bytes())
-        _say(f"added {path} as {cid}")
+            cid = storage.add_bytes(module)
+        if not quiet:
+            _say(f"added {path} as {cid}")
         return cid
     try:
         return normalize_cid(text)
     except InvalidCID:
-        if text.endswith(".wasm"):
-            raise UsageError(f"executor wasm run: {text}: no such file") from None
-        raise UsageError(f"executor wasm run: {text!r} is neither a file nor a CID") from None
+        if text.endswith((".wasm", ".wat")):
+            raise UsageError(f"{prog}: {text}: no such file") from None
+        raise UsageError(f"{prog}: {text!r} is neither a file nor a CID") from None
 
 
 _FLAGS = {
@@ -263,7 +291,7 @@ def _cmd_wasm_run(argv: Sequence[str]) -> int:
     body = {
         "engine": "wasm",
         "wasm": {
-            "module": _module_cid(opts.module, storage, client),
+            "module": _module_cid(opts.module, storage, client, opts.quiet),
             "entry_point": opts.entry_point,
             "args": opts.args,
             "env": common.pop("env"),
@@ -294,33 +322,116 @@ def _execute(
     client: DashboardClient | None,
     storage: Storage | None,
 ) -> int:
+    say = (lambda _: None) if opts.quiet else _say
     if client is None:
         assert storage is not None
         cache = module_cache(_data_dir() / "wasm-cache")
-        result = run_job(spec, storage, cache=cache, progress=_say)
+        result = run_job(spec, storage, cache=cache, progress=say)
+        if not opts.quiet:
+            _show(lambda cid: storage.iter_cat(cid), result.stdout_cid, result.stderr_cid)
         fuel = f"; fuel {result.fuel_used}" if result.fuel_used is not None else ""
-        _say(
+        say(
             f"exit code {result.exit_code}; {result.runtime_ms} ms{fuel}; "
             f"stdout {result.stdout_cid}; outputs {result.outputs_cid}"
         )
         print(result.result_cid)
-        return 0
+        return _exit_status(result.exit_code)
     with client:
         job = client.submit(spec.to_json())
         print(job["id"], flush=True)
         if not opts.wait:
-            _say(f"submitted job {job['id']} ({job['state']}); `executor describe {job['id']}`")
+            say(f"submitted job {job['id']} ({job['state']}); `executor describe {job['id']}`")
             return 0
         job = client.wait(
             job["id"],
             timeout_s=opts.wait_timeout,
-            on_change=lambda j: _say(f"job {j['id']}: {j['state']}"),
+            on_change=lambda j: say(f"job {j['id']}: {j['state']}"),
         )
-    if job["state"] != "completed":
-        raise JobFailed(f"job {job['id']} {job['state']}: {job.get('error') or 'no reason given'}")
-    result = job["result"]
-    _say(f"exit code {result['exit_code']}; {result['runtime_ms']} ms")
+        if job["state"] != "completed":
+            error = job.get("error") or "no reason given"
+            raise JobFailed(f"job {job['id']} {job['state']}: {error}")
+        result = job["result"]
+        if not opts.quiet:
+            _show(client.iter_cat, result["stdout_cid"], result["stderr_cid"])
+    say(f"exit code {result['exit_code']}; {result['runtime_ms']} ms")
     print(result["result_cid"])
+    return _exit_status(result["exit_code"])
+
+
+SHOW_BYTES = 64 * 1024  # of each stream on the terminal; the rest stays in the result
+
+
+def _show(read: Callable[[str], Iterable[bytes]], stdout_cid: str, stderr_cid: str) -> None:
+    """The job's stdout and stderr on ours, as it finished. stdout ends with a newline, so
+    the result CID is still a line of its own and the last one."""
+    for cid, stream in ((stdout_cid, sys.stdout), (stderr_cid, sys.stderr)):
+        shown = bytearray()
+        more = False
+        for chunk in read(cid):
+            shown += chunk
+            if len(shown) > SHOW_BYTES:
+                more = True
+                del shown[SHOW_BYTES:]
+                break
+        if not shown:
+            continue
+        stream.flush()
+        stream.buffer.write(bytes(shown))
+        if not shown.endswith(b"\n"):
+            stream.buffer.write(b"\n")
+        stream.buffer.flush()
+        if more:
+            _say(f"… the rest of it: `python -m executor get {cid}`")
+
+
+def _exit_status(job_exit_code: int) -> int:
+    """The job's exit code as ours; a shell sees only the low 8 bits, so a code that would
+    read as 0 there reads as 255."""
+    if job_exit_code == 0:
+        return 0
+    return job_exit_code if 0 < job_exit_code < 256 else 255
+
+
+# --- commp -------------------------------------------------------------------------------------
+
+
+def _commp_parser() -> _Parser:
+    parser = _Parser(
+        prog="executor commp",
+        description="Print the piece CID (CommP) and padded piece size a storage deal of this "
+        "data has: of a file's bytes, or of a CID's CAR as the dashboard builds it.",
+    )
+    parser.add_argument("target", help="a file (e.g. a .car), or a CID in the store")
+    parser.add_argument("--piece-size", type=int, metavar="BYTES", help="pad to this size")
+    _api_options(parser)
+    return parser
+
+
+def _cmd_commp(argv: Sequence[str]) -> int:
+    from executor.commp import commp
+
+    prog = "executor commp"
+    opts = _commp_parser().parse_args(argv)
+    path = Path(opts.target)
+    with tempfile.TemporaryDirectory(prefix="filplus-commp-") as tmp:
+        if not path.is_file():
+            cid = _parse_cid(opts.target, prog)
+            path = Path(tmp) / "data.car"
+            client = _client(opts, prog)
+            with path.open("wb") as out:
+                if client is None:
+                    _storage().export_car(cid, out)
+                else:
+                    with client:
+                        for chunk in client.iter_car(cid):
+                            out.write(chunk)
+        try:
+            with path.open("rb") as data:
+                piece = commp(data, piece_size=opts.piece_size)
+        except ValueError as exc:
+            raise UsageError(f"{prog}: --piece-size: {exc}") from None
+    _say(f"{piece.payload_size} bytes in a piece of {piece.size} bytes")
+    print(piece.cid, piece.size)
     return 0
 
 
@@ -352,6 +463,7 @@ _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
     ("wasm", "run"): _cmd_wasm_run,
     ("docker", "run"): _cmd_docker_run,
     ("describe",): _cmd_describe,
+    ("commp",): _cmd_commp,
 }
 
 _USAGE = """usage: python -m executor COMMAND ...
@@ -359,12 +471,15 @@ _USAGE = """usage: python -m executor COMMAND ...
 commands:
   add PATH                      add a file or folder to IPFS; prints CIDs, the root last
   get CID [-o DEST]             download a file or folder
-  wasm run {CID | file.wasm} [--entry-point NAME] [-v CID:/path]... [-e K=V]...
-           [--timeout SECONDS] [--memory BYTES] [--fuel N] [--wait] [ARGS...]
-                                run a WASM job; prints the result CID last
+  wasm run {CID | file.wasm | file.wat} [--entry-point NAME] [-v CID:/path]... [-e K=V]...
+           [--timeout SECONDS] [--memory BYTES] [--fuel N] [--wait] [-q] [ARGS...]
+                                run a WASM job; shows its stdout and stderr, prints the
+                                result CID last, exits with the job's exit code
   docker run IMAGE [-v CID:/path]... [-e K=V]... [--timeout S] [--memory B] -- CMD...
                                 run a Docker job (no network); prints the result CID last
   describe JOB_ID               a dashboard's job as JSON (needs --api)
+  commp {FILE | CID} [--piece-size BYTES]
+                                the piece CID and padded size of a file, or of a CID's CAR
 
 With --api URL --api-key KEY (or FILPLUS_API_URL / FILPLUS_API_KEY) jobs are submitted to a
 dashboard: `run` prints the job id, and with --wait then the result CID; add, get and

@@ -101,11 +101,16 @@ def test_a_job_over_http_gives_the_local_result_cid(live: Live) -> None:
     args = ["wasm", "run", str(module), "-v", f"{remote_input}:/in/input.txt", "--wait", "x"]
     remote = cli(live, *args)
     assert remote.returncode == 0, remote.stderr
-    job_id, result_cid = remote.stdout.split()
+    # the job id, then the job's own stdout as it finished, then the result CID
+    lines = remote.stdout.splitlines()
+    job_id, shown, result_cid = lines[0], lines[1:-1], lines[-1]
+    assert shown[0] == "1640995200000000000"
     assert "completed" in remote.stderr
     local = cli(live, *[a for a in args if a != "--wait"], api=False)
     assert local.returncode == 0, local.stderr
-    assert local.stdout.split()[-1] == result_cid
+    assert local.stdout.splitlines() == [*shown, result_cid]
+    quiet = cli(live, *args, "--quiet")
+    assert quiet.stdout.splitlines() == [quiet.stdout.split()[0], result_cid]
     described = cli(live, "describe", job_id)
     assert f'"result_cid": "{result_cid}"' in described.stdout
     assert '"blessed": false' in described.stdout  # no chain data: the input is not blessed

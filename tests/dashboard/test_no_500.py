@@ -209,3 +209,19 @@ def test_a_lone_surrogate_echoed_in_an_error_is_sent_as_a_replacement_character(
     answer = post(client, personas.node_key, "/api/v1/eligibility", body)
     assert answer.status_code == 400, answer.content
     assert "\ufffdbafy" in answer.content.decode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"annotation": "x" * 100_000}, "annotation"),  # SQLite: "LIKE pattern too complex"
+        ({"node": "n" * 101}, "node"),
+        ({"cursor": "A" * 10_000}, "cursor"),
+    ],
+)
+def test_job_list_filters_longer_than_anything_stored_are_400(
+    client: Client, personas: Personas, query: dict, field: str
+) -> None:
+    answer = client.get("/api/v1/jobs", query, HTTP_AUTHORIZATION=f"Bearer {personas.node_key}")
+    assert answer.status_code == 400, answer.content
+    assert field in answer.json()["error"]["fields"]

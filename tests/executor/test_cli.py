@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.executor import wat_modules as wat
-from tests.helpers import process_env
+from tests.helpers import ROOT, process_env
 
 HELLO_V1 = "bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4"
 FOLDER_V1 = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"
@@ -78,7 +79,7 @@ def test_get_writes_files_and_folders(cli, tmp_path) -> None:
 def test_wasm_run_prints_the_result_cid_last(cli, tmp_path) -> None:
     (tmp_path / "exit3.wasm").write_bytes(wat.exit_with(3))
     first = cli("wasm", "run", "exit3.wasm")
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 3, first.stderr  # the job's exit code; the result is published
     result = first.stdout.splitlines()[-1]
     assert result.startswith("bafybei")
     assert "exit code 3" in first.stderr
@@ -88,6 +89,78 @@ def test_wasm_run_prints_the_result_cid_last(cli, tmp_path) -> None:
     module = first.stderr.split("added exit3.wasm as ")[1].split()[0]
     by_cid = cli("wasm", "run", module)  # the same job by CID: the same result
     assert by_cid.stdout.splitlines()[-1] == result
+
+
+def test_a_job_exit_code_a_shell_would_read_as_zero_exits_255(cli, tmp_path) -> None:
+    (tmp_path / "exit256.wasm").write_bytes(wat.exit_with(256))
+    proc = cli("wasm", "run", "exit256.wasm")
+    assert proc.returncode == 255, proc.stderr
+    assert "exit code 256" in proc.stderr
+
+
+CAT = ROOT / "examples" / "wasm" / "cat.wat"
+
+
+def test_wat_cat_shows_the_jobs_output_and_the_result_cid_last(cli, tmp_path) -> None:
+    """The shipped WAT cat runs with no toolchain: its stdout on ours, then the result CID;
+    a file it cannot open goes to stderr and the job's exit code 1 is ours."""
+    (tmp_path / "hello.txt").write_bytes(b"hello ipfs\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"no newline at the end")
+    file_cid = cli("add", "hello.txt").stdout.strip()
+    dir_cid = cli("add", "d").stdout.split()[-1]
+    mounts = ["-v", f"{file_cid}:/inputs/hello.txt", "-v", f"{dir_cid}:/data"]
+    run = cli("wasm", "run", str(CAT), *mounts, "/inputs/hello.txt", "/data/a.txt")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[:-1] == ["hello ipfs", "no newline at the end"]
+    assert lines[-1].startswith("bafybei") and "added " in run.stderr
+    got = cli("get", lines[-1], "-o", "result")
+    assert got.returncode == 0, got.stderr
+    assert (tmp_path / "result" / "stdout").read_bytes() == b"hello ipfs\nno newline at the end"
+    again = cli("wasm", "run", str(CAT), *mounts, "/inputs/hello.txt", "/data/a.txt")
+    assert again.stdout == run.stdout  # deterministic: the same result CID
+
+    missing = cli("wasm", "run", str(CAT), *mounts, "/data/nope.txt", "/inputs/hello.txt")
+    assert missing.returncode == 1
+    assert missing.stdout.splitlines()[0] == "hello ipfs"
+    assert "cat: cannot open /data/nope.txt" in missing.stderr
+    assert missing.stdout.splitlines()[-1].startswith("bafybei")  # still published
+
+    quiet = cli("wasm", "run", "-q", str(CAT), *mounts, "/inputs/hello.txt")
+    assert quiet.returncode == 0 and len(quiet.stdout.splitlines()) == 1
+    assert quiet.stderr == ""
+
+
+def test_a_wat_file_that_is_not_webassembly_text_is_a_usage_error(cli, tmp_path) -> None:
+    (tmp_path / "bad.wat").write_text("(module (func $f (i32.bogus)))")
+    proc = cli("wasm", "run", "bad.wat")
+    assert proc.returncode == 2
+    assert "bad.wat: not valid WebAssembly text" in one_line_error(proc)
+
+
+def test_commp_of_a_file_and_of_a_cid(cli, tmp_path) -> None:
+    """The piece of a file's bytes, and of a CID's CAR as the dashboard builds it."""
+    from executor.commp import commp
+    from executor.store import EmbeddedStore
+
+    (tmp_path / "hello.txt").write_bytes(b"hello ipfs\n")
+    cid = cli("add", "hello.txt").stdout.strip()
+    car = io.BytesIO()
+    EmbeddedStore(tmp_path / "data" / "ipfs").export_car(cid, car)
+    expected = commp(car.getvalue())
+    by_cid = cli("commp", cid)
+    assert by_cid.returncode == 0, by_cid.stderr
+    assert by_cid.stdout == f"{expected.cid} {expected.size}\n"
+    (tmp_path / "x.car").write_bytes(car.getvalue())
+    assert cli("commp", "x.car").stdout == by_cid.stdout
+    bigger = cli("commp", "x.car", "--piece-size", str(expected.size * 4))
+    assert bigger.stdout.split()[1] == str(expected.size * 4)
+    assert bigger.stdout.split()[0] != expected.cid
+    bad = cli("commp", "x.car", "--piece-size", "1000")
+    assert bad.returncode == 2 and "--piece-size" in one_line_error(bad)
+    absent = cli("commp", ABSENT)
+    assert absent.returncode == 1 and ABSENT in one_line_error(absent)
 
 
 @pytest.mark.parametrize(
