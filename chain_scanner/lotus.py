@@ -80,7 +80,7 @@ class LotusClient:
         retries: int = 5,
         backoff: float = 0.5,
         backoff_max: float = 30.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         self.url = url
         self.retries = retries
@@ -140,8 +140,10 @@ class LotusClient:
                 raise LotusUnavailable(self.url, f"{reason} (after {attempt + 1} attempts)")
             delay = min(self.backoff_max, self.backoff * (2**attempt))
             delay *= 0.5 + random.random() / 2  # jitter, so many scanners do not align
-            log.warning("Lotus %s: %s; retrying in %.1fs", self.url, reason, delay)
-            self._sleep(delay)
+            # One line a failed pass is the caller's to write: a retry is detail.
+            log.debug("Lotus %s: %s; retrying in %.1fs", self.url, reason, delay)
+            if self._sleep(delay) is True:  # an Event's wait: stopping, not retrying
+                raise LotusUnavailable(self.url, f"{reason} (stopped while retrying)")
             attempt += 1
 
     # --- calls ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -84,12 +85,13 @@ class ScanReport:
         )
 
 
-def make_client() -> LotusClient:
+def make_client(sleep: Callable[[float], object] = time.sleep) -> LotusClient:
     return LotusClient(
         settings.LOTUS_RPC_URL,
         settings.LOTUS_RPC_TOKEN,
         timeout=settings.LOTUS_RPC_TIMEOUT_S,
         retries=settings.LOTUS_RPC_RETRIES,
+        sleep=sleep,
     )
 
 
@@ -438,22 +440,35 @@ def _row_cids(rows: list[DealRow]) -> set[str]:
     return cids
 
 
+BACKOFF_CAP_S = 600.0  # a failing endpoint is tried at least every ten minutes
+
+
 def follow(
     stop: threading.Event,
     *,
     interval: float | None = None,
     on_report: Callable[[ScanReport], None] = lambda report: None,
-    on_error: Callable[[LotusError], None] = lambda exc: None,
+    on_error: Callable[[LotusError, float], None] = lambda exc, pause: None,
     progress: Progress = _no_progress,
 ) -> None:
     """Run passes until `stop` is set, pausing `interval` seconds between them (healthchecks'
-    sendalerts loop). Endpoint failures are reported and retried on the next pass."""
+    sendalerts loop). A failed pass is reported once, with the pause before the next one,
+    which doubles with each failure in a row up to BACKOFF_CAP_S. Setting `stop` ends a
+    retry's wait at once."""
     pause = settings.SCANNER_INTERVAL_S if interval is None else interval
-    while not stop.is_set():
-        try:
-            on_report(scan_once(progress=progress, should_stop=stop.is_set))
-        except LotusError as exc:
-            on_error(exc)
-        finally:
-            close_old_connections()
-        stop.wait(pause)
+    failures = 0
+    with make_client(sleep=stop.wait) as client:
+        while not stop.is_set():
+            wait = pause
+            try:
+                on_report(scan_once(client, progress=progress, should_stop=stop.is_set))
+                failures = 0
+            except LotusError as exc:
+                if stop.is_set():
+                    break
+                failures += 1
+                wait = min(BACKOFF_CAP_S, max(pause, 1.0) * 2 ** (failures - 1))
+                on_error(exc, wait)
+            finally:
+                close_old_connections()
+            stop.wait(wait)

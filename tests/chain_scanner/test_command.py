@@ -7,6 +7,7 @@ import io
 import os
 import pty
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -128,3 +129,24 @@ def test_progress_bars_on_a_terminal(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "import" in terminal and "100%" in terminal
     assert proc.stdout is not None and "dump imported:" in proc.stdout.read()
+
+
+def test_follow_on_a_silent_node_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
+    """The pass is stuck in a read from a node that never answers: the first Ctrl-C asks for
+    a stop after the batch, the second ends the process at once, without a traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = process_env(
+            tmp_path, LOTUS_RPC_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+        )
+        assert manage(env, "migrate", "-v0").returncode == 0
+        proc = spawn(env, "scan_chain", "--follow")
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert "stopping after the current batch (Ctrl-C again to stop at once)" in err
+    assert "stopped at once" in err and "Traceback" not in err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -44,5 +46,95 @@ def test_serve_migrates_serves_and_scans_until_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert (tmp_path / "data" / "db.sqlite3").is_file()
     assert f"web server on http://127.0.0.1:{port}/" in out
-    assert "scan: height=4622139" in out and "claim_events=360" in out
+    # the scanner's lines go through its logger (SCANNER_LOG_LEVEL), on stderr
+    assert "scan: height=4622139" in err and "claim_events=360" in err
+    assert "stopping the web server, scanner, executor-0" in out
     assert out.strip().endswith("stopped")
+
+
+def _serve_offline(tmp_path: Path, lotus_url: str | None = None, **env: str):  # type: ignore[no-untyped-def]
+    port = free_port()
+    environ = process_env(
+        tmp_path,
+        # by default nothing listens there
+        LOTUS_RPC_URL=lotus_url or f"http://127.0.0.1:{free_port()}/rpc/v1",
+        SCANNER_INTERVAL_S="1",
+        LOTUS_RPC_RETRIES="2",
+        **env,
+    )
+    proc = spawn(environ, "serve", "--port", str(port))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz")
+            return proc, port
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("serve did not answer within 60 s")
+
+
+def test_offline_one_line_a_failed_pass_with_growing_pauses_and_a_quick_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    proc, _ = _serve_offline(tmp_path)
+    time.sleep(8)  # passes at about 0, 1, 3 and 7 s: pauses of 1, 2, 4 s
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - asked
+    assert proc.returncode == 0, err
+    assert took < 2.5, f"Ctrl-C took {took:.1f} s"
+    assert "retrying in" not in err  # a retry is DEBUG detail
+    failed = [line for line in err.splitlines() if "scan failed" in line]
+    pauses = [int(re.search(r"next pass in (\d+) s", line).group(1)) for line in failed]  # type: ignore[union-attr]
+    assert pauses[:3] == [1, 2, 4], err
+    assert all("after 3 attempts" in line for line in failed)
+    assert "stopping the web server, scanner, executor-0 (Ctrl-C again" in out
+    assert "Traceback" not in err
+
+
+def test_warning_level_keeps_only_the_failed_passes(tmp_path: Path) -> None:
+    proc, _ = _serve_offline(tmp_path, SCANNER_LOG_LEVEL="WARNING")
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "scanner following" not in err  # INFO is below WARNING
+    assert "scan failed" in err
+
+
+def test_a_second_ctrl_c_leaves_at_once_while_the_scanner_waits_on_a_silent_node(
+    tmp_path: Path,
+) -> None:
+    """A node that accepts the connection and never answers: the scanner's thread is stuck
+    in a read, the first Ctrl-C gives it a moment, the second leaves at once, no traceback."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # the kernel completes connections; nobody ever reads them
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+        proc, _ = _serve_offline(tmp_path, url)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert out.strip().endswith("stopped at once")
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+def test_a_scanner_stuck_on_a_silent_node_does_not_hold_ctrl_c(tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+        proc, _ = _serve_offline(tmp_path, url)
+        time.sleep(1)
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - asked
+    assert proc.returncode == 0, err
+    assert took < 2.5, f"Ctrl-C took {took:.1f} s"
+    assert "left scanner mid-work (nothing is lost)" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -95,7 +96,13 @@ class Command(BaseCommand):
         stop = threading.Event()
 
         def handle_signal(signum: int, frame: object) -> None:
-            self.stderr.write(f"{signal.Signals(signum).name}: finishing the current batch")
+            if stop.is_set():  # the second Ctrl-C: at once, what is committed stays
+                self.stderr.write("stopped at once")
+                os._exit(130)
+            self.stderr.write(
+                f"{signal.Signals(signum).name}: stopping after the current batch "
+                "(Ctrl-C again to stop at once)"
+            )
             stop.set()
 
         signal.signal(signal.SIGTERM, handle_signal)
@@ -105,9 +112,9 @@ class Command(BaseCommand):
             bars.close()
             self._print(report)
 
-        def on_error(exc: LotusError) -> None:
+        def on_error(exc: LotusError, pause: float) -> None:
             bars.close()
-            self.stderr.write(f"scan failed: {exc}; retrying after the interval")
+            self.stderr.write(f"scan failed: {exc}; next pass in {pause:.0f} s")
 
         follow(stop, interval=interval, on_report=on_report, on_error=on_error, progress=bars)
         self.stdout.write("scanner stopped")

@@ -7,8 +7,11 @@ stops all of them; a job cut short goes back to the queue when its lease lapses.
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +23,10 @@ from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
 from dashboard.job_worker import run_worker, wake
 from dashboard.notary import refresh_chain_flags
+
+# The scanner's lines go through its logger, so SCANNER_LOG_LEVEL governs them here too.
+log = logging.getLogger("chain_scanner.serve")
+STOP_GRACE_S = 1.5  # Ctrl-C to exit within 2 s
 
 
 class Command(BaseCommand):
@@ -53,8 +60,13 @@ class Command(BaseCommand):
             worker.start()
 
         def terminate(signum: int, frame: object) -> None:
-            raise KeyboardInterrupt
+            if stop.is_set():  # the second Ctrl-C: leave at once
+                os.write(1, b"stopped at once\n")
+                os._exit(130)
+            stop.set()
+            raise KeyboardInterrupt  # ends the web server's loop
 
+        signal.signal(signal.SIGINT, terminate)
         signal.signal(signal.SIGTERM, terminate)
         host, port = options["host"], options["port"]
         self.stdout.write(f"web server on http://{host}:{port}/ (Ctrl-C stops everything)")
@@ -64,23 +76,41 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            stop.set()
-            wake()
-            for worker in workers:
-                worker.join(timeout=30)
+            self._stop(stop, workers)
+
+    def _stop(self, stop: threading.Event, workers: list[threading.Thread]) -> None:
+        """Tell every thread to stop and give them STOP_GRACE_S. A job cut short goes back to
+        the queue when its lease lapses, and a scanner batch commits all or nothing, so
+        leaving sooner loses nothing; a second Ctrl-C leaves at once."""
+
+        names = ", ".join(w.name for w in workers) or "nothing else"
+        self.stdout.write(f"stopping the web server, {names} (Ctrl-C again to stop at once)")
+        self.stdout.flush()
+        stop.set()
+        wake()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for worker in workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [w.name for w in workers if w.is_alive()]
+        if busy:
+            self.stdout.write(f"stopped; left {', '.join(busy)} mid-work (nothing is lost)")
+        else:
             self.stdout.write("stopped")
+        self.stdout.flush()
+        # Everything has stopped: a late Ctrl-C must not kill the interpreter's exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _scanner(self, stop: threading.Event) -> None:
-        self.stdout.write(f"scanner following {settings.LOTUS_RPC_URL}")
+        log.info("scanner following %s", settings.LOTUS_RPC_URL)
 
         def on_report(report: ScanReport) -> None:
-            self.stdout.write(f"scan: {report.summary()}")
+            log.info("scan: %s", report.summary())
             # New deals and claims may store (or misstore) jobs' results: flag them.
             flagged = refresh_chain_flags()
             if flagged:
-                self.stdout.write(f"chain flags changed on {flagged} job(s)")
+                log.info("chain flags changed on %d job(s)", flagged)
 
-        def on_error(exc: LotusError) -> None:
-            self.stderr.write(f"scan failed: {exc}; retrying in {settings.SCANNER_INTERVAL_S}s")
+        def on_error(exc: LotusError, pause: float) -> None:
+            log.warning("scan failed: %s; next pass in %.0f s", exc, pause)
 
         follow(stop, on_report=on_report, on_error=on_error)
