@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 
 from dashboard import selectors
 from dashboard.views.access import render_page, role_required
 from dashboard.views.forms import AuditFilterForm
+
+
+def _shown(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def changes(before: Any, after: Any) -> list[tuple[str, str | None, str | None]]:
+    """An event's before and after as (field, old, new) lines a person reads: fields that
+    changed, in the order the event wrote them (a value that is not an object is one line)."""
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        if before is None and after is None:
+            return []
+        return [("value", _shown(before), _shown(after))]
+    fields = list(after) + [k for k in before if k not in after]
+    return [
+        (field, _shown(before.get(field)), _shown(after.get(field)))
+        for field in fields
+        if before.get(field) != after.get(field)
+    ]
 
 
 @role_required()
@@ -23,6 +49,8 @@ def audit(request: HttpRequest) -> HttpResponse:
             until=data.get("until"),
         )
     page = selectors.audit_page(filters, request.GET.get("page"))
+    for event in page.object_list:
+        event.changes = changes(event.before, event.after)
     rest = request.GET.copy()
     rest.pop("page", None)
     return render_page(

@@ -18,6 +18,18 @@ OVERVIEW_CACHE_S = 30
 EPOCH_S = 30  # one Filecoin epoch
 
 
+COUNT_LABELS = {
+    "deals": "Verified deals",
+    "claims": "Verified claims",
+    "blessed_cids": "Blessed CIDs",
+    "deals_fetched": "Deals fetched",
+    "unverified_skipped": "Unverified deals skipped",
+    "deals_missing": "Deals gone from state",
+    "claim_events": "Claim events",
+    "bad_items": "Items that could not be read",
+}
+
+
 def _lag_text(lag: int | None) -> str:
     if lag is None:
         return "unknown"
@@ -89,5 +101,9 @@ def scanner(request: HttpRequest) -> HttpResponse:
     return render_page(
         request,
         "dashboard/scanner.html",
-        {"scanner": status, "lag_text": _lag_text(status["lag_epochs"])},
+        {
+            "scanner": status,
+            "lag_text": _lag_text(status["lag_epochs"]),
+            "counts": [(COUNT_LABELS.get(k, k), v) for k, v in status["counts"].items()],
+        },
     )

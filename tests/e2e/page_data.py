@@ -113,3 +113,11 @@ def seed_e2e() -> None:
     make_job("job-race", cids=cids, finished_ago=timedelta(hours=3))
     make_job("job-viewer", cids=cids, finished_ago=timedelta(hours=4))
     make_job("job-done", moderation=Job.Moderation.REJECTED, cids=cids)
+    # a spec longer than its box, whose lines carry underscores
+    long_spec = make_job("job-long-spec", moderation=Job.Moderation.REJECTED, cids=cids)
+    long_spec.spec = {
+        "engine": "wasm",
+        "wasm": {"module": BLESSED_CID, "entry_point": "_start",
+                 "args": [f"arg_{n}" for n in range(30)], "env": {"MY_VAR": "a_b"}},
+    }  # fmt: skip
+    long_spec.save(update_fields=["spec"])

@@ -66,14 +66,38 @@ def test_verify_a_job_from_the_queue_and_find_it_in_the_audit_log(
     text = row.first.inner_text()
     assert "user:mona" in text and "job:job-blessed" in text
     assert "inputs are blessed, output checked" in text
+    # before → after as a person reads it, not a Python dict
+    assert "moderation_state: pending → verified" in text and "{" not in text
     shot(page, screenshots, "audit")
 
     page.get_by_role("link", name="Overview").click()
     assert page.locator("svg.chart").count() == 2
     shot(page, screenshots, "overview")
     page.get_by_role("link", name="Scanner", exact=True).click()
-    assert "The scanner has not run yet" in page.locator("main").inner_text()
+    main = page.locator("main").inner_text()
+    assert "The scanner has not run yet" in main
+    for label in ("Blessed CIDs", "Deals fetched", "Unverified deals skipped", "Claim events"):
+        assert page.get_by_role("rowheader", name=label, exact=True).count() == 1, label
+    assert "Blessedcids" not in main and "Dealsfetched" not in main
     shot(page, screenshots, "scanner")
+
+
+def test_the_spec_box_shows_whole_lines(sign_in: Any, screenshots: Path) -> None:
+    """A spec longer than its box scrolls, and the box ends between two lines: a box cut
+    mid-line hid the underscores (`entry_point`, `_start`) of the last line it showed."""
+    page = sign_in("mona")
+    page.goto("/jobs/job-long-spec/")  # the context has the base URL
+    spec = page.get_by_label("Job spec as JSON")
+    assert '"entry_point": "_start"' in spec.inner_text()
+    box = spec.evaluate(
+        """e => { const s = getComputedStyle(e);
+                  return {client: e.clientHeight, scroll: e.scrollHeight,
+                          top: parseFloat(s.paddingTop), line: parseFloat(s.lineHeight)}; }"""
+    )
+    assert box["scroll"] > box["client"]  # it does scroll
+    lines = (box["client"] - box["top"]) / box["line"]
+    assert abs(lines - round(lines)) < 0.1, box  # whole lines at the top of the scroll
+    spec.screenshot(path=str(screenshots / "spec-box.png"))
 
 
 def test_a_viewer_cannot_decide(sign_in: Any, screenshots: Path) -> None:
