@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from tests.helpers import ROOT
 
@@ -19,6 +20,8 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
     offenders = []
     for name in filter(None, files):
         path = ROOT / name.decode()
+        if path == Path(__file__):  # its pattern names what it looks for
+            continue
         if path.suffix in {".car", ".zst", ".wasm", ".png"} or not path.is_file():
             continue
         text = path.read_text(errors="replace")
