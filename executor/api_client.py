@@ -132,25 +132,19 @@ class DashboardClient:
     def iter_cat(self, cid: str) -> Iterator[bytes]:
         """A stored file's bytes as the dashboard serves them (for showing, not for keeping:
         `download` checks every block against its CID)."""
-        try:
-            with self._http.stream("GET", f"/ipfs/{cid}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                yield from response.iter_bytes(1 << 16)
-        except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach the dashboard at {self.url}: {exc}") from None
+        return self._stream(f"/ipfs/{cid}", chunk=1 << 16)
 
     def iter_car(self, cid: str) -> Iterator[bytes]:
         """The CAR of a CID, as the dashboard builds it (`/ipfs/{cid}?format=car`)."""
+        return self._stream(f"/ipfs/{cid}", params={"format": "car"}, headers={"Accept": CAR_TYPE})
+
+    def _stream(self, path: str, *, chunk: int = 1 << 20, **kwargs: Any) -> Iterator[bytes]:
         try:
-            with self._http.stream(
-                "GET", f"/ipfs/{cid}", params={"format": "car"}, headers={"Accept": CAR_TYPE}
-            ) as response:
+            with self._http.stream("GET", path, **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)
-                yield from response.iter_bytes(1 << 20)
+                yield from response.iter_bytes(chunk)
         except httpx.HTTPError as exc:
             raise ApiError(f"cannot reach the dashboard at {self.url}: {exc}") from None
 

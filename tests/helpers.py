@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -137,3 +138,13 @@ def celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+@contextlib.contextmanager
+def silent_node() -> Iterator[str]:
+    """A JSON-RPC URL whose server accepts connections (the kernel completes them from the
+    listen backlog) and never reads or answers: a client waits until its own timeout."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 from tests.helpers import ROOT
 
 # Paths that climb out of the repository, and the names of documents that are not in it.
-OUTSIDE = re.compile(r"\.\./shared|/work/shared|\b(?:DESIGN|FILECOIN|PLATFORM|BACALHAU)\.md\b")
+_REFERENCE_DOCS = ("DESIGN", "FILECOIN", "PLATFORM", "BACALHAU")  # the team's, not the repo's
+# Spelled in parts, so that this file does not hold what it looks for.
+OUTSIDE = re.compile(
+    "|".join(
+        [re.escape(".." + "/shared"), re.escape("/work" + "/shared")]
+        + [rf"\b{name}\.md\b" for name in _REFERENCE_DOCS]
+    )
+)
 
 
 def test_no_tracked_file_points_outside_the_repository() -> None:
@@ -20,8 +26,6 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
     offenders = []
     for name in filter(None, files):
         path = ROOT / name.decode()
-        if path == Path(__file__):  # its pattern names what it looks for
-            continue
         if path.suffix in {".car", ".zst", ".wasm", ".png"} or not path.is_file():
             continue
         text = path.read_text(errors="replace")

@@ -7,7 +7,6 @@ import io
 import os
 import pty
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from django.core.management import CommandError, call_command
 from tests.chain_data import make_deal
 from tests.chain_scanner.dumps import write_dump
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import ROOT, free_port, manage, process_env, spawn
+from tests.helpers import ROOT, free_port, manage, process_env, silent_node, spawn
 
 
 @pytest.mark.django_db
@@ -134,12 +133,8 @@ def test_progress_bars_on_a_terminal(tmp_path: Path) -> None:
 def test_follow_on_a_silent_node_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     """The pass is stuck in a read from a node that never answers: the first Ctrl-C asks for
     a stop after the batch, the second ends the process at once, without a traceback."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        env = process_env(
-            tmp_path, LOTUS_RPC_URL=f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
-        )
+    with silent_node() as url:
+        env = process_env(tmp_path, LOTUS_RPC_URL=url)
         assert manage(env, "migrate", "-v0").returncode == 0
         proc = spawn(env, "scan_chain", "--follow")
         time.sleep(2)

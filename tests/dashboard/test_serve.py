@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 from pathlib import Path
 
 import httpx
 
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import free_port, process_env, spawn
+from tests.helpers import free_port, process_env, silent_node, spawn
 
 
 def test_serve_migrates_serves_and_scans_until_ctrl_c(tmp_path: Path) -> None:
@@ -109,10 +108,7 @@ def test_a_second_ctrl_c_leaves_at_once_while_the_scanner_waits_on_a_silent_node
 ) -> None:
     """A node that accepts the connection and never answers: the scanner's thread is stuck
     in a read, the first Ctrl-C gives it a moment, the second leaves at once, no traceback."""
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)  # the kernel completes connections; nobody ever reads them
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+    with silent_node() as url:
         proc, _ = _serve_offline(tmp_path, url)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
@@ -125,10 +121,7 @@ def test_a_second_ctrl_c_leaves_at_once_while_the_scanner_waits_on_a_silent_node
 
 
 def test_a_scanner_stuck_on_a_silent_node_does_not_hold_ctrl_c(tmp_path: Path) -> None:
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+    with silent_node() as url:
         proc, _ = _serve_offline(tmp_path, url)
         time.sleep(1)
         asked = time.monotonic()
