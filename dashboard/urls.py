@@ -28,6 +28,22 @@ class JobIdConverter:
 
 register_converter(JobIdConverter, "job_id")
 
+
+class CidTextConverter:
+    """A CID in a URL: any text, "/" and newlines included (Django's `path` stops at a
+    newline, which made `/cids/a%0Ab` a 404), so the one normaliser answers 400 invalid_cid."""
+
+    regex = r"[\s\S]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(CidTextConverter, "cid_text")
+
 urlpatterns = [
     # The admin signs in through our page, with its limits, not through its own.
     path("admin/login/", auth.login_view),

@@ -3,8 +3,8 @@ from django.urls import path
 from dashboard.api import content, jobs, notary, views
 
 urlpatterns = [
-    # path: multibase base64 CIDs (m…) may contain "/"
-    path("cids/<path:cid>", views.CidView.as_view(), name="api-cid"),
+    # any text: multibase base64 CIDs (m…) may contain "/"
+    path("cids/<cid_text:cid>", views.CidView.as_view(), name="api-cid"),
     path("eligibility", views.EligibilityView.as_view(), name="api-eligibility"),
     path("scanner", views.ScannerView.as_view(), name="api-scanner"),
     path("jobs", jobs.JobsView.as_view(), name="api-jobs"),
@@ -15,7 +15,7 @@ urlpatterns = [
     path("jobs/<job_id:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),
     path("content", content.ContentView.as_view(), name="api-content"),
     path(
-        "notary/verifications/<path:cid>",
+        "notary/verifications/<cid_text:cid>",
         notary.VerificationView.as_view(),
         name="api-notary-verification",
     ),

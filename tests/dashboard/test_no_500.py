@@ -225,3 +225,12 @@ def test_job_list_filters_longer_than_anything_stored_are_400(
     answer = client.get("/api/v1/jobs", query, HTTP_AUTHORIZATION=f"Bearer {personas.node_key}")
     assert answer.status_code == 400, answer.content
     assert field in answer.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cids/a%0Ab", "/api/v1/notary/verifications/a%0Ab"])
+def test_a_cid_in_a_url_with_a_newline_is_a_400_not_a_404(
+    client: Client, personas: Personas, path: str
+) -> None:
+    answer = client.get(path, HTTP_AUTHORIZATION=f"Bearer {personas.notary_key}")
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["error"]["code"] == "invalid_cid"
