@@ -1,0 +1,157 @@
+"""The README's walkthrough, run as written: its shell blocks, in order, in one bash.
+
+The commands are read from README.md, not copied here, so the walkthrough cannot drift from
+what works. They run on the embedded defaults in a directory shaped like a checkout (links to
+the repository's files) with DATA_DIR of its own, so nothing lands in the real checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+SECTION = "## Walkthrough: the whole loop"
+PORTS = (1234, 8000)  # the fake Lotus's and the dashboard's, as the walkthrough says
+# Settings that would take the walkthrough off the embedded defaults.
+NOT_DEFAULTS = (
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "CACHE_URL",
+    "IPFS_API_URL",
+    "IPFS_GATEWAY_URL",
+    "LOTUS_RPC_URL",
+    "LOTUS_RPC_TOKEN",
+    "EXECUTOR_PROVIDER",
+    "FILPLUS_API_URL",
+    "FILPLUS_API_KEY",
+    "DATACAP_REPLICAS",
+)
+
+
+def walkthrough_blocks(readme: str) -> list[str]:
+    """The ```sh blocks of the walkthrough section, in order."""
+    assert SECTION in readme, f"README.md has no {SECTION!r} section"
+    section = readme.split(SECTION + "\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```sh\n(.*?)^```$", section, re.S | re.M)
+
+
+def _in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_walkthrough_is_found_and_covers_the_whole_loop() -> None:
+    script = "\n".join(walkthrough_blocks((ROOT / "README.md").read_text()))
+    for step in (
+        "tests.fake_lotus --port 1234 --fixtures",
+        "manage.py serve",
+        "create_moderator",
+        "executor wasm run examples/wasm/cat.wat",
+        "--wait",
+        "executor commp",
+        "/decision",
+        "/pieces",
+        "/notary/verifications/",
+        "/notary/awards",
+        "EXECUTOR_PROVIDER=",
+    ):
+        assert step in script, f"the walkthrough lost its step {step!r}"
+
+
+def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
+    busy = [port for port in PORTS if _in_use(port)]
+    if busy:
+        message = f"the walkthrough needs ports {PORTS} free; {busy} in use (a `make serve`?)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in {"data", ".git", "test-output"}:
+            (checkout / entry.name).symlink_to(entry)
+    blocks = walkthrough_blocks((ROOT / "README.md").read_text())
+    # set -m: each background job gets its own process group, as in an interactive shell,
+    # so the walkthrough's `kill %1 %2` reaches the servers behind them.
+    script = "set -euo pipefail\nset -m\n" + "\n".join(blocks)
+    env = {k: v for k, v in os.environ.items() if k not in NOT_DEFAULTS}
+    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=checkout,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        try:
+            out, err = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            pytest.fail(f"the walkthrough took over 240 s\n--- stdout\n{out}\n--- stderr\n{err}")
+        # `kill %1 %2` stops both servers, each within its grace period.
+        stopped = _ports_free_within(10.0)
+    finally:
+        _kill_session(proc.pid)
+    logs = "".join(
+        f"\n--- {log}\n{(checkout / log).read_text()[-4000:]}"
+        for log in ("serve.log", "lotus.log")
+        if (checkout / log).exists()
+    )
+    shown = f"\n--- stdout\n{out}\n--- stderr\n{err}{logs}"
+    assert proc.returncode == 0, f"exit {proc.returncode}{shown}"
+    assert stopped, f"ports {PORTS} still answer after the walkthrough's `kill %1 %2`"
+
+    lines = out.splitlines()
+    answers = [json.loads(line) for line in lines if line.startswith("{")]
+    blessed = next(a for a in answers if "blessed" in a)
+    assert blessed["blessed"] is True and blessed["scanner"]["complete"] is True
+    # The local run and the API run print the file, and the same result CID.
+    assert lines.count("Hello, FIL+!") == 2, out
+    run = (checkout / "run.txt").read_text().splitlines()
+    result_cid = run[-1]
+    assert result_cid.startswith("bafy") and lines.count(result_cid) == 2, out
+    decided = next(a for a in answers if "moderation" in a)
+    piece_cid, size = (checkout / "piece.txt").read_text().split()
+    assert decided["moderation"]["state"] == "verified"
+    assert decided["moderation"]["datacap_bytes"] == int(size) == 512
+    question = next(a for a in answers if "verified" in a)
+    assert question["verified"] is True and question["provider"] == "f01234", question
+    assert question["remaining_bytes"] == int(size)
+    award = answers[-1]
+    assert award["piece_cid"] == piece_cid and award["awarded_bytes"] == int(size)
+    assert award["remaining_bytes"] == 0
+
+
+def _ports_free_within(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_in_use(port) for port in PORTS):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL whatever the walkthrough left running (its servers are in process groups of
+    their own, but in its session)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry.name)) == sid:
+                    os.kill(int(entry.name), signal.SIGKILL)
