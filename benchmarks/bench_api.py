@@ -43,7 +43,7 @@ PG = "postgres://postgres@127.0.0.1:5432"
 EPOCH = 5_000_000
 FLOORS = "benchmarks.api.floor_wsgi"
 # The endpoint with every key looked up in the database (no per-process memory of verified
-# keys, dashboard/verified_keys.py): what the memory saves, measured in the same run.
+# keys, dashboard/keys/verified.py): what the memory saves, measured in the same run.
 LOOKED_UP = "DRF, keys looked up"
 
 

@@ -54,9 +54,9 @@ def free_port() -> int:
 
 def direct_baseline(jobs: int, data_dir: Path) -> tuple[float, float]:
     """(jobs/s, ms per job) for run_job in a loop, warm module cache, embedded store."""
+    from executor.embedded_store import EmbeddedStore
     from executor.run import module_cache, run_job
     from executor.spec import parse_spec
-    from executor.store import EmbeddedStore
 
     store = EmbeddedStore(data_dir / "ipfs")
     cid = store.add_bytes(TRIVIAL)

@@ -65,7 +65,7 @@ def setup_django(database_url: str, data_dir: Path) -> None:
 
 def stored_result() -> dict[str, str]:
     """One result directory in the embedded store, shared by every job's result row."""
-    from dashboard.content import storage
+    from dashboard.content.services import storage
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "result"
@@ -91,7 +91,7 @@ def fill(jobs: int) -> dict[str, str]:
     from django.db import connection
     from django.utils import timezone
 
-    from dashboard.api_keys import create_api_key
+    from dashboard.keys.services import create_api_key
     from dashboard.models import (
         AuditEvent,
         Decision,

@@ -46,8 +46,8 @@ from pathlib import Path
 
 from benchmarks._common import code_version, load_average, log, table
 from executor.car import CarReader
+from executor.embedded_store import EmbeddedStore
 from executor.storage import ENTRY_COST
-from executor.store import EmbeddedStore
 from tests.executor.hostile_dags import many_tiny_blocks_car as tiny_car
 
 PIECE = 262144

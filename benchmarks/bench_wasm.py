@@ -23,10 +23,10 @@ from pathlib import Path
 import wasmtime
 
 from benchmarks._common import ROOT
+from executor.embedded_store import EmbeddedStore
 from executor.random_stream import compile_hasher
 from executor.run import run_job
 from executor.spec import parse_spec
-from executor.store import EmbeddedStore
 from executor.wasm import ModuleCache, Mount, run_module
 from tests.executor.wat_modules import random_loop, xorshift
 

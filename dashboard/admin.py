@@ -9,8 +9,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from dashboard.api_keys import create_api_key, revoke_api_key
 from dashboard.errors import DomainError
+from dashboard.keys.services import create_api_key, revoke_api_key
 from dashboard.models import ApiKey, AuditEvent, ModeratorProfile
 
 

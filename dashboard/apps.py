@@ -8,7 +8,7 @@ class DashboardConfig(AppConfig):
     def ready(self) -> None:
         # Registers the OpenAPI descriptions of our authentication classes.
         from dashboard.api import schema  # noqa: F401
-        from dashboard.content import sweep_uploads
+        from dashboard.content.services import sweep_uploads
 
         # Upload bodies of a process killed mid-upload stay behind; each start clears them.
         sweep_uploads()

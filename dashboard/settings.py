@@ -118,7 +118,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg prepares a statement after it ran this many times on a connection, but only
     # for cursors that bind parameters on the server: the API's hot-path queries
-    # (dashboard/api/sql.py). Django's own cursors bind on the client and never prepare.
+    # (dashboard/sql.py). Django's own cursors bind on the client and never prepare.
     # A transaction-pooling pgbouncer in between needs max_prepared_statements (1.21+).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -233,12 +233,12 @@ def _rate(name: str, default: str) -> str | None:
 
 API_RATE_LIMIT = _rate("API_RATE_LIMIT", "1200/min")
 # Remember verified API keys per process, forgotten on PostgreSQL's notification of any key
-# change (dashboard/verified_keys.py); PostgreSQL only.
+# change (dashboard/keys/verified.py); PostgreSQL only.
 API_KEY_CACHE = env_bool("API_KEY_CACHE", True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "dashboard.api.auth.ApiKeyAuthentication",
-        "dashboard.api.auth.ModeratorSessionAuthentication",
+        "dashboard.keys.auth.ApiKeyAuthentication",
+        "dashboard.keys.auth.ModeratorSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKey"],
     "DEFAULT_RENDERER_CLASSES": ["dashboard.api.renderers.JsonRenderer"],

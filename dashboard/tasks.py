@@ -1,15 +1,15 @@
-"""Celery tasks for jobs: thin wrappers over dashboard.jobs and dashboard.job_worker."""
+"""Celery tasks for jobs: thin wrappers over dashboard.jobs.services and dashboard.jobs.worker."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from dashboard import jobs
-from dashboard.job_worker import execute_job, worker_name
+from dashboard.jobs import services as jobs
+from dashboard.jobs.worker import execute_job, worker_name
 
 
-@shared_task(name="dashboard.run_job", acks_late=True, ignore_result=True)
-def run_job(job_id: str) -> str | None:
+@shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, ignore_result=True)
+def run_queued_job(job_id: str) -> str | None:
     """Run one queued job; a duplicate delivery finds it claimed and does nothing."""
     worker = worker_name()
     job = jobs.claim_job(job_id=job_id, worker=worker)
@@ -27,6 +27,6 @@ def recover_jobs() -> dict[str, list[str]]:
 @shared_task(name="dashboard.refresh_chain_flags", ignore_result=True)
 def refresh_chain_flags() -> int:
     """Beat, after the scanner: flag jobs whose storage on chain needs a moderator's look."""
-    from dashboard.notary import refresh_chain_flags as refresh
+    from dashboard.notary.services import refresh_chain_flags as refresh
 
     return refresh()

@@ -150,7 +150,7 @@ class DashboardClient:
 
     def download(self, cid: str, dest: Path) -> Path:
         """Fetch a CID as a CAR, check every block against its CID, then write it at dest."""
-        from executor.store import EmbeddedStore
+        from executor.embedded_store import EmbeddedStore
 
         with tempfile.TemporaryDirectory(prefix="filplus-get-") as tmp:
             car_path = Path(tmp) / "content.car"

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from executor.api_client import ApiError, DashboardClient
+from executor.backend import open_storage
 from executor.cids import InvalidCID, normalize_cid
 from executor.run import JobFailed, module_cache, run_job
 from executor.spec import JobSpec, SpecError, parse_mount, parse_spec
-from executor.storage import Storage, StorageError, open_storage
+from executor.storage import Storage, StorageError
 
 __all__ = ["main"]
 
@@ -103,7 +104,7 @@ def _upload(client: DashboardClient, path: Path) -> str:
     if path.is_file():
         with path.open("rb") as data:
             return client.upload(data)
-    from executor.store import EmbeddedStore
+    from executor.embedded_store import EmbeddedStore
 
     with tempfile.TemporaryDirectory(prefix="filplus-add-") as tmp:
         local = EmbeddedStore(Path(tmp) / "ipfs")

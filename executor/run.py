@@ -45,7 +45,7 @@ __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
     "JobCancelled",
     "JobFailed",
-    "JobResult",
+    "RunResult",
     "max_input_bytes",
     "module_cache",
     "prepare_inputs",
@@ -75,7 +75,7 @@ class JobCancelled(JobFailed):
 
 
 @dataclass(frozen=True)
-class JobResult:
+class RunResult:
     result_cid: str
     stdout_cid: str
     stderr_cid: str
@@ -224,7 +224,7 @@ def run_job(
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     input_limit: int | None = None,
-) -> JobResult:
+) -> RunResult:
     """Run a job and publish its result; raises JobFailed with a one-line reason, or
     JobCancelled when `cancel` is set while it runs.
 
@@ -269,7 +269,7 @@ def run_job(
             root, cids, size = _publish(storage, result_dir)
         except StorageError as exc:
             raise JobFailed(f"publishing the result failed: {exc}") from None
-        return JobResult(
+        return RunResult(
             result_cid=root,
             stdout_cid=cids["stdout"],
             stderr_cid=cids["stderr"],

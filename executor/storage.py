@@ -2,7 +2,7 @@
 
 Two backends implement `Storage`:
 - `executor.kubo.KuboClient`: a Kubo-compatible HTTP RPC node (`IPFS_API_URL`);
-- `executor.store.EmbeddedStore`: blocks on local disk under `DATA_DIR/ipfs`, used when
+- `executor.embedded_store.EmbeddedStore`: blocks on local disk under `DATA_DIR/ipfs`, used when
   `IPFS_API_URL` is unset.
 Both give exactly the CIDs `ipfs add --cid-version=1` gives (raw leaves, 256 KiB chunks,
 balanced DAG) and answer CIDs in canonical form (CIDv1, base32, lower case).
@@ -32,7 +32,6 @@ __all__ = [
     "StorageError",
     "StorageUnavailable",
     "declared_size",
-    "open_storage",
     "staging_dir",
     "sweep_stale",
 ]
@@ -241,29 +240,3 @@ def sweep_stale(parent: Path, prefix: str) -> int:
             shutil.rmtree(path, ignore_errors=True)
             removed += 1
     return removed
-
-
-def open_storage(ipfs_api_url: str | None = None, data_dir: Path | None = None) -> Storage:
-    """The configured backend: Kubo RPC when `IPFS_API_URL` is set, else the embedded store.
-
-    Arguments override the environment so that the dashboard passes its settings and the
-    CLI, which has no Django, reads the same variables itself.
-    """
-    url = ipfs_api_url if ipfs_api_url is not None else os.environ.get("IPFS_API_URL") or None
-    if url:
-        from executor.kubo import KuboClient
-
-        # How long a node may look for a block before we call it absent: 2 s suits an
-        # offline node; an online Kubo searching the network needs longer.
-        raw = os.environ.get("IPFS_FIND_TIMEOUT_S") or "2"
-        try:
-            find_timeout = float(raw)
-        except ValueError:
-            raise StorageError(
-                f"IPFS_FIND_TIMEOUT_S must be a number of seconds, got {raw!r}"
-            ) from None
-        return KuboClient(url, find_timeout=find_timeout)
-    from executor.store import EmbeddedStore
-
-    root = data_dir if data_dir is not None else Path(os.environ.get("DATA_DIR") or "data")
-    return EmbeddedStore(root / "ipfs")

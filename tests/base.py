@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
-from dashboard.api_keys import create_api_key
+from dashboard.keys.services import create_api_key
 from dashboard.models import ApiKey, ModeratorProfile, Role
 
 PASSWORD = "correct horse battery staple"

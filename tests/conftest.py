@@ -64,7 +64,7 @@ def _fresh_cache() -> Iterator[None]:
     """Rate-limit counters live in the cache: no test may inherit another's."""
     from django.core.cache import cache
 
-    from dashboard.eligibility import forget_epoch
+    from dashboard.eligibility.selectors import forget_epoch
 
     cache.clear()
     forget_epoch()

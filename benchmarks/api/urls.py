@@ -10,9 +10,9 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 
-from dashboard.api_keys import authenticate_key
-from dashboard.eligibility import cid_batch, cid_report, eligibility
+from dashboard.eligibility.selectors import cid_batch, cid_report, eligibility
 from dashboard.errors import DomainError
+from dashboard.keys.services import authenticate_key
 
 
 def _key(request: HttpRequest) -> bool:

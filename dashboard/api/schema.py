@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "dashboard.api.auth.ApiKeyAuthentication"
+    target_class = "dashboard.keys.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
@@ -20,7 +20,7 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
 
 class ModeratorSessionScheme(OpenApiAuthenticationExtension):
-    target_class = "dashboard.api.auth.ModeratorSessionAuthentication"
+    target_class = "dashboard.keys.auth.ModeratorSessionAuthentication"
     name = "ModeratorSession"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""PostgreSQL tells every listening process when an API key changes (dashboard/verified_keys.py).
+"""PostgreSQL tells every listening process when an API key changes (dashboard/keys/verified.py).
 
 Triggers rather than application code, so that no way of changing a key is missed: the
 revoke service, the admin, the CLI, a migration, psql. An update that touches only

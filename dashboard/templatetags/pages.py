@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from dashboard.datacap import format_bytes
+from dashboard.moderation.datacap import format_bytes
 
 register = template.Library()
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from chain_scanner import store
 from chain_scanner.decode import parse_deal
 from chain_scanner.models import Claim, ScannerCheckpoint
-from dashboard.eligibility import forget_epoch
+from dashboard.eligibility.selectors import forget_epoch
 from tests.chain_data import make_deal, synthetic_payload_cid, synthetic_piece_cid
 
 EPOCH = 5_000_000

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from dashboard.api_keys import authenticate_key
+from dashboard.keys.services import authenticate_key
 from dashboard.models import ApiKey, AuditEvent
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from dashboard.api_keys import revoke_api_key
+from dashboard.keys.services import revoke_api_key
 from dashboard.models import ApiKey, AuditEvent
 from tests.base import PASSWORD, Personas
 from tests.chain_data import synthetic_payload_cid
@@ -107,7 +107,7 @@ def test_moderator_sessions_read_but_outsiders_do_not(client: Client, personas: 
 
 
 def test_a_moderator_key_acts_as_its_account(personas: Personas) -> None:
-    from dashboard.api_keys import authenticate_key
+    from dashboard.keys.services import authenticate_key
 
     key = authenticate_key(personas.viewer_key)
     assert key is not None and key.user == personas.viewer

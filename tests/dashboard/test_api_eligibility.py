@@ -11,7 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chain_scanner.models import Claim
-from dashboard.eligibility import MAX_SOURCES
+from dashboard.eligibility.selectors import MAX_SOURCES
 from tests.base import Personas
 from tests.chain_data import synthetic_payload_cid, synthetic_piece_cid
 from tests.dashboard.chain_rows import EPOCH, claim, deal, scanned_at

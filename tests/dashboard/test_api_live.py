@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from dashboard.api_keys import revoke_api_key
+from dashboard.keys.services import revoke_api_key
 from tests.base import make_personas
 from tests.dashboard.chain_rows import deal, scanned_at
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from django.test import Client
 
-from executor.store import EmbeddedStore
+from executor.embedded_store import EmbeddedStore
 from executor.unixfs import cid_text
 from tests.base import Personas
 from tests.executor import hostile_dags as dags
@@ -91,7 +91,7 @@ def test_a_truncated_car_stores_nothing_and_the_gateway_never_says_200(
 
 
 def test_upload_bodies_left_by_a_killed_process_are_swept(settings, tmp_path: Path) -> None:
-    from dashboard.content import sweep_uploads
+    from dashboard.content.services import sweep_uploads
 
     settings.DATA_DIR = tmp_path / "data"
     uploads = settings.DATA_DIR / "uploads"

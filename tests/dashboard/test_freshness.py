@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chain_scanner.models import ScannerCheckpoint
-from dashboard.eligibility import forget_epoch
+from dashboard.eligibility.selectors import forget_epoch
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 

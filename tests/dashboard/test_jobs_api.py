@@ -13,12 +13,12 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard import jobs
-from dashboard.job_worker import execute_job
+from dashboard.jobs import services as jobs
+from dashboard.jobs.worker import execute_job
 from dashboard.models import Job, JobResult
+from executor.embedded_store import EmbeddedStore
 from executor.run import module_cache, run_job
 from executor.spec import parse_spec
-from executor.store import EmbeddedStore
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.executor import wat_modules as wat

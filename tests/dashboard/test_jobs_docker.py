@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from dashboard import jobs
-from dashboard.job_worker import execute_job
-from executor.store import EmbeddedStore
+from dashboard.jobs import services as jobs
+from dashboard.jobs.worker import execute_job
+from executor.embedded_store import EmbeddedStore
 from tests.base import Personas
 from tests.executor.docker_fixtures import (  # noqa: F401 (fixtures, by their names)
     docker_daemon_fixture,

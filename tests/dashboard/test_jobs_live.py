@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from executor.api_client import DashboardClient
-from executor.store import EmbeddedStore
+from executor.embedded_store import EmbeddedStore
 from tests.executor import wat_modules as wat
 from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
 

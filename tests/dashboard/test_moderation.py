@@ -11,10 +11,10 @@ from django.db import close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
 
-from dashboard import moderation
-from dashboard.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.errors import DomainError
 from dashboard.models import AuditEvent, Award, Decision, Job, JobResult
+from dashboard.moderation import services as moderation
+from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from tests.base import Personas
 
 RESULT_CID = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"

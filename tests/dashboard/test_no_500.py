@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.test import Client
 
-from dashboard import api_keys
+from dashboard.keys import services as api_keys
 from dashboard.models import Decision, Job, JobInput
 from executor import spec as job_spec
 from executor.cids import MAX_CID_LENGTH

@@ -13,12 +13,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from chain_scanner.models import Claim
-from dashboard import jobs, moderation, notary
 from dashboard.errors import DomainError
-from dashboard.job_worker import execute_job
+from dashboard.jobs import services as jobs
+from dashboard.jobs.worker import execute_job
 from dashboard.models import AuditEvent, Award, Job, JobPiece
+from dashboard.moderation import services as moderation
+from dashboard.notary import services as notary
 from executor.commp import commp
-from executor.store import EmbeddedStore
+from executor.embedded_store import EmbeddedStore
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.executor import wat_modules as wat

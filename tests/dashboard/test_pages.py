@@ -13,7 +13,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dashboard.eligibility import forget_epoch
+from dashboard.eligibility.selectors import forget_epoch
 from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job
 from tests.base import PASSWORD, Personas
 from tests.e2e.page_data import BLESSED_CID, OTHER_CID, make_job, stored_result
@@ -607,7 +607,7 @@ def test_mona_signs_in_with_her_password(personas: Personas) -> None:
 def test_charts_escape_labels_and_scale_to_round_tops() -> None:
     from datetime import date
 
-    from dashboard.charts import line_chart, stacked_bars
+    from dashboard.pages.charts import line_chart, stacked_bars
 
     days = [date(2026, 1, 1), date(2026, 1, 2)]
     svg = stacked_bars("c", "Jobs <per> day", days, {"a&b": [3, 0], "c": [2, 1]})
@@ -632,7 +632,7 @@ def test_jobs_stored_wrongly_on_chain_are_flagged_in_the_queue_and_on_the_page(
 ) -> None:
     from chain_scanner.models import Deal
     from dashboard.models import JobPiece
-    from dashboard.notary import refresh_chain_flags
+    from dashboard.notary.services import refresh_chain_flags
 
     cids = stored_result()
     job = make_job("job-flagged", cids=cids, size=1000)

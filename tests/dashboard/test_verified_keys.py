@@ -17,8 +17,8 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from dashboard import verified_keys
-from dashboard.api_keys import authenticate_key, revoke_api_key
+from dashboard.keys import verified as verified_keys
+from dashboard.keys.services import authenticate_key, revoke_api_key
 from tests.base import Personas
 from tests.chain_data import synthetic_payload_cid
 from tests.helpers import (
@@ -251,7 +251,7 @@ def test_a_remembered_key_still_records_its_use(  # type: ignore[no-untyped-def]
 ) -> None:
     from django.core.cache import cache
 
-    from dashboard import api_keys
+    from dashboard.keys import services as api_keys
 
     remembered_and_free(personas.node_key)
     other_connection.execute(

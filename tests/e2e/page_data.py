@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from dashboard.content import storage
+from dashboard.content.services import storage
 from dashboard.models import ApiKey, Job, JobInput, JobResult
 
 BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

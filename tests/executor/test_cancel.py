@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from executor.embedded_store import EmbeddedStore
 from executor.run import JobCancelled, module_cache, run_job
 from executor.spec import parse_spec
-from executor.store import EmbeddedStore
 from tests.executor import wat_modules as wat
 from tests.executor.docker_fixtures import (  # noqa: F401 (fixtures, by their names)
     docker_daemon_fixture,

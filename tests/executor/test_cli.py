@@ -142,7 +142,7 @@ def test_a_wat_file_that_is_not_webassembly_text_is_a_usage_error(cli, tmp_path)
 def test_commp_of_a_file_and_of_a_cid(cli, tmp_path) -> None:
     """The piece of a file's bytes, and of a CID's CAR as the dashboard builds it."""
     from executor.commp import commp
-    from executor.store import EmbeddedStore
+    from executor.embedded_store import EmbeddedStore
 
     (tmp_path / "hello.txt").write_bytes(b"hello ipfs\n")
     cid = cli("add", "hello.txt").stdout.strip()

@@ -26,9 +26,9 @@ from executor.docker_engine import (
     ContainerRunError,
     run_container,
 )
+from executor.embedded_store import EmbeddedStore
 from executor.run import JobFailed, run_job
 from executor.spec import parse_spec
-from executor.store import EmbeddedStore
 from executor.wasm import Mount
 from tests.executor.docker_daemon import TINY_IMAGE, DockerDaemon
 from tests.executor.docker_fixtures import (  # noqa: F401 (fixtures, by their names)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from executor.store import EmbeddedStore
+from executor.embedded_store import EmbeddedStore
 from executor.unixfs import DataType, decode_pbnode, decode_unixfs, murmur3_x64_64
 from tests.executor.node_oracles import require_oracle, run_oracle
 

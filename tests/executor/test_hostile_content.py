@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from executor.car import CarError
+from executor.embedded_store import EmbeddedStore
 from executor.run import JobCancelled, JobFailed, run_job
 from executor.spec import parse_spec
 from executor.storage import ENTRY_COST, FetchLimit, LimitExceeded, StorageError, declared_size
-from executor.store import EmbeddedStore
 from executor.unixfs import cid_text
 from executor.wasm import ModuleCache
 from tests.executor import hostile_dags as dags

@@ -15,9 +15,9 @@ import pytest
 
 from executor.car import CarReader
 from executor.cids import cid_from_bytes, normalize_cid
+from executor.embedded_store import EmbeddedStore
 from executor.kubo import KuboClient, _multipart_body, _multipart_parts
 from executor.storage import ContentNotFound, Storage, StorageError, StorageUnavailable
-from executor.store import EmbeddedStore
 from tests.executor.ipfs_daemon import JsIpfsDaemon
 from tests.executor.ipfs_vectors import FOLDER_CIDV1, GOLDEN, golden_bytes, make_folder
 from tests.helpers import free_port

@@ -15,9 +15,9 @@ import pytest
 
 from executor.car import CarReader
 from executor.cids import cid_from_bytes
+from executor.embedded_store import EmbeddedStore
 from executor.kubo import KuboClient
 from executor.storage import ContentNotFound, Storage, StorageError
-from executor.store import EmbeddedStore
 from tests.executor.ipfs_vectors import FOLDER_CIDV1, GOLDEN, golden_bytes, make_folder
 
 ABSENT = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyka"

@@ -20,16 +20,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from executor.backend import open_storage
 from executor.car import CarError, CarReader, write_car
+from executor.embedded_store import EmbeddedStore
 from executor.storage import (
     AddedEntry,
     ContentNotFound,
     DirEntry,
     Storage,
     StorageError,
-    open_storage,
 )
-from executor.store import EmbeddedStore
 from executor.unixfs import (
     CHUNK_SIZE,
     CODEC_DAG_PB,
@@ -281,7 +281,7 @@ def test_a_killed_add_never_leaves_a_partial_block(tmp_path: Path) -> None:
             "-c",
             "import os, sys\n"
             "from pathlib import Path\n"
-            "from executor.store import EmbeddedStore\n"
+            "from executor.embedded_store import EmbeddedStore\n"
             "from executor.unixfs import import_file\n"
             "class Endless:\n"
             "    def read(self, n): return os.urandom(n)\n"

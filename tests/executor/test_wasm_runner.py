@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from executor.run import JobFailed, JobResult, module_cache, run_job
+from executor.embedded_store import EmbeddedStore
+from executor.run import JobFailed, RunResult, module_cache, run_job
 from executor.spec import JobSpec, parse_spec
-from executor.store import EmbeddedStore
 from executor.wasm import HOST_CALL_FUEL, ModuleCache
 from tests.executor import wat_modules as wat
 from tests.executor.resize_reference import parse_ppm, resize
@@ -46,11 +46,11 @@ def spec_for(module: str, *args: str, **fields: object) -> JobSpec:
     return parse_spec({"engine": "wasm", "wasm": wasm, **fields})
 
 
-def run(store: EmbeddedStore, cache: ModuleCache, spec: JobSpec) -> JobResult:
+def run(store: EmbeddedStore, cache: ModuleCache, spec: JobSpec) -> RunResult:
     return run_job(spec, store, cache=cache)
 
 
-def stdout_of(store: EmbeddedStore, result: JobResult) -> str:
+def stdout_of(store: EmbeddedStore, result: RunResult) -> str:
     return store.cat(result.stdout_cid).decode()
 
 
@@ -120,7 +120,7 @@ def test_inputs_mount_read_only_and_nothing_else_is_visible(store, cache, tmp_pa
     tree = store.add_path(folder)[-1].cid
     inputs = [{"cid": text, "path": "/data/in.txt"}, {"cid": tree, "path": "/tree"}]
 
-    def probe(*args: str) -> JobResult:
+    def probe(*args: str) -> RunResult:
         return run(store, cache, spec_for(module, *args, inputs=inputs))
 
     assert stdout_of(store, probe("read", "/data/in.txt")) == "input text\n"
@@ -342,8 +342,8 @@ def test_image_resize_demo(store, cache, tmp_path) -> None:
 
 def test_executor_never_imports_django(tmp_path) -> None:
     code = (
-        "import sys, executor.cli, executor.run, executor.wasm, executor.store, executor.kubo,"
-        " executor.spec, executor.cids, executor.storage\n"
+        "import sys, executor.cli, executor.run, executor.wasm, executor.embedded_store,"
+        " executor.kubo, executor.spec, executor.cids, executor.storage, executor.backend\n"
         "bad = sorted(m for m in sys.modules if m == 'django' or m.startswith('django.'))\n"
         "print(json.dumps(bad))"
     )

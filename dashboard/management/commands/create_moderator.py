@@ -13,8 +13,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from dashboard.errors import DomainError
+from dashboard.keys.accounts import create_moderator
 from dashboard.models import Role
-from dashboard.people import create_moderator
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.api_keys import revoke_api_key
 from dashboard.errors import DomainError
+from dashboard.keys.services import revoke_api_key
 
 
 class Command(BaseCommand):

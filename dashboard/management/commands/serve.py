@@ -21,8 +21,9 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
-from dashboard.job_worker import run_worker, wake
-from dashboard.notary import refresh_chain_flags
+from dashboard.jobs.services import wake_worker
+from dashboard.jobs.worker import run_worker
+from dashboard.notary.services import refresh_chain_flags
 
 # The scanner's lines go through its logger, so SCANNER_LOG_LEVEL governs them here too.
 log = logging.getLogger("chain_scanner.serve")
@@ -87,7 +88,7 @@ class Command(BaseCommand):
         self.stdout.write(f"stopping the web server, {names} (Ctrl-C again to stop at once)")
         self.stdout.flush()
         stop.set()
-        wake()
+        wake_worker()
         deadline = time.monotonic() + STOP_GRACE_S
         for worker in workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))

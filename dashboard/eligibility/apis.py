@@ -8,10 +8,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
-from dashboard import eligibility as selectors
 from dashboard.api import serializers as s
 from dashboard.api.permissions import AnyKey, NodeKey
 from dashboard.api.serializers import error_responses
+from dashboard.eligibility import selectors
 
 
 class CidView(APIView):

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard.models import Role
-from dashboard.moderation import role_of
+from dashboard.moderation.services import role_of
 
 View = Callable[..., HttpResponse]
 

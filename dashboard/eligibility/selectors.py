@@ -13,8 +13,8 @@ from django.db import connection
 
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 from chain_scanner.status import Freshness, freshness
-from dashboard.api.sql import prepared_cursor
 from dashboard.errors import DomainError
+from dashboard.sql import prepared_cursor
 from executor.cids import InvalidCID, normalize_cid
 
 MAX_BATCH = 1000

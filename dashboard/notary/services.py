@@ -18,9 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from chain_scanner.models import Claim, Deal
-from dashboard import content
 from dashboard.audit import record
-from dashboard.eligibility import as_of_epoch
+from dashboard.content import services as content
+from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
 from executor.cids import InvalidCID, normalize_cid

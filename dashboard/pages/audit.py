@@ -7,9 +7,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from dashboard import selectors
-from dashboard.views.access import render_page, role_required
-from dashboard.views.forms import AuditFilterForm
+from dashboard.pages import selectors
+from dashboard.pages.base import render_page, role_required
+from dashboard.pages.forms import AuditFilterForm
 
 
 def _shown(value: Any) -> str | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from dashboard import selectors
 from dashboard.models import Job
-from dashboard.views.access import render_page, role_required
-from dashboard.views.forms import QueueFilterForm
+from dashboard.pages import selectors
+from dashboard.pages.base import render_page, role_required
+from dashboard.pages.forms import QueueFilterForm
 
 
 def _filters(form: QueueFilterForm) -> selectors.QueueFilters:

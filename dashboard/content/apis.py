@@ -14,10 +14,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import content
 from dashboard.api.permissions import AnyKey, SubmitterOrNode
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses
+from dashboard.content import services as content
 from dashboard.errors import DomainError
 from executor.storage import ContentNotFound, StorageError
 

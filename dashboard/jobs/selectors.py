@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from dashboard.errors import DomainError
-from dashboard.jobs import visible_jobs
+from dashboard.jobs.services import visible_jobs
 from dashboard.models import ApiKey, Job
 from executor.spec import MAX_ANNOTATION_LENGTH
 

@@ -8,9 +8,9 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
 from chain_scanner.status import scanner_status
-from dashboard import charts, selectors
-from dashboard.datacap import format_bytes
-from dashboard.views.access import render_page, role_required
+from dashboard.moderation.datacap import format_bytes
+from dashboard.pages import charts, selectors
+from dashboard.pages.base import render_page, role_required
 
 DAYS = 30
 OVERVIEW_CACHE_KEY = "dashboard:overview-figures"

@@ -13,15 +13,15 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from dashboard import moderation
-from dashboard.content import storage
-from dashboard.datacap import format_bytes, parse_datacap, suggested_datacap
+from dashboard.content.services import storage
 from dashboard.errors import DomainError
 from dashboard.models import Job, Role
-from dashboard.notary import chain_storage
-from dashboard.selectors import JobDetail, job_detail
-from dashboard.views.access import render_page, role_required
-from dashboard.views.forms import DecisionForm, RevokeForm, add_service_errors
+from dashboard.moderation import services as moderation
+from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
+from dashboard.notary.services import chain_storage
+from dashboard.pages.base import render_page, role_required
+from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors
+from dashboard.pages.selectors import JobDetail, job_detail
 from executor.storage import ContentNotFound, StorageError
 
 PREVIEW_BYTES = 64 * 1024

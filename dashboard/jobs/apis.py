@@ -1,4 +1,4 @@
-"""Jobs API views (docs/api.md): thin; the rules live in dashboard.jobs."""
+"""Jobs API views (docs/api.md): thin; the rules live in dashboard.jobs.services."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import jobs, moderation
-from dashboard.api import job_serializers as js
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import error_responses
 from dashboard.errors import DomainError
-from dashboard.job_listing import DEFAULT_LIMIT, MAX_LIMIT, job_page
+from dashboard.jobs import serializers as js
+from dashboard.jobs import services as jobs
+from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
 from dashboard.models import Job
-from dashboard.notary import chain_storage
+from dashboard.moderation import services as moderation
+from dashboard.notary.services import chain_storage
 
 NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 LIST_PARAMETERS = [

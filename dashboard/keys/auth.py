@@ -8,7 +8,7 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from dashboard.api_keys import authenticate_key
+from dashboard.keys.services import authenticate_key
 from dashboard.models import ApiKey
 
 

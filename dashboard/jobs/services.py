@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from dashboard import content
-from dashboard import eligibility as selectors
+from dashboard.content import services as content
+from dashboard.eligibility import selectors
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey, Job, JobInput, JobResult
 from executor.cids import InvalidCID, normalize_cid
@@ -48,6 +50,7 @@ __all__ = [
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 PROVIDER = re.compile(r"f0\d{1,20}")
 MAX_ERROR = 4000
+RUN_JOB_TASK = "dashboard.run_job"  # the Celery task that runs one queued job (dashboard/tasks.py)
 
 
 # --- submission --------------------------------------------------------------------------------
@@ -150,18 +153,29 @@ def _same_registration(existing: Job, key: ApiKey, digest: str) -> Job:
     return existing
 
 
+_work_queued = threading.Event()
+
+
+def wait_for_work(timeout: float) -> None:
+    """The embedded worker's sleep: until a job is queued or `timeout` seconds pass."""
+    _work_queued.wait(timeout)
+    _work_queued.clear()
+
+
+def wake_worker() -> None:
+    """Let the embedded worker look for work now rather than at its next poll."""
+    _work_queued.set()
+
+
 def _dispatch(job_id: str) -> None:
     """Hand a queued job to a worker once the transaction commits."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         # Embedded mode: the executor thread of `manage.py serve` polls for queued jobs;
         # running the task eagerly would run the job inside the web request.
-        from dashboard.job_worker import wake
-
-        transaction.on_commit(wake)
+        transaction.on_commit(wake_worker)
         return
-    from dashboard.tasks import run_job
-
-    transaction.on_commit(lambda: run_job.delay(job_id))
+    # By name, so that this service never imports the task that imports it.
+    transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job_id]))
 
 
 # --- claiming, leases and recovery -------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The bundled executor inside the dashboard: claim a job, check its inputs, run it, record it.
 
-The Celery task (`dashboard.tasks.run_job`) and the embedded worker thread of
+The Celery task (`dashboard.tasks.run_queued_job`) and the embedded worker thread of
 `manage.py serve` both call `execute_job`; results go through `jobs.record_result`, the same
 service `POST /jobs/{id}/results` uses. While a job runs, a thread renews its lease so that
 `jobs.recover_expired` can tell a live worker from a dead one.
@@ -18,21 +18,16 @@ from pathlib import Path
 from django.conf import settings
 from django.db import close_old_connections
 
-from dashboard import jobs
+from dashboard.jobs import services as jobs
 from dashboard.models import Job
+from executor.backend import open_storage
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
-from executor.storage import Storage, open_storage
+from executor.storage import Storage
 
-__all__ = ["execute_job", "run_worker", "wake", "worker_name"]
+__all__ = ["execute_job", "run_worker", "worker_name"]
 
 log = logging.getLogger(__name__)
-_wake = threading.Event()
-
-
-def wake() -> None:
-    """A job was queued: let the embedded worker look now rather than at its next poll."""
-    _wake.set()
 
 
 def worker_name() -> str:
@@ -153,5 +148,4 @@ def run_worker(stop: threading.Event, *, poll_s: float = 1.0) -> None:
             log.exception("executor worker pass failed")
         finally:
             close_old_connections()
-        _wake.wait(poll_s)
-        _wake.clear()
+        jobs.wait_for_work(poll_s)

@@ -16,11 +16,11 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from dashboard import verified_keys
-from dashboard.api.sql import prepared_cursor
 from dashboard.audit import record
 from dashboard.errors import DomainError
+from dashboard.keys import verified as verified_keys
 from dashboard.models import ApiKey
+from dashboard.sql import prepared_cursor
 
 KEY_PREFIX = "fpk_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8  # what we store and look keys up by

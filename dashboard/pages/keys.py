@@ -7,12 +7,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from dashboard import selectors
-from dashboard.api_keys import create_api_key, revoke_api_key
 from dashboard.errors import DomainError
+from dashboard.keys.services import create_api_key, revoke_api_key
 from dashboard.models import Role
-from dashboard.views.access import render_page, role_required
-from dashboard.views.forms import ApiKeyForm, add_service_errors
+from dashboard.pages import selectors
+from dashboard.pages.base import render_page, role_required
+from dashboard.pages.forms import ApiKeyForm, add_service_errors
 
 
 def _actor(request: HttpRequest) -> str:

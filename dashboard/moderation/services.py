@@ -14,9 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboard.audit import record
-from dashboard.datacap import parse_datacap
 from dashboard.errors import DomainError
 from dashboard.models import Award, Decision, Job, Role
+from dashboard.moderation.datacap import parse_datacap
 
 __all__ = ["decide", "decision_body", "revoke", "role_of"]
 

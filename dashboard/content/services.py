@@ -1,6 +1,6 @@
 """The dashboard's IPFS store from the web side: uploads and read-only paths under a CID.
 
-The store is the executor's (`executor.storage.open_storage` with our settings), so content
+The store is the executor's (`executor.backend.open_storage` with our settings), so content
 uploaded here is what the bundled worker mounts, and results it publishes can be read back.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 
 from dashboard.errors import DomainError
+from executor.backend import open_storage
 from executor.car import CarError
 from executor.cids import InvalidCID, normalize_cid
 from executor.storage import (
@@ -24,7 +25,6 @@ from executor.storage import (
     Storage,
     StorageError,
     declared_size,
-    open_storage,
     staging_dir,
     sweep_stale,
 )

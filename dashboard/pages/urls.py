@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard.views import audit, auth, jobs, keys, overview, queue
+from dashboard.pages import audit, auth, jobs, keys, overview, queue
 
 app_name = "dashboard"
 

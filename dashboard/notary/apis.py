@@ -1,4 +1,4 @@
-"""Notary API (docs/api.md) and piece registration: thin; the rules live in dashboard.notary."""
+"""Notary API (docs/api.md) and piece registration: thin; the rules are in .services."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard import notary
 from dashboard.api.permissions import NodeKey, NotaryKey, api_key
 from dashboard.api.serializers import CID_SCHEMA, CidField, error_responses
+from dashboard.notary import services as notary
 
 PIECE_CID_SCHEMA = {
     "type": "string",

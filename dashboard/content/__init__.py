@@ -1,0 +1,1 @@
+"""Content: uploads into the IPFS store and the /ipfs/ route."""

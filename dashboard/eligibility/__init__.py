@@ -1,0 +1,1 @@
+"""Eligibility: the read side of the blessed-CID cache."""

@@ -1,0 +1,1 @@
+"""Jobs: submission, the queue, results, the bundled executor's worker."""

@@ -1,0 +1,1 @@
+"""Moderation: decisions and the DataCap they grant."""

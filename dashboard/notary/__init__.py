@@ -1,0 +1,1 @@
+"""The notary: pieces, verifications, awards, and the deals on chain."""
