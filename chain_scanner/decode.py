@@ -39,18 +39,20 @@ class DealRow:
     verified_claim: int | None
 
 
-def _int(mapping: dict[str, Any], key: str, *, optional: bool = False) -> int | None:
+def _int(mapping: dict[str, Any], key: str) -> int:
     value = mapping.get(key)
-    if value is None and optional:
-        return None
     # bool is an int in Python, and never a valid epoch or size.
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadChainData(f"{key} is not an integer: {value!r}")
     return value
 
 
+def _optional_int(mapping: dict[str, Any], key: str) -> int | None:
+    return None if mapping.get(key) is None else _int(mapping, key)
+
+
 def _int_or(mapping: dict[str, Any], key: str, default: int) -> int:
-    value = _int(mapping, key, optional=True)
+    value = _optional_int(mapping, key)
     return default if value is None else value
 
 
@@ -111,9 +113,9 @@ def parse_deal(deal_id: int, value: Any) -> DealRow | None:
             sector_start_epoch=_int_or(state, "SectorStartEpoch", -1),
             last_updated_epoch=_int_or(state, "LastUpdatedEpoch", -1),
             slash_epoch=_int_or(state, "SlashEpoch", -1),
-            sector_number=_int(state, "SectorNumber", optional=True),
+            sector_number=_optional_int(state, "SectorNumber"),
             # 0 is NoAllocationID: the deal has no claim.
-            verified_claim=_int(state, "VerifiedClaim", optional=True) or None,
+            verified_claim=_optional_int(state, "VerifiedClaim") or None,
         )
     except BadChainData as exc:
         raise BadChainData(f"deal {deal_id}: {exc}") from None

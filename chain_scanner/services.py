@@ -29,6 +29,7 @@ from chain_scanner.decode import (
 from chain_scanner.lease import acquire_lease, get_checkpoint, release_lease, renew
 from chain_scanner.lotus import LotusClient, LotusError, LotusRPCError, TipSet
 from chain_scanner.models import ClaimEvent, Deal, ScannerCheckpoint
+from chain_scanner.status import lag_behind_head
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,7 @@ class ScanReport:
     def summary(self) -> str:
         if self.skipped:
             return "scan skipped: another pass holds the scanner lease"
-        lag = (
-            self.head_height - self.processing_height
-            if self.head_height is not None and self.processing_height is not None
-            else None
-        )
+        lag = lag_behind_head(self.head_height, self.processing_height)
         return (
             f"height={self.processing_height} head={self.head_height} lag={lag} "
             f"claims_height={self.claims_height} next_deal_id={self.next_deal_id} "

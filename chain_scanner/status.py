@@ -28,10 +28,17 @@ def approximate_count(model: type[Model]) -> int:
             row = cursor.fetchone()
         if row and row[0] > EXACT_COUNT_LIMIT:
             return int(row[0])
-    return model.objects.count()
+    return model._default_manager.count()
 
 
 EPOCH_S = 30
+
+
+def lag_behind_head(head_height: int | None, processing_height: int | None) -> int | None:
+    """Epochs between the chain head and the tipset a pass worked on (None before a pass)."""
+    if head_height is None or processing_height is None:
+        return None
+    return head_height - processing_height
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,9 @@ def freshness(checkpoint: ScannerCheckpoint | None, now: datetime | None = None)
     finished = checkpoint.last_pass_finished_at
     reasons = []
     since = max(0, int((now - finished).total_seconds()))
-    lag = None
-    if checkpoint.head_height is not None and checkpoint.processing_height is not None:
-        lag = checkpoint.head_height - checkpoint.processing_height + since // EPOCH_S
+    lag = lag_behind_head(checkpoint.head_height, checkpoint.processing_height)
+    if lag is not None:
+        lag += since // EPOCH_S
         if lag > settings.SCANNER_STALE_EPOCHS:
             reasons.append(
                 f"{lag} epochs behind the chain head (more than SCANNER_STALE_EPOCHS, "
@@ -93,11 +100,7 @@ def scanner_status() -> dict[str, Any]:
     checkpoint = ScannerCheckpoint.objects.filter(name="default").first()
     if checkpoint is None:
         checkpoint = ScannerCheckpoint(name="default")
-    lag = (
-        checkpoint.head_height - checkpoint.processing_height
-        if checkpoint.head_height is not None and checkpoint.processing_height is not None
-        else None
-    )
+    lag = lag_behind_head(checkpoint.head_height, checkpoint.processing_height)
     return {
         "processing_height": checkpoint.processing_height,
         "head_height": checkpoint.head_height,

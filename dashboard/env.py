@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -10,6 +11,10 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+@overload
+def env_str(name: str, default: str) -> str: ...
+@overload
+def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     if value is None:
@@ -43,6 +48,10 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+@overload
+def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str: ...
+@overload
+def env_url(name: str, default: None = None, *, schemes: tuple[str, ...]) -> str | None: ...
 def env_url(name: str, default: str | None = None, *, schemes: tuple[str, ...]) -> str | None:
     value = env_str(name, default)
     if value is None:

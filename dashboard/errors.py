@@ -37,3 +37,8 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     if fields:
         error["fields"] = fields
     return {"error": error}
+
+
+def job_not_found(job_id: str) -> DomainError:
+    """The 404 of every operation on a job id that no job has."""
+    return job_not_found(job_id)

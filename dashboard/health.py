@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
@@ -16,7 +18,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     try:
         checkpoint = ScannerCheckpoint.objects.filter(name="default").first()
     except DatabaseError as exc:
-        body = {
+        body: dict[str, Any] = {
             "status": "error",
             "reasons": [f"the database cannot be read: {type(exc).__name__}"],
             "database": f"error: {type(exc).__name__}",

@@ -19,7 +19,7 @@ from typing import Any
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.middleware.csrf import CsrfViewMiddleware
 
 API_PREFIX = "/api/"
@@ -33,7 +33,7 @@ class _BrowserOnly:
     """Pass machine API calls straight to the next middleware (WSGI; under ASGI, or for any
     other request, the middleware runs as Django wrote it)."""
 
-    get_response: Callable[[HttpRequest], HttpResponse]
+    get_response: Any  # the middleware class's own: sync here (async_mode is False)
     async_mode: bool
 
     def __call__(self, request: HttpRequest) -> Any:
@@ -53,7 +53,7 @@ class BrowserCsrfViewMiddleware(_BrowserOnly, CsrfViewMiddleware):
         callback: Callable[..., Any],
         callback_args: tuple[Any, ...],
         callback_kwargs: dict[str, Any],
-    ) -> HttpResponse | None:
+    ) -> HttpResponseForbidden | None:
         if is_machine_api_call(request):
             return None
         return super().process_view(request, callback, callback_args, callback_kwargs)

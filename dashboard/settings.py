@@ -5,13 +5,13 @@ The defaults are the embedded mode: SQLite under DATA_DIR, no broker, no IPFS da
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.env import env_bool, env_int, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me"
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+SECRET_KEY: str = env_str("SECRET_KEY", _DEV_SECRET)
 DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
 ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "") or "").split(",") if h.strip()]
 if SECRET_KEY == _DEV_SECRET:
@@ -149,7 +149,7 @@ if SCANNER_EVENT_RANGE > 2880:
 IPFS_API_URL = env_url("IPFS_API_URL", None, schemes=("http", "https"))
 IPFS_GATEWAY_URL = env_url("IPFS_GATEWAY_URL", None, schemes=("http", "https"))
 EXECUTOR_PROVIDER = env_str("EXECUTOR_PROVIDER")
-if EXECUTOR_PROVIDER is not None and not re.fullmatch(r"f0\d+", EXECUTOR_PROVIDER):
+if EXECUTOR_PROVIDER is not None and not PROVIDER_ADDRESS.fullmatch(EXECUTOR_PROVIDER):
     raise ImproperlyConfigured(
         f"EXECUTOR_PROVIDER must be a storage provider id address like f01234, "
         f"got {EXECUTOR_PROVIDER!r}"

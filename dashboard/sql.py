@@ -30,4 +30,4 @@ def prepared_cursor() -> CursorWrapper:
     db.close_if_health_check_failed()
     db.ensure_connection()
     with db.wrap_database_errors:
-        return db._prepare_cursor(psycopg.Cursor(db.connection))
+        return db._prepare_cursor(psycopg.Cursor(db.connection))  # type: ignore[attr-defined]

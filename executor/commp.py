@@ -151,4 +151,4 @@ def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
         while chunk := read(_READ):
             yield chunk
         return
-    yield from data  # type: ignore[misc]
+    yield from data

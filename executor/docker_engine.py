@@ -58,7 +58,7 @@ PULL_ENV = "EXECUTOR_DOCKER_PULL"
 DEFAULT_NANO_CPUS = 1_000_000_000  # one CPU
 DEFAULT_PIDS_LIMIT = 256
 DEFAULT_TMP_BYTES = 64 * 1024 * 1024
-DEFAULT_API_TIMEOUT_S = 60.0
+DEFAULT_API_TIMEOUT_S = 60
 # Docker refuses smaller memory limits ("Minimum memory limit allowed is 6MB").
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
 LABEL = "org.filplus.executor"
@@ -128,7 +128,7 @@ def _mebibytes(n: int) -> str:
     return f"{n / (1024 * 1024):g} MiB"
 
 
-def _connect(api_timeout_s: float) -> docker.DockerClient:
+def _connect(api_timeout_s: int) -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=api_timeout_s)
         client.ping()
@@ -259,7 +259,7 @@ def run_container(
     tmp_bytes: int = DEFAULT_TMP_BYTES,
     pull: bool | None = None,
     user: str | None = None,
-    api_timeout_s: float = DEFAULT_API_TIMEOUT_S,
+    api_timeout_s: int = DEFAULT_API_TIMEOUT_S,
     cancel: threading.Event | None = None,
     deadline: float | None = None,
 ) -> ContainerOutcome:

@@ -273,7 +273,7 @@ class EmbeddedStore:
     def _add_file(self, path: Path, writer: _BlockWriter) -> Link:
         try:
             with path.open("rb", buffering=0) as handle:
-                return import_file(handle, writer.put)  # type: ignore[arg-type]
+                return import_file(handle, writer.put)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -566,9 +566,9 @@ class EmbeddedStore:
         directory, swept when the store is next opened. Blocks no root reaches are dropped."""
         reader = CarReader(car)
         roots = []
-        for root in reader.roots:
+        for raw_root in reader.roots:
             try:
-                roots.append(_text(root))
+                roots.append(_text(raw_root))
             except InvalidCID as exc:
                 raise CarError(f"CAR root is not a CID: {exc}") from None
         staging = staging_dir(self.root / "staging", "car")

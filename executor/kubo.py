@@ -419,9 +419,10 @@ class KuboClient:
         **kwargs: Any,
     ) -> Iterator[httpx.Response]:
         """POST to the RPC; map transport failures and error answers onto StorageError."""
-        extra = {"timeout": timeout} if timeout is not None else {}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         try:
-            with self._client.stream("POST", "/" + endpoint, params=params, **kwargs, **extra) as r:
+            with self._client.stream("POST", "/" + endpoint, params=params, **kwargs) as r:
                 if r.status_code != 200:
                     r.read()
                     self._raise_for(r, endpoint, cid)

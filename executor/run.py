@@ -251,7 +251,7 @@ def run_job(
         if cancel is not None and cancel.is_set():
             raise JobCancelled("cancelled before it started")
         if spec.engine == "wasm":
-            outcome = _run_wasm(
+            outcome: WasmOutcome | ContainerOutcome = _run_wasm(
                 spec,
                 storage,
                 mounts,

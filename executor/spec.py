@@ -272,16 +272,11 @@ def parse_spec(body: Any) -> JobSpec:
     engine = body.get("engine")
     if engine not in ("wasm", "docker"):
         raise SpecError("engine", 'must be "wasm" or "docker"')
-    common = {
-        "inputs": _inputs(body.get("inputs")),
-        "limits": _limits(body.get("limits")),
-        "annotations": _strings(
-            body.get("annotations"),
-            "annotations",
-            limit=MAX_ANNOTATIONS,
-            length=MAX_ANNOTATION_LENGTH,
-        ),
-    }
+    inputs = _inputs(body.get("inputs"))
+    limits = _limits(body.get("limits"))
+    annotations = _strings(
+        body.get("annotations"), "annotations", limit=MAX_ANNOTATIONS, length=MAX_ANNOTATION_LENGTH
+    )
     if engine == "wasm":
         wasm = _require(body.get("wasm"), dict, "wasm", "an object with at least module")
         unknown = set(wasm) - {"module", "entry_point", "args", "env"}
@@ -298,7 +293,9 @@ def parse_spec(body: Any) -> JobSpec:
             entry_point=entry,
             args=_strings(wasm.get("args"), "wasm.args"),
             env=_env(wasm.get("env"), "wasm.env"),
-            **common,
+            inputs=inputs,
+            limits=limits,
+            annotations=annotations,
         )
     docker = _require(body.get("docker"), dict, "docker", "an object with at least image")
     unknown = set(docker) - {"image", "entrypoint", "env"}
@@ -314,5 +311,7 @@ def parse_spec(body: Any) -> JobSpec:
         image=image,
         entrypoint=_strings(docker.get("entrypoint"), "docker.entrypoint"),
         env=_env(docker.get("env"), "docker.env"),
-        **common,
+        inputs=inputs,
+        limits=limits,
+        annotations=annotations,
     )

@@ -267,9 +267,9 @@ def decode_pbnode(block: bytes | memoryview) -> PBNode:
         tsize: int | None = None
         for lfield, lwire, lvalue in _fields(value):
             if lfield == 1 and lwire == 2 and link_hash is None:
-                link_hash = bytes(lvalue)  # type: ignore[arg-type]
+                link_hash = bytes(lvalue)
             elif lfield == 2 and lwire == 2 and name is None:
-                name = bytes(lvalue)  # type: ignore[arg-type]
+                name = bytes(lvalue)
             elif lfield == 3 and lwire == 0 and tsize is None:
                 tsize = lvalue  # type: ignore[assignment]
             else:
@@ -323,7 +323,7 @@ def decode_unixfs(buf: bytes | memoryview) -> UnixFSData:
     fanout: int | None = None
     for field_no, wire_type, value in _fields(buf):
         if field_no == 2 and wire_type == 2:
-            data = bytes(value)  # type: ignore[arg-type]
+            data = bytes(value)
         elif field_no == 4 and wire_type == 2:
             # Packed blocksizes: proto2 parsers must accept them although Kubo never packs.
             packed = memoryview(value)  # type: ignore[arg-type]

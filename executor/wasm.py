@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import (
@@ -330,10 +331,10 @@ class _VirtualHost:
         if self._probe is None:
             assert self._linker is not None
             module = Module(self._engine, _PROBE_WAT)
-            probe = self._linker.instantiate(caller, module).exports(caller)["errno"]  # type: ignore[arg-type]
+            probe = self._linker.instantiate(caller, module).exports(caller)["errno"]
             assert isinstance(probe, wasmtime.Func)
             self._probe = probe
-        errno = self._probe(caller, fd)  # type: ignore[arg-type]
+        errno = self._probe(caller, fd)
         assert isinstance(errno, int)
         return errno
 
@@ -439,6 +440,14 @@ def _event(userdata: int, error: int, kind: int) -> bytes:
 
 
 # --- running -----------------------------------------------------------------------------------
+
+
+def _function(exports: Any, name: str) -> wasmtime.Func:
+    """An exported function (the module was checked to export `name` as one)."""
+    func = exports[name]
+    if not isinstance(func, wasmtime.Func):
+        raise WasmRunError(f"export {name!r} is not a function")
+    return func
 
 
 def _first_line(exc: BaseException) -> str:
@@ -563,8 +572,8 @@ def run_module(
             ) from None
         exports = instance.exports(store)
         if entry_point != "_start" and "_initialize" in exports:
-            exports["_initialize"](store)
-        result = exports[entry_point](store)
+            _function(exports, "_initialize")(store)
+        result = _function(exports, entry_point)(store)
         exit_code = result if isinstance(result, int) else 0
     except _ProcExit as exc:
         exit_code = exc.code

@@ -16,6 +16,7 @@ BASE = {
     "dashboard.errors",
     "dashboard.audit",
     "dashboard.access",
+    "dashboard.addresses",
     "dashboard.env",
     "dashboard.settings",
     "dashboard.celery",

@@ -43,8 +43,9 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(code, "the request is invalid", _fields(exc.detail))
     elif isinstance(exc, exceptions.Throttled):
-        response.data = error_body(code, f"rate limit exceeded; retry in {exc.wait or 1:.0f} s")
-        response["Retry-After"] = str(max(1, int((exc.wait or 1) + 0.999)))
+        wait = getattr(exc, "wait", None) or 1  # seconds; DRF sets it, its stubs miss it
+        response.data = error_body(code, f"rate limit exceeded; retry in {wait:.0f} s")
+        response["Retry-After"] = str(max(1, int(wait + 0.999)))
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         response.data = error_body(code, str(detail))

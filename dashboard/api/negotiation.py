@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -20,8 +21,9 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
     accepts it without parameters or preferences; anything else goes to DRF's parser."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: Any = None
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: Any = None
     ) -> tuple[BaseRenderer, str]:
+        renderers = list(renderers)
         if (
             renderers
             and renderers[0].media_type == JSON

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
+from dashboard.access import role_of
 from dashboard.models import ApiKey
 
 if TYPE_CHECKING:
@@ -15,12 +16,6 @@ if TYPE_CHECKING:
 
 def api_key(request: Request) -> ApiKey | None:
     return request.auth if isinstance(request.auth, ApiKey) else None
-
-
-def moderator_role(user: object) -> str | None:
-    """The dashboard role of a person, or None for an outsider."""
-    profile = getattr(user, "moderator", None) if getattr(user, "pk", None) else None
-    return profile.role if profile is not None else None
 
 
 class ScopePermission(BasePermission):
@@ -33,7 +28,7 @@ class ScopePermission(BasePermission):
         key = api_key(request)
         if key is not None:
             return not self.scopes or key.scope in self.scopes
-        if request.method in SAFE_METHODS and moderator_role(request.user) is not None:
+        if request.method in SAFE_METHODS and role_of(request.user) is not None:
             return True
         self.message = "only moderators may use the API from a browser session"
         return False

@@ -4,6 +4,7 @@ value in an error, say) is sent as U+FFFD instead of failing to encode into a 50
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.renderers import JSONRenderer
@@ -28,7 +29,7 @@ class JsonRenderer(JSONRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         try:
             return super().render(data, accepted_media_type, renderer_context)

@@ -21,7 +21,12 @@ class CidField(serializers.CharField):
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # A field named "fields" cannot be declared: it would hide Serializer.fields.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(required=False)
+        return fields
 
 
 class ErrorSerializer(serializers.Serializer):

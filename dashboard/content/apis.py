@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -93,7 +94,7 @@ class GatewayView(APIView):
 
     # Outside the API (docs/api.md): not part of the v1 schema.
     @extend_schema(exclude=True)
-    def get(self, request: Request, cid: str, path: str = "") -> HttpResponse:
+    def get(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
         target, is_dir, entries = content.resolve(cid, path)
         wants_car = request.query_params.get("format") == "car" or CAR_TYPE in request.headers.get(
             "Accept", ""

@@ -108,11 +108,11 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
             f"SELECT cid, active_until, pending_until FROM {_TABLE} "
             "WHERE cid = ANY(string_to_array(%s, ','))"
         )
-        params: list[object] = [",".join(cids)]
+        params: list[str] = [",".join(cids)]
     else:
         marks = ", ".join(["%s"] * len(cids))
         sql = f"SELECT cid, active_until, pending_until FROM {_TABLE} WHERE cid IN ({marks})"
-        params = cids
+        params = list(cids)
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import error_responses
-from dashboard.errors import DomainError
+from dashboard.errors import job_not_found
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
@@ -77,7 +77,7 @@ class JobsView(APIView):
 def _visible(request: Request, job_id: str) -> Job:
     job = jobs.visible_jobs(api_key(request)).filter(id=job_id).first()
     if job is None:
-        raise DomainError("not_found", f"no job {job_id}", status=404)
+        raise job_not_found(job_id)
     return job
 
 

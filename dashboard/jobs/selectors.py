@@ -19,6 +19,7 @@ __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "JobPage", "job_page"]
 DEFAULT_LIMIT = 50
 MAX_CURSOR_LENGTH = 200  # base64 of a timestamp and a job id of at most 100 characters
 MAX_LIMIT = 200
+NODE_NAME_LONGEST = ApiKey._meta.get_field("name").max_length or 0  # a node is its key's name
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def job_page(who: ApiKey | None, query: Mapping[str, str]) -> JobPage:
         filters["state"] = state
     if engine := _choice(query, "engine", [e.value for e in Job.Engine]):
         filters["engine"] = engine
-    if (node := _text(query, "node", ApiKey._meta.get_field("name").max_length)) is not None:
+    if (node := _text(query, "node", NODE_NAME_LONGEST)) is not None:
         filters["node__name"] = node
     if (annotation := _text(query, "annotation", MAX_ANNOTATION_LENGTH)) is not None:
         filters["annotation_index__contains"] = f"|{annotation}|"  # a whole annotation

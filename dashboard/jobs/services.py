@@ -23,9 +23,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
-from dashboard.errors import DomainError
+from dashboard.errors import DomainError, job_not_found
 from dashboard.models import ApiKey, Job, JobInput, JobResult
 from executor.cids import InvalidCID, normalize_cid
 from executor.spec import JobSpec, SpecError, parse_spec
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-PROVIDER = re.compile(r"f0\d{1,20}")
 MAX_ERROR = 4000
 RUN_JOB_TASK = "dashboard.run_job"  # the Celery task that runs one queued job (dashboard/tasks.py)
 
@@ -105,7 +105,7 @@ def submit_job(*, key: ApiKey, body: Any) -> tuple[Job, bool]:
     digest = _spec_digest(spec)
     now = timezone.now()
     job = Job(
-        id=job_id if external else uuid.uuid4().hex,
+        id=job_id or uuid.uuid4().hex,
         engine=spec.engine,
         spec=spec.to_json(),
         spec_digest=digest,
@@ -341,7 +341,7 @@ def parse_result(body: Any, *, default_provider: str = "") -> ResultIn:
             )
         values[name] = raw
     provider = body.get("provider", default_provider) or ""
-    if provider and (not isinstance(provider, str) or not PROVIDER.fullmatch(provider)):
+    if provider and (not isinstance(provider, str) or not PROVIDER_ADDRESS.fullmatch(provider)):
         raise DomainError(
             "invalid_result",
             "provider must be a storage provider id address like f01234",
@@ -372,7 +372,7 @@ def record_result(
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
-            raise DomainError("not_found", f"no job {job_id}", status=404)
+            raise job_not_found(job_id)
         _check_writer(job, key)
         if key is not None and key.provider and result.provider != key.provider:
             raise DomainError(
@@ -452,7 +452,7 @@ def cancel_job(*, job_id: str, key: ApiKey) -> Job:
     """Cancel a queued job at once; ask the worker of a running one to stop."""
     job = visible_jobs(key).filter(id=job_id).first()
     if job is None:
-        raise DomainError("not_found", f"no job {job_id}", status=404)
+        raise job_not_found(job_id)
     # Flag first: a worker claiming the job at this moment then sees the cancel (claims skip
     # flagged jobs, and a running job's worker looks for the flag every second).
     Job.objects.filter(id=job_id, state__in=[Job.State.QUEUED, Job.State.RUNNING]).update(
@@ -498,7 +498,7 @@ def job_json(job: Job) -> dict[str, Any]:
         "engine": job.engine,
         "spec": job.spec,
         "external": job.external,
-        "node": job.node.name if job.node_id else None,
+        "node": job.node.name if job.node is not None else None,
         "annotations": job.annotations,
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),

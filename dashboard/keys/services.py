@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
 from dashboard.errors import DomainError
 from dashboard.keys import verified as verified_keys
@@ -24,7 +25,6 @@ from dashboard.sql import prepared_cursor
 
 KEY_PREFIX = "fpk_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8  # what we store and look keys up by
-PROVIDER_RE = re.compile(r"f0\d{1,20}")
 KEY_RE = re.compile(r"fpk_[A-Za-z0-9]{20,100}")
 # last_used_at is informative: writing it on every request would double the API's cost.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -52,7 +52,7 @@ def create_api_key(
     name = name.strip()
     if not name or len(name) > 100:
         raise DomainError("invalid_name", "name must be 1 to 100 characters", fields={"name": name})
-    if provider and (scope != ApiKey.Scope.NODE or not PROVIDER_RE.fullmatch(provider)):
+    if provider and (scope != ApiKey.Scope.NODE or not PROVIDER_ADDRESS.fullmatch(provider)):
         raise DomainError(
             "invalid_provider",
             "provider must be a storage provider id address like f01234, on node keys only",

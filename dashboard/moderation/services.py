@@ -13,33 +13,19 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
-from dashboard.errors import DomainError
+from dashboard.errors import DomainError, job_not_found
 from dashboard.models import Award, Decision, Job, Role
 from dashboard.moderation.datacap import parse_datacap
 
-__all__ = ["decide", "decision_body", "revoke", "role_of"]
+__all__ = ["decide", "decision_body", "revoke"]
 
 MAX_REASON = 4000
 
 
-def role_of(user: Any) -> str | None:
-    profile = getattr(user, "moderator", None) if getattr(user, "pk", None) else None
-    return profile.role if profile is not None else None
-
-
 def _actor(user: Any) -> str:
     return f"user:{user.get_username()}"
-
-
-def _require_role(user: Any, *roles: str) -> None:
-    role = role_of(user)
-    if role not in roles:
-        raise DomainError(
-            "forbidden",
-            f"this needs the {' or '.join(roles)} role; you are {role or 'not a moderator'}",
-            status=403,
-        )
 
 
 def _snapshot(job: Job) -> dict[str, Any]:
@@ -53,7 +39,7 @@ def _snapshot(job: Job) -> dict[str, Any]:
 def _conflict(job_id: str) -> DomainError:
     job = Job.objects.filter(id=job_id).first()
     if job is None:
-        return DomainError("not_found", f"no job {job_id}", status=404)
+        return job_not_found(job_id)
     last = job.decisions.order_by("-created_at", "-id").first()
     who = f" by {last.actor.removeprefix('user:')}" if last else ""
     when = f" at {job.decided_at:%Y-%m-%d %H:%M:%S} UTC" if job.decided_at else ""
@@ -98,7 +84,7 @@ def decide(
     *, job_id: str, user: Any, decision: str, datacap: str | int | None = None, reason: str = ""
 ) -> Job:
     """Verify (with a DataCap amount) or reject (with a reason) a finished job, once."""
-    _require_role(user, Role.MODERATOR, Role.ADMIN)
+    require_role(user, *DECIDERS)
     reason = (reason or "").strip()
     if "\x00" in reason or not _encodable(reason):
         raise DomainError(
@@ -140,7 +126,7 @@ def decide(
     with transaction.atomic():
         job = Job.objects.filter(id=job_id).first()
         if job is None:
-            raise DomainError("not_found", f"no job {job_id}", status=404)
+            raise job_not_found(job_id)
         if job.state != Job.State.COMPLETED:
             raise DomainError(
                 "job_not_finished",
@@ -176,7 +162,7 @@ def decide(
 
 def revoke(*, job_id: str, user: Any, reason: str) -> Job:
     """An admin withdraws a verification, as long as no DataCap has been awarded for it."""
-    _require_role(user, Role.ADMIN)
+    require_role(user, Role.ADMIN)
     reason = (reason or "").strip()
     if not reason:
         raise DomainError(
@@ -185,7 +171,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
-            raise DomainError("not_found", f"no job {job_id}", status=404)
+            raise job_not_found(job_id)
         if job.moderation_state != Job.Moderation.VERIFIED:
             raise DomainError(
                 "not_verified",

@@ -8,7 +8,6 @@ moderator verified, even when awards race: each award locks its job row).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from chain_scanner.models import Claim, Deal
+from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
-from dashboard.errors import DomainError
+from dashboard.errors import DomainError, job_not_found
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
 from executor.cids import InvalidCID, normalize_cid
 from executor.commp import commp, minimal_piece_size
@@ -36,7 +36,6 @@ __all__ = [
     "verification",
 ]
 
-PROVIDER = re.compile(r"f0\d{1,20}")
 PIECE_PREFIX = "baga6ea4seaq"
 
 
@@ -78,7 +77,7 @@ def _piece_size(value: Any) -> int:
 
 
 def _provider(value: Any) -> str:
-    if not isinstance(value, str) or not PROVIDER.fullmatch(value):
+    if not isinstance(value, str) or not PROVIDER_ADDRESS.fullmatch(value):
         raise DomainError(
             "invalid_request",
             "provider must be a storage provider id address like f01234",
@@ -105,7 +104,7 @@ def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bo
     """A node registers the piece it will store for a job's result; we recompute its CommP."""
     job = Job.objects.filter(id=job_id).first()
     if job is None:
-        raise DomainError("not_found", f"no job {job_id}", status=404)
+        raise job_not_found(job_id)
     result = JobResult.objects.filter(job_id=job_id).first()
     holder = result.provider if result is not None else ""
     if key.scope != ApiKey.Scope.NODE or not (

@@ -1,5 +1,5 @@
-"""Who may open a page: signed in, with a dashboard role (moderation.role_of is the one access
-helper, shared with the API's permission class). Writes are checked again by the services."""
+"""Who may open a page: signed in, with a dashboard role (dashboard.access is the one role
+helper, shared with the API's permission classes). Writes are checked again by the services."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard.models import Role
-from dashboard.moderation.services import role_of
+from dashboard.access import can_decide, is_admin, role_of
 
 View = Callable[..., HttpResponse]
 
@@ -24,8 +23,8 @@ def render_page(
     role = role_of(request.user)
     page = {
         "role": role,
-        "can_decide": role in (Role.MODERATOR, Role.ADMIN),
-        "is_admin": role == Role.ADMIN,
+        "can_decide": can_decide(role),
+        "is_admin": is_admin(role),
         **(context or {}),
     }
     return render(request, template, page, status=status)

@@ -104,7 +104,7 @@ def stacked_bars(
     desc = f"{sum(totals)} in total over {len(axis)} days; the table below has each day."
     parts = _frame(chart_id, title, desc, axis, top, lambda v: f"{v:g}")
     for i, day in enumerate(axis):
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         x = LEFT + slot * i + (slot - bar) / 2
         for n, (name, values) in enumerate(series.items()):
             if not values[i]:

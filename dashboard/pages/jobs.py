@@ -13,9 +13,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from dashboard.access import can_decide, is_admin, role_of
 from dashboard.content.services import storage
 from dashboard.errors import DomainError
-from dashboard.models import Job, Role
+from dashboard.models import Job
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.notary.services import chain_storage
@@ -124,7 +125,7 @@ def _page(
     revoke_form: RevokeForm | None = None,
 ) -> HttpResponse:
     job, result = detail.job, detail.result
-    role = moderation.role_of(request.user)
+    role = role_of(request.user)
     suggestion = suggested_datacap(result.car_bytes if result else None, settings.DATACAP_REPLICAS)
     decidable = job.state == Job.State.COMPLETED and job.moderation_state == Job.Moderation.PENDING
     for item in detail.inputs:
@@ -148,8 +149,8 @@ def _page(
             "suggestion": suggestion,
             "replicas": settings.DATACAP_REPLICAS,
             "decidable": decidable,
-            "show_decide": decidable and role in (Role.MODERATOR, Role.ADMIN),
-            "show_revoke": revocable and role == Role.ADMIN,
+            "show_decide": decidable and can_decide(role),
+            "show_revoke": revocable and is_admin(role),
             "decision_form": decision_form
             or DecisionForm(initial={"decision": "verify", "datacap": typed_amount(suggestion)}),
             "revoke_form": revoke_form or RevokeForm(),

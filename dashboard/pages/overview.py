@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
@@ -54,7 +54,7 @@ def _figures() -> dict[str, Any]:
 def overview(request: HttpRequest) -> HttpResponse:
     # Grouping every job by day takes a few hundred milliseconds at 100,000 jobs (bench_pages):
     # the figures are shared for a short while rather than recomputed on every view.
-    figures = cache.get_or_set(OVERVIEW_CACHE_KEY, _figures, OVERVIEW_CACHE_S)
+    figures = cast(dict[str, Any], cache.get_or_set(OVERVIEW_CACHE_KEY, _figures, OVERVIEW_CACHE_S))
     axis, per_state = figures["axis"], figures["per_state"]
     datacap_axis, daily, running = figures["datacap_axis"], figures["daily"], figures["running"]
     counts = figures["counts"]

@@ -177,7 +177,9 @@ class QueueList:
 
 def queue_page(filters: QueueFilters, page: int | str | None) -> Page:
     """One page of the queue: the segment counts, then the page's rows with node and result."""
-    return Paginator(QueueList(queue_jobs(filters)), QUEUE_PAGE_SIZE).get_page(page)
+    # The Paginator only counts and slices, which is all QueueList does.
+    queue = QueueList(queue_jobs(filters))
+    return Paginator(queue, QUEUE_PAGE_SIZE).get_page(page)  # type: ignore[arg-type]
 
 
 def node_choices() -> list[tuple[str, str]]:
