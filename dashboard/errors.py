@@ -41,4 +41,4 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
 
 def job_not_found(job_id: str) -> DomainError:
     """The 404 of every operation on a job id that no job has."""
-    return job_not_found(job_id)
+    return DomainError("not_found", f"no job {job_id}", status=404)
