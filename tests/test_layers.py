@@ -8,7 +8,9 @@ selectors import no worker, task or view, and the worker and tasks import no vie
 
 from __future__ import annotations
 
-from tests.import_graph import arrows, circles, modules
+import re
+
+from tests.import_graph import ROOT, arrows, circles, modules
 
 BASE = {
     "dashboard",
@@ -77,3 +79,27 @@ def test_no_import_runs_against_the_layers() -> None:
 
 def test_no_import_circles() -> None:
     assert circles(arrows()) == []
+
+
+def _layout_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_layout_names_every_module() -> None:
+    layout = _layout_section()
+    missing = sorted(
+        str(path.relative_to(ROOT))
+        for path in modules().values()
+        if path.name not in ("__init__.py", "__main__.py", "apps.py")
+        and "commands" not in path.parts
+        and f"`{path.name}`" not in layout
+        and f"{path.name}`" not in layout
+    )
+    assert missing == [], f"README's Layout section does not name {missing}"
+
+
+def test_every_file_the_readme_layout_names_exists() -> None:
+    named = set(re.findall(r"`(?:[\w/]+/)?(\w+\.py)`", _layout_section()))
+    have = {path.name for path in ROOT.rglob("*.py") if ".venv" not in path.parts}
+    assert sorted(named - have) == []
