@@ -88,9 +88,6 @@ class DashboardClient:
     def cancel(self, job_id: str) -> dict[str, Any]:
         return self._json("POST", f"/api/v1/jobs/{job_id}/cancel")
 
-    def report_result(self, job_id: str, result: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", f"/api/v1/jobs/{job_id}/results", json=result)
-
     def wait(
         self,
         job_id: str,
