@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
+from django.template.loader import render_to_string
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -114,16 +114,9 @@ class GatewayView(APIView):
                 headers={**headers, "Content-Disposition": f'attachment; filename="{target}.car"'},
             )
         if is_dir:
-            assert entries is not None
-            base = request.path.rstrip("/")
-            rows = "".join(
-                f'<li><a href="{html.escape(base)}/{html.escape(e.name)}">{html.escape(e.name)}'
-                f"{'/' if e.is_dir else ''}</a> {'' if e.is_dir else f'{e.size} bytes'}</li>"
-                for e in entries
-            )
-            page = (
-                f"<!doctype html><title>{html.escape(target)}</title>"
-                f"<h1>{html.escape(target)}</h1><ul>{rows or '<li>(empty folder)</li>'}</ul>"
+            page = render_to_string(
+                "dashboard/ipfs_folder.html",
+                {"cid": target, "entries": entries or [], "base": request.path.rstrip("/")},
             )
             return HttpResponse(page, content_type="text/html; charset=utf-8", headers=headers)
         # Only content that is all here gets a 200, and its length: a stream that breaks

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,7 +11,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_decide, is_admin, role_of
-from dashboard.content.services import storage
+from dashboard.content.previews import ipfs_link, outputs, preview
 from dashboard.errors import DomainError
 from dashboard.models import Job
 from dashboard.moderation import services as moderation
@@ -23,85 +20,6 @@ from dashboard.notary.services import chain_storage
 from dashboard.pages.base import render_page, role_required
 from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors
 from dashboard.pages.selectors import JobDetail, job_detail
-from executor.storage import ContentNotFound, StorageError
-
-PREVIEW_BYTES = 64 * 1024
-MAX_OUTPUT_ENTRIES = 500
-
-
-@dataclass
-class Preview:
-    url: str
-    text: str = ""
-    truncated: bool = False
-    error: str = ""
-
-
-@dataclass
-class Outputs:
-    entries: list[dict[str, Any]]
-    more: int = 0
-    error: str = ""
-
-
-def ipfs_link(cid: str, path: str = "") -> str:
-    """Where a browser can read stored content: the configured gateway, or our /ipfs/."""
-    base = (settings.IPFS_GATEWAY_URL or "").rstrip("/")
-    return f"{base}/ipfs/{cid}" + (f"/{quote(path)}" if path else "")
-
-
-def _storage_error(exc: StorageError, cid: str) -> str:
-    if isinstance(exc, ContentNotFound):
-        return f"{cid} is not in this dashboard's IPFS store."
-    return f"IPFS could not be read: {exc}"
-
-
-def preview(cid: str) -> Preview:
-    """The first PREVIEW_BYTES of a file, as text."""
-    if not cid:
-        return Preview(url="", error="No content was recorded.")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        reader = storage().iter_cat(cid, chunk_size=PREVIEW_BYTES)
-        try:
-            for chunk in reader:
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > PREVIEW_BYTES:
-                    break
-        finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
-    except StorageError as exc:
-        return Preview(url=ipfs_link(cid), error=_storage_error(exc, cid))
-    data = b"".join(chunks)
-    return Preview(
-        url=ipfs_link(cid),
-        text=data[:PREVIEW_BYTES].decode("utf-8", "replace"),
-        truncated=len(data) > PREVIEW_BYTES,
-    )
-
-
-def outputs(cid: str) -> Outputs:
-    if not cid:
-        return Outputs(entries=[], error="No outputs were recorded.")
-    try:
-        listing = storage().ls(cid)
-    except StorageError as exc:
-        return Outputs(entries=[], error=_storage_error(exc, cid))
-    entries = [
-        {
-            "name": e.name,
-            "is_dir": e.is_dir,
-            "size": e.size,
-            "cid": e.cid,
-            "url": ipfs_link(cid, e.name),
-        }
-        for e in listing[:MAX_OUTPUT_ENTRIES]
-    ]
-    return Outputs(entries=entries, more=max(len(listing) - MAX_OUTPUT_ENTRIES, 0))
 
 
 def typed_amount(value: int | None) -> str:

@@ -159,3 +159,27 @@ def test_chunked_and_cut_off_bodies_on_gunicorn(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
         databases.close()
+
+
+def test_a_folder_page_lists_its_entries_with_escaped_names(
+    client: Client, personas: Personas, store: EmbeddedStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    (folder / '<b>&"x.txt').write_text("four")
+    (tmp_path / "empty").mkdir()
+    root = store.add_path(folder)[-1].cid
+    empty = store.add_path(tmp_path / "empty")[-1].cid
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.node_key}"}
+
+    page = client.get(f"/ipfs/{root}", **auth)
+    assert page.status_code == 200 and page["Content-Type"] == "text/html; charset=utf-8"
+    text = page.content.decode()
+    assert f"<h1>{root}</h1>" in text
+    assert (
+        f'<a href="/ipfs/{root}/&lt;b&gt;&amp;&quot;x.txt">&lt;b&gt;&amp;&quot;x.txt</a> 4 bytes'
+        in text
+    )
+    assert f'<a href="/ipfs/{root}/sub">sub/</a></li>' in text
+    assert "<b>" not in text
+    assert "(empty folder)" in client.get(f"/ipfs/{empty}", **auth).content.decode()
