@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-CID_SCHEMA = {
-    "type": "string",
-    "format": "cid",
-    "description": "a CID in any valid form: CIDv0 (Qm…) or CIDv1 in any multibase",
-    "example": "bafybeiehumusc3x3hmz3urvbjqo37ccbg3ljfzoewriactfjeyqluvywvm",
-}
-
-
-@extend_schema_field(CID_SCHEMA)
-class CidField(serializers.CharField):
-    pass
+from dashboard.api.inputs import CidField
 
 
 class ErrorDetailSerializer(serializers.Serializer):

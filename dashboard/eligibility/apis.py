@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
 from dashboard.api import serializers as s
+from dashboard.api.inputs import CID_SCHEMA
 from dashboard.api.permissions import AnyKey, NodeKey
 from dashboard.api.serializers import error_responses
 from dashboard.eligibility import selectors
@@ -20,7 +21,7 @@ class CidView(APIView):
     @extend_schema(
         operation_id="cid_status",
         summary="FIL+ status of one CID",
-        parameters=[OpenApiParameter("cid", s.CID_SCHEMA, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH)],
         responses={200: s.CidStatusSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:

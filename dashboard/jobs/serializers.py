@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from dashboard.api.serializers import CidField
+from dashboard.api.inputs import CidField
 
 
 class WasmSpecSerializer(serializers.Serializer):

@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    extend_schema,
-    extend_schema_field,
-)
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard.api.inputs import (
+    CID_SCHEMA,
+    Body,
+    CidField,
+    PieceCidField,
+    PieceSizeField,
+    ProviderField,
+)
 from dashboard.api.permissions import NodeKey, NotaryKey, api_key
-from dashboard.api.serializers import CID_SCHEMA, CidField, error_responses
+from dashboard.api.serializers import error_responses
 from dashboard.notary import services as notary
 
-PIECE_CID_SCHEMA = {
-    "type": "string",
-    "format": "piece-cid",
-    "description": "a piece CID: CIDv1 fil-commitment-unsealed (0xf101), sha2-256-trunc254-padded",
-    "example": "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
-}
-# Padded piece sizes are powers of two: 128 bytes up to 2^50 (a PiB; sectors are 64 GiB).
-PIECE_SIZE_SCHEMA = {
-    "type": "integer",
-    "enum": [1 << n for n in range(7, 51)],
-    "description": "padded piece size in bytes, a power of two",
-}
 
-
-@extend_schema_field(PIECE_CID_SCHEMA)
-class PieceCidField(serializers.CharField):
-    pass
-
-
-@extend_schema_field(PIECE_SIZE_SCHEMA)
-class PieceSizeField(serializers.IntegerField):
-    pass
-
-
-class PieceInSerializer(serializers.Serializer):
+class PieceInSerializer(Body):
     piece_cid = PieceCidField()
     piece_size = PieceSizeField()
     payload_cid = CidField(help_text="the job's result CID: the root of the CAR")
@@ -105,11 +86,16 @@ class VerificationSerializer(serializers.Serializer):
     on_chain = ChainStorageSerializer()
 
 
-class AwardInSerializer(serializers.Serializer):
+class AwardInSerializer(Body):
     cid = CidField(help_text="the job's result CID or a registered piece CID")
-    provider = serializers.RegexField(r"^f0\d{1,20}$")
+    provider = ProviderField()
     piece_cid = PieceCidField()
     piece_size = PieceSizeField()
+
+
+class VerificationQuerySerializer(Body):
+    cid = CidField()
+    provider = ProviderField(default=None)
 
 
 class AwardSerializer(serializers.Serializer):
@@ -138,14 +124,10 @@ class JobPiecesView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None
-        piece, created = notary.register_piece(job_id=job_id, key=key, body=request.data)
-        body = {
-            "job_id": piece.job_id,
-            "piece_cid": piece.piece_cid,
-            "piece_size": piece.piece_size,
-            "payload_cid": piece.payload_cid,
-        }
-        return Response(body, status=201 if created else 200)
+        body = PieceInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        piece, created = notary.register_piece(job_id=job_id, key=key, **body.validated_data)
+        return Response(PieceSerializer(piece).data, status=201 if created else 200)
 
 
 class VerificationView(APIView):
@@ -165,8 +147,11 @@ class VerificationView(APIView):
         responses={200: VerificationSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:
-        provider = request.query_params.get("provider")
-        return Response(notary.verification(cid=cid, provider=provider))
+        data = {"cid": cid, **request.query_params.dict()}
+        query = VerificationQuerySerializer(data=data, allow_unknown=True)
+        query.is_valid(raise_exception=True)
+        answer = notary.verification(**query.validated_data)
+        return Response(VerificationSerializer(answer).data)
 
 
 class AwardsView(APIView):
@@ -185,5 +170,7 @@ class AwardsView(APIView):
     def post(self, request: Request) -> Response:
         key = api_key(request)
         assert key is not None
-        body, created = notary.record_award(key=key, body=request.data)
-        return Response(body, status=201 if created else 200)
+        body = AwardInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        award, created = notary.record_award(key=key, **body.validated_data)
+        return Response(AwardSerializer(award).data, status=201 if created else 200)

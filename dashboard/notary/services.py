@@ -17,13 +17,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from chain_scanner.models import Claim, Deal
-from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
-from executor.cids import InvalidCID, normalize_cid
 from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
 
@@ -39,68 +37,12 @@ __all__ = [
 PIECE_PREFIX = "baga6ea4seaq"
 
 
-def _cid(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise DomainError("invalid_request", f"{field} must be a CID", fields={field: "missing"})
-    try:
-        return normalize_cid(value)
-    except InvalidCID:
-        raise DomainError(
-            "invalid_cid", f"{field} is not a CID: {value!r}", fields={field: value}
-        ) from None
-
-
-def _piece_cid(value: Any, field: str = "piece_cid") -> str:
-    cid = _cid(value, field)
-    if not cid.startswith(PIECE_PREFIX):
-        raise DomainError(
-            "invalid_cid",
-            f"{field} must be a piece CID (fil-commitment-unsealed, baga6ea4seaq…)",
-            fields={field: value},
-        )
-    return cid
-
-
-def _piece_size(value: Any) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 128 <= value < 1 << 63
-        or value & (value - 1)
-    ):
-        raise DomainError(
-            "invalid_request",
-            "piece_size must be a power of two from 128 bytes to 2**62",
-            fields={"piece_size": f"got {value!r}"},
-        )
-    return value
-
-
-def _provider(value: Any) -> str:
-    if not isinstance(value, str) or not PROVIDER_ADDRESS.fullmatch(value):
-        raise DomainError(
-            "invalid_request",
-            "provider must be a storage provider id address like f01234",
-            fields={"provider": f"got {value!r}"},
-        )
-    return value
-
-
-def _only(body: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise DomainError("invalid_request", "the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise DomainError(
-            "invalid_request", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
-        )
-    return body
-
-
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bool]:
+def register_piece(
+    *, job_id: str, key: ApiKey, piece_cid: str, piece_size: int, payload_cid: str
+) -> tuple[JobPiece, bool]:
     """A node registers the piece it will store for a job's result; we recompute its CommP."""
     job = Job.objects.filter(id=job_id).first()
     if job is None:
@@ -113,10 +55,6 @@ def register_piece(*, job_id: str, key: ApiKey, body: Any) -> tuple[JobPiece, bo
         raise DomainError(
             "forbidden", f"this key does not hold the results of job {job_id}", status=403
         )
-    body = _only(body, {"piece_cid", "piece_size", "payload_cid"})
-    piece_cid = _piece_cid(body.get("piece_cid"))
-    piece_size = _piece_size(body.get("piece_size"))
-    payload_cid = _cid(body.get("payload_cid"), "payload_cid")
     if job.state != Job.State.COMPLETED or result is None:
         raise DomainError("job_not_finished", f"job {job_id} has no result yet", status=409)
     if payload_cid != result.result_cid:
@@ -243,11 +181,9 @@ def _awarded(job_id: str) -> int:
 
 
 def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
-    """`GET /notary/verifications/{cid}`: may DataCap go to this data, held by this provider?"""
-    canonical = _cid(cid, "cid")
-    if provider is not None:
-        provider = _provider(provider)
-    found = _find(canonical, provider)
+    """`GET /notary/verifications/{cid}`: may DataCap go to this data, held by this provider?
+    `cid` is canonical, a result CID or a registered piece CID."""
+    found = _find(cid, provider)
     job, holder = found.job, found.result.provider or None
     is_verified = job.moderation_state == Job.Moderation.VERIFIED
     awarded = _awarded(job.id)
@@ -255,7 +191,7 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
     provider_matches = None if provider is None else provider == holder
     reason = _not_verified_because(job.moderation_state, holder, provider, provider_matches)
     return {
-        "cid": canonical,
+        "cid": cid,
         "verified": reason is None,
         "reason": reason,
         "job_id": job.id,
@@ -312,13 +248,11 @@ def _award_json(award: Award, job: Job, awarded: int) -> dict[str, Any]:
     }
 
 
-def record_award(*, key: ApiKey, body: Any) -> tuple[dict[str, Any], bool]:
-    """`POST /notary/awards`: DataCap awarded to one deal of a verified job's results."""
-    body = _only(body, {"cid", "provider", "piece_cid", "piece_size"})
-    cid = _cid(body.get("cid"), "cid")
-    provider = _provider(body.get("provider"))
-    piece_cid = _piece_cid(body.get("piece_cid"))
-    piece_size = _piece_size(body.get("piece_size"))
+def record_award(
+    *, key: ApiKey, cid: str, provider: str, piece_cid: str, piece_size: int
+) -> tuple[dict[str, Any], bool]:
+    """`POST /notary/awards`: DataCap awarded to one deal of a verified job's results.
+    `cid` is canonical (the job's result CID or a registered piece CID)."""
     found = _find(cid, provider)
     with transaction.atomic():
         # The lock serialises awards of one job, so they cannot together exceed its DataCap.
