@@ -26,6 +26,8 @@ __all__ = [
     "PieceCidField",
     "PieceSizeField",
     "ProviderField",
+    "DataCapField",
+    "provider_address",
     "Text",
     "CID_SCHEMA",
     "PIECE_CID_SCHEMA",
@@ -75,6 +77,7 @@ def _flatten(errors: Any, path: str = "") -> dict[str, str]:
 # docstring: drf-spectacular would describe every subclass's schema with it.)
 class Body(serializers.Serializer):
     error_code: ClassVar[str] = "invalid_request"
+    cid_error_code: ClassVar[str] = "invalid_cid"  # for a CID that cannot be read
 
     def __init__(self, *args: Any, allow_unknown: bool = False, **kwargs: Any) -> None:
         # allow_unknown: for query strings, which carry whatever a client or proxy adds.
@@ -126,11 +129,13 @@ class Text(serializers.CharField):
 
 
 class Integer(serializers.IntegerField):
-    """A JSON integer: not a string, a float or a boolean."""
+    """A JSON integer that fits the database's 64 bits: not a string, a float or a boolean."""
 
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):
             raise serializers.ValidationError("must be an integer")
+        if not -(2**63) <= data < 2**63:
+            raise serializers.ValidationError("must fit in 64 bits")
         return int(super().to_internal_value(data))
 
 
@@ -145,7 +150,7 @@ class CidField(serializers.CharField):
             return normalize_cid(data)
         except InvalidCID:
             raise DomainError(
-                "invalid_cid",
+                getattr(self.root, "cid_error_code", "invalid_cid"),
                 f"{self.field_name} is not a CID: {data!r}",
                 fields={self.field_name or "cid": data},
             ) from None
@@ -173,12 +178,32 @@ class PieceSizeField(Integer):
         return size
 
 
+def provider_address(value: str) -> None:
+    """A validator: a storage provider's ID address, f0 and its actor id (or nothing)."""
+    if value and not PROVIDER_ADDRESS.fullmatch(value):
+        raise serializers.ValidationError("must be a storage provider id address like f01234")
+
+
 @extend_schema_field({"type": "string", "pattern": r"^f0\d{1,20}$"})
 class ProviderField(Text):
     """A storage provider's ID address, f0 and its actor id."""
 
-    def to_internal_value(self, data: Any) -> str:
-        value = super().to_internal_value(data)
-        if not PROVIDER_ADDRESS.fullmatch(value):
-            raise serializers.ValidationError("must be a storage provider id address like f01234")
-        return value
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.validators.append(provider_address)
+
+
+class DataCapField(Integer):
+    """A DataCap amount: bytes, or text with a unit ("32 GiB") that the moderation service
+    reads as the pages' form does."""
+
+    def to_internal_value(self, data: Any) -> int | str:  # type: ignore[override]
+        if isinstance(data, str):
+            if not _storable(data):
+                raise serializers.ValidationError("must not contain NUL or a lone surrogate")
+            return data
+        return super().to_internal_value(data)
+
+    def run_validators(self, value: Any) -> None:
+        if not isinstance(value, str):  # min_value compares numbers
+            super().run_validators(value)

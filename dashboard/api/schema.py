@@ -1,10 +1,11 @@
-"""How our authentication classes appear in the OpenAPI schema (loaded by DashboardConfig)."""
+"""How our authentication classes and request bodies appear in the OpenAPI schema (loaded by
+DashboardConfig)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -25,3 +26,17 @@ class ModeratorSessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
+
+
+class BodySchema(OpenApiSerializerExtension):
+    """A request body read by an input serializer refuses fields it does not declare
+    (dashboard.api.inputs.Body): the schema says so."""
+
+    target_class = "dashboard.api.inputs.Body"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema

@@ -69,7 +69,9 @@ class JobsView(APIView):
     def post(self, request: Request) -> Response:
         key = api_key(request)
         assert key is not None  # the permission admits keys only
-        job, created = jobs.submit_job(key=key, body=request.data)
+        body = js.JobSubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job, created = jobs.submit_job(key=key, **body.validated_data)
         job = jobs.visible_jobs(key).get(id=job.id)
         return Response(jobs.job_json(job), status=201 if created else 200)
 
@@ -117,7 +119,9 @@ class JobResultsView(APIView):
         key = api_key(request)
         assert key is not None
         _visible(request, job_id)  # 404 before judging the body of a job the node cannot see
-        result = jobs.parse_result(request.data, default_provider=key.provider)
+        body = js.JobResultSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = jobs.ResultIn.reported(body.validated_data, default_provider=key.provider)
         _, created = jobs.record_result(job_id=job_id, result=result, key=key)
         return Response(jobs.job_json(_visible(request, job_id)), status=201 if created else 200)
 
@@ -150,5 +154,7 @@ class JobDecisionView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None and key.user is not None  # moderator keys are bound to a user
-        moderation.decide(job_id=job_id, user=key.user, **moderation.decision_body(request.data))
+        body = js.DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        moderation.decide(job_id=job_id, user=key.user, **body.validated_data)
         return Response(jobs.job_json(_visible(request, job_id)))

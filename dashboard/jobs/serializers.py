@@ -1,14 +1,22 @@
-"""Shapes of the jobs API (docs/api.md, docs/jobs.md) for the OpenAPI schema.
+"""Shapes of the jobs API (docs/api.md, docs/jobs.md): what each operation reads and answers.
 
-Validation of a spec is executor.spec's (one set of rules for the API, the CLI and the
-worker); these serializers document the shapes, they do not validate them.
+A job spec is validated by executor.spec.parse_spec, the one set of rules the API, the CLI
+and the worker share; JobSubmitSerializer wraps it, and its nested serializers describe the
+spec for the OpenAPI schema only.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from dashboard.api.inputs import CidField
+from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
+from dashboard.errors import DomainError
+from dashboard.jobs.services import JOB_ID
+from executor.spec import SpecError, parse_spec
+
+JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
 
 
 class WasmSpecSerializer(serializers.Serializer):
@@ -42,7 +50,12 @@ class LimitsSerializer(serializers.Serializer):
     )
 
 
-class JobSubmitSerializer(serializers.Serializer):
+# A job spec, and for a node's own job `external` and its `id`; validated data: `spec` (a
+# JobSpec), `external`, `job_id`. (Comments, not docstrings, on serializers: drf-spectacular
+# would put a docstring into the schema.)
+class JobSubmitSerializer(Body):
+    error_code = "invalid_spec"
+
     engine = serializers.ChoiceField(choices=["wasm", "docker"])
     wasm = WasmSpecSerializer(required=False, help_text="required when engine is wasm")
     docker = DockerSpecSerializer(required=False, help_text="required when engine is docker")
@@ -54,6 +67,36 @@ class JobSubmitSerializer(serializers.Serializer):
     )
     id = serializers.CharField(required=False, help_text="the node's own job id (external only)")
 
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise DomainError("invalid_spec", "the body must be a JSON object (a job spec)")
+        fields = dict(data)
+        external = fields.pop("external", False)
+        job_id = fields.pop("id", None)
+        if not isinstance(external, bool):
+            raise DomainError(
+                "invalid_spec",
+                "external must be true or false",
+                fields={"external": "not a boolean"},
+            )
+        try:
+            spec = parse_spec(fields)
+        except SpecError as exc:
+            raise DomainError("invalid_spec", str(exc), fields={exc.field: exc.message}) from None
+        if external and (not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id)):
+            raise DomainError(
+                "invalid_spec",
+                f"an external job needs its own id: {JOB_ID_RULE}",
+                fields={"id": "missing or malformed"},
+            )
+        if not external and job_id is not None:
+            raise DomainError(
+                "invalid_spec",
+                "id is only for external jobs; the dashboard names the jobs it runs",
+                fields={"id": "not allowed without external: true"},
+            )
+        return {"spec": spec, "external": external, "job_id": job_id}
+
 
 class JobInputSerializer(serializers.Serializer):
     cid = serializers.CharField()
@@ -63,15 +106,21 @@ class JobInputSerializer(serializers.Serializer):
     as_of_epoch = serializers.IntegerField(allow_null=True)
 
 
-class JobResultSerializer(serializers.Serializer):
+# A job's result: what a node reports, and what a job shows.
+class JobResultSerializer(Body):
+    error_code = "invalid_result"
+    cid_error_code = "invalid_result"
+
     result_cid = CidField()
-    exit_code = serializers.IntegerField()
+    exit_code = Integer()
     stdout_cid = CidField()
     stderr_cid = CidField()
     outputs_cid = CidField()
-    size_bytes = serializers.IntegerField(min_value=0)
-    runtime_ms = serializers.IntegerField(min_value=0)
-    provider = serializers.CharField(required=False, allow_null=True)
+    size_bytes = Integer(min_value=0)
+    runtime_ms = Integer(min_value=0)
+    provider = Text(
+        required=False, allow_null=True, allow_blank=True, validators=[provider_address]
+    )
 
 
 class ModerationSerializer(serializers.Serializer):
@@ -106,12 +155,15 @@ class JobPageSerializer(serializers.Serializer):
     results = JobSerializer(many=True)
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(Body):
+    error_code = "invalid_decision"
+
     decision = serializers.ChoiceField(choices=["verify", "reject"])
-    datacap_bytes = serializers.IntegerField(
+    datacap_bytes = DataCapField(
+        source="datacap",
         required=False,
         allow_null=True,
         min_value=1,
         help_text='bytes (required to verify); the API also takes text like "32 GiB"',
     )
-    reason = serializers.CharField(required=False, allow_blank=True, help_text="required to reject")
+    reason = Text(required=False, allow_blank=True, help_text="required to reject")

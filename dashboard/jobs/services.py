@@ -23,13 +23,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import ApiKey, Job, JobInput, JobResult
-from executor.cids import InvalidCID, normalize_cid
-from executor.spec import JobSpec, SpecError, parse_spec
+from executor.spec import JobSpec
 
 __all__ = [
     "ResultIn",
@@ -40,7 +38,6 @@ __all__ = [
     "fail_job",
     "job_json",
     "mark_cancelled",
-    "parse_result",
     "record_result",
     "recover_expired",
     "renew_lease",
@@ -60,44 +57,16 @@ def _spec_digest(spec: JobSpec) -> str:
     return hashlib.sha256(spec.canonical_json()).hexdigest()
 
 
-def _parse_body(body: Any) -> tuple[JobSpec, bool, str | None]:
-    if not isinstance(body, dict):
-        raise DomainError("invalid_spec", "the body must be a JSON object (a job spec)")
-    fields = dict(body)
-    external = fields.pop("external", False)
-    job_id = fields.pop("id", None)
-    if not isinstance(external, bool):
-        raise DomainError(
-            "invalid_spec", "external must be true or false", fields={"external": "not a boolean"}
-        )
-    try:
-        spec = parse_spec(fields)
-    except SpecError as exc:
-        raise DomainError("invalid_spec", str(exc), fields={exc.field: exc.message}) from None
-    if external:
-        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
-            raise DomainError(
-                "invalid_spec",
-                "an external job needs its own id: 1 to 100 of A-Z a-z 0-9 . _ : -",
-                fields={"id": "missing or malformed"},
-            )
-    elif job_id is not None:
-        raise DomainError(
-            "invalid_spec",
-            "id is only for external jobs; the dashboard names the jobs it runs",
-            fields={"id": "not allowed without external: true"},
-        )
-    return spec, external, job_id
-
-
 def _annotation_index(annotations: tuple[str, ...]) -> str:
     return "|" + "|".join(a.replace("|", "") for a in annotations) + "|" if annotations else ""
 
 
 @transaction.atomic
-def submit_job(*, key: ApiKey, body: Any) -> tuple[Job, bool]:
-    """Create a job from a spec; returns (job, created). External registrations are idempotent."""
-    spec, external, job_id = _parse_body(body)
+def submit_job(
+    *, key: ApiKey, spec: JobSpec, external: bool = False, job_id: str | None = None
+) -> tuple[Job, bool]:
+    """Create a job from a spec; returns (job, created). External registrations (a node's own
+    job, under its own `job_id`) are idempotent."""
     if external and key.scope != ApiKey.Scope.NODE:
         raise DomainError(
             "forbidden", "only compute nodes register jobs they run themselves", status=403
@@ -293,6 +262,12 @@ class ResultIn:
     runtime_ms: int
     provider: str
 
+    @classmethod
+    def reported(cls, values: dict[str, Any], *, default_provider: str) -> ResultIn:
+        """A node's validated report; without a provider, the one its key is bound to."""
+        provider = values.get("provider", default_provider) or ""
+        return cls(**{**values, "provider": provider})
+
     def same_as(self, stored: JobResult) -> bool:
         # runtime_ms is left out: a retried delivery of the same result may have re-measured it.
         return (
@@ -304,51 +279,6 @@ class ResultIn:
             and stored.size_bytes == self.size_bytes
             and stored.provider == self.provider
         )
-
-
-_CID_FIELDS = ("result_cid", "stdout_cid", "stderr_cid", "outputs_cid")
-_INT_FIELDS = ("exit_code", "size_bytes", "runtime_ms")
-
-
-def parse_result(body: Any, *, default_provider: str = "") -> ResultIn:
-    """Validate a `POST /jobs/{id}/results` body; DomainError names the bad field."""
-    if not isinstance(body, dict):
-        raise DomainError("invalid_result", "the body must be a JSON object")
-    unknown = sorted(set(body) - {*_CID_FIELDS, *_INT_FIELDS, "provider"})
-    if unknown:
-        raise DomainError(
-            "invalid_result", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
-        )
-    values: dict[str, Any] = {}
-    for name in _CID_FIELDS:
-        raw = body.get(name)
-        try:
-            if not isinstance(raw, str):
-                raise InvalidCID("missing")
-            values[name] = normalize_cid(raw)
-        except InvalidCID:
-            raise DomainError(
-                "invalid_result", f"{name} must be a CID", fields={name: f"not a CID: {raw!r}"}
-            ) from None
-    for name in _INT_FIELDS:
-        raw = body.get(name)
-        low = -(2**63) if name == "exit_code" else 0
-        if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw < 2**63:
-            raise DomainError(
-                "invalid_result",
-                f"{name} must be an integer" + ("" if name == "exit_code" else " >= 0"),
-                fields={name: f"got {raw!r}"},
-            )
-        values[name] = raw
-    provider = body.get("provider", default_provider) or ""
-    if provider and (not isinstance(provider, str) or not PROVIDER_ADDRESS.fullmatch(provider)):
-        raise DomainError(
-            "invalid_result",
-            "provider must be a storage provider id address like f01234",
-            fields={"provider": f"got {provider!r}"},
-        )
-    values["provider"] = provider
-    return ResultIn(**values)
 
 
 def record_result(

@@ -19,7 +19,7 @@ from dashboard.errors import DomainError, job_not_found
 from dashboard.models import Award, Decision, Job, Role
 from dashboard.moderation.datacap import parse_datacap
 
-__all__ = ["decide", "decision_body", "revoke"]
+__all__ = ["decide", "revoke"]
 
 MAX_REASON = 4000
 
@@ -56,28 +56,6 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def decision_body(body: Any) -> dict[str, Any]:
-    """`POST /jobs/{id}/decision`'s JSON as decide()'s keywords; DomainError names what is off."""
-    if not isinstance(body, dict):
-        raise DomainError("invalid_decision", "the body must be a JSON object")
-    unknown = sorted(set(body) - {"decision", "datacap_bytes", "reason"})
-    if unknown:
-        raise DomainError(
-            "invalid_decision", f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"}
-        )
-    reason = body.get("reason", "")
-    if not isinstance(reason, str):
-        raise DomainError("invalid_decision", "reason must be text", fields={"reason": "not text"})
-    datacap = body.get("datacap_bytes")
-    if datacap is not None and (isinstance(datacap, bool) or not isinstance(datacap, int | str)):
-        raise DomainError(
-            "invalid_decision",
-            "datacap_bytes must be a number of bytes or an amount like 32 GiB",
-            fields={"datacap_bytes": f"got {datacap!r}"},
-        )
-    return {"decision": body.get("decision"), "datacap": datacap, "reason": reason}
 
 
 def decide(

@@ -175,7 +175,8 @@ def test_missing_module_fails_the_job_not_the_worker(
 
 def test_expired_leases_requeue_then_fail(settings, personas: Personas, store) -> None:
     settings.EXECUTOR_MAX_ATTEMPTS = 2
-    job, _ = jobs.submit_job(key=personas.node, body=wasm_spec(store.add_bytes(wat.exit_with(0))))
+    spec = parse_spec(wasm_spec(store.add_bytes(wat.exit_with(0))))
+    job, _ = jobs.submit_job(key=personas.node, spec=spec)
     for attempt in (1, 2):
         claimed = jobs.claim_job(job_id=job.id, worker=f"w{attempt}")
         assert claimed is not None and claimed.attempts == attempt
@@ -193,7 +194,7 @@ def test_expired_leases_requeue_then_fail(settings, personas: Personas, store) -
     assert "lost 2 times" in failed.error
     # a late result from the first worker cannot resurrect it
     with pytest.raises(jobs.DomainError) as err:
-        jobs.record_result(job_id=job.id, result=jobs.parse_result(RESULT))
+        jobs.record_result(job_id=job.id, result=jobs.ResultIn(**RESULT))
     assert err.value.status == 409
 
 

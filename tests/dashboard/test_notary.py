@@ -21,6 +21,7 @@ from dashboard.moderation import services as moderation
 from dashboard.notary import services as notary
 from executor.commp import commp
 from executor.embedded_store import EmbeddedStore
+from executor.spec import parse_spec
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.executor import wat_modules as wat
@@ -39,7 +40,8 @@ def store(settings, tmp_path: Path) -> EmbeddedStore:
 def completed_job(personas: Personas, store: EmbeddedStore, code: int = 0) -> Job:
     """A bundled job run for real, its result held by HOLDER."""
     module = store.add_bytes(wat.exit_with(code))
-    job, _ = jobs.submit_job(key=personas.node, body={"engine": "wasm", "wasm": {"module": module}})
+    spec = parse_spec({"engine": "wasm", "wasm": {"module": module}})
+    job, _ = jobs.submit_job(key=personas.node, spec=spec)
     claimed = jobs.claim_job(job_id=job.id, worker="w")
     assert claimed is not None and execute_job(claimed, worker="w") == "completed"
     return Job.objects.select_related("result").get(id=job.id)
@@ -270,13 +272,7 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
         try:
             start.wait()
             notary.record_award(
-                key=notary_key,
-                body={
-                    "cid": result_cid,
-                    "provider": HOLDER,
-                    "piece_cid": p.cid,
-                    "piece_size": p.size,
-                },
+                key=notary_key, cid=result_cid, provider=HOLDER, piece_cid=p.cid, piece_size=p.size
             )
             outcomes.append("ok")
         except DomainError as exc:

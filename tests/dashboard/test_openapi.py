@@ -64,13 +64,16 @@ NOT_API_CODES = {
 
 
 def _codes_in_code() -> set[str]:
-    """Every error code the dashboard can answer with: DomainError and error_body calls, and
-    the DRF exception handler's table."""
+    """Every error code the dashboard can answer with: DomainError and error_body calls, the
+    input serializers' codes, and the DRF exception handler's table."""
     codes = set()
     for path in (ROOT / "dashboard").rglob("*.py"):
         text = path.read_text()
         codes |= set(re.findall(r'(?:DomainError|error_body)\(\s*"([a-z_]+)"', text))
         codes |= set(re.findall(r'\(exceptions\.\w+, "([a-z_]+)"\)', text))
+        codes |= set(
+            re.findall(r'^\s+(?:cid_)?error_code(?:: ClassVar\[str\])? = "([a-z_]+)"', text, re.M)
+        )
     return codes - NOT_API_CODES
 
 
