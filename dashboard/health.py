@@ -7,10 +7,20 @@ from typing import Any
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
+from rest_framework import serializers
 
 from chain_scanner.models import ScannerCheckpoint
 from chain_scanner.status import freshness
-from dashboard.api.serializers import HealthSerializer
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "stale", "error"])
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="why not ok")
+    database = serializers.CharField()
+    scanner_lag_epochs = serializers.IntegerField(allow_null=True)
+    last_pass_finished_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)
 
 
 @require_GET

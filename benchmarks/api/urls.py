@@ -34,7 +34,8 @@ def bare_eligibility(request: HttpRequest) -> JsonResponse:
     if not _key(request):
         return JsonResponse({"error": "no key"}, status=401)
     try:
-        return JsonResponse(eligibility(cid_batch(json.loads(request.body))))
+        body = json.loads(request.body)
+        return JsonResponse(eligibility(cids=cid_batch(body.get("cids"))))
     except DomainError as exc:
         return JsonResponse(exc.body(), status=exc.status)
 

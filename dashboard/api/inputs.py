@@ -70,6 +70,8 @@ def _flatten(errors: Any, path: str = "") -> dict[str, str]:
                 flat.update(_flatten(value, f"{path}.{index}" if path else str(index)))
         return flat
     message = errors[0] if isinstance(errors, list) and errors else errors
+    if getattr(message, "code", None) == "required":
+        return {path or "body": "required"}  # the contract's word for a missing field
     return {path or "body": str(message)}
 
 
@@ -78,11 +80,12 @@ def _flatten(errors: Any, path: str = "") -> dict[str, str]:
 class Body(serializers.Serializer):
     error_code: ClassVar[str] = "invalid_request"
     cid_error_code: ClassVar[str] = "invalid_cid"  # for a CID that cannot be read
+    ignores_unknown: ClassVar[bool] = False  # True: fields not declared are ignored
 
     def __init__(self, *args: Any, allow_unknown: bool = False, **kwargs: Any) -> None:
         # allow_unknown: for query strings, which carry whatever a client or proxy adds.
         super().__init__(*args, **kwargs)
-        self.allow_unknown = allow_unknown
+        self.allow_unknown = allow_unknown or self.ignores_unknown
 
     def to_internal_value(self, data: Any) -> Any:
         code = getattr(self.root, "error_code", self.error_code)  # a nested body: the request's

@@ -37,6 +37,6 @@ class BodySchema(OpenApiSerializerExtension):
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
-        if direction == "request":
+        if direction == "request" and not self.target.ignores_unknown:
             schema["additionalProperties"] = False
         return schema

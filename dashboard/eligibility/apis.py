@@ -1,4 +1,4 @@
-"""API v1 views: thin; the logic is in the selectors and services they call."""
+"""Eligibility API views (docs/api.md): thin; the logic is in the selectors."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
-from dashboard.api import serializers as s
 from dashboard.api.inputs import CID_SCHEMA
 from dashboard.api.permissions import AnyKey, NodeKey
 from dashboard.api.serializers import error_responses
 from dashboard.eligibility import selectors
+from dashboard.eligibility import serializers as s
 
 
 class CidView(APIView):
@@ -25,7 +25,8 @@ class CidView(APIView):
         responses={200: s.CidStatusSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:
-        return Response(selectors.cid_report(cid))
+        # The path's CID is read by the selector's one normaliser (invalid_cid naming it).
+        return Response(s.CidStatusSerializer(selectors.cid_report(cid)).data)
 
 
 class EligibilityView(APIView):
@@ -38,7 +39,9 @@ class EligibilityView(APIView):
         responses={200: s.EligibilitySerializer, **error_responses(400, 401, 403, 413, 415, 429)},
     )
     def post(self, request: Request) -> Response:
-        return Response(selectors.eligibility(selectors.cid_batch(request.data)))
+        body = s.EligibilityRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(s.EligibilitySerializer(selectors.eligibility(**body.validated_data)).data)
 
 
 class ScannerView(APIView):

@@ -119,15 +119,9 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     return {cid: _status(active, pending, epoch) for cid, active, pending in rows}
 
 
-def cid_batch(data: Any) -> list[str]:
-    """The `cids` list of an eligibility request body, or the API error that names it."""
-    if not isinstance(data, dict) or "cids" not in data:
-        raise DomainError(
-            "invalid_request",
-            "the body must be an object with a 'cids' list",
-            fields={"cids": "required"},
-        )
-    cids = data["cids"]
+def cid_batch(cids: Any) -> list[tuple[str, str]]:
+    """An eligibility request's `cids` as (sent, canonical) pairs in request order, or the
+    API error that names what is wrong (invalid_cid naming the index; 413 too_many_cids)."""
     if not isinstance(cids, list):
         raise DomainError(
             "invalid_request", "'cids' must be a list of CIDs", fields={"cids": "must be a list"}
@@ -143,16 +137,16 @@ def cid_batch(data: Any) -> list[str]:
             status=413,
             fields={"cids": len(cids)},
         )
-    return cids
+    return [(sent, canonical(sent, field="cids", index=i)) for i, sent in enumerate(cids)]
 
 
-def eligibility(cids: list[str]) -> dict[str, Any]:
-    """`POST /eligibility`: per CID in request order, and `eligible` when all are blessed."""
-    normalised = [canonical(c, field="cids", index=i) for i, c in enumerate(cids)]
+def eligibility(*, cids: list[tuple[str, str]]) -> dict[str, Any]:
+    """`POST /eligibility`: per (sent, canonical) CID in request order, and `eligible` when
+    all are blessed."""
     epoch = as_of_epoch()
-    found = statuses(set(normalised), epoch)
+    found = statuses({canon for _, canon in cids}, epoch)
     results = []
-    for sent, canon in zip(cids, normalised, strict=True):
+    for sent, canon in cids:
         status = found.get(canon, "unknown")
         results.append(
             {"cid": sent, "canonical": canon, "blessed": status == "active", "status": status}

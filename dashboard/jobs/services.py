@@ -230,7 +230,7 @@ def check_inputs(*, job_id: str) -> bool | None:
     if not inputs:
         Job.objects.filter(id=job_id).update(inputs_blessed=None)
         return None
-    answer = selectors.eligibility([i.cid for i in inputs])
+    answer = selectors.eligibility(cids=[(i.cid, i.cid) for i in inputs])  # stored canonical
     now = timezone.now()
     for item, result in zip(inputs, answer["results"], strict=True):
         item.blessed = result["blessed"]

@@ -208,3 +208,26 @@ def test_malformed_json_and_wrong_content_type(client: Client, personas: Persona
     )
     assert response.status_code == 415
     assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_prebuilt_rows_have_exactly_their_serializers_fields(
+    client: Client, personas: Personas
+) -> None:
+    """The eligibility results and a CID's sources pass through as the selectors built them
+    (Prebuilt): their keys must be the declared fields, so the schema cannot drift."""
+    from dashboard.eligibility.serializers import (
+        EligibilityResultSerializer,
+        SourceSerializer,
+    )
+
+    scanned_at()
+    payload, piece = deal(5)
+    claim(77, piece_cid=piece)
+    body = get(client, f"/api/v1/cids/{piece}", personas.submitter_key).json()
+    assert {s["kind"] for s in body["sources"]} == {"deal", "claim"}
+    for source in body["sources"]:
+        assert set(source) == set(SourceSerializer().fields)
+    unknown = synthetic_payload_cid(999)
+    answer = post(client, personas.node_key, {"cids": [payload, piece, unknown]}).json()
+    for result in answer["results"]:
+        assert set(result) == set(EligibilityResultSerializer().fields)

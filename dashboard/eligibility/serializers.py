@@ -1,0 +1,127 @@
+"""Shapes of the eligibility API (docs/api.md): a CID's status, a batch's eligibility and
+where the scanner is. Lists of rows the selectors build pass through as built (`Prebuilt`):
+`tests/dashboard/test_api_eligibility.py` holds each row's keys to its serializer's fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from dashboard.api.inputs import CID_SCHEMA, Body
+from dashboard.api.serializers import Prebuilt
+from dashboard.eligibility.selectors import MAX_BATCH, cid_batch
+from dashboard.errors import DomainError
+
+
+class SourceSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = Prebuilt
+
+    kind = serializers.ChoiceField(choices=["claim", "deal"])
+    id = serializers.IntegerField()
+    provider = serializers.CharField()
+    client = serializers.CharField()
+    piece_cid = serializers.CharField()
+    payload_cid = serializers.CharField(allow_null=True)
+    start_epoch = serializers.IntegerField()
+    end_epoch = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["active", "expired", "pending"])
+
+
+STATUSES = ["active", "expired", "pending", "unknown"]
+
+
+class FreshnessSerializer(serializers.Serializer):
+    complete = serializers.BooleanField(
+        help_text="a scanner pass has finished recently and lags at most SCANNER_STALE_EPOCHS "
+        "behind the head; when false, not blessed means not known to be blessed"
+    )
+    lag_epochs = serializers.IntegerField(
+        allow_null=True, help_text="behind the head at the last pass, plus epochs since"
+    )
+    last_pass_at = serializers.DateTimeField(allow_null=True)
+
+
+class CidStatusSerializer(serializers.Serializer):
+    cid = serializers.CharField(help_text="canonical CIDv1, base32")
+    blessed = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=STATUSES)
+    sources = SourceSerializer(many=True)
+    as_of_epoch = serializers.IntegerField()
+    scanner = FreshnessSerializer()
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {**CID_SCHEMA, "minLength": 1},
+        "description": f"1 to {MAX_BATCH} CIDs in any valid form",
+        "maxItems": MAX_BATCH,
+        "minItems": 1,
+    }
+)
+class CidBatchField(serializers.Field):
+    """1 to MAX_BATCH CIDs in any form, read in one pass by the selectors' cid_batch (a DRF
+    child field per CID would cost more than the look-up)."""
+
+    def to_internal_value(self, data: Any) -> list[tuple[str, str]]:
+        return cid_batch(data)
+
+
+class EligibilityRequestSerializer(Body):
+    ignores_unknown = True  # compute nodes may send more than they need to
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise DomainError(
+                "invalid_request",
+                "the body must be an object with a 'cids' list",
+                fields={"cids": "required"},
+            )
+        return super().to_internal_value(data)
+
+    cids = CidBatchField()
+
+
+class EligibilityResultSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = Prebuilt
+
+    cid = serializers.CharField(help_text="as sent")
+    canonical = serializers.CharField()
+    blessed = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=STATUSES)
+
+
+class EligibilitySerializer(serializers.Serializer):
+    eligible = serializers.BooleanField(help_text="true when every CID is blessed")
+    as_of_epoch = serializers.IntegerField()
+    scanner = FreshnessSerializer()
+    results = EligibilityResultSerializer(many=True)
+
+
+class ScannerCountsSerializer(serializers.Serializer):
+    deals = serializers.IntegerField()
+    claims = serializers.IntegerField()
+    blessed_cids = serializers.IntegerField()
+    deals_fetched = serializers.IntegerField()
+    unverified_skipped = serializers.IntegerField()
+    deals_missing = serializers.IntegerField()
+    claim_events = serializers.IntegerField()
+    bad_items = serializers.IntegerField()
+
+
+class ScannerSerializer(serializers.Serializer):
+    processing_height = serializers.IntegerField(allow_null=True)
+    head_height = serializers.IntegerField(allow_null=True)
+    lag_epochs = serializers.IntegerField(allow_null=True)
+    claims_height = serializers.IntegerField(allow_null=True)
+    next_deal_id = serializers.IntegerField(allow_null=True)
+    dump_last_deal_id = serializers.IntegerField(allow_null=True)
+    last_pass_started_at = serializers.DateTimeField(allow_null=True)
+    last_pass_finished_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    last_error_at = serializers.DateTimeField(allow_null=True)
+    counts = ScannerCountsSerializer()
