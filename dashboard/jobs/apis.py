@@ -15,7 +15,6 @@ from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
 from dashboard.models import Job
 from dashboard.moderation import services as moderation
-from dashboard.notary.services import chain_storage
 
 NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 LIST_PARAMETERS = [
@@ -54,7 +53,7 @@ class JobsView(APIView):
             params = request.query_params.copy()
             params["cursor"] = page.next_cursor
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        return Response({"next": next_url, "results": [jobs.job_json(j) for j in page.jobs]})
+        return Response(js.JobPageSerializer({"next": next_url, "results": page.jobs}).data)
 
     @extend_schema(
         operation_id="jobs_submit",
@@ -73,7 +72,7 @@ class JobsView(APIView):
         body.is_valid(raise_exception=True)
         job, created = jobs.submit_job(key=key, **body.validated_data)
         job = jobs.visible_jobs(key).get(id=job.id)
-        return Response(jobs.job_json(job), status=201 if created else 200)
+        return Response(js.JobSerializer(job).data, status=201 if created else 200)
 
 
 def _visible(request: Request, job_id: str) -> Job:
@@ -89,17 +88,10 @@ class JobView(APIView):
     @extend_schema(
         operation_id="job_detail",
         summary="One job: state, inputs with blessed status at run time, result, moderation",
-        responses={200: js.JobSerializer, **error_responses(401, 403, 404, 429)},
+        responses={200: js.JobDetailSerializer, **error_responses(401, 403, 404, 429)},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        job = _visible(request, job_id)
-        body = jobs.job_json(job)
-        # The detail view only: these cost queries per job, which a listing must not.
-        body["pieces"] = [
-            {"piece_cid": p.piece_cid, "piece_size": p.piece_size} for p in job.pieces.all()
-        ]
-        body["storage"] = chain_storage(job)
-        return Response(body)
+        return Response(js.JobDetailSerializer(_visible(request, job_id)).data)
 
 
 class JobResultsView(APIView):
@@ -123,7 +115,8 @@ class JobResultsView(APIView):
         body.is_valid(raise_exception=True)
         result = jobs.ResultIn.reported(body.validated_data, default_provider=key.provider)
         _, created = jobs.record_result(job_id=job_id, result=result, key=key)
-        return Response(jobs.job_json(_visible(request, job_id)), status=201 if created else 200)
+        job = _visible(request, job_id)
+        return Response(js.JobSerializer(job).data, status=201 if created else 200)
 
 
 class JobCancelView(APIView):
@@ -139,7 +132,7 @@ class JobCancelView(APIView):
         key = api_key(request)
         assert key is not None
         job = jobs.cancel_job(job_id=job_id, key=key)
-        return Response(jobs.job_json(_visible(request, job.id)))
+        return Response(js.JobSerializer(_visible(request, job.id)).data)
 
 
 class JobDecisionView(APIView):
@@ -157,4 +150,4 @@ class JobDecisionView(APIView):
         body = js.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         moderation.decide(job_id=job_id, user=key.user, **body.validated_data)
-        return Response(jobs.job_json(_visible(request, job_id)))
+        return Response(js.JobSerializer(_visible(request, job_id)).data)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
 from dashboard.errors import DomainError
 from dashboard.jobs.services import JOB_ID
+from dashboard.models import Job
+from dashboard.notary.serializers import ChainStorageSerializer, PieceRefSerializer
+from dashboard.notary.services import chain_storage
 from executor.spec import SpecError, parse_spec
 
 JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
@@ -98,11 +102,25 @@ class JobSubmitSerializer(Body):
         return {"spec": spec, "external": external, "job_id": job_id}
 
 
+class NullIfBlankText(Text):
+    """Input as Text; an empty stored value is answered as null."""
+
+    def to_representation(self, value: Any) -> Any:
+        return str(value) if value else None
+
+
+class OrNull(serializers.CharField):
+    """A text column whose empty value means "none": answered as null."""
+
+    def to_representation(self, value: Any) -> Any:
+        return str(value) if value else None
+
+
 class JobInputSerializer(serializers.Serializer):
     cid = serializers.CharField()
     path = serializers.CharField()
     blessed = serializers.BooleanField(allow_null=True)
-    status = serializers.CharField(allow_null=True)
+    status = OrNull(allow_null=True)
     as_of_epoch = serializers.IntegerField(allow_null=True)
 
 
@@ -118,36 +136,44 @@ class JobResultSerializer(Body):
     outputs_cid = CidField()
     size_bytes = Integer(min_value=0)
     runtime_ms = Integer(min_value=0)
-    provider = Text(
+    provider = NullIfBlankText(
         required=False, allow_null=True, allow_blank=True, validators=[provider_address]
     )
 
 
 class ModerationSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["pending", "verified", "rejected", "revoked"])
+    state = serializers.ChoiceField(choices=Job.Moderation.values, source="moderation_state")
     datacap_bytes = serializers.IntegerField(allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)
 
 
 class JobSerializer(serializers.Serializer):
     id = serializers.CharField()
-    state = serializers.ChoiceField(
-        choices=["queued", "running", "completed", "failed", "cancelled"]
-    )
-    engine = serializers.ChoiceField(choices=["wasm", "docker"])
+    state = serializers.ChoiceField(choices=Job.State.values)
+    engine = serializers.ChoiceField(choices=Job.Engine.values)
     spec = serializers.DictField()
     external = serializers.BooleanField()
-    node = serializers.CharField(allow_null=True)
+    node = serializers.CharField(source="node.name", allow_null=True)
     annotations = serializers.ListField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    error = serializers.CharField(allow_null=True)
+    error = OrNull(allow_null=True)
     attempts = serializers.IntegerField()
     inputs_blessed = serializers.BooleanField(allow_null=True)
     inputs = JobInputSerializer(many=True)
     result = JobResultSerializer(allow_null=True)
-    moderation = ModerationSerializer()
+    moderation = ModerationSerializer(source="*")
+
+
+# The detail view only: pieces and storage cost queries per job, which a listing must not.
+class JobDetailSerializer(JobSerializer):
+    pieces = PieceRefSerializer(many=True)
+    storage = serializers.SerializerMethodField()
+
+    @extend_schema_field(ChainStorageSerializer)
+    def get_storage(self, job: Job) -> dict[str, Any]:
+        return chain_storage(job)
 
 
 class JobPageSerializer(serializers.Serializer):

@@ -18,7 +18,6 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -36,7 +35,6 @@ __all__ = [
     "claim_job",
     "claim_next",
     "fail_job",
-    "job_json",
     "mark_cancelled",
     "record_result",
     "recover_expired",
@@ -410,57 +408,3 @@ def visible_jobs(who: ApiKey | None) -> QuerySet[Job]:
     if who is None or who.scope == ApiKey.Scope.MODERATOR:
         return jobs
     return jobs.filter(Q(owner=who) | Q(node=who))
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    """A job as docs/api.md writes it."""
-    try:
-        result: JobResult | None = job.result
-    except ObjectDoesNotExist:
-        result = None
-    return {
-        "id": job.id,
-        "state": job.state,
-        "engine": job.engine,
-        "spec": job.spec,
-        "external": job.external,
-        "node": job.node.name if job.node is not None else None,
-        "annotations": job.annotations,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "error": job.error or None,
-        "attempts": job.attempts,
-        "inputs_blessed": job.inputs_blessed,
-        "inputs": [
-            {
-                "cid": i.cid,
-                "path": i.path,
-                "blessed": i.blessed,
-                "status": i.status or None,
-                "as_of_epoch": i.as_of_epoch,
-            }
-            for i in job.inputs.all()
-        ],
-        "result": None
-        if result is None
-        else {
-            "result_cid": result.result_cid,
-            "exit_code": result.exit_code,
-            "stdout_cid": result.stdout_cid,
-            "stderr_cid": result.stderr_cid,
-            "outputs_cid": result.outputs_cid,
-            "size_bytes": result.size_bytes,
-            "runtime_ms": result.runtime_ms,
-            "provider": result.provider or None,
-        },
-        "moderation": {
-            "state": job.moderation_state,
-            "datacap_bytes": job.datacap_bytes,
-            "decided_at": _iso(job.decided_at),
-        },
-    }
