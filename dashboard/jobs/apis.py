@@ -47,7 +47,9 @@ class JobsView(APIView):
         responses={200: js.JobPageSerializer, **error_responses(400, 401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
-        page = job_page(api_key(request), request.query_params)
+        query = js.JobListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        page = job_page(api_key(request), **query.validated_data)
         next_url = None
         if page.next_cursor is not None:
             params = request.query_params.copy()

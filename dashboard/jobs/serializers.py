@@ -7,6 +7,7 @@ spec for the OpenAPI schema only.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -14,11 +15,18 @@ from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
 from dashboard.errors import DomainError
+from dashboard.jobs.selectors import (
+    DEFAULT_LIMIT,
+    MAX_CURSOR_LENGTH,
+    MAX_LIMIT,
+    NODE_NAME_LONGEST,
+    decode_cursor,
+)
 from dashboard.jobs.services import JOB_ID
 from dashboard.models import Job
 from dashboard.notary.serializers import ChainStorageSerializer, PieceRefSerializer
 from dashboard.notary.services import chain_storage
-from executor.spec import SpecError, parse_spec
+from executor.spec import MAX_ANNOTATION_LENGTH, SpecError, parse_spec
 
 JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
 
@@ -174,6 +182,27 @@ class JobDetailSerializer(JobSerializer):
     @extend_schema_field(ChainStorageSerializer)
     def get_storage(self, job: Job) -> dict[str, Any]:
         return chain_storage(job)
+
+
+# The query string of GET /jobs (its schema is LIST_PARAMETERS in apis.py); other parameters
+# are ignored.
+class JobListQuerySerializer(Body):
+    ignores_unknown = True
+
+    state = serializers.ChoiceField(choices=Job.State.values, required=False)
+    engine = serializers.ChoiceField(choices=Job.Engine.values, required=False)
+    # Nothing stored is longer, and SQLite refuses a LIKE pattern over 50,000 bytes.
+    node = Text(required=False, allow_blank=True, max_length=NODE_NAME_LONGEST)
+    annotation = Text(required=False, allow_blank=True, max_length=MAX_ANNOTATION_LENGTH)
+    blessed = serializers.ChoiceField(choices=["true", "false"], required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    cursor = Text(required=False, max_length=MAX_CURSOR_LENGTH)
+
+    def validate_blessed(self, value: str) -> bool:
+        return value == "true"
+
+    def validate_cursor(self, value: str) -> tuple[datetime, str]:
+        return decode_cursor(value)
 
 
 class JobPageSerializer(serializers.Serializer):
