@@ -45,7 +45,7 @@ class ContentView(APIView):
         car = request.content_type.split(";")[0].strip() == CAR_TYPE
         read, declared = _body(request)
         cid = content.store_upload(read, declared=declared, car=car)
-        return Response({"cid": cid}, status=201)
+        return Response(UploadedSerializer({"cid": cid}).data, status=201)
 
 
 def _body(request: Request) -> tuple[Callable[[int], bytes], int | None]:
