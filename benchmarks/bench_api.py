@@ -6,7 +6,7 @@ Compared in the same run: our DRF endpoints, the same lookups in bare Django vie
 (benchmarks/api/urls.py), and a psycopg loop doing the query directly (the floor).
 
     .venv/bin/python -m benchmarks.bench_api [--cids 1000000] [--duration 15] [--rounds 2]
-                                             [--workers N] [--threads N]
+                                             [--workers N] [--threads N] [--against LABEL=REV]
 
 Floors in the same run, under the same gunicorn configuration: a constant-body WSGI app and
 a WSGI app doing the look-up with psycopg alone (benchmarks/api/floor_wsgi.py).
@@ -245,7 +245,9 @@ class Server:
     """`gunicorn APP` from the repository root, so with gunicorn.conf.py (the production
     configuration), plus the benchmark's -w/--threads when given."""
 
-    def __init__(self, app: str, env: dict[str, str], args: argparse.Namespace) -> None:
+    def __init__(
+        self, app: str, env: dict[str, str], args: argparse.Namespace, root: Path = ROOT
+    ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         extra = []
@@ -256,8 +258,8 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{self.port}", *extra]
             + ["--access-logfile", "/dev/null", "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
+            cwd=root,
+            env=dict(env, PYTHONPATH=str(root)),
         )
         for _ in range(100):
             try:
@@ -297,6 +299,23 @@ def measure(server: Server, script: Path, duration: int, database: str | None) -
     return result
 
 
+def _checkout(spec: str) -> tuple[str, Path]:
+    """LABEL=REV as (label, a git worktree of REV), for --against."""
+    label, sep, rev = spec.partition("=")
+    if not sep or not label or not rev:
+        raise SystemExit(f"--against wants LABEL=REV, got {spec!r}")
+    if len(label) > 26:
+        raise SystemExit(f"--against: the label {label!r} is over 26 characters (the column)")
+    root = Path(tempfile.mkdtemp(prefix="bench-api-tree-"))
+    root.rmdir()
+    done = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(root), rev], cwd=ROOT, capture_output=True
+    )
+    if done.returncode:
+        raise SystemExit(f"--against: cannot check out {rev!r}: {done.stderr.decode().strip()}")
+    return label, root
+
+
 def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int, str]:
     """workers, threads and worker class as gunicorn.conf.py sets them for this environment."""
     out = subprocess.run(
@@ -314,7 +333,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="measure everything N times")
     parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py's")
     parser.add_argument("--threads", type=int, default=None, help="default: gunicorn.conf.py's")
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="LABEL=REV",
+        help="also measure the DRF endpoints of the code at git REV (a checkout of its own, same "
+        "database and settings), e.g. 'no prepared cursors=bench/no-sql'; repeatable",
+    )
     args = parser.parse_args()
+    against = [_checkout(spec) for spec in args.against]
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
@@ -375,12 +403,17 @@ def main() -> None:
             ("1000-CID batch", "DRF endpoint", None, "/api/v1/eligibility"),
             ("1000-CID batch", "bare Django view", None, "/api/bare/eligibility"),
         ]  # fmt: skip
+        for label, _root in against:
+            plan.append(("single GET", label, "dashboard.wsgi", "/api/v1/cids/"))
+            plan.append(("1000-CID batch", label, "dashboard.wsgi", "/api/v1/eligibility"))
+        roots = dict(against)
         rows: list[tuple[int, str, str, dict[str, float]]] = []
         for round_ in range(1, args.rounds + 1):
             for workload, label, app, script in plan:
                 # The look-up variant: the same service with API_KEY_CACHE=0.
                 own_env = dict(env, API_KEY_CACHE="0") if label == LOOKED_UP else env
-                server = django if app is None else Server(app, own_env, args)
+                root = roots.get(label, ROOT)
+                server = django if app is None else Server(app, own_env, args, root)
                 log(f"round {round_}: {workload}, {label} for {args.duration}s")
                 uses_db = app is None or not app.startswith(FLOORS) or app.endswith(":query")
                 result = measure(
@@ -435,13 +468,16 @@ def main() -> None:
                 f"p50 {statistics.median(r['p50'] for r in runs):6.2f} ms  "
                 f"p99 {statistics.median(r['p99'] for r in runs):7.2f} ms"
             )
-        for workload, other in (
+        compared = [
             ("single GET", LOOKED_UP),
             ("single GET", "bare Django view"),
             ("single GET", "gunicorn hello (floor)"),
             ("single GET", "gunicorn+psycopg (floor)"),
             ("1000-CID batch", "bare Django view"),
-        ):
+        ]
+        for label, _root in against:
+            compared += [("single GET", label), ("1000-CID batch", label)]
+        for workload, other in compared:
             ratios = [
                 by[(rd, workload, other)]["rps"] / by[(rd, workload, "DRF endpoint")]["rps"]
                 for rd in range(1, args.rounds + 1)
@@ -461,6 +497,8 @@ def main() -> None:
         for server in servers:
             server.process.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        for _label, root in against:
+            subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT)
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
