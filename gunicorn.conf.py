@@ -25,18 +25,3 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "dashboard.gunicorn_worker.HeartbeatSyncWorker"
 accesslog = "-"
-
-
-def post_worker_init(worker: object) -> None:
-    """Move everything loaded at start-up (Django, DRF, the URL conf) out of the garbage
-    collector's view: a full collection then walks only what requests allocate."""
-    import gc
-
-    from django.apps import apps
-
-    if apps.ready:  # the Django app (the benchmark's floor apps have no Django)
-        from django.urls import get_resolver
-
-        get_resolver().url_patterns  # noqa: B018 - load the URL conf before freezing
-    gc.collect()
-    gc.freeze()

@@ -67,12 +67,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Django's own, skipped by machine calls to the API (dashboard/middleware.py says why).
-    "dashboard.middleware.BrowserSessionMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "dashboard.middleware.BrowserCsrfViewMiddleware",
-    "dashboard.middleware.BrowserAuthenticationMiddleware",
-    "dashboard.middleware.BrowserMessageMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dashboard.middleware.content_security_policy",
 ]
@@ -244,7 +243,6 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["dashboard.api.renderers.JsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JsonParser"],
     "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dashboard.api.negotiation.JsonFirstNegotiation",
     "EXCEPTION_HANDLER": "dashboard.api.exceptions.handle",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from dashboard.api.permissions import AnyKey, SubmitterOrNode
 from dashboard.api.renderers import JsonRenderer
-from dashboard.api.serializers import error_responses
+from dashboard.api.serializers import error_responses, rendered
 from dashboard.content import services as content
 from dashboard.errors import DomainError
 from executor.storage import ContentNotFound, StorageError
@@ -45,7 +45,7 @@ class ContentView(APIView):
         car = request.content_type.split(";")[0].strip() == CAR_TYPE
         read, declared = _body(request)
         cid = content.store_upload(read, declared=declared, car=car)
-        return Response(UploadedSerializer({"cid": cid}).data, status=201)
+        return Response(rendered(UploadedSerializer, {"cid": cid}), status=201)
 
 
 def _body(request: Request) -> tuple[Callable[[int], bytes], int | None]:

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from chain_scanner.status import scanner_status
 from dashboard.api.inputs import CID_SCHEMA
 from dashboard.api.permissions import AnyKey, NodeKey
-from dashboard.api.serializers import error_responses
+from dashboard.api.serializers import error_responses, rendered
 from dashboard.eligibility import selectors
 from dashboard.eligibility import serializers as s
 
@@ -26,7 +26,7 @@ class CidView(APIView):
     )
     def get(self, request: Request, cid: str) -> Response:
         # The path's CID is read by the selector's one normaliser (invalid_cid naming it).
-        return Response(s.CidStatusSerializer(selectors.cid_report(cid)).data)
+        return Response(rendered(s.CidStatusSerializer, selectors.cid_report(cid)))
 
 
 class EligibilityView(APIView):
@@ -41,7 +41,8 @@ class EligibilityView(APIView):
     def post(self, request: Request) -> Response:
         body = s.EligibilityRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        return Response(s.EligibilitySerializer(selectors.eligibility(**body.validated_data)).data)
+        answer = selectors.eligibility(**body.validated_data)
+        return Response(rendered(s.EligibilitySerializer, answer))
 
 
 class ScannerView(APIView):
@@ -53,4 +54,4 @@ class ScannerView(APIView):
         responses={200: s.ScannerSerializer, **error_responses(401, 403, 429)},
     )
     def get(self, request: Request) -> Response:
-        return Response(s.ScannerSerializer(scanner_status()).data)
+        return Response(rendered(s.ScannerSerializer, scanner_status()))

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
-from dashboard.api.serializers import error_responses
+from dashboard.api.serializers import error_responses, rendered
 from dashboard.errors import job_not_found
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
@@ -55,7 +55,7 @@ class JobsView(APIView):
             params = request.query_params.copy()
             params["cursor"] = page.next_cursor
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        return Response(js.JobPageSerializer({"next": next_url, "results": page.jobs}).data)
+        return Response(rendered(js.JobPageSerializer, {"next": next_url, "results": page.jobs}))
 
     @extend_schema(
         operation_id="jobs_submit",
@@ -74,7 +74,7 @@ class JobsView(APIView):
         body.is_valid(raise_exception=True)
         job, created = jobs.submit_job(key=key, **body.validated_data)
         job = jobs.visible_jobs(key).get(id=job.id)
-        return Response(js.JobSerializer(job).data, status=201 if created else 200)
+        return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
 
 
 def _visible(request: Request, job_id: str) -> Job:
@@ -93,7 +93,7 @@ class JobView(APIView):
         responses={200: js.JobDetailSerializer, **error_responses(401, 403, 404, 429)},
     )
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(js.JobDetailSerializer(_visible(request, job_id)).data)
+        return Response(rendered(js.JobDetailSerializer, _visible(request, job_id)))
 
 
 class JobResultsView(APIView):
@@ -118,7 +118,7 @@ class JobResultsView(APIView):
         result = jobs.ResultIn.reported(body.validated_data, default_provider=key.provider)
         _, created = jobs.record_result(job_id=job_id, result=result, key=key)
         job = _visible(request, job_id)
-        return Response(js.JobSerializer(job).data, status=201 if created else 200)
+        return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
 
 
 class JobCancelView(APIView):
@@ -134,7 +134,7 @@ class JobCancelView(APIView):
         key = api_key(request)
         assert key is not None
         job = jobs.cancel_job(job_id=job_id, key=key)
-        return Response(js.JobSerializer(_visible(request, job.id)).data)
+        return Response(rendered(js.JobSerializer, _visible(request, job.id)))
 
 
 class JobDecisionView(APIView):
@@ -152,4 +152,4 @@ class JobDecisionView(APIView):
         body = js.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         moderation.decide(job_id=job_id, user=key.user, **body.validated_data)
-        return Response(js.JobSerializer(_visible(request, job_id)).data)
+        return Response(rendered(js.JobSerializer, _visible(request, job_id)))

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from dashboard.api.inputs import CID_SCHEMA
 from dashboard.api.permissions import NodeKey, NotaryKey, api_key
-from dashboard.api.serializers import error_responses
+from dashboard.api.serializers import error_responses, rendered
 from dashboard.notary import services as notary
 from dashboard.notary.serializers import (
     AwardInSerializer,
@@ -40,7 +40,7 @@ class JobPiecesView(APIView):
         body = PieceInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         piece, created = notary.register_piece(job_id=job_id, key=key, **body.validated_data)
-        return Response(PieceSerializer(piece).data, status=201 if created else 200)
+        return Response(rendered(PieceSerializer, piece), status=201 if created else 200)
 
 
 class VerificationView(APIView):
@@ -64,7 +64,7 @@ class VerificationView(APIView):
         query = VerificationQuerySerializer(data=data, allow_unknown=True)
         query.is_valid(raise_exception=True)
         answer = notary.verification(**query.validated_data)
-        return Response(VerificationSerializer(answer).data)
+        return Response(rendered(VerificationSerializer, answer))
 
 
 class AwardsView(APIView):
@@ -86,4 +86,4 @@ class AwardsView(APIView):
         body = AwardInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         award, created = notary.record_award(key=key, **body.validated_data)
-        return Response(AwardSerializer(award).data, status=201 if created else 200)
+        return Response(rendered(AwardSerializer, award), status=201 if created else 200)

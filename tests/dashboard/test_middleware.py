@@ -1,42 +1,14 @@
-"""Machine API calls skip the browser middleware; browsers keep sessions, CSRF and messages."""
+"""Browsers get sessions and CSRF checks; machines calling the API with a key get neither."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
-from django.test import Client, RequestFactory
+from django.test import Client
 
-from dashboard.middleware import (
-    BrowserAuthenticationMiddleware,
-    BrowserMessageMiddleware,
-    BrowserSessionMiddleware,
-)
 from tests.base import PASSWORD, Personas
 
 pytestmark = pytest.mark.django_db
-
-
-def _attributes(request: HttpRequest) -> HttpResponse:
-    seen = [name for name in ("session", "user", "_messages") if hasattr(request, name)]
-    return HttpResponse(",".join(seen))
-
-
-@pytest.mark.parametrize(
-    ("path", "headers", "expected"),
-    [
-        ("/api/v1/scanner", {"HTTP_AUTHORIZATION": "Bearer fpk_x"}, ""),
-        ("/api/v1/scanner", {}, "session,user,_messages"),  # a browser session may read
-        ("/admin/", {"HTTP_AUTHORIZATION": "Bearer fpk_x"}, "session,user,_messages"),
-    ],
-)
-def test_only_machine_api_calls_skip_sessions_users_and_messages(
-    path: str, headers: dict[str, str], expected: str
-) -> None:
-    chain = BrowserSessionMiddleware(
-        BrowserAuthenticationMiddleware(BrowserMessageMiddleware(_attributes))
-    )
-    assert chain(RequestFactory().get(path, **headers)).content.decode() == expected
 
 
 def test_browser_forms_still_need_a_csrf_token() -> None:
@@ -51,6 +23,18 @@ def test_browser_forms_still_need_a_csrf_token() -> None:
         {"username": "root", "password": "pw", "csrfmiddlewaretoken": token},
     )
     assert accepted.status_code == 302
+
+
+def test_a_machine_post_with_a_key_needs_no_csrf_token(personas: Personas) -> None:
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/eligibility",
+        {"cids": ["bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"]},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {personas.node_key}",
+    )
+    assert response.status_code == 200, response.content
+    assert "sessionid" not in response.cookies
 
 
 def test_a_key_header_wins_over_a_moderator_session(client: Client, personas: Personas) -> None:
