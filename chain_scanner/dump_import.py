@@ -180,8 +180,8 @@ def _import(
             )
         DumpImport.objects.filter(pk=record.pk).update(finished=True, finished_at=timezone.now())
     # Fresh planner statistics: without them PostgreSQL seq-scans the freshly loaded deal
-    # table on every blessed-CID refresh of the next pass (320 ms instead of 47 ms a batch
-    # at 1 M deals, measured by benchmarks/bench_incremental --base-dump).
+    # table on every blessed-CID refresh of the next pass (benchmarks/README.md,
+    # bench_incremental --base-dump).
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Deal._meta.db_table}")
         cursor.execute(f"ANALYZE {BlessedCid._meta.db_table}")

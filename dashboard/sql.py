@@ -11,10 +11,10 @@ def prepared_cursor() -> CursorWrapper:
 
     Django's psycopg cursors bind parameters on the client, which rules out prepared
     statements, so PostgreSQL parses and plans every statement afresh; for the single-CID
-    GET, planning costs more than running (EXPLAIN: ~0.1 ms against ~0.03 ms for the report
-    query). This cursor binds on the server, and psycopg prepares a statement once it has
-    run `prepare_threshold` times on the connection (settings.py sets it for PostgreSQL;
-    psycopg keeps the last 100). Only the API's hand-written hot-path statements use it.
+    GET, planning costs more than running (benchmarks/README.md). This cursor binds on the
+    server, and psycopg prepares a statement once it has run `prepare_threshold` times on
+    the connection (settings.py sets it for PostgreSQL; psycopg keeps the last 100). Only
+    the API's hand-written hot-path statements use it.
     On SQLite it is Django's own cursor.
     """
     # `connections[...]` once: every attribute of django.db.connection is a look-up in a

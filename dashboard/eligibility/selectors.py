@@ -92,8 +92,8 @@ class _Validity(NamedTuple):
 
 
 def _status(active_until: int | None, pending_until: int | None, epoch: int) -> str:
-    # The model's rule, applied to a plain row: a BlessedCid instance per row was a fifth
-    # of a 1000-CID batch's CPU time (cProfile, bench_api).
+    # The model's rule, applied to a plain row: building a BlessedCid per row cost a large
+    # share of a 1000-CID batch (benchmarks/README.md, bench_api).
     return BlessedCid.status_at(_Validity(active_until, pending_until), epoch)  # type: ignore[arg-type]
 
 
@@ -102,8 +102,8 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     cids = list(canonical_cids)
     if connection.vendor == "postgresql":
         # One text parameter split on the server: canonical CIDs are base32, never hold a
-        # comma, and psycopg spends ~2 ms quoting the items of a 1000-CID array parameter
-        # (and longer expanding 1000 placeholders).
+        # comma, and psycopg is slow quoting the items of a 1000-CID array parameter (and
+        # slower expanding 1000 placeholders).
         sql = (
             f"SELECT cid, active_until, pending_until FROM {_TABLE} "
             "WHERE cid = ANY(string_to_array(%s, ','))"

@@ -1,9 +1,9 @@
 """API keys a process has verified, remembered while PostgreSQL tells it of every change.
 
-Looking the key up was one of the two database round trips of every API request, about a
-third of the single-CID GET's CPU time (bench_api). So on PostgreSQL a process remembers
-the keys that passed authentication, keyed by the HMAC of the whole key, and forgets all of
-them whenever any key changes:
+Looking the key up is one of the two database round trips of every API request, a large
+share of the single-CID GET's cost (benchmarks/README.md, bench_api). So on PostgreSQL a
+process remembers the keys that passed authentication, keyed by the HMAC of the whole key,
+and forgets all of them whenever any key changes:
 
 - Triggers (migration 0006) `NOTIFY api_key_changed` on every update of a key other than
   its last_used_at, on every delete and truncate, inside the changing transaction, so the

@@ -52,7 +52,7 @@ def _figures() -> dict[str, Any]:
 
 @role_required()
 def overview(request: HttpRequest) -> HttpResponse:
-    # Grouping every job by day takes a few hundred milliseconds at 100,000 jobs (bench_pages):
+    # Grouping every job by day is slow with many jobs (benchmarks/README.md, bench_pages):
     # the figures are shared for a short while rather than recomputed on every view.
     figures = cast(dict[str, Any], cache.get_or_set(OVERVIEW_CACHE_KEY, _figures, OVERVIEW_CACHE_S))
     axis, per_state = figures["axis"], figures["per_state"]

@@ -251,8 +251,8 @@ def audit_actions() -> list[str]:
 def _day(field: str) -> Func:
     """The UTC day of a timestamp column, grouped on by the overview.
 
-    TruncDate on SQLite calls a Python function per row (about a second for 100,000 jobs,
-    bench_pages); SQLite stores timestamps as UTC text, so its first ten characters are the
+    TruncDate on SQLite calls a Python function per row (slow with many jobs, bench_pages);
+    SQLite stores timestamps as UTC text, so its first ten characters are the
     day. TIME_ZONE is UTC, so both give the same days.
     """
     if connection.vendor == "sqlite":
