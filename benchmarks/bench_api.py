@@ -42,9 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PG = "postgres://postgres@127.0.0.1:5432"
 EPOCH = 5_000_000
 FLOORS = "benchmarks.api.floor_wsgi"
-# The endpoint with every key looked up in the database (no per-process memory of verified
-# keys, dashboard/keys/verified.py): what the memory saves, measured in the same run.
-LOOKED_UP = "DRF, keys looked up"
 
 
 def cid(n: int, salt: bytes = b"hit") -> str:
@@ -396,7 +393,6 @@ def main() -> None:
         # compares runs minutes apart at most on this shared machine.
         plan = [
             ("single GET", "DRF endpoint", None, "/api/v1/cids/"),
-            ("single GET", LOOKED_UP, "dashboard.wsgi", "/api/v1/cids/"),
             ("single GET", "bare Django view", None, "/api/bare/cids/"),
             ("single GET", "gunicorn hello (floor)", f"{FLOORS}:hello", "/floor/cids/"),
             ("single GET", "gunicorn+psycopg (floor)", f"{FLOORS}:query", "/floor/cids/"),
@@ -410,10 +406,8 @@ def main() -> None:
         rows: list[tuple[int, str, str, dict[str, float]]] = []
         for round_ in range(1, args.rounds + 1):
             for workload, label, app, script in plan:
-                # The look-up variant: the same service with API_KEY_CACHE=0.
-                own_env = dict(env, API_KEY_CACHE="0") if label == LOOKED_UP else env
                 root = roots.get(label, ROOT)
-                server = django if app is None else Server(app, own_env, args, root)
+                server = django if app is None else Server(app, env, args, root)
                 log(f"round {round_}: {workload}, {label} for {args.duration}s")
                 uses_db = app is None or not app.startswith(FLOORS) or app.endswith(":query")
                 result = measure(
@@ -469,7 +463,6 @@ def main() -> None:
                 f"p99 {statistics.median(r['p99'] for r in runs):7.2f} ms"
             )
         compared = [
-            ("single GET", LOOKED_UP),
             ("single GET", "bare Django view"),
             ("single GET", "gunicorn hello (floor)"),
             ("single GET", "gunicorn+psycopg (floor)"),

@@ -231,9 +231,6 @@ def _rate(name: str, default: str) -> str | None:
 
 
 API_RATE_LIMIT = _rate("API_RATE_LIMIT", "1200/min")
-# Remember verified API keys per process, forgotten on PostgreSQL's notification of any key
-# change (dashboard/keys/verified.py); PostgreSQL only.
-API_KEY_CACHE = env_bool("API_KEY_CACHE", True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "dashboard.keys.auth.ApiKeyAuthentication",

@@ -11,11 +11,6 @@ from chain_scanner.lotus import LotusClient
 from tests.fake_lotus import FakeChain, FakeLotusServer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
-# The per-process memory of verified keys holds a listening PostgreSQL connection, which
-# would keep the test database from being dropped, and it cannot hear changes made inside
-# the transactions that tests never commit: tests/dashboard/test_verified_keys.py turns
-# it on where it is under test.
-os.environ.setdefault("API_KEY_CACHE", "0")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,7 +18,6 @@ from django.utils import timezone
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
 from dashboard.errors import DomainError
-from dashboard.keys import verified as verified_keys
 from dashboard.models import ApiKey
 from dashboard.sql import prepared_cursor
 
@@ -105,9 +103,6 @@ def revoke_api_key(*, prefix: str, actor: str) -> ApiKey:
             before = _describe(key)
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
-            # Other processes forget it when this commits (PostgreSQL's NOTIFY); this one
-            # at once, which also covers a transaction that has not committed yet.
-            verified_keys.forget()
             record(
                 actor=actor,
                 action="api_key.revoke",
@@ -134,12 +129,6 @@ def authenticate_key(raw: str) -> ApiKey | None:
     if not KEY_RE.fullmatch(raw):
         return None
     digest = _digest(raw)
-    remembering = verified_keys.enabled()
-    if remembering and (row := verified_keys.recall(digest)) is not None:
-        key = ApiKey.from_db(connection.alias, _COLUMNS, row)
-        _note_use(key, due=None)
-        return key
-    since = verified_keys.generation() if remembering else 0
     now = timezone.now()
     due = connection.ops.adapt_datetimefield_value(now - LAST_USED_RESOLUTION)
     # A plain cursor: this runs on every API request, and the ORM's query compiler and
@@ -152,26 +141,13 @@ def authenticate_key(raw: str) -> ApiKey | None:
     key = ApiKey.from_db(connection.alias, _COLUMNS, row[:-1])
     if not hmac.compare_digest(key.digest, digest):
         return None
-    if remembering and key.user_id is None:
-        verified_keys.remember(digest, row[:-1], since)
     _note_use(key, due=bool(row[-1]))
     return key
 
 
-# When this process last made sure of a remembered key's last_used_at (pk -> monotonic s).
-_noted: dict[int, float] = {}
-
-
-def _note_use(key: ApiKey, *, due: bool | None) -> None:
-    """Keep last_used_at to within LAST_USED_RESOLUTION. `due` is what the look-up said of
-    the stored time; None for a remembered key, whose stored time this process has not
-    read: it checks at most once per LAST_USED_RESOLUTION, through the shared cache."""
-    now_s = time.monotonic()
-    if due is None:
-        if now_s - _noted.get(key.pk, -1e9) < LAST_USED_RESOLUTION.total_seconds():
-            return
-        due = True  # unknown here: the shared cache's marker decides
-    _noted[key.pk] = now_s
+def _note_use(key: ApiKey, *, due: bool) -> None:
+    """Keep last_used_at to within LAST_USED_RESOLUTION; `due` is what the look-up said of
+    the stored time."""
     if not due:
         return
     # When the stored time is due, every request in flight sees it due at once; one per

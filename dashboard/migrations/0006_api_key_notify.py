@@ -1,4 +1,5 @@
-"""PostgreSQL tells every listening process when an API key changes (dashboard/keys/verified.py).
+"""PostgreSQL told every listening process when an API key changed (for a per-process memory
+of verified keys, removed since; migration 0010 drops these triggers).
 
 Triggers rather than application code, so that no way of changing a key is missed: the
 revoke service, the admin, the CLI, a migration, psql. An update that touches only
