@@ -26,6 +26,7 @@ __all__ = [
     "SpecError",
     "parse_mount",
     "parse_spec",
+    "storable_text",
 ]
 
 DEFAULT_TIMEOUT_S = 600
@@ -129,15 +130,23 @@ def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
 
 
-def _text(value: str, name: str) -> str:
-    """Text a database can store: no NUL (PostgreSQL refuses it) and no lone UTF-16
-    surrogate (JSON's \\ud800 escapes decode to one, and UTF-8 cannot encode it)."""
+def storable_text(value: str) -> bool:
+    """Whether a database can store the text: no NUL (PostgreSQL refuses it) and no lone
+    UTF-16 surrogate (JSON's \\ud800 escapes decode to one, and UTF-8 cannot encode it)."""
     if "\x00" in value:
-        raise SpecError(name, "must not contain NUL")
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise SpecError(name, "must not contain a lone UTF-16 surrogate") from None
+        return False
+    return True
+
+
+def _text(value: str, name: str) -> str:
+    if "\x00" in value:
+        raise SpecError(name, "must not contain NUL")
+    if not storable_text(value):
+        raise SpecError(name, "must not contain a lone UTF-16 surrogate")
     return value
 
 

@@ -18,6 +18,7 @@ from rest_framework import serializers
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.errors import DomainError
 from executor.cids import InvalidCID, normalize_cid
+from executor.spec import storable_text
 
 __all__ = [
     "Body",
@@ -80,18 +81,15 @@ def _flatten(errors: Any, path: str = "") -> dict[str, str]:
 class Body(serializers.Serializer):
     error_code: ClassVar[str] = "invalid_request"
     cid_error_code: ClassVar[str] = "invalid_cid"  # for a CID that cannot be read
-    ignores_unknown: ClassVar[bool] = False  # True: fields not declared are ignored
-
-    def __init__(self, *args: Any, allow_unknown: bool = False, **kwargs: Any) -> None:
-        # allow_unknown: for query strings, which carry whatever a client or proxy adds.
-        super().__init__(*args, **kwargs)
-        self.allow_unknown = allow_unknown or self.ignores_unknown
+    # True: fields not declared are ignored (query strings carry whatever a client or proxy
+    # adds; the eligibility request is documented to ignore them).
+    ignores_unknown: ClassVar[bool] = False
 
     def to_internal_value(self, data: Any) -> Any:
         code = getattr(self.root, "error_code", self.error_code)  # a nested body: the request's
         if not isinstance(data, Mapping):
             raise DomainError(code, f"{self.field_name or 'the body'} must be a JSON object")
-        unknown = [] if self.allow_unknown else sorted(set(data) - set(self.fields))
+        unknown = [] if self.ignores_unknown else sorted(set(data) - set(self.fields))
         if unknown:
             raise DomainError(code, f"unknown field {unknown[0]}", fields={unknown[0]: "unknown"})
         return super().to_internal_value(data)
@@ -105,17 +103,6 @@ class Body(serializers.Serializer):
         return valid
 
 
-def _storable(text: str) -> bool:
-    """Whether a database can store the text: no NUL, no lone UTF-16 surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 class Text(serializers.CharField):
     """A JSON string, untrimmed, that a database can store."""
 
@@ -126,7 +113,7 @@ class Text(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             raise serializers.ValidationError("must be a string")
-        if not _storable(data):
+        if not storable_text(data):
             raise serializers.ValidationError("must not contain NUL or a lone UTF-16 surrogate")
         return str(super().to_internal_value(data))
 
@@ -202,7 +189,7 @@ class DataCapField(Integer):
 
     def to_internal_value(self, data: Any) -> int | str:  # type: ignore[override]
         if isinstance(data, str):
-            if not _storable(data):
+            if not storable_text(data):
                 raise serializers.ValidationError("must not contain NUL or a lone surrogate")
             return data
         return super().to_internal_value(data)

@@ -110,15 +110,8 @@ class JobSubmitSerializer(Body):
         return {"spec": spec, "external": external, "job_id": job_id}
 
 
-class NullIfBlankText(Text):
-    """Input as Text; an empty stored value is answered as null."""
-
-    def to_representation(self, value: Any) -> Any:
-        return str(value) if value else None
-
-
-class OrNull(serializers.CharField):
-    """A text column whose empty value means "none": answered as null."""
+class TextOrNull(Text):
+    """Text whose stored empty value means "none": answered as null."""
 
     def to_representation(self, value: Any) -> Any:
         return str(value) if value else None
@@ -128,7 +121,7 @@ class JobInputSerializer(serializers.Serializer):
     cid = serializers.CharField()
     path = serializers.CharField()
     blessed = serializers.BooleanField(allow_null=True)
-    status = OrNull(allow_null=True)
+    status = TextOrNull(allow_null=True)
     as_of_epoch = serializers.IntegerField(allow_null=True)
 
 
@@ -144,7 +137,7 @@ class JobResultSerializer(Body):
     outputs_cid = CidField()
     size_bytes = Integer(min_value=0)
     runtime_ms = Integer(min_value=0)
-    provider = NullIfBlankText(
+    provider = TextOrNull(
         required=False, allow_null=True, allow_blank=True, validators=[provider_address]
     )
 
@@ -166,7 +159,7 @@ class JobSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
-    error = OrNull(allow_null=True)
+    error = TextOrNull(allow_null=True)
     attempts = serializers.IntegerField()
     inputs_blessed = serializers.BooleanField(allow_null=True)
     inputs = JobInputSerializer(many=True)

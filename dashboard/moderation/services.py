@@ -18,6 +18,7 @@ from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import Award, Decision, Job, Role
 from dashboard.moderation.datacap import parse_datacap
+from executor.spec import storable_text
 
 __all__ = ["decide", "revoke"]
 
@@ -50,21 +51,13 @@ def _conflict(job_id: str) -> DomainError:
     )
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def decide(
     *, job_id: str, user: Any, decision: str, datacap: str | int | None = None, reason: str = ""
 ) -> Job:
     """Verify (with a DataCap amount) or reject (with a reason) a finished job, once."""
     require_role(user, *DECIDERS)
     reason = (reason or "").strip()
-    if "\x00" in reason or not _encodable(reason):
+    if not storable_text(reason):
         raise DomainError(
             "invalid_decision",
             "reason must not contain NUL or a lone UTF-16 surrogate",

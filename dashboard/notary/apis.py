@@ -61,7 +61,7 @@ class VerificationView(APIView):
     )
     def get(self, request: Request, cid: str) -> Response:
         data = {"cid": cid, **request.query_params.dict()}
-        query = VerificationQuerySerializer(data=data, allow_unknown=True)
+        query = VerificationQuerySerializer(data=data)
         query.is_valid(raise_exception=True)
         answer = notary.verification(**query.validated_data)
         return Response(rendered(VerificationSerializer, answer))

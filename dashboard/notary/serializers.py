@@ -80,6 +80,7 @@ class AwardInSerializer(Body):
 
 
 class VerificationQuerySerializer(Body):
+    ignores_unknown = True  # a query string: the path's CID and `provider`
     cid = CidField()
     provider = ProviderField(default=None)
 
