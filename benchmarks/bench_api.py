@@ -89,9 +89,9 @@ def fill(database: str, count: int) -> None:
                 copy.write_row((cid(n), active, None, 1, 0))
         cur.execute(
             "INSERT INTO chain_scanner_scannercheckpoint (name, processing_height, head_height,"
-            " recheck_cursor, recheck_end, deals_fetched, unverified_skipped, deals_missing,"
-            " claim_events, bad_items, lease_owner, last_error, claims_tipset_key)"
-            " VALUES ('default', %s, %s, 0, 0, 0, 0, 0, 0, 0, '', '', '')",
+            " deals_fetched, unverified_skipped, deals_missing, claim_events, event_counts,"
+            " bad_items, lease_owner, last_error, events_tipset_key)"
+            " VALUES ('default', %s, %s, 0, 0, 0, 0, '{}', 0, '', '', '')",
             [EPOCH, EPOCH + 900],
         )
         cur.execute("ANALYZE chain_scanner_blessedcid")

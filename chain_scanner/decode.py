@@ -1,18 +1,23 @@
-"""Turn chain JSON into rows: market deals (every `State` era) and verified-registry claim
-events (CBOR entries). Bad data raises BadChainData; callers log it, count it and go on."""
+"""Turn chain JSON into rows: market deals (every `State` era), verified-registry claim
+events and market deal events (CBOR entries). Bad data raises BadChainData; callers log it,
+count it and go on."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import cbor2
 
 from executor.cids import InvalidCID, cid_from_bytes, label_to_cid, normalize_cid
 
 CLAIM_KINDS = ("claim", "claim-updated", "claim-removed")
+# builtin-actors market/src/emit.rs: each carries indexed `id`, `client` and `provider`.
+DEAL_KINDS = ("deal-published", "deal-activated", "deal-terminated", "deal-completed")
+VERIFIED_REGISTRY_ID = 6
+MARKET_ID = 5
 _CBOR_CODEC = 0x51
 _CID_TAG = 42
 
@@ -139,20 +144,20 @@ class ClaimEventRow:
     tipset_key: str  # the key of the tipset at `height` the event was seen in, joined by ","
 
 
-_CLAIM_FIELDS = {
-    "id": "claim_id",
-    "client": "client",
-    "provider": "provider",
-    "piece-size": "piece_size",
-    "term-min": "term_min",
-    "term-max": "term_max",
-    "term-start": "term_start",
-    "sector": "sector",
-}
+@dataclass(frozen=True, slots=True)
+class DealEventRow:
+    kind: str
+    deal_id: int
+    client: int
+    provider: int
+    height: int
+    msg_cid: str
+    reverted: bool
+    tipset_key: str
 
 
-def claim_kinds_filter(kinds: tuple[str, ...] = CLAIM_KINDS) -> dict[str, Any]:
-    """The GetActorEventsRaw `fields` filter for claim events of the given kinds."""
+def kinds_filter(kinds: tuple[str, ...]) -> dict[str, Any]:
+    """The GetActorEventsRaw `fields` filter for events of the given `$type`s."""
     return {
         "$type": [
             {"codec": _CBOR_CODEC, "value": base64.b64encode(cbor2.dumps(k)).decode("ascii")}
@@ -170,34 +175,31 @@ def _entry_value(entry: dict[str, Any]) -> Any:
         raise BadChainData(f"entry {entry.get('Key')!r}: undecodable CBOR ({exc})") from None
 
 
-def decode_claim_event(event: Any) -> ClaimEventRow | None:
-    """A raw verified-registry actor event as a row; None when it is not a claim event."""
-    if not isinstance(event, dict) or not isinstance(event.get("entries"), list):
-        raise BadChainData("actor event without entries")
-    values: dict[str, Any] = {}
-    for entry in event["entries"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("Key"), str):
-            raise BadChainData("malformed event entry")
-        values[entry["Key"]] = _entry_value(entry)
-    kind = values.get("$type")
-    if kind not in CLAIM_KINDS:
+def _emitter_id(event: dict[str, Any]) -> int | None:
+    """The emitting actor's id from an `f0…`/`t0…` address; None for any other address."""
+    emitter = event.get("emitter")
+    if not isinstance(emitter, str) or emitter[:2] not in ("f0", "t0"):
         return None
-    fields: dict[str, Any] = {}
-    for key, name in _CLAIM_FIELDS.items():
-        value = values.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise BadChainData(f"{kind} event: {key} is not an unsigned integer: {value!r}")
-        fields[name] = value
-    piece = values.get("piece-cid")
-    if not isinstance(piece, cbor2.CBORTag) or piece.tag != _CID_TAG:
-        raise BadChainData(f"{kind} event: piece-cid is not CBOR tag 42")
-    raw = piece.value
-    if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
-        raise BadChainData(f"{kind} event: piece-cid tag 42 must hold 0x00 + CID bytes")
-    try:
-        piece_cid = cid_from_bytes(raw[1:])
-    except InvalidCID as exc:
-        raise BadChainData(f"{kind} event: piece-cid: {exc}") from None
+    digits = emitter[2:]
+    return int(digits) if digits.isdigit() and digits == str(int(digits)) else None
+
+
+def _uint(values: dict[str, Any], key: str, kind: str) -> int:
+    value = values.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadChainData(f"{kind} event: {key} is not an unsigned integer: {value!r}")
+    return value
+
+
+class _Envelope(TypedDict):
+    height: int
+    msg_cid: str
+    reverted: bool
+    tipset_key: str
+
+
+def _envelope(event: dict[str, Any], kind: str) -> _Envelope:
+    """The fields every actor event carries: height, message, reverted, tipset key."""
     height = event.get("height")
     if isinstance(height, bool) or not isinstance(height, int):
         raise BadChainData(f"{kind} event: height is not an integer")
@@ -208,14 +210,63 @@ def decode_claim_event(event: Any) -> ClaimEventRow | None:
     reverted = event.get("reverted", False)
     if not isinstance(reverted, bool):
         raise BadChainData(f"{kind} event: reverted is not a boolean")
+    return {
+        "height": height,
+        "msg_cid": msg_cid,
+        "reverted": reverted,
+        "tipset_key": tipset_key_str(event.get("tipsetKey")),
+    }
+
+
+def decode_event(event: Any) -> ClaimEventRow | DealEventRow | None:
+    """A raw actor event as a claim or deal event row; None for any other event, including
+    one whose `$type` is ours but whose emitter is not the built-in actor (any contract can
+    emit a "deal-terminated")."""
+    if not isinstance(event, dict) or not isinstance(event.get("entries"), list):
+        raise BadChainData("actor event without entries")
+    values: dict[str, Any] = {}
+    for entry in event["entries"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Key"), str):
+            raise BadChainData("malformed event entry")
+        values[entry["Key"]] = _entry_value(entry)
+    kind = values.get("$type")
+    emitter = _emitter_id(event)
+    if kind in CLAIM_KINDS and emitter == VERIFIED_REGISTRY_ID:
+        return _claim_row(kind, values, event)
+    if kind in DEAL_KINDS and emitter == MARKET_ID:
+        return DealEventRow(
+            kind=kind,
+            deal_id=_uint(values, "id", kind),
+            client=_uint(values, "client", kind),
+            provider=_uint(values, "provider", kind),
+            **_envelope(event, kind),
+        )
+    return None
+
+
+def _claim_row(kind: str, values: dict[str, Any], event: dict[str, Any]) -> ClaimEventRow:
+    piece = values.get("piece-cid")
+    if not isinstance(piece, cbor2.CBORTag) or piece.tag != _CID_TAG:
+        raise BadChainData(f"{kind} event: piece-cid is not CBOR tag 42")
+    raw = piece.value
+    if not isinstance(raw, bytes) or not raw.startswith(b"\x00"):
+        raise BadChainData(f"{kind} event: piece-cid tag 42 must hold 0x00 + CID bytes")
+    try:
+        piece_cid = cid_from_bytes(raw[1:])
+    except InvalidCID as exc:
+        raise BadChainData(f"{kind} event: piece-cid: {exc}") from None
     return ClaimEventRow(
         kind=kind,
+        claim_id=_uint(values, "id", kind),
+        client=_uint(values, "client", kind),
+        provider=_uint(values, "provider", kind),
         piece_cid=piece_cid,
-        height=height,
-        msg_cid=msg_cid,
-        reverted=reverted,
-        tipset_key=tipset_key_str(event.get("tipsetKey")),
-        **fields,
+        piece_size=_uint(values, "piece-size", kind),
+        term_min=_uint(values, "term-min", kind),
+        term_max=_uint(values, "term-max", kind),
+        term_start=_uint(values, "term-start", kind),
+        sector=_uint(values, "sector", kind),
+        **_envelope(event, kind),
     )
 
 

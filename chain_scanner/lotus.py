@@ -55,10 +55,15 @@ class LotusRPCError(LotusError):
 class TipSet:
     height: int
     key: list[dict[str, str]]  # [{"/": cid}, …] exactly as the node sent it
+    parents: list[dict[str, str]] | None = None  # the parent tipset's key, from a block header
 
     @property
     def key_str(self) -> str:
-        return ",".join(c.get("/", "") for c in self.key)
+        return _key_str(self.key)
+
+    @property
+    def parents_str(self) -> str | None:
+        return None if self.parents is None else _key_str(self.parents)
 
     @classmethod
     def from_json(cls, value: Any) -> TipSet:
@@ -67,7 +72,20 @@ class TipSet:
         height = value.get("Height")
         if not isinstance(height, int):
             raise LotusProtocolError(f"tipset without an integer Height: {str(value)[:200]}")
-        return cls(height=height, key=value["Cids"])
+        blocks = value.get("Blocks")
+        first = blocks[0] if isinstance(blocks, list) and blocks else None
+        parents = first.get("Parents") if isinstance(first, dict) else None
+        return cls(height=height, key=value["Cids"], parents=parents if _is_key(parents) else None)
+
+
+def _is_key(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(c, dict) and isinstance(c.get("/"), str) for c in value
+    )
+
+
+def _key_str(key: list[dict[str, str]]) -> str:
+    return ",".join(c.get("/", "") for c in key)
 
 
 class LotusClient:

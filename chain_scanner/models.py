@@ -1,5 +1,6 @@
-"""What the scanner keeps: verified market deals, verified-registry claims (and the events
-they were folded from), the blessed-CID cache and the scanner's checkpoint.
+"""What the scanner keeps: verified market deals (and the market events that changed them),
+verified-registry claims (and the events they were folded from), the blessed-CID cache and
+the scanner's checkpoint.
 
 Epochs, deal ids, claim ids and sizes are 64-bit integers on chain: BigIntegerField throughout.
 """
@@ -7,6 +8,7 @@ Epochs, deal ids, claim ids and sizes are 64-bit integers on chain: BigIntegerFi
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 
 class Deal(models.Model):
@@ -30,7 +32,8 @@ class Deal(models.Model):
     verified_claim = models.BigIntegerField(null=True, blank=True)
     # Set when the deal is no longer in market state (cleaned up, slashed or settled).
     removed_epoch = models.BigIntegerField(null=True, blank=True)
-    # Height of the state this row was last read from.
+    # Height of the tipset whose state this row was last read from. 0: to be re-read once
+    # (a row from a dump, whose epoch is unknown, or one a reorg undid events of).
     checked_epoch = models.BigIntegerField(default=0)
 
     class Meta:
@@ -41,6 +44,8 @@ class Deal(models.Model):
             models.Index(fields=["payload_cid"], name="deal_payload_cid"),
             models.Index(fields=["provider"], name="deal_provider"),
             models.Index(fields=["sector_start_epoch", "removed_epoch"], name="deal_tracking"),
+            # Only rows waiting for a re-read: empty once the recheck is done.
+            models.Index(fields=["deal_id"], condition=Q(checked_epoch=0), name="deal_to_reread"),
         ]
 
     def __str__(self) -> str:
@@ -122,6 +127,33 @@ class ClaimEvent(models.Model):
         return f"{self.kind} {self.claim_id} @{self.height}"
 
 
+class DealEvent(models.Model):
+    """One market actor event as seen on chain. Deal rows come from state, not from these:
+    they are kept to undo a reorg and to tell which deals changed after a dump was taken."""
+
+    class Kind(models.TextChoices):
+        PUBLISHED = "deal-published"
+        ACTIVATED = "deal-activated"
+        TERMINATED = "deal-terminated"
+        COMPLETED = "deal-completed"
+
+    deal_id = models.BigIntegerField(db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    height = models.BigIntegerField(db_index=True)
+    msg_cid = models.CharField(max_length=128)
+    tipset_hash = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["height", "msg_cid", "kind", "deal_id"], name="deal_event_identity"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.deal_id} @{self.height}"
+
+
 class BlessedCid(models.Model):
     """Per canonical CID, what the chain says about FIL+ verified data with that CID.
 
@@ -155,13 +187,10 @@ class ScannerCheckpoint(models.Model):
 
     name = models.CharField(max_length=32, unique=True, default="default")
     next_deal_id = models.BigIntegerField(null=True, blank=True)
-    claims_height = models.BigIntegerField(null=True, blank=True)
-    claims_tipset_key = models.TextField(blank=True, default="")
-    # Rotation through active deals: the slice (recheck_cursor, recheck_end] planned for
-    # the pass at recheck_height, and how far that pass got.
-    recheck_height = models.BigIntegerField(null=True, blank=True)
-    recheck_cursor = models.BigIntegerField(default=0)
-    recheck_end = models.BigIntegerField(default=0)
+    # Verified-registry and market events are read up to here (the processing tipset's
+    # parent height: the state at that tipset is the result of exactly these events).
+    events_height = models.BigIntegerField(null=True, blank=True)
+    events_tipset_key = models.TextField(blank=True, default="")
     processing_height = models.BigIntegerField(null=True, blank=True)
     head_height = models.BigIntegerField(null=True, blank=True)
     dump_last_deal_id = models.BigIntegerField(null=True, blank=True)
@@ -170,6 +199,7 @@ class ScannerCheckpoint(models.Model):
     unverified_skipped = models.BigIntegerField(default=0)
     deals_missing = models.BigIntegerField(default=0)
     claim_events = models.BigIntegerField(default=0)
+    event_counts = models.JSONField(default=dict, blank=True)  # {"$type": events read}
     bad_items = models.BigIntegerField(default=0)
     # Lease: which process is running a pass, and until when it is presumed alive.
     lease_owner = models.CharField(max_length=200, blank=True, default="")

@@ -2,15 +2,21 @@
 the deal, claim and blessed-CID tables up to it. Each step commits its data together with
 the checkpoint, so a pass killed anywhere resumes where it committed and, run again, ends
 with exactly the tables an uninterrupted pass would have written.
+
+The steps: actor events (verified-registry claims and market deals, one height window at a
+time, each deal an event names read from state in the same window), the deal ids below
+`NextID` no event announced, and a one-time re-read of deals that came from a dump.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -19,16 +25,19 @@ from django.utils import timezone
 
 from chain_scanner import store
 from chain_scanner.decode import (
+    CLAIM_KINDS,
+    DEAL_KINDS,
     BadChainData,
     ClaimEventRow,
+    DealEventRow,
     DealRow,
-    claim_kinds_filter,
-    decode_claim_event,
+    decode_event,
+    kinds_filter,
     parse_deal,
 )
 from chain_scanner.lease import acquire_lease, get_checkpoint, release_lease, renew
 from chain_scanner.lotus import LotusClient, LotusError, LotusRPCError, TipSet
-from chain_scanner.models import ClaimEvent, Deal, ScannerCheckpoint
+from chain_scanner.models import ClaimEvent, Deal, DealEvent, ScannerCheckpoint
 from chain_scanner.status import lag_behind_head
 
 log = logging.getLogger(__name__)
@@ -36,8 +45,7 @@ log = logging.getLogger(__name__)
 FINALITY = 900
 VERIFIED_REGISTRY = "f06"
 MARKET_ACTOR = "f05"
-# A deal not activated a day after its StartEpoch never will be (Spade's rule).
-ACTIVATION_GRACE = 2880
+EVENT_KINDS = CLAIM_KINDS + DEAL_KINDS
 
 
 class Progress(Protocol):
@@ -53,32 +61,53 @@ class ScanReport:
     skipped: bool = False
     processing_height: int | None = None
     head_height: int | None = None
-    claims_height: int | None = None
+    events_height: int | None = None
     next_deal_id: int | None = None
     deals_stored: int = 0
     unverified_skipped: int = 0
     deals_missing: int = 0
+    # Deal ids below NextID that no deal-published event announced (read all the same).
+    not_in_events: int = 0
     deals_rechecked: int = 0
     deals_changed: int = 0
-    claim_events: int = 0
+    events: Counter[str] = field(default_factory=Counter)  # events read, by $type
     reverted_events: int = 0
     blessed_refreshed: int = 0
     bad_items: int = 0
     rewound_to: int | None = None
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def claim_events(self) -> int:
+        return sum(self.events[k] for k in CLAIM_KINDS)
+
+    @property
+    def deal_events(self) -> int:
+        return sum(self.events[k] for k in DEAL_KINDS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "events": dict(self.events),
+            "claim_events": self.claim_events,
+            "deal_events": self.deal_events,
+        }
+
     def summary(self) -> str:
         if self.skipped:
             return "scan skipped: another pass holds the scanner lease"
         lag = lag_behind_head(self.head_height, self.processing_height)
+        by_kind = ",".join(f"{k}:{self.events[k]}" for k in EVENT_KINDS)
         return (
             f"height={self.processing_height} head={self.head_height} lag={lag} "
-            f"claims_height={self.claims_height} next_deal_id={self.next_deal_id} "
+            f"events_height={self.events_height} next_deal_id={self.next_deal_id} "
             f"deals_stored={self.deals_stored} unverified_skipped={self.unverified_skipped} "
-            f"missing={self.deals_missing} rechecked={self.deals_rechecked} "
-            f"changed={self.deals_changed} claim_events={self.claim_events} "
-            f"reverted={self.reverted_events} blessed_refreshed={self.blessed_refreshed} "
-            f"bad={self.bad_items} errors={len(self.errors)}"
+            f"missing={self.deals_missing} not_in_events={self.not_in_events} "
+            f"rechecked={self.deals_rechecked} changed={self.deals_changed} "
+            f"claim_events={self.claim_events} deal_events={self.deal_events} "
+            f"events={by_kind} reverted={self.reverted_events} "
+            f"blessed_refreshed={self.blessed_refreshed} bad={self.bad_items} "
+            f"errors={len(self.errors)}"
         )
 
 
@@ -116,9 +145,9 @@ def scan_once(
         report.processing_height = tipset.height
         report.head_height = head.height
         scanner = _Pass(client, tipset, report, progress, should_stop)
-        scanner.claims()
+        scanner.events()
         scanner.new_deals()
-        scanner.recheck_deals()
+        scanner.reread_deals()
         ScannerCheckpoint.objects.filter(name="default").update(
             processing_height=tipset.height,
             head_height=head.height,
@@ -137,6 +166,12 @@ def scan_once(
             client.close()
 
 
+UNVERIFIED = "unverified"
+MISSING = "missing"
+BAD = "bad"  # the node's answer could not be read: counted once a pass, nothing stored
+Outcome = DealRow | str  # a verified deal's row, or UNVERIFIED, MISSING, BAD
+
+
 class _Pass:
     def __init__(
         self,
@@ -153,45 +188,51 @@ class _Pass:
         self.should_stop = should_stop
         # Bad items seen since the last commit: counted on the checkpoint with that commit.
         self._pending_bad = 0
+        # Every deal read at this pass's tipset, so none is read twice in one pass.
+        self._read: dict[int, Outcome] = {}
 
-    # --- verified-registry claims ---------------------------------------------------------
+    # --- actor events -----------------------------------------------------------------------
 
-    def claims(self) -> None:
+    def events(self) -> None:
+        """Read claim and deal events in height windows up to the processing tipset's
+        parent: the state at the processing tipset is the result of exactly those messages,
+        so a deal an event names, read there, shows what the event did."""
         checkpoint = get_checkpoint()
-        target = self.tipset.height
-        if checkpoint.claims_height is not None and checkpoint.claims_tipset_key:
+        target = self.tipset.height - 1
+        if checkpoint.events_height is not None and checkpoint.events_tipset_key:
             self._check_reorg(checkpoint)
             checkpoint.refresh_from_db()
         done = (
-            checkpoint.claims_height
-            if checkpoint.claims_height is not None
+            checkpoint.events_height
+            if checkpoint.events_height is not None
             else settings.SCANNER_START_EPOCH - 1
         )
         first = done
         while done < target and not self.should_stop():
             start = done + 1
             end = min(target, done + settings.SCANNER_EVENT_RANGE)
-            events = self._claim_events(start, end)
-            key = self.tipset.key_str if end == target else self._key_at(end)
-            self._commit_claims(events, end, key)
+            claims, deals = self._read_events(start, end)
+            outcomes = self._deals([e.deal_id for e in deals])
+            parents = self.tipset.parents_str if end == target else None
+            self._commit_events(claims, deals, outcomes, end, parents or self._key_at(end))
             done = end
-            self.progress("claims", done - first, target - first)
-        self.report.claims_height = done
+            self.progress("events", done - first, target - first)
+        self.report.events_height = done
 
     def _check_reorg(self, checkpoint: ScannerCheckpoint) -> None:
-        height = checkpoint.claims_height
+        height = checkpoint.events_height
         assert height is not None
-        if height > self.tipset.height:
+        if height >= self.tipset.height:
             return
-        if self._key_at(height) == checkpoint.claims_tipset_key:
+        if self._key_at(height) == checkpoint.events_tipset_key:
             return
         rewind_to = self._fork_point(height)
-        log.warning("tipset at %s changed: re-reading claim events above %s", height, rewind_to)
+        log.warning("tipset at %s changed: re-reading events above %s", height, rewind_to)
         with transaction.atomic():
-            touched = store.rewind_claim_events(rewind_to)
+            touched = store.rewind_events(rewind_to)
             self.report.blessed_refreshed += store.refresh_blessed(touched)
             ScannerCheckpoint.objects.filter(name="default").update(
-                claims_height=rewind_to, claims_tipset_key=""
+                events_height=rewind_to, events_tipset_key=""
             )
         self.report.rewound_to = rewind_to
 
@@ -199,14 +240,8 @@ class _Pass:
         """The highest height at which a stored event's tipset is still on the chain: our
         view and the chain agree up to there. Reorgs are shallow, so few heights are read."""
         floor = settings.SCANNER_START_EPOCH - 1
-        heights = (
-            ClaimEvent.objects.filter(height__lt=below, height__gt=floor)
-            .values_list("height", "tipset_hash")
-            .order_by("-height")
-            .distinct()
-        )
         checked: dict[int, str] = {}
-        for height, stored in heights.iterator():
+        for height, stored in _stored_event_heights(below, floor):
             if height not in checked:
                 checked[height] = store.tipset_hash(self._key_at(height))
             if checked[height] == stored:
@@ -216,10 +251,10 @@ class _Pass:
     def _key_at(self, height: int) -> str:
         return self.client.tipset_by_height(height, self.tipset).key_str
 
-    def _claim_events(self, start: int, end: int) -> list[ClaimEventRow]:
+    def _read_events(self, start: int, end: int) -> tuple[list[ClaimEventRow], list[DealEventRow]]:
         query: dict[str, Any] = {
-            "addresses": [VERIFIED_REGISTRY],
-            "fields": claim_kinds_filter(),
+            "addresses": [VERIFIED_REGISTRY, MARKET_ACTOR],
+            "fields": kinds_filter(EVENT_KINDS),
             "fromHeight": start,
             "toHeight": end,
         }
@@ -229,37 +264,58 @@ class _Pass:
             # More events than the node returns in one answer: split the range.
             if "too many" in exc.message.lower() and end > start:
                 middle = (start + end) // 2
-                return self._claim_events(start, middle) + self._claim_events(middle + 1, end)
+                low, high = self._read_events(start, middle), self._read_events(middle + 1, end)
+                return low[0] + high[0], low[1] + high[1]
             raise
+        claims: list[ClaimEventRow] = []
+        deals: list[DealEventRow] = []
         if raw is None:
-            return []
+            return claims, deals
         if not isinstance(raw, list):
             self._bad(f"GetActorEventsRaw {start}-{end}: result is not a list")
-            return []
-        rows: list[ClaimEventRow] = []
+            return claims, deals
         for event in raw:
             try:
-                row = decode_claim_event(event)
+                row = decode_event(event)
             except BadChainData as exc:
-                self._bad(f"claim event in {start}-{end}: {exc}")
+                self._bad(f"actor event in {start}-{end}: {exc}")
                 continue
-            if row is not None:
-                rows.append(row)
-        return rows
+            if isinstance(row, ClaimEventRow):
+                claims.append(row)
+            elif isinstance(row, DealEventRow):
+                deals.append(row)
+        return claims, deals
 
-    def _commit_claims(self, events: list[ClaimEventRow], height: int, key: str) -> None:
+    def _commit_events(
+        self,
+        claims: list[ClaimEventRow],
+        deals: list[DealEventRow],
+        outcomes: dict[int, Outcome],
+        height: int,
+        key: str,
+    ) -> None:
+        rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
+        unverified = {i for i, o in outcomes.items() if o == UNVERIFIED}
+        missing = [i for i, o in outcomes.items() if o == MISSING]
+        counts = Counter([e.kind for e in claims] + [e.kind for e in deals])
         with transaction.atomic():
             checkpoint = ScannerCheckpoint.objects.select_for_update().get(name="default")
-            touched = store.apply_claim_events(events)
+            touched = store.apply_claim_events(claims)
+            touched |= store.apply_deal_events(
+                deals, rows, missing, skip=unverified, checked_epoch=self.tipset.height
+            )
             self.report.blessed_refreshed += store.refresh_blessed(touched)
-            checkpoint.claims_height = height
-            checkpoint.claims_tipset_key = key
-            checkpoint.claim_events += len(events)
+            checkpoint.events_height = height
+            checkpoint.events_tipset_key = key
+            checkpoint.claim_events += len(claims)
+            checkpoint.event_counts = _add_counts(checkpoint.event_counts, counts)
             checkpoint.bad_items += self._pending_bad
             renew(checkpoint)
             checkpoint.save()
-        self.report.claim_events += len(events)
-        self.report.reverted_events += sum(1 for e in events if e.reverted)
+        self.report.events.update(counts)
+        self.report.reverted_events += sum(e.reverted for e in claims) + sum(
+            e.reverted for e in deals
+        )
         self._pending_bad = 0
 
     # --- market deals ---------------------------------------------------------------------
@@ -271,7 +327,19 @@ class _Pass:
         if len(self.report.errors) < 100:
             self.report.errors.append(message)
 
+    def _deals(self, deal_ids: list[int]) -> dict[int, Outcome]:
+        """Each deal as the processing tipset's state has it, reading only those this pass
+        has not read yet, in batched requests."""
+        wanted = sorted(set(deal_ids))
+        todo = [i for i in wanted if i not in self._read]
+        batch = settings.SCANNER_DEAL_BATCH
+        for offset in range(0, len(todo), batch):
+            self._read.update(self._fetch_deals(todo[offset : offset + batch]))
+        return {i: self._read[i] for i in wanted}
+
     def new_deals(self) -> None:
+        """Every deal id up to NextID, once: most were read when their deal-published event
+        was, and the rest (published before market events existed, or missed) here."""
         state = self.client.call("StateReadState", MARKET_ACTOR, self.tipset.key)
         next_id = (state or {}).get("State", {}).get("NextID") if isinstance(state, dict) else None
         if isinstance(next_id, bool) or not isinstance(next_id, int):
@@ -292,7 +360,13 @@ class _Pass:
         first = cursor
         while cursor < stop_at and not self.should_stop():
             ids = list(range(cursor, min(stop_at, cursor + settings.SCANNER_DEAL_BATCH)))
-            rows, unverified, missing = self._fetch_deals(ids)
+            unannounced = [i for i in ids if i not in self._read]
+            outcomes = {i: self._read[i] for i in ids if i in self._read}
+            outcomes.update(self._fetch_deals(unannounced))
+            self._read.update(outcomes)
+            rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
+            unverified = sum(1 for o in outcomes.values() if o == UNVERIFIED)
+            missing = sum(1 for o in outcomes.values() if o == MISSING)
             with transaction.atomic():
                 checkpoint = ScannerCheckpoint.objects.select_for_update().get(name="default")
                 store.upsert_deals(rows, checked_epoch=self.tipset.height)
@@ -300,124 +374,97 @@ class _Pass:
                 checkpoint.next_deal_id = ids[-1] + 1
                 checkpoint.deals_fetched += len(ids)
                 checkpoint.unverified_skipped += unverified
-                checkpoint.deals_missing += len(missing)
+                checkpoint.deals_missing += missing
                 checkpoint.bad_items += self._pending_bad
                 renew(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
             self.report.deals_stored += len(rows)
             self.report.unverified_skipped += unverified
-            self.report.deals_missing += len(missing)
+            self.report.deals_missing += missing
+            self.report.not_in_events += len(unannounced)
             cursor = ids[-1] + 1
             self.progress("deals", cursor - first, stop_at - first)
         self.report.next_deal_id = cursor
 
-    def _fetch_deals(self, ids: list[int]) -> tuple[list[DealRow], int, list[int]]:
-        """Fetch deals in one batch: (verified rows, unverified count, ids not in state)."""
+    def _fetch_deals(self, ids: list[int]) -> dict[int, Outcome]:
+        """Read deals in one batch. A deal whose answer cannot be read is BAD (and counted);
+        any other failure is not a verdict on the deal: the batch is retried next pass."""
+        if not ids:
+            return {}
         answers = self.client.batch(
             [("StateMarketStorageDeal", (deal_id, self.tipset.key)) for deal_id in ids]
         )
-        rows: list[DealRow] = []
-        unverified = 0
-        missing: list[int] = []
+        outcomes: dict[int, Outcome] = {}
         for deal_id, answer in zip(ids, answers, strict=True):
             if isinstance(answer, LotusRPCError) and "not found" in answer.message:
-                missing.append(deal_id)
+                outcomes[deal_id] = MISSING
                 continue
             if isinstance(answer, LotusError):
-                # Not a verdict on this deal: stop here and retry the batch next pass.
                 raise answer
             try:
                 row = parse_deal(deal_id, answer)
             except BadChainData as exc:
                 self._bad(str(exc))
+                outcomes[deal_id] = BAD
                 continue
-            if row is None:
-                unverified += 1
-            else:
-                rows.append(row)
-        return rows, unverified, missing
+            outcomes[deal_id] = UNVERIFIED if row is None else row
+        return outcomes
 
-    def recheck_deals(self) -> None:
-        """Re-read tracked deals: every pending one for activation, and a rotating slice of
-        the active ones for slashing and removal. Expiry needs no RPC: EndEpoch is known."""
-        height = self.tipset.height
-        pending = list(
-            Deal.objects.filter(
-                sector_start_epoch__lte=0,
-                slash_epoch=-1,
-                removed_epoch__isnull=True,
-                start_epoch__gte=height - ACTIVATION_GRACE,
-                checked_epoch__lt=height,
-            )
-            .order_by("deal_id")
-            .values_list("deal_id", flat=True)
-        )
-        self._recheck(pending, update_cursor=None)
-        checkpoint = get_checkpoint()
-        if checkpoint.recheck_height != height:
-            self._plan_rotation(checkpoint)
-            checkpoint.refresh_from_db()
-        active = list(
-            _active_deals(height)
-            .filter(deal_id__gt=checkpoint.recheck_cursor, deal_id__lte=checkpoint.recheck_end)
-            .order_by("deal_id")
-            .values_list("deal_id", flat=True)
-        )
-        self._recheck(active, update_cursor=checkpoint.recheck_end)
-
-    def _plan_rotation(self, checkpoint: ScannerCheckpoint) -> None:
-        """Fix this height's slice of active deals before checking it, so a pass re-run
-        after a kill checks exactly the same deals."""
-        active = _active_deals(self.tipset.height)
-        start = checkpoint.recheck_end
-        if not active.filter(deal_id__gt=start).exists():
-            start = 0  # went round: begin again
+    def reread_deals(self) -> None:
+        """Read once, from state, the deals marked for it (checked_epoch 0): rows from a dump,
+        since whatever happened to them between the dump's unknown epoch and the first event
+        window is in no event we read, and deals a reorg undid events of. Events cover
+        every other change."""
         ids = list(
-            active.filter(deal_id__gt=start)
+            Deal.objects.filter(checked_epoch=0)
             .order_by("deal_id")
             .values_list("deal_id", flat=True)[: settings.SCANNER_RECHECK_PER_PASS]
         )
-        ScannerCheckpoint.objects.filter(pk=checkpoint.pk).update(
-            recheck_height=self.tipset.height,
-            recheck_cursor=start,
-            recheck_end=ids[-1] if ids else start,
-        )
-
-    def _recheck(self, deal_ids: list[int], *, update_cursor: int | None) -> None:
         batch = settings.SCANNER_DEAL_BATCH
-        total = len(deal_ids)
-        for offset in range(0, total, batch):
+        for offset in range(0, len(ids), batch):
             if self.should_stop():
                 return
-            ids = deal_ids[offset : offset + batch]
-            rows, _unverified, missing = self._fetch_deals(ids)
-            before = {d.deal_id: d for d in Deal.objects.filter(deal_id__in=ids)}
+            chunk = ids[offset : offset + batch]
+            outcomes = self._deals(chunk)
+            rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
+            missing = [i for i, o in outcomes.items() if o == MISSING]
+            before = {d.deal_id: d for d in Deal.objects.filter(deal_id__in=chunk)}
             changed = [r for r in rows if _changed(before.get(r.deal_id), r)]
             with transaction.atomic():
                 checkpoint = ScannerCheckpoint.objects.select_for_update().get(name="default")
                 touched = store.deal_cids([r.deal_id for r in changed] + missing)
                 store.upsert_deals(rows, checked_epoch=self.tipset.height)
-                store.mark_deals_removed(missing, epoch=self.tipset.height)
+                store.end_missing_deals(missing, epoch=self.tipset.height)
                 touched |= _row_cids(changed)
                 self.report.blessed_refreshed += store.refresh_blessed(touched)
-                if update_cursor is not None:
-                    checkpoint.recheck_cursor = ids[-1]
                 checkpoint.bad_items += self._pending_bad
                 renew(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
-            self.report.deals_rechecked += len(ids)
+            self.report.deals_rechecked += len(chunk)
             self.report.deals_changed += len(changed) + len(missing)
-            self.progress("recheck", offset + len(ids), total)
-        if update_cursor is not None:
-            ScannerCheckpoint.objects.filter(name="default").update(recheck_cursor=update_cursor)
+            self.progress("recheck", offset + len(chunk), len(ids))
 
 
-def _active_deals(height: int) -> Any:
-    return Deal.objects.filter(
-        sector_start_epoch__gt=0, slash_epoch=-1, removed_epoch__isnull=True, end_epoch__gt=height
-    )
+def _stored_event_heights(below: int, floor: int) -> Iterator[tuple[int, str]]:
+    """(height, tipset hash) of stored claim and deal events in (floor, below), highest
+    first."""
+    streams = [
+        model.objects.filter(height__lt=below, height__gt=floor)
+        .values_list("height", "tipset_hash")
+        .order_by("-height")
+        .distinct()
+        .iterator()
+        for model in (ClaimEvent, DealEvent)
+    ]
+    return heapq.merge(*streams, key=lambda row: -row[0])
+
+
+def _add_counts(stored: Any, counts: Counter[str]) -> dict[str, int]:
+    total = Counter(stored if isinstance(stored, dict) else {})
+    total.update(counts)
+    return dict(sorted(total.items()))
 
 
 def _changed(old: Deal | None, new: DealRow) -> bool:

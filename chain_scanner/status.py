@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import Model
 from django.utils import timezone
 
+from chain_scanner.decode import CLAIM_KINDS, DEAL_KINDS
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 
 EXACT_COUNT_LIMIT = 200_000
@@ -101,11 +102,14 @@ def scanner_status() -> dict[str, Any]:
     if checkpoint is None:
         checkpoint = ScannerCheckpoint(name="default")
     lag = lag_behind_head(checkpoint.head_height, checkpoint.processing_height)
+    stored = checkpoint.event_counts if isinstance(checkpoint.event_counts, dict) else {}
+    events = {kind: int(stored.get(kind, 0)) for kind in (*CLAIM_KINDS, *DEAL_KINDS)}
     return {
         "processing_height": checkpoint.processing_height,
         "head_height": checkpoint.head_height,
         "lag_epochs": lag,
-        "claims_height": checkpoint.claims_height,
+        "events_height": checkpoint.events_height,
+        "claims_height": checkpoint.events_height,
         "next_deal_id": checkpoint.next_deal_id,
         "dump_last_deal_id": checkpoint.dump_last_deal_id,
         "last_pass_started_at": checkpoint.last_pass_started_at,
@@ -120,6 +124,10 @@ def scanner_status() -> dict[str, Any]:
             "unverified_skipped": checkpoint.unverified_skipped,
             "deals_missing": checkpoint.deals_missing,
             "claim_events": checkpoint.claim_events,
+            "deal_events": sum(events[kind] for kind in DEAL_KINDS),
+            # Served by the partial index deal_to_reread: cheap at any table size.
+            "deals_to_reread": Deal.objects.filter(checked_epoch=0).count(),
             "bad_items": checkpoint.bad_items,
         },
+        "events": events,
     }

@@ -1,5 +1,5 @@
-"""Writes to the scanner's tables: deal upserts (bulk, PostgreSQL and SQLite), claim event
-folding, and the blessed-CID cache derived from deals and claims.
+"""Writes to the scanner's tables: deal upserts (bulk, PostgreSQL and SQLite), deal events,
+claim event folding, and the blessed-CID cache derived from deals and claims.
 
 Every function here is idempotent: writing the same input twice leaves the same tables.
 """
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
-from chain_scanner.decode import ClaimEventRow, DealRow
-from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal
+from chain_scanner.decode import ClaimEventRow, DealEventRow, DealRow
+from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal, DealEvent
 
 DEAL_TABLE = Deal._meta.db_table
 CLAIM_TABLE = Claim._meta.db_table
@@ -124,12 +124,74 @@ def _upsert_deals_postgres(rows: Sequence[DealRow], checked_epoch: int) -> None:
         )
 
 
-def mark_deals_removed(deal_ids: Iterable[int], *, epoch: int) -> None:
-    ids = list(deal_ids)
-    if ids:
-        Deal.objects.filter(deal_id__in=ids, removed_epoch__isnull=True).update(
-            removed_epoch=epoch, checked_epoch=epoch
-        )
+def apply_deal_events(
+    events: Sequence[DealEventRow],
+    rows: Sequence[DealRow],
+    missing: Sequence[int],
+    *,
+    skip: set[int],
+    checked_epoch: int,
+) -> set[str]:
+    """Record market events (and forget reverted ones), then write what state says of the
+    deals they name: `rows` as read at `checked_epoch`, `missing` ended (end_missing_deals).
+    Events of deals in `skip` (read as unverified) are not kept. Returns the CIDs whose
+    blessed status may have changed. Call inside a transaction."""
+    kept = [e for e in events if e.deal_id not in skip]
+    DealEvent.objects.bulk_create(
+        [
+            DealEvent(
+                deal_id=e.deal_id,
+                kind=e.kind,
+                height=e.height,
+                msg_cid=e.msg_cid,
+                tipset_hash=tipset_hash(e.tipset_key),
+            )
+            for e in kept
+            if not e.reverted
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    for e in kept:
+        if e.reverted:
+            DealEvent.objects.filter(
+                height=e.height, msg_cid=e.msg_cid, kind=e.kind, deal_id=e.deal_id
+            ).delete()
+    touched = deal_cids([r.deal_id for r in rows] + list(missing))
+    upsert_deals(rows, checked_epoch=checked_epoch)
+    end_missing_deals(missing, epoch=checked_epoch)
+    return touched | {c for r in rows for c in (r.piece_cid, r.payload_cid) if c}
+
+
+def end_missing_deals(deal_ids: Iterable[int], *, epoch: int) -> None:
+    """Deals no longer in market state at `epoch`: how each ended comes from its last
+    stored event. Terminated at H: slashed at H (the market actor takes an early-terminated
+    deal out of state at once). Completed at H: gone at H. No such event (a pending deal
+    that timed out, or history before market events): gone at `epoch`."""
+    ids = sorted(set(deal_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        endings: dict[int, tuple[str, int]] = {}
+        for deal_id, kind, height in (
+            DealEvent.objects.filter(
+                deal_id__in=chunk,
+                kind__in=[DealEvent.Kind.TERMINATED, DealEvent.Kind.COMPLETED],
+            )
+            .order_by("height", "pk")
+            .values_list("deal_id", "kind", "height")
+        ):
+            endings[deal_id] = (kind, height)  # the last one wins
+        unexplained = [i for i in chunk if i not in endings]
+        if unexplained:
+            Deal.objects.filter(deal_id__in=unexplained, removed_epoch__isnull=True).update(
+                removed_epoch=epoch
+            )
+            Deal.objects.filter(deal_id__in=unexplained).update(checked_epoch=epoch)
+        for deal_id, (kind, height) in endings.items():
+            slash = height if kind == DealEvent.Kind.TERMINATED else -1
+            Deal.objects.filter(deal_id=deal_id).update(
+                slash_epoch=slash, removed_epoch=height, checked_epoch=epoch
+            )
 
 
 def deal_cids(deal_ids: Iterable[int]) -> set[str]:
@@ -198,12 +260,19 @@ def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
     return touched
 
 
-def rewind_claim_events(above_height: int) -> set[str]:
-    """Forget every claim event above a height (a reorg reached below our checkpoint)."""
+def rewind_events(above_height: int) -> set[str]:
+    """Forget every claim and deal event above a height (a reorg reached below our
+    checkpoint). Claims are re-folded from what is left; the deals those events named are
+    marked for a re-read from state (checked_epoch 0). Returns the CIDs touched."""
     doomed = ClaimEvent.objects.filter(height__gt=above_height)
     claim_ids = set(doomed.values_list("claim_id", flat=True))
     touched = set(doomed.values_list("piece_cid", flat=True))
     doomed.delete()
+    deal_events = DealEvent.objects.filter(height__gt=above_height)
+    deal_ids = sorted(set(deal_events.values_list("deal_id", flat=True)))
+    deal_events.delete()
+    for start in range(0, len(deal_ids), 500):
+        Deal.objects.filter(deal_id__in=deal_ids[start : start + 500]).update(checked_epoch=0)
     return touched | refold_claims(claim_ids)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 from celery import shared_task
@@ -24,4 +23,4 @@ def scan_pass() -> dict[str, Any]:
         log.error("scan pass failed: %s", exc)
         return {"error": str(exc)}
     log.info("scan pass: %s", report.summary())
-    return asdict(report)
+    return report.as_dict()

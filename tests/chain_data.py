@@ -53,7 +53,9 @@ FLAG_INDEXED_KEY = 0x01
 FLAG_INDEXED_ALL = 0x03  # key and value indexed
 
 CLAIM_EVENT_KINDS = ("claim", "claim-updated", "claim-removed")
+DEAL_EVENT_KINDS = ("deal-published", "deal-activated", "deal-terminated", "deal-completed")
 VERIFREG_ACTOR = "f06"
+MARKET_ACTOR = "f05"
 
 
 def _read_json(name: str, directory: Path | None = None) -> Any:
@@ -200,6 +202,43 @@ def encode_claim_event(
     return {
         "entries": entries,
         "emitter": VERIFREG_ACTOR,
+        "reverted": reverted,
+        "height": height,
+        "tipsetKey": _tipset_key_json(tipset_key),
+        "msgCid": {"/": msg_cid},
+    }
+
+
+def encode_deal_event(
+    kind: str,
+    *,
+    deal_id: int,
+    client: int | str,
+    provider: int | str,
+    height: int,
+    msg_cid: str,
+    tipset_key: list[Any] | None,
+    reverted: bool = False,
+    emitter: str = MARKET_ACTOR,
+) -> dict[str, Any]:
+    """One GetActorEventsRaw element as the market actor (f05) emits it (builtin-actors
+    market/src/emit.rs, EventBuilder): `$type`, then `id`, `client`, `provider`, every
+    entry flagged 3 (key and value indexed), values CBOR (ints as uints)."""
+    if kind not in DEAL_EVENT_KINDS:
+        raise ValueError(f"unknown deal event kind {kind!r}")
+    entries = [
+        _entry("$type", kind, FLAG_INDEXED_ALL),
+        _entry("id", deal_id, FLAG_INDEXED_ALL),
+        _entry("client", client if isinstance(client, int) else actor_id(client), FLAG_INDEXED_ALL),
+        _entry(
+            "provider",
+            provider if isinstance(provider, int) else actor_id(provider),
+            FLAG_INDEXED_ALL,
+        ),
+    ]
+    return {
+        "entries": entries,
+        "emitter": emitter,
         "reverted": reverted,
         "height": height,
         "tipsetKey": _tipset_key_json(tipset_key),

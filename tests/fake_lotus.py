@@ -45,15 +45,18 @@ import cbor2
 
 from tests.chain_data import (
     CLAIM_EVENT_KINDS,
+    DEAL_EVENT_KINDS,
     EPOCH_SECONDS,
     GENESIS_TIMESTAMP,
     REAL_EVENTS_TO,
     actor_id,
     cid_from_str,
     decode_event_entries,
+    encode_deal_event,
     load_real_chainhead,
     load_real_claim_events,
     load_real_deals,
+    synthetic_message_cid,
     synthetic_object_cid,
     synthetic_tipset_cid,
 )
@@ -129,9 +132,12 @@ class FakeChain:
     """The chain the server serves. Tipsets are derived on demand from the height (so a
     head at 4.6 M costs nothing); everything is guarded by one lock.
 
-    Mutate it between (or during) requests: add_deal / remove_deal / update_deal_state,
-    add_event, set_head / advance / grow_head, reorg; `null_rounds`, `finality` and
-    `finalized_override` (an F3-finalized height) are plain attributes."""
+    Mutate it between (or during) requests: add_deal / remove_deal / update_deal_state
+    (unversioned: every height sees the change, and no event says so), activate_deal /
+    terminate_deal / complete_deal (what the market actor does: a change from the next
+    tipset on and the event that announces it), add_event, set_head / advance / grow_head,
+    reorg; `null_rounds`, `finality` and `finalized_override` (an F3-finalized height) are
+    plain attributes."""
 
     def __init__(
         self,
@@ -156,6 +162,8 @@ class FakeChain:
         self.next_deal_id = next_deal_id
         self._first_next_id = next_deal_id
         self._deal_added_at: dict[int, int] = {}  # kept after removal: NextID never goes back
+        # Versioned changes: (height of the message, State fields to set, or None: removed).
+        self._deal_changes: dict[int, list[tuple[int, dict[str, Any] | None]]] = {}
         self._market_log: list[tuple[int, int]] = []  # (height, version) of each deal change
         self._market_at: dict[int, tuple[int, int]] = {}
         self._events: list[_Event] = []  # sorted by height, insertion order within a height
@@ -168,12 +176,13 @@ class FakeChain:
     @classmethod
     def from_fixtures(cls) -> FakeChain:
         """The 360 real claim events (4622129-4622139, on their real tipset keys), the real
-        deals (visible from genesis) and head = 4622139 + 900, so all of it is final.
+        deals (visible from genesis) and head = 4622140 + 900: the finalized tipset is
+        4622140, whose parent state has executed every one of the events.
 
         The tipset at 4622139 has the 4 blocks the events' tipsetKey names: the 3 real
         ChainHead blocks (real headers) plus the block that arrived after that snapshot; the
         3-block key of the snapshot still resolves, as it does on a Lotus node."""
-        chain = cls(head_height=REAL_EVENTS_TO + 900)
+        chain = cls(head_height=REAL_EVENTS_TO + 901)
         events = load_real_claim_events()
         for event in events:
             chain._real_cids.setdefault(event["height"], _key_tuple(event["tipsetKey"]))
@@ -294,8 +303,12 @@ class FakeChain:
 
     def reorg(self, from_height: int) -> None:
         """Tipsets at >= from_height get new CIDs. Events there are marked reverted (keeping
-        the orphaned tipset key); add the replacement events yourself."""
+        the orphaned tipset key) and the versioned deal changes of those heights are undone;
+        add the replacement events yourself."""
         with self._lock:
+            for deal_id, changes in self._deal_changes.items():
+                self._deal_changes[deal_id] = [c for c in changes if c[0] < from_height]
+            self._market_changed(from_height)
             for event in self._events[self._event_index(from_height) :]:
                 if not event.reverted:
                     event.key = event.key or self._block_cids(event.height)
@@ -304,9 +317,18 @@ class FakeChain:
 
     # --- market deals ----------------------------------------------------------------------
 
-    def add_deal(self, deal_id: int, value: dict[str, Any], *, height: int | None = None) -> None:
+    def add_deal(
+        self,
+        deal_id: int,
+        value: dict[str, Any],
+        *,
+        height: int | None = None,
+        event: bool = True,
+    ) -> None:
         """Publish a `{Proposal, State}` value (see chain_data.make_deal), visible to state
-        calls at tipsets >= `height` (default: the current head)."""
+        calls at tipsets >= `height` (default: the current head). With `event`, the
+        deal-published event goes at height - 1: the publishing message was in the tipset
+        before the first one whose (parent) state holds the deal."""
         with self._lock:
             at = self.head_height if height is None else height
             # Copy the two levels we may replace, so update_deal_state never edits caller data.
@@ -317,6 +339,55 @@ class FakeChain:
             self._deal_added_at[deal_id] = at
             self.next_deal_id = max(self.next_deal_id, deal_id + 1)
             self._market_changed(at)
+            if event and at > 0:
+                self._deal_event("deal-published", deal_id, at - 1)
+
+    def activate_deal(self, deal_id: int, *, height: int, sector_number: int = 1) -> None:
+        """A sector holding the deal is proven at `height`: SectorStartEpoch = height from
+        tipset height + 1 on, and a deal-activated event at `height`."""
+        self._change_deal(
+            deal_id,
+            height,
+            {"SectorStartEpoch": height, "LastUpdatedEpoch": height, "SectorNumber": sector_number},
+            "deal-activated",
+        )
+
+    def terminate_deal(self, deal_id: int, *, height: int) -> None:
+        """The deal's sector is terminated early at `height`: the market actor slashes the
+        deal and takes it out of state at once (builtin-actors on_miner_sectors_terminate),
+        so from tipset height + 1 on it is not found; a deal-terminated event at `height`."""
+        self._change_deal(deal_id, height, None, "deal-terminated")
+
+    def complete_deal(self, deal_id: int, *, height: int) -> None:
+        """The deal ran its term and is settled at `height`: gone from tipset height + 1 on,
+        with a deal-completed event."""
+        self._change_deal(deal_id, height, None, "deal-completed")
+
+    def _change_deal(
+        self, deal_id: int, height: int, fields: dict[str, Any] | None, kind: str
+    ) -> None:
+        with self._lock:
+            if deal_id not in self.deals:
+                raise KeyError(f"no deal {deal_id}")
+            self._deal_changes.setdefault(deal_id, []).append((height, fields))
+            self._market_changed(height + 1)
+            self._deal_event(kind, deal_id, height)
+
+    def _deal_event(self, kind: str, deal_id: int, height: int) -> None:
+        proposal = self.deals[deal_id]["Proposal"]
+        self.add_event(
+            encode_deal_event(
+                kind,
+                deal_id=deal_id,
+                client=proposal["Client"],
+                provider=proposal["Provider"],
+                height=height,
+                msg_cid=synthetic_message_cid(
+                    8 * deal_id + DEAL_EVENT_KINDS.index(kind) + 4_000_000_000
+                ),
+                tipset_key=None,
+            )
+        )
 
     def remove_deal(self, deal_id: int) -> None:
         """The deal leaves market state (expired and settled, or slashed), at every height:
@@ -390,7 +461,15 @@ class FakeChain:
             deal = self.deals.get(deal_id)
             if deal is None or self._deal_added_at[deal_id] > height:
                 raise RPCError(DEAL_NOT_FOUND.format(deal_id))
-            return deal
+            changes = [c for at, c in self._deal_changes.get(deal_id, ()) if at < height]
+            if not changes:
+                return deal
+            if any(c is None for c in changes):
+                raise RPCError(DEAL_NOT_FOUND.format(deal_id))
+            state = dict(deal["State"])
+            for fields in changes:
+                state.update(fields or {})
+            return {"Proposal": deal["Proposal"], "State": state}
 
     # --- verified registry claims and actor events -----------------------------------------
 

@@ -18,6 +18,7 @@ import pytest
 
 from tests.chain_data import (
     BLOCK_FIELDS,
+    DEAL_EVENT_KINDS,
     FIXTURES,
     REAL_EVENTS_FROM,
     REAL_EVENTS_TO,
@@ -244,7 +245,7 @@ def test_protocol_errors_are_http_500(
 
 
 def test_v1_only_methods_are_missing_on_v0(real: FakeLotusServer) -> None:
-    assert call(real.url_v0, "ChainHead")["Height"] == REAL_EVENTS_TO + 900
+    assert call(real.url_v0, "ChainHead")["Height"] == REAL_EVENTS_TO + 901
     for method, params in [("ChainGetFinalizedTipSet", []), ("GetActorEventsRaw", [{}])]:
         response = post(real.url_v0, rpc_body(method, *params))
         assert response.status_code == 500
@@ -671,7 +672,49 @@ def test_standalone_main_serves_fixtures() -> None:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/rpc/v1")
-        assert call(url, "ChainHead")["Height"] == REAL_EVENTS_TO + 900
+        assert call(url, "ChainHead")["Height"] == REAL_EVENTS_TO + 901
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_market_changes_are_versioned_and_announced_by_events() -> None:
+    chain = FakeChain(head_height=5000)
+    chain.add_deal(1, make_deal(1, start_epoch=4000, end_epoch=10**6), height=100)
+    chain.activate_deal(1, height=200, sector_number=9)
+    chain.terminate_deal(1, height=300)
+    with FakeLotusServer(chain) as server:
+
+        def state_at(height: int) -> Any:
+            tsk = call(server.url, "ChainGetTipSetByHeight", height, None)["Cids"]
+            body = post(server.url, rpc_body("StateMarketStorageDeal", 1, tsk)).json()
+            return body.get("result") or body["error"]["message"]
+
+        assert "not found" in state_at(99)
+        assert state_at(100)["State"]["SectorStartEpoch"] == -1
+        # A message at 200 shows in the parent state of the tipset at 201.
+        assert state_at(200)["State"]["SectorStartEpoch"] == -1
+        assert state_at(201)["State"]["SectorStartEpoch"] == 200
+        assert state_at(201)["State"]["SectorNumber"] == 9
+        assert state_at(300)["State"]["SectorStartEpoch"] == 200
+        assert "not found" in state_at(301)
+        market = {
+            "addresses": ["f05"],
+            "fields": {
+                "$type": [{"codec": 81, "value": cbor_text_b64(k)} for k in DEAL_EVENT_KINDS]
+            },
+            "fromHeight": 0,
+            "toHeight": 1000,
+        }
+        events = call(server.url, "GetActorEventsRaw", market)
+        assert [(e["height"], decode_event_entries(e)) for e in events] == [
+            (99, {"$type": "deal-published", "id": 1, "client": 1880278, "provider": 2118066}),
+            (200, {"$type": "deal-activated", "id": 1, "client": 1880278, "provider": 2118066}),
+            (300, {"$type": "deal-terminated", "id": 1, "client": 1880278, "provider": 2118066}),
+        ]
+        assert {e["emitter"] for e in events} == {"f05"}
+        assert all(entry["Flags"] == 3 for e in events for entry in e["entries"])
+        only = market | {"fields": {"$type": [{"codec": 81, "value": cbor_text_b64("claim")}]}}
+        assert call(server.url, "GetActorEventsRaw", only) is None
+        chain.reorg(250)  # the termination's branch is replaced: the deal is back
+        assert state_at(301)["State"]["SectorStartEpoch"] == 200

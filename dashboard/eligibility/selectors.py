@@ -205,10 +205,12 @@ def cid_report(cid: str) -> dict[str, Any]:
                 removed_epoch=c,
             )
             source_status = deal.status_at(epoch)
+            slash_epoch = b if b != -1 else None
         else:
             claim = Claim(term_start=start, term_max=end - start, removed=bool(a))
             source_status = claim.status_at(epoch)
             provider, client = f"f0{provider}", f"f0{client}"
+            slash_epoch = None
         sources.append(
             {
                 "kind": "deal" if kind == 1 else "claim",
@@ -220,6 +222,7 @@ def cid_report(cid: str) -> dict[str, Any]:
                 "start_epoch": start,
                 "end_epoch": end,
                 "status": source_status,
+                "slash_epoch": slash_epoch,
             }
         )
     return {

@@ -28,6 +28,10 @@ class SourceSerializer(serializers.Serializer):
     start_epoch = serializers.IntegerField()
     end_epoch = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["active", "expired", "pending"])
+    slash_epoch = serializers.IntegerField(
+        allow_null=True,
+        help_text="a deal's: the epoch it was slashed (terminated early) at; null otherwise",
+    )
 
 
 STATUSES = ["active", "expired", "pending", "unknown"]
@@ -110,6 +114,10 @@ class ScannerCountsSerializer(serializers.Serializer):
     unverified_skipped = serializers.IntegerField()
     deals_missing = serializers.IntegerField()
     claim_events = serializers.IntegerField()
+    deal_events = serializers.IntegerField()
+    deals_to_reread = serializers.IntegerField(
+        help_text="deals waiting for their one re-read from state (rows from a dump)"
+    )
     bad_items = serializers.IntegerField()
 
 
@@ -117,7 +125,14 @@ class ScannerSerializer(serializers.Serializer):
     processing_height = serializers.IntegerField(allow_null=True)
     head_height = serializers.IntegerField(allow_null=True)
     lag_epochs = serializers.IntegerField(allow_null=True)
-    claims_height = serializers.IntegerField(allow_null=True)
+    events_height = serializers.IntegerField(
+        allow_null=True,
+        help_text="claim and deal events are read up to this height (the processing "
+        "tipset's parent)",
+    )
+    claims_height = serializers.IntegerField(
+        allow_null=True, help_text="the same as events_height (its former name)"
+    )
     next_deal_id = serializers.IntegerField(allow_null=True)
     dump_last_deal_id = serializers.IntegerField(allow_null=True)
     last_pass_started_at = serializers.DateTimeField(allow_null=True)
@@ -125,3 +140,9 @@ class ScannerSerializer(serializers.Serializer):
     last_error = serializers.CharField(allow_null=True)
     last_error_at = serializers.DateTimeField(allow_null=True)
     counts = ScannerCountsSerializer()
+    events = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="actor events read, by $type: the verified registry's claim, claim-updated, "
+        "claim-removed and the market's deal-published, deal-activated, deal-terminated, "
+        "deal-completed",
+    )

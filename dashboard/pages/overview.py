@@ -26,6 +26,8 @@ COUNT_LABELS = {
     "unverified_skipped": "Unverified deals skipped",
     "deals_missing": "Deals gone from state",
     "claim_events": "Claim events",
+    "deal_events": "Deal events",
+    "deals_to_reread": "Deals waiting for a re-read (from a dump)",
     "bad_items": "Items that could not be read",
 }
 
@@ -105,5 +107,6 @@ def scanner(request: HttpRequest) -> HttpResponse:
             "scanner": status,
             "lag_text": _lag_text(status["lag_epochs"]),
             "counts": [(COUNT_LABELS.get(k, k), v) for k, v in status["counts"].items()],
+            "events": list(status["events"].items()),
         },
     )

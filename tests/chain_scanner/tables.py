@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal, ScannerCheckpoint
+from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal, DealEvent, ScannerCheckpoint
 
 CHECKPOINT_POSITION = (
     "next_deal_id",
-    "claims_height",
-    "claims_tipset_key",
-    "recheck_height",
-    "recheck_cursor",
-    "recheck_end",
+    "events_height",
+    "events_tipset_key",
     "dump_last_deal_id",
     "deals_fetched",
     "unverified_skipped",
     "deals_missing",
     "claim_events",
+    "event_counts",
     "bad_items",
 )
 
@@ -31,6 +29,10 @@ def snapshot() -> dict[str, Any]:
         "events": sorted(
             tuple(sorted((k, v) for k, v in e.items() if k != "id"))
             for e in ClaimEvent.objects.values()
+        ),
+        "deal_events": sorted(
+            tuple(sorted((k, v) for k, v in e.items() if k != "id"))
+            for e in DealEvent.objects.values()
         ),
         "blessed": list(BlessedCid.objects.order_by("cid").values()),
         "checkpoint": list(checkpoint),

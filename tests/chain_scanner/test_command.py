@@ -29,7 +29,8 @@ def test_once_prints_one_summary_line(scanner_settings) -> None:  # type: ignore
     call_command("scan_chain", "--once", stdout=out, stderr=io.StringIO())
     lines = out.getvalue().strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("scan: height=4622139 ")
+    assert lines[0].startswith("scan: height=4622140 ")
+    assert " events=claim:360,claim-updated:0,claim-removed:0,deal-published:0," in lines[0]
     assert "claim_events=360" in lines[0] and "errors=0" in lines[0]
 
 

@@ -7,9 +7,12 @@ import cbor2
 import pytest
 
 from chain_scanner.decode import (
+    CLAIM_KINDS,
+    DEAL_KINDS,
     BadChainData,
-    claim_kinds_filter,
-    decode_claim_event,
+    DealEventRow,
+    decode_event,
+    kinds_filter,
     parse_deal,
     parse_deal_id,
 )
@@ -92,7 +95,7 @@ def test_deal_ids_must_be_canonical_integers() -> None:
 
 
 def test_all_360_real_claim_events_decode_to_the_recorded_values() -> None:
-    rows = [decode_claim_event(e) for e in load_real_claim_events()]
+    rows = [decode_event(e) for e in load_real_claim_events()]
     expected = load_decoded_claims()
     assert len(rows) == len(expected) == 360
     for row, want in zip(rows, expected, strict=True):
@@ -123,24 +126,99 @@ def test_undecodable_cbor_and_wrong_types_are_bad_data() -> None:
     event = copy.deepcopy(load_real_claim_events()[0])
     _entry(event, "term-max")["Value"] = "////"
     with pytest.raises(BadChainData, match="undecodable CBOR"):
-        decode_claim_event(event)
+        decode_event(event)
     event = copy.deepcopy(load_real_claim_events()[0])
     _entry(event, "piece-cid")["Value"] = base64.b64encode(cbor2.dumps("baga")).decode()
     with pytest.raises(BadChainData, match="tag 42"):
-        decode_claim_event(event)
+        decode_event(event)
     event = copy.deepcopy(load_real_claim_events()[0])
     _entry(event, "id")["Value"] = base64.b64encode(cbor2.dumps(-5)).decode()
     with pytest.raises(BadChainData, match="unsigned"):
-        decode_claim_event(event)
+        decode_event(event)
 
 
 def test_other_event_types_are_ignored() -> None:
     event = copy.deepcopy(load_real_claim_events()[0])
     _entry(event, "$type")["Value"] = base64.b64encode(cbor2.dumps("allocation")).decode()
-    assert decode_claim_event(event) is None
+    assert decode_event(event) is None
 
 
 def test_type_filter_matches_the_real_claim_encoding() -> None:
-    values = [f["value"] for f in claim_kinds_filter()["$type"]]
+    values = [f["value"] for f in kinds_filter(CLAIM_KINDS)["$type"]]
     assert values[0] == "ZWNsYWlt"  # base64(CBOR "claim"), as in real requests
     assert synthetic_piece_cid(1).startswith("baga6ea4seaq")
+
+
+def _b64(hex_text: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_text)).decode("ascii")
+
+
+# A market event written out byte by byte from RFC 8949, not through any CBOR library:
+# 0x6f = text of length 15; 0x1a = a 4-byte unsigned integer.
+HAND_BUILT_TERMINATION = {
+    "emitter": "f05",
+    "entries": [
+        {"Flags": 3, "Key": "$type", "Codec": 81, "Value": _b64("6f" + b"deal-terminated".hex())},
+        {"Flags": 3, "Key": "id", "Codec": 81, "Value": _b64("1a00bc614e")},  # 12345678
+        {"Flags": 3, "Key": "client", "Codec": 81, "Value": _b64("1a00325bd5")},  # 3300309
+        {"Flags": 3, "Key": "provider", "Codec": 81, "Value": _b64("1a00175d34")},  # 1531188
+    ],
+    "height": 4622135,
+    "msgCid": {"/": "bafy2bzacebtcy2us37j4rzgu5phfi5767ryfuhbpwedekvwhc5mrakq5dtl7k"},
+    "reverted": False,
+    "tipsetKey": [{"/": "bafy2bzaced4v32oeij3l7ru547vuzgkgeh6uwyjsi7f22uwi7acahe4babr4m"}],
+}
+
+
+def test_a_hand_built_market_event_decodes() -> None:
+    row = decode_event(HAND_BUILT_TERMINATION)
+    assert row == DealEventRow(
+        kind="deal-terminated",
+        deal_id=12345678,
+        client=3300309,
+        provider=1531188,
+        height=4622135,
+        msg_cid="bafy2bzacebtcy2us37j4rzgu5phfi5767ryfuhbpwedekvwhc5mrakq5dtl7k",
+        reverted=False,
+        tipset_key="bafy2bzaced4v32oeij3l7ru547vuzgkgeh6uwyjsi7f22uwi7acahe4babr4m",
+    )
+
+
+def test_the_fake_chains_encoder_writes_the_hand_built_bytes() -> None:
+    from tests.chain_data import encode_deal_event
+
+    event = encode_deal_event(
+        "deal-terminated",
+        deal_id=12345678,
+        client="f03300309",
+        provider=1531188,
+        height=4622135,
+        msg_cid=HAND_BUILT_TERMINATION["msgCid"]["/"],
+        tipset_key=HAND_BUILT_TERMINATION["tipsetKey"],
+    )
+    assert event["entries"] == HAND_BUILT_TERMINATION["entries"]
+
+
+def test_our_event_types_from_any_other_actor_are_ignored() -> None:
+    # Any contract can emit an event whose $type is "deal-terminated": only f05's count.
+    for emitter in ("f01234", "f410fxyz", "f06", "t0x5"):
+        assert decode_event({**HAND_BUILT_TERMINATION, "emitter": emitter}) is None
+    assert decode_event({**HAND_BUILT_TERMINATION, "emitter": "t05"}) is not None
+    claim = copy.deepcopy(load_real_claim_events()[0])
+    assert decode_event({**claim, "emitter": "f05"}) is None
+
+
+def test_deal_event_ids_must_be_unsigned_integers() -> None:
+    event = copy.deepcopy(HAND_BUILT_TERMINATION)
+    _entry(event, "id")["Value"] = _b64("20")  # CBOR -1
+    with pytest.raises(BadChainData, match="id is not an unsigned integer"):
+        decode_event(event)
+    del event["entries"][1]
+    with pytest.raises(BadChainData, match="id is not an unsigned integer"):
+        decode_event(event)
+
+
+def test_one_filter_asks_for_claim_and_deal_events() -> None:
+    values = [f["value"] for f in kinds_filter(CLAIM_KINDS + DEAL_KINDS)["$type"]]
+    assert len(values) == 7
+    assert base64.b64decode(values[-1]) == bytes.fromhex("6e") + b"deal-completed"

@@ -21,7 +21,7 @@ from tests.fake_lotus import FakeChain, FakeLotusServer
 
 pytestmark = pytest.mark.django_db
 
-REAL_LAST_HEIGHT = 4_622_139
+REAL_LAST_HEIGHT = 4_622_139  # the last real claim events; the fixture chain finalizes +1
 
 
 def _status(cid: str, height: int) -> str:
@@ -45,8 +45,8 @@ def _finalize(chain: FakeChain) -> int:
 def test_first_pass_caches_every_real_claim(scanner_settings, lotus: FakeLotusServer) -> None:
     report = scan_once()
     claims = load_decoded_claims()
-    assert report.processing_height == REAL_LAST_HEIGHT
-    assert report.claims_height == REAL_LAST_HEIGHT
+    assert report.processing_height == REAL_LAST_HEIGHT + 1
+    assert report.events_height == REAL_LAST_HEIGHT  # the processing tipset's parent
     assert report.claim_events == 360 and report.bad_items == 0
     assert Claim.objects.count() == 360
     pieces = {c["pieceCid"] for c in claims}
@@ -65,7 +65,7 @@ def test_first_pass_caches_every_real_claim(scanner_settings, lotus: FakeLotusSe
 
 
 def test_claim_ranges_are_bounded_to_2880_epochs(scanner_settings, lotus) -> None:  # type: ignore[no-untyped-def]
-    scanner_settings.SCANNER_START_EPOCH = REAL_LAST_HEIGHT - 3 * 2880 + 1
+    scanner_settings.SCANNER_START_EPOCH = REAL_LAST_HEIGHT - 3 * 2880 + 1  # 3 windows
     scan_once()
     assert lotus.requests["GetActorEventsRaw"] == 3
     assert Claim.objects.count() == 360
@@ -152,8 +152,34 @@ def test_new_deals_incrementally(scanner_settings, chain: FakeChain, lotus) -> N
     checkpoint = get_checkpoint()
     assert checkpoint.next_deal_id == first + 4
     assert checkpoint.unverified_skipped == 1
-    # one batched HTTP request fetched all four deals
-    assert lotus.requests["StateMarketStorageDeal"] == 4 + 1  # + the pending recheck
+    # Each deal read once, when its deal-published event was; NextID found nothing else.
+    assert lotus.requests["StateMarketStorageDeal"] == 4
+    assert report.events["deal-published"] == 4 and report.not_in_events == 0
+    lotus.reset_stats()
+    _finalize(chain)
+    report = scan_once()
+    # The pending deals are not re-read: an activation would come as an event.
+    assert lotus.requests["StateMarketStorageDeal"] == 0 and report.deals_rechecked == 0
+
+
+def test_deal_ids_no_event_announced_are_read_from_next_id(scanner_settings, chain, lotus) -> None:  # type: ignore[no-untyped-def]
+    scan_once()
+    first = chain.next_deal_id
+    chain.add_deal(first, make_deal(first, start_epoch=1, end_epoch=10**8, sector_start_epoch=1))
+    chain.add_deal(
+        first + 1,
+        make_deal(first + 1, start_epoch=1, end_epoch=10**8, sector_start_epoch=1),
+        event=False,  # e.g. published before market events existed
+    )
+    _finalize(chain)
+    lotus.reset_stats()
+    report = scan_once()
+    assert set(Deal.objects.filter(deal_id__gte=first).values_list("deal_id", flat=True)) == {
+        first,
+        first + 1,
+    }
+    assert report.not_in_events == 1 and report.events["deal-published"] == 1
+    assert lotus.requests["StateMarketStorageDeal"] == 2
 
 
 def test_deal_batches_are_batched_json_rpc(scanner_settings, chain, lotus) -> None:  # type: ignore[no-untyped-def]
@@ -166,12 +192,12 @@ def test_deal_batches_are_batched_json_rpc(scanner_settings, chain, lotus) -> No
     lotus.reset_stats()
     scan_once()
     assert Deal.objects.filter(deal_id__gte=first).count() == 35
-    assert lotus.requests["StateMarketStorageDeal"] == 35 * 2  # fetched + rotation recheck
-    # 4 fetch batches + 4 recheck batches + finalized, head, state, claim events, key lookups
-    assert lotus.http_requests <= 8 + 6
+    assert lotus.requests["StateMarketStorageDeal"] == 35
+    # 4 batches of deals + finalized, head, events, the reorg check's key, NextID
+    assert lotus.http_requests == 4 + 5
 
 
-def test_pending_deal_activates_then_gets_slashed(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
+def test_pending_deal_activates_then_gets_slashed(scanner_settings, chain, lotus) -> None:  # type: ignore[no-untyped-def]
     scan_once()
     deal_id = chain.next_deal_id
     head = chain.head_height
@@ -180,37 +206,202 @@ def test_pending_deal_activates_then_gets_slashed(scanner_settings, chain) -> No
     scan_once()
     payload = synthetic_payload_cid(deal_id)
     assert _status(payload, height) == "pending"
-    chain.update_deal_state(deal_id, SectorStartEpoch=height + 10, SectorNumber=99)
+    proven_at = height + 10
+    chain.activate_deal(deal_id, height=proven_at, sector_number=99)
     height = _finalize(chain)
+    lotus.reset_stats()
     report = scan_once()
-    assert report.deals_changed == 1
-    assert Deal.objects.get(deal_id=deal_id).sector_number == 99
+    assert report.events["deal-activated"] == 1
+    assert lotus.requests["StateMarketStorageDeal"] == 1  # the deal the event named
+    deal = Deal.objects.get(deal_id=deal_id)
+    assert (deal.sector_number, deal.sector_start_epoch) == (99, proven_at)
     assert _status(payload, height) == "active"
-    chain.update_deal_state(deal_id, SlashEpoch=height + 5)
-    slashed_at = height + 5
-    height = _finalize(chain)
+
+
+def test_a_slashed_deal_is_not_blessed_after_one_pass(scanner_settings, chain, lotus) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from dashboard.keys.services import create_api_key
+
     scan_once()
-    assert Deal.objects.get(deal_id=deal_id).slash_epoch == slashed_at
-    assert _status(payload, height) == "expired"
+    deal_id = chain.next_deal_id
+    head = chain.head_height
+    _publish(chain, deal_id, start_epoch=head - 10, end_epoch=head + 900_000, sector_start_epoch=1)
+    _finalize(chain)
+    scan_once()
+    payload = synthetic_payload_cid(deal_id)
+    _key, raw = create_api_key(scope="node", name="node", actor="test")
+    api = Client(headers={"authorization": f"Bearer {raw}"})
+    assert api.get(f"/api/v1/cids/{payload}").json()["blessed"] is True
+    # Slashed 100 epochs below the next processing tipset; one pass later it is not blessed.
+    next_processing = chain.head_height + 200 - chain.finality
+    slashed_at = next_processing - 100
+    chain.terminate_deal(deal_id, height=slashed_at)
+    chain.advance(200)
+    lotus.reset_stats()
+    report = scan_once()
+    assert report.processing_height == next_processing
+    assert report.events["deal-terminated"] == 1 and report.deals_rechecked == 0
+    assert lotus.requests["StateMarketStorageDeal"] == 1
+    answer = api.get(f"/api/v1/cids/{payload}").json()
+    assert answer["blessed"] is False and answer["status"] == "expired"
+    (source,) = answer["sources"]
+    assert (source["id"], source["status"], source["slash_epoch"]) == (
+        deal_id,
+        "expired",
+        slashed_at,
+    )
+    deal = Deal.objects.get(deal_id=deal_id)
+    assert (deal.slash_epoch, deal.removed_epoch) == (slashed_at, slashed_at)
 
 
-def test_deal_removed_from_state_and_deal_expiry(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
+def test_a_slash_at_the_processing_tipset_waits_for_the_next_pass(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
+    scan_once()
+    deal_id = chain.next_deal_id
+    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    _finalize(chain)
+    scan_once()
+    # A message in the processing tipset itself shows in the state of its child only: the
+    # event is read next pass, with the state that shows it.
+    processing = chain.head_height + 50 - chain.finality
+    chain.terminate_deal(deal_id, height=processing)
+    chain.advance(50)
+    report = scan_once()
+    assert report.events_height == processing - 1 and report.events["deal-terminated"] == 0
+    assert _status(synthetic_payload_cid(deal_id), processing) == "active"
+    chain.advance(1)
+    report = scan_once()
+    assert report.events["deal-terminated"] == 1
+    assert Deal.objects.get(deal_id=deal_id).slash_epoch == processing
+
+
+def test_a_completed_deal_ends_and_expiry_needs_no_chain_data(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
     scan_once()
     head = chain.head_height
-    gone, expiring = chain.next_deal_id, chain.next_deal_id + 1
-    _publish(chain, gone, start_epoch=1, end_epoch=head + 10**6, sector_start_epoch=1)
+    done, expiring = chain.next_deal_id, chain.next_deal_id + 1
+    _publish(chain, done, start_epoch=1, end_epoch=head + 10**6, sector_start_epoch=1)
     _publish(chain, expiring, start_epoch=1, end_epoch=head + 2000, sector_start_epoch=1)
     height = _finalize(chain)
     scan_once()
-    assert _status(synthetic_payload_cid(gone), height) == "active"
-    chain.remove_deal(gone)
+    assert _status(synthetic_payload_cid(done), height) == "active"
+    completed_at = height + 10
+    chain.complete_deal(done, height=completed_at)
     height = _finalize(chain)
-    scan_once()
-    assert Deal.objects.get(deal_id=gone).removed_epoch == height
-    assert _status(synthetic_payload_cid(gone), height) == "expired"
-    # expiry needs no chain data: EndEpoch is known
+    report = scan_once()
+    assert report.events["deal-completed"] == 1
+    deal = Deal.objects.get(deal_id=done)
+    assert (deal.removed_epoch, deal.slash_epoch) == (completed_at, -1)
+    assert _status(synthetic_payload_cid(done), height) == "expired"
     assert _status(synthetic_payload_cid(expiring), head + 1999) == "active"
     assert _status(synthetic_payload_cid(expiring), head + 2000) == "expired"
+
+
+def test_a_contracts_deal_terminated_event_slashes_nothing(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
+    from tests.chain_data import encode_deal_event
+
+    scan_once()
+    deal_id = chain.next_deal_id
+    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    height = _finalize(chain)
+    scan_once()
+    chain.add_event(
+        encode_deal_event(
+            "deal-terminated",
+            deal_id=deal_id,
+            client=1,
+            provider=2,
+            height=height + 5,
+            msg_cid=synthetic_message_cid(999),
+            tipset_key=None,
+            emitter="f01234",  # any actor can emit events; only the market's count
+        )
+    )
+    height = _finalize(chain)
+    report = scan_once()
+    assert report.events["deal-terminated"] == 0
+    assert _status(synthetic_payload_cid(deal_id), height) == "active"
+
+
+def test_dump_deals_are_read_once_from_state(scanner_settings, chain, lotus, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chain_scanner.dump_import import import_dump
+    from tests.chain_scanner.dumps import write_dump
+
+    scanner_settings.SCANNER_RECHECK_PER_PASS = 3
+    head = chain.head_height
+    first = chain.next_deal_id  # the dump ends where the chain's ids do
+    deals = {
+        i: make_deal(i, start_epoch=1, end_epoch=head + 10**6, sector_start_epoch=1)
+        for i in range(first, first + 5)
+    }
+    for deal_id, value in deals.items():
+        chain.add_deal(deal_id, value, height=0)
+    # One deal was slashed after the dump was taken and before the scanner's first window.
+    slashed = first + 1
+    chain.terminate_deal(slashed, height=10)
+    import_dump(write_dump(tmp_path / "d.json", list(deals.items())))
+    assert set(Deal.objects.values_list("checked_epoch", flat=True)) == {0}
+    lotus.reset_stats()
+    report = scan_once()
+    assert report.deals_rechecked == 3 and lotus.requests["StateMarketStorageDeal"] == 3
+    assert get_checkpoint().next_deal_id == first + 5
+    report = scan_once()
+    assert report.deals_rechecked == 2
+    assert not Deal.objects.filter(checked_epoch=0).exists()
+    # No event we read says how it ended (its termination is below the first window).
+    assert Deal.objects.get(deal_id=slashed).removed_epoch == get_checkpoint().processing_height
+    assert _status(synthetic_payload_cid(slashed), report.processing_height) == "expired"
+    assert _status(synthetic_payload_cid(first + 2), report.processing_height) == "active"
+    lotus.reset_stats()
+    chain.advance(10)
+    report = scan_once()
+    assert report.deals_rechecked == 0 and lotus.requests["StateMarketStorageDeal"] == 0
+
+
+def test_a_termination_read_before_its_dump_row_arrives(scanner_settings, chain, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from chain_scanner.dump_import import import_dump
+    from tests.chain_scanner.dumps import write_dump
+
+    deal_id = chain.next_deal_id
+    value = make_deal(deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    chain.add_deal(deal_id, value, height=0)
+    slashed_at = chain.head_height + 5
+    chain.terminate_deal(deal_id, height=slashed_at)
+    _finalize(chain)
+    scan_once()  # the event is read; the deal is gone and not in our table: nothing to end
+    assert not Deal.objects.exists()
+    import_dump(write_dump(tmp_path / "d.json", [(deal_id, value)]))  # taken before the slash
+    report = scan_once()
+    deal = Deal.objects.get(deal_id=deal_id)
+    assert (deal.slash_epoch, deal.removed_epoch) == (slashed_at, slashed_at)
+    assert _status(synthetic_payload_cid(deal_id), report.processing_height) == "expired"
+
+
+@pytest.mark.parametrize("node_reports_reverted", [False, True], ids=["rewind", "reverted"])
+def test_a_slash_on_an_orphaned_branch_is_undone(
+    scanner_settings, chain, node_reports_reverted
+) -> None:  # type: ignore[no-untyped-def]
+    chain.range_queries_include_reverted = node_reports_reverted
+    scan_once()
+    deal_id = chain.next_deal_id
+    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    height = _finalize(chain)
+    scan_once()
+    slashed_at = height + 10
+    chain.terminate_deal(deal_id, height=slashed_at)
+    height = _finalize(chain)
+    scan_once()
+    assert _status(synthetic_payload_cid(deal_id), height) == "expired"
+    chain.reorg(slashed_at - 5)  # the branch holding the termination is replaced
+    height = _finalize(chain)
+    report = scan_once()
+    if node_reports_reverted:
+        assert report.reverted_events >= 1
+    else:
+        assert report.rewound_to is not None
+    deal = Deal.objects.get(deal_id=deal_id)
+    assert (deal.slash_epoch, deal.removed_epoch) == (-1, None)
+    assert deal.checked_epoch == report.processing_height
+    assert _status(synthetic_payload_cid(deal_id), height) == "active"
 
 
 def test_bad_chain_data_is_counted_and_the_pass_goes_on(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
@@ -331,3 +522,32 @@ def test_passes_do_not_overlap(scanner_settings) -> None:  # type: ignore[no-unt
     assert not acquire_lease()
     ScannerCheckpoint.objects.update(lease_until=timezone.now() - timezone.timedelta(seconds=1))
     assert not scan_once().skipped
+
+
+def test_scanner_status_counts_events_by_type(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from dashboard.keys.services import create_api_key
+
+    scan_once()
+    first = chain.next_deal_id
+    for deal_id in (first, first + 1):
+        _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    height = _finalize(chain)
+    chain.terminate_deal(first, height=height + 1)
+    _finalize(chain)
+    report = scan_once()
+    assert "deal-published:2,deal-activated:0,deal-terminated:1," in report.summary()
+    _key, raw = create_api_key(scope="notary", name="evergreen", actor="test")
+    body = Client().get("/api/v1/scanner", headers={"authorization": f"Bearer {raw}"}).json()
+    assert body["events"] == {
+        "claim": 360,
+        "claim-updated": 0,
+        "claim-removed": 0,
+        "deal-published": 2,
+        "deal-activated": 0,
+        "deal-terminated": 1,
+        "deal-completed": 0,
+    }
+    assert body["counts"]["deal_events"] == 3 and body["counts"]["deals_to_reread"] == 0
+    assert body["events_height"] == body["claims_height"] == report.events_height

@@ -116,6 +116,7 @@ def test_sources_come_newest_first_deals_then_claims_at_most_100_each(
         "start_epoch": 100,
         "end_epoch": EPOCH + 1000 + MAX_SOURCES + 1,
         "status": "active",
+        "slash_epoch": None,
     }
     assert [(s["id"], s["status"], s["provider"], s["client"]) for s in claims] == [
         (2, "expired", "f09", "f08"),

@@ -87,7 +87,7 @@ def test_worker_and_beat_run_passes_through_redis(tmp_path: Path) -> None:
                 height = db.execute(
                     "SELECT processing_height FROM chain_scanner_scannercheckpoint"
                 ).fetchone()[0]
-            assert claims == 360 and height == 4_622_139
+            assert claims == 360 and height == 4_622_140
         finally:
             for proc in (beat, worker):
                 proc.send_signal(signal.SIGTERM)

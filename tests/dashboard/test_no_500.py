@@ -167,6 +167,8 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Deal", "client"): len("f0") + 20,  # the market actor stores ID addresses
     ("Deal", "provider"): len("f0") + 20,
     ("ClaimEvent", "tipset_hash"): 16,
+    ("DealEvent", "tipset_hash"): 16,
+    ("DealEvent", "kind"): len("deal-terminated"),
     ("ScannerCheckpoint", "name"): len("default"),
     ("ScannerCheckpoint", "lease_owner"): HOST + len(":4194304"),  # lease.py's host:pid
 }

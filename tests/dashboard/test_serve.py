@@ -46,7 +46,7 @@ def test_serve_migrates_serves_and_scans_until_ctrl_c(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "db.sqlite3").is_file()
     assert f"web server on http://127.0.0.1:{port}/" in out
     # the scanner's lines go through its logger (SCANNER_LOG_LEVEL), on stderr
-    assert "scan: height=4622139" in err and "claim_events=360" in err
+    assert "scan: height=4622140" in err and "claim_events=360" in err
     assert "stopping the web server, scanner, executor-0" in out
     assert out.strip().endswith("stopped")
 

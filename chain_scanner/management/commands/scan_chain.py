@@ -32,7 +32,7 @@ class _Bars:
         if bar is None or bar.total != total:
             if bar is not None:
                 bar.close()
-            unit = {"claims": " epochs", "deals": " deals", "recheck": " deals"}.get(step, "")
+            unit = {"events": " epochs", "deals": " deals", "recheck": " deals"}.get(step, "")
             bar = self.bars[step] = tqdm(
                 total=total, desc=step, unit=unit, unit_scale=True, file=sys.stderr, leave=True
             )
