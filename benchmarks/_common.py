@@ -79,7 +79,9 @@ class Measured:
     stderr: str
 
 
-def run_measured(args: Sequence[str], env: dict[str, str], *, check: bool = True) -> Measured:
+def run_measured(
+    args: Sequence[str], env: dict[str, str], *, check: bool = True, cwd: Path = ROOT
+) -> Measured:
     """Run one child and measure it alone: wall time and rusage from os.wait4 in a small
     launcher (benchmarks/_spawn.py: forked from this process, a child's ru_maxrss would start
     at this process's RSS). Output goes to temp files, so a chatty child never blocks."""
@@ -89,7 +91,7 @@ def run_measured(args: Sequence[str], env: dict[str, str], *, check: bool = True
         tempfile.NamedTemporaryFile(prefix="filplus-bench-", suffix=".json") as result,
     ):
         launcher = [PYTHON, "-S", str(Path(__file__).with_name("_spawn.py")), result.name]
-        proc = subprocess.Popen([*launcher, *args], cwd=ROOT, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen([*launcher, *args], cwd=cwd, env=env, stdout=out, stderr=err)
         try:
             proc.wait()
         except BaseException:
@@ -128,7 +130,7 @@ def django_env(database_url: str, **settings: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="dashboard.settings",
         DATABASE_URL=database_url,
-        SECRET_KEY="benchmark-only-not-a-secret",
+        SECRET_KEY="benchmark-only-not-a-secret-at-least-32-characters",
         ALLOWED_HOSTS="localhost",
         DEBUG="0",
         PYTHONPATH=str(ROOT),

@@ -1,5 +1,5 @@
 """The floor under a scanner pass: the same JSON-RPC requests, in the same order and
-batches, as `scan_chain --once` makes for claim windows and new deals, sent with a bare
+batches, as `scan_chain --once` makes for event windows and new deals, sent with a bare
 httpx client and decoded, with no database and no row building. Run as a child process by
 bench_incremental; prints one JSON object on stdout.
 
@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from chain_scanner.decode import claim_kinds_filter  # the filter, as the scanner sends it
+# The filter, as the scanner sends it.
+from chain_scanner.decode import CLAIM_KINDS, DEAL_KINDS, kinds_filter
 
 
 class Floor:
@@ -80,10 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     tipset = floor.call("ChainGetFinalizedTipSet")
     floor.call("ChainHead")
-    key, target = tipset["Cids"], tipset["Height"]
+    key, target = tipset["Cids"], tipset["Height"] - 1  # events up to its parent
     events = 0
     done = args.start_epoch - 1
-    query = {"addresses": ["f06"], "fields": claim_kinds_filter()}
+    query = {"addresses": ["f06", "f05"], "fields": kinds_filter(CLAIM_KINDS + DEAL_KINDS)}
     while done < target:
         end = min(target, done + args.event_range)
         found = floor.call("GetActorEventsRaw", query | {"fromHeight": done + 1, "toHeight": end})

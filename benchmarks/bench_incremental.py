@@ -4,11 +4,22 @@ node (tests/fake_lotus.py, real HTTP on 127.0.0.1, in this process's threads).
 
     .venv/bin/python -m benchmarks.bench_incremental [--backends sqlite,postgres]
         [--deal-batches 100,500,1000] [--quick] [--profile]
+        [--steady 5] [--against LABEL=REV]... [--reread-dump DEALS]
 
 Per backend and SCANNER_DEAL_BATCH: a fresh database, migrate, a one-deal dump ending at
 deal id 0 (so the market scan starts at deal 1), then one timed pass in a child process.
 The floor is the same JSON-RPC traffic from a bare httpx loop (benchmarks/_rpc_floor.py)
-with no database. Prints figures, asserts nothing. Progress on stderr, tables on stdout.
+with no database.
+
+Steady state (`--steady N`, on the first backend, batch 500): after that catch-up pass,
+N passes one epoch apart, each epoch carrying the same market activity (STEADY_ACTIVITY),
+with the default SCANNER_RECHECK_PER_PASS; the JSON-RPC calls each pass makes, for this
+checkout and for each `--against LABEL=REV` (a git worktree of REV, on a chain built the
+same way and a database of its own).
+
+`--reread-dump DEALS`: the cached synthetic dump of that many deals, imported, with every
+deal in it also on the fake chain; then passes until no dump row waits for its re-read
+from state. Prints figures, asserts nothing. Progress on stderr, tables on stdout.
 """
 
 from __future__ import annotations
@@ -18,8 +29,10 @@ import json
 import random
 import re
 import resource
+import subprocess
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +40,7 @@ from typing import Any
 from benchmarks._common import (
     BACKENDS,
     PYTHON,
+    ROOT,
     Measured,
     code_version,
     django_env,
@@ -50,6 +64,10 @@ FIRST_EVENT = 4_600_000
 FINALITY = 900
 EVENT_RANGE = 2880  # the scanner's default, Lotus' MaxFilterHeightRange
 MAX_DEALS_PER_PASS = 200_000
+DEFAULT_RECHECK = 20_000  # SCANNER_RECHECK_PER_PASS's default
+# What one epoch brings in the steady passes: deals published (verified), pending deals
+# activated, active deals slashed, active deals completed. Illustrative, not mainnet's rates.
+STEADY_ACTIVITY = {"published": 20, "activated": 20, "terminated": 1, "completed": 5}
 
 
 class TimedServer(FakeLotusServer):
@@ -104,7 +122,7 @@ def build_chain(work: Workload) -> FakeChain:
     for deal_id in range(work.first_id, work.first_id + work.deals):
         verified = rng.random() < 0.70
         activated = rng.random() < 0.60
-        # Pending deals start in the future (they get re-checked by later passes).
+        # Pending deals start in the future (an event will say when they activate).
         start = (
             finalized - rng.randint(0, 20_000)
             if activated
@@ -275,6 +293,215 @@ def run_floor(
     return result, measured, dict(server.requests)
 
 
+# --- steady state: the passes after catching up ----------------------------------------------
+
+
+@dataclass
+class Code:
+    """The scanner code a pass runs: this checkout, or a git worktree of another revision."""
+
+    label: str
+    root: Path = ROOT
+
+    def manage(self, env: dict[str, str], *args: str) -> Measured:
+        # Run from the checkout: started elsewhere, manage.py imported the modules of the
+        # working directory's checkout instead (seen here).
+        return run_measured(
+            [PYTHON, "manage.py", *args], {**env, "PYTHONPATH": str(self.root)}, cwd=self.root
+        )
+
+
+def checkout(spec: str) -> Code:
+    label, sep, rev = spec.partition("=")
+    if not sep or not label or not rev:
+        raise SystemExit(f"--against wants LABEL=REV, got {spec!r}")
+    root = Path(tempfile.mkdtemp(prefix="bench-incremental-tree-"))
+    root.rmdir()
+    done = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(root), rev], cwd=ROOT, capture_output=True
+    )
+    if done.returncode:
+        raise SystemExit(f"--against: cannot check out {rev!r}: {done.stderr.decode().strip()}")
+    return Code(label, root)
+
+
+def epoch_of_activity(chain: FakeChain, rng: random.Random, height: int) -> Counter[str]:
+    """STEADY_ACTIVITY at `height`, on deals picked by `rng` from the chain's own state."""
+    done: Counter[str] = Counter()
+    with chain._lock:
+        deals = list(chain.deals.items())
+        changed = set(chain._deal_changes)
+    verified = [(i, d) for i, d in deals if d["Proposal"]["VerifiedDeal"] and i not in changed]
+    pending = [i for i, d in verified if d["State"]["SectorStartEpoch"] <= 0]
+    active = [i for i, d in verified if d["State"]["SectorStartEpoch"] > 0]
+    for deal_id in rng.sample(pending, min(len(pending), STEADY_ACTIVITY["activated"])):
+        chain.activate_deal(deal_id, height=height, sector_number=rng.randint(1, 120_000))
+        done["activated"] += 1
+    ending = rng.sample(
+        active, min(len(active), STEADY_ACTIVITY["terminated"] + STEADY_ACTIVITY["completed"])
+    )
+    for n, deal_id in enumerate(ending):
+        if n < STEADY_ACTIVITY["terminated"]:
+            chain.terminate_deal(deal_id, height=height)
+            done["terminated"] += 1
+        else:
+            chain.complete_deal(deal_id, height=height)
+            done["completed"] += 1
+    for _ in range(STEADY_ACTIVITY["published"]):
+        deal_id = chain.next_deal_id
+        value = market_deal(
+            rng, deal_id, verified=True, piece=deal_id, activated=False, start_epoch=height + 5000
+        )
+        chain.add_deal(deal_id, value, height=height + 1)  # its event at `height`
+        done["published"] += 1
+    return done
+
+
+@dataclass
+class SteadyRun:
+    label: str
+    catch_up: dict[str, int]
+    catch_up_s: float
+    passes: list[dict[str, int]]
+    pass_s: list[float]
+    summaries: list[str]
+
+
+def steady_run(code: Code, backend: str, work: Workload, passes: int, dump: Path) -> SteadyRun:
+    chain = build_chain(work)
+    rng = random.Random("steady")
+    with TimedServer(chain) as server, fresh_database(backend) as url:
+        env = scanner_env(url, server.url, 500, DEFAULT_RECHECK)
+        log(f"steady, {code.label}: migrate + import {dump.name}, then the catch-up pass")
+        code.manage(env, "migrate", "-v0")
+        code.manage(env, "scan_chain", "--import-dump", str(dump), "--no-progress")
+        server.reset_stats()
+        first = code.manage(env, "scan_chain", "--once", "--no-progress")
+        catch_up = dict(server.requests) | {"HTTP requests": server.http_requests}
+        run = SteadyRun(code.label, catch_up, first.wall_s, [], [], [])
+        for n in range(passes):
+            # The finalized tipset moves one epoch; the epoch it makes final carries the
+            # activity, so this pass reads it.
+            height = chain.head_height - FINALITY
+            epoch_of_activity(chain, rng, height)
+            chain.advance(1)
+            server.reset_stats()
+            measured = code.manage(env, "scan_chain", "--once", "--no-progress")
+            run.passes.append(dict(server.requests) | {"HTTP requests": server.http_requests})
+            run.pass_s.append(measured.wall_s)
+            line = next((x for x in measured.stdout.splitlines() if x.startswith("scan:")), "")
+            run.summaries.append(line)
+            log(f"  pass {n + 1}: {measured.wall_s:.1f} s, {server.http_requests} HTTP, {line}")
+    return run
+
+
+def print_steady(runs: list[SteadyRun], work: Workload, backend: str) -> None:
+    print()
+    print(
+        f"Steady state on {backend}, SCANNER_DEAL_BATCH=500, SCANNER_RECHECK_PER_PASS="
+        f"{DEFAULT_RECHECK:,}: after the catch-up pass over {work.deals:,} deal ids, "
+        f"{len(runs[0].passes)} passes one epoch apart, each epoch bringing "
+        + ", ".join(f"{v} {k}" for k, v in STEADY_ACTIVITY.items())
+        + "; JSON-RPC calls per pass (mean over the passes), by method"
+    )
+    methods = sorted({m for r in runs for p in [r.catch_up, *r.passes] for m in p})
+    rows = []
+    for method in methods:
+        row: list[object] = [method]
+        for r in runs:
+            row.append(r.catch_up.get(method, 0))
+            row.append(sum(p.get(method, 0) for p in r.passes) / len(r.passes))
+        rows.append(row)
+    time_row: list[object] = ["wall s"]
+    for r in runs:
+        time_row += [r.catch_up_s, sum(r.pass_s) / len(r.pass_s)]
+    rows.append(time_row)
+    headers = ["method"]
+    for r in runs:
+        headers += [f"{r.label} catch-up", f"{r.label} a pass"]
+    print(table(headers, rows))
+    base = runs[0]
+    for other in runs[1:]:
+        mine = sum(p.get("StateMarketStorageDeal", 0) for p in base.passes) / len(base.passes)
+        theirs = sum(p.get("StateMarketStorageDeal", 0) for p in other.passes) / len(other.passes)
+        print(
+            f"StateMarketStorageDeal calls a steady pass: {base.label} {mine:,.0f}, "
+            f"{other.label} {theirs:,.0f} ({theirs / max(mine, 1):,.0f}x)"
+        )
+    for r in runs:
+        print(f"{r.label}, last pass: {r.summaries[-1]}")
+
+
+# --- re-reading a dump --------------------------------------------------------------------------
+
+
+def reread_dump(size: int, backend: str) -> None:
+    """Import the cached synthetic dump of `size` deals, with the same deals on the fake chain,
+    and time the passes that re-read its rows from state."""
+    import ijson
+
+    dump = generate_dump(size)
+    top = size * 13 // 10 + 1
+    chain = FakeChain(head_height=FIRST_EVENT + FINALITY + 10, next_deal_id=top)
+    log(f"reread: loading {size:,} deals into the fake chain")
+    started = time.perf_counter()
+    with dump.open("rb") as stream:
+        for key, value in ijson.kvitems(stream, "", use_float=True):
+            chain.add_deal(int(key), value, height=0, event=False)
+    log(f"  loaded in {time.perf_counter() - started:.0f} s")
+    with TimedServer(chain) as server, fresh_database(backend) as url:
+        env = scanner_env(url, server.url, 500, DEFAULT_RECHECK)
+        env["SCANNER_START_EPOCH"] = str(chain.head_height - FINALITY - 10)
+        manage(env, "migrate", "-v0")
+        imported = manage(env, "scan_chain", "--import-dump", str(dump), "--no-progress")
+        log(f"  imported in {imported.wall_s:.0f} s")
+        rows: list[tuple[object, ...]] = []
+        total_s = 0.0
+        rechecked = 0
+        n = 0
+        while True:
+            n += 1
+            chain.advance(1)
+            server.reset_stats()
+            measured = manage(env, "scan_chain", "--once", "--no-progress")
+            line = next((x for x in measured.stdout.splitlines() if x.startswith("scan:")), "")
+            report = dict(re.findall(r"(\w+)=(\S+)", line))
+            done = int(report.get("rechecked", 0))
+            total_s += measured.wall_s
+            rechecked += done
+            rows.append(
+                (
+                    n,
+                    done,
+                    int(report.get("changed", 0)),
+                    server.requests.get("StateMarketStorageDeal", 0),
+                    server.http_requests,
+                    measured.wall_s,
+                )
+            )
+            log(f"  pass {n}: re-read {done:,} in {measured.wall_s:.1f} s")
+            if done == 0:
+                break
+    print()
+    print(
+        f"Re-reading a {size:,}-deal synthetic dump from state ({backend}, "
+        f"SCANNER_DEAL_BATCH=500, SCANNER_RECHECK_PER_PASS={DEFAULT_RECHECK:,}); every deal "
+        "in the dump is on the fake chain, unchanged"
+    )
+    print(
+        table(
+            ["pass", "re-read", "changed", "StateMarketStorageDeal", "HTTP reqs", "wall s"],
+            rows,
+        )
+    )
+    busy = sum(r[5] for r in rows[:-1])  # type: ignore[misc]
+    print(
+        f"{rechecked:,} rows re-read in {len(rows) - 1} passes, {busy:,.0f} s of pass time "
+        f"({rechecked / max(busy, 1e-9):,.0f} deals/s); at one pass every 30 s the re-read "
+        f"ends after {max(busy, 30 * (len(rows) - 1)) / 60:,.0f} min"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default="sqlite,postgres", help="sqlite,postgres")
@@ -304,7 +531,27 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="then cProfile one pass per backend at batch 500 (top 10 by tottime)",
     )
+    parser.add_argument(
+        "--steady", type=int, default=5, metavar="N", help="steady-state passes (0: none)"
+    )
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="LABEL=REV",
+        help="also measure the steady passes with another revision's code",
+    )
+    parser.add_argument(
+        "--reread-dump",
+        type=int,
+        default=0,
+        metavar="DEALS",
+        help="only measure re-reading the synthetic dump of this many deals from state",
+    )
     args = parser.parse_args(argv)
+    if args.reread_dump:
+        reread_dump(args.reread_dump, parse_list(args.backends, BACKENDS)[-1])
+        return
     backends = parse_list(args.backends, BACKENDS)
     batches = [500] if args.quick else parse_sizes(args.deal_batches)
     work = Workload(deals=args.deals, events=args.events, epochs=args.epochs)
@@ -467,6 +714,21 @@ def main(argv: list[str] | None = None) -> None:
     for text in profiles:
         print()
         print(text)
+    if args.steady:
+        codes = [Code("this checkout"), *[checkout(spec) for spec in args.against]]
+        backend = backends[-1]
+        with tempfile.TemporaryDirectory(prefix="filplus-bench-") as tmp:
+            tiny = write_dump(
+                Path(tmp) / "tiny.json", [(0, make_deal(0, start_epoch=1, end_epoch=2))]
+            )
+            try:
+                steady = [steady_run(c, backend, work, args.steady, tiny) for c in codes]
+            finally:
+                for code in codes[1:]:
+                    subprocess.run(
+                        ["git", "worktree", "remove", "--force", str(code.root)], cwd=ROOT
+                    )
+        print_steady(steady, work, backend)
 
 
 if __name__ == "__main__":

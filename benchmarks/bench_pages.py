@@ -52,7 +52,7 @@ def setup_django(database_url: str, data_dir: Path) -> None:
         DJANGO_SETTINGS_MODULE="dashboard.settings",
         DATABASE_URL=database_url,
         DATA_DIR=str(data_dir),
-        SECRET_KEY="benchmark-only-not-a-secret",
+        SECRET_KEY="benchmark-only-not-a-secret-at-least-32-characters",
         ALLOWED_HOSTS="testserver",
         DEBUG="0",
     )

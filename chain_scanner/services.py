@@ -166,10 +166,15 @@ def scan_once(
             client.close()
 
 
+# What reading a deal at the processing tipset gave: a verified deal (its row written), an
+# unverified one, none (not in state), or an answer that could not be read (counted).
+STORED = "stored"
 UNVERIFIED = "unverified"
 MISSING = "missing"
-BAD = "bad"  # the node's answer could not be read: counted once a pass, nothing stored
-Outcome = DealRow | str  # a verified deal's row, or UNVERIFIED, MISSING, BAD
+BAD = "bad"
+# Deals remembered as read in one pass, so an id is not read twice (a bound on memory in a
+# first pass over millions of deals; forgetting only costs a second read of the same state).
+READ_MEMORY = 1_000_000
 
 
 class _Pass:
@@ -188,8 +193,8 @@ class _Pass:
         self.should_stop = should_stop
         # Bad items seen since the last commit: counted on the checkpoint with that commit.
         self._pending_bad = 0
-        # Every deal read at this pass's tipset, so none is read twice in one pass.
-        self._read: dict[int, Outcome] = {}
+        # Deals read at this pass's tipset, and what that gave.
+        self._read: dict[int, str] = {}
 
     # --- actor events -----------------------------------------------------------------------
 
@@ -212,9 +217,9 @@ class _Pass:
             start = done + 1
             end = min(target, done + settings.SCANNER_EVENT_RANGE)
             claims, deals = self._read_events(start, end)
-            outcomes = self._deals([e.deal_id for e in deals])
+            rows, outcomes = self._deals([e.deal_id for e in deals])
             parents = self.tipset.parents_str if end == target else None
-            self._commit_events(claims, deals, outcomes, end, parents or self._key_at(end))
+            self._commit_events(claims, deals, rows, outcomes, end, parents or self._key_at(end))
             done = end
             self.progress("events", done - first, target - first)
         self.report.events_height = done
@@ -290,11 +295,11 @@ class _Pass:
         self,
         claims: list[ClaimEventRow],
         deals: list[DealEventRow],
-        outcomes: dict[int, Outcome],
+        rows: list[DealRow],
+        outcomes: dict[int, str],
         height: int,
         key: str,
     ) -> None:
-        rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
         unverified = {i for i, o in outcomes.items() if o == UNVERIFIED}
         missing = [i for i, o in outcomes.items() if o == MISSING]
         counts = Counter([e.kind for e in claims] + [e.kind for e in deals])
@@ -327,15 +332,33 @@ class _Pass:
         if len(self.report.errors) < 100:
             self.report.errors.append(message)
 
-    def _deals(self, deal_ids: list[int]) -> dict[int, Outcome]:
-        """Each deal as the processing tipset's state has it, reading only those this pass
-        has not read yet, in batched requests."""
+    def _deals(
+        self, deal_ids: list[int], *, count: bool = True
+    ) -> tuple[list[DealRow], dict[int, str]]:
+        """Read, in batched requests, the deals this pass has not read yet: the rows of the
+        verified ones just read, and what reading each of `deal_ids` gave. `count`: add
+        the deals just read to the report (stored, unverified, missing)."""
         wanted = sorted(set(deal_ids))
-        todo = [i for i in wanted if i not in self._read]
+        known = {i: self._read[i] for i in wanted if i in self._read}
+        todo = [i for i in wanted if i not in known]
+        rows: list[DealRow] = []
         batch = settings.SCANNER_DEAL_BATCH
         for offset in range(0, len(todo), batch):
-            self._read.update(self._fetch_deals(todo[offset : offset + batch]))
-        return {i: self._read[i] for i in wanted}
+            for deal_id, outcome in self._fetch_deals(todo[offset : offset + batch]).items():
+                if isinstance(outcome, DealRow):
+                    rows.append(outcome)
+                    known[deal_id] = STORED
+                else:
+                    known[deal_id] = outcome
+        if len(self._read) + len(todo) > READ_MEMORY:
+            self._read.clear()
+        self._read.update((i, known[i]) for i in todo)
+        if count:
+            fresh = [known[i] for i in todo]
+            self.report.deals_stored += len(rows)
+            self.report.unverified_skipped += fresh.count(UNVERIFIED)
+            self.report.deals_missing += fresh.count(MISSING)
+        return rows, known
 
     def new_deals(self) -> None:
         """Every deal id up to NextID, once: most were read when their deal-published event
@@ -360,11 +383,8 @@ class _Pass:
         first = cursor
         while cursor < stop_at and not self.should_stop():
             ids = list(range(cursor, min(stop_at, cursor + settings.SCANNER_DEAL_BATCH)))
-            unannounced = [i for i in ids if i not in self._read]
-            outcomes = {i: self._read[i] for i in ids if i in self._read}
-            outcomes.update(self._fetch_deals(unannounced))
-            self._read.update(outcomes)
-            rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
+            unannounced = sum(1 for i in ids if i not in self._read)
+            rows, outcomes = self._deals(ids)
             unverified = sum(1 for o in outcomes.values() if o == UNVERIFIED)
             missing = sum(1 for o in outcomes.values() if o == MISSING)
             with transaction.atomic():
@@ -379,15 +399,12 @@ class _Pass:
                 renew(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
-            self.report.deals_stored += len(rows)
-            self.report.unverified_skipped += unverified
-            self.report.deals_missing += missing
-            self.report.not_in_events += len(unannounced)
+            self.report.not_in_events += unannounced
             cursor = ids[-1] + 1
             self.progress("deals", cursor - first, stop_at - first)
         self.report.next_deal_id = cursor
 
-    def _fetch_deals(self, ids: list[int]) -> dict[int, Outcome]:
+    def _fetch_deals(self, ids: list[int]) -> dict[int, DealRow | str]:
         """Read deals in one batch. A deal whose answer cannot be read is BAD (and counted);
         any other failure is not a verdict on the deal: the batch is retried next pass."""
         if not ids:
@@ -395,7 +412,7 @@ class _Pass:
         answers = self.client.batch(
             [("StateMarketStorageDeal", (deal_id, self.tipset.key)) for deal_id in ids]
         )
-        outcomes: dict[int, Outcome] = {}
+        outcomes: dict[int, DealRow | str] = {}
         for deal_id, answer in zip(ids, answers, strict=True):
             if isinstance(answer, LotusRPCError) and "not found" in answer.message:
                 outcomes[deal_id] = MISSING
@@ -426,8 +443,7 @@ class _Pass:
             if self.should_stop():
                 return
             chunk = ids[offset : offset + batch]
-            outcomes = self._deals(chunk)
-            rows = [o for o in outcomes.values() if isinstance(o, DealRow)]
+            rows, outcomes = self._deals(chunk, count=False)
             missing = [i for i, o in outcomes.items() if o == MISSING]
             before = {d.deal_id: d for d in Deal.objects.filter(deal_id__in=chunk)}
             changed = [r for r in rows if _changed(before.get(r.deal_id), r)]

@@ -137,7 +137,8 @@ SCANNER_STALE_EPOCHS = env_int("SCANNER_STALE_EPOCHS", 960, minimum=1)
 # How many deal ids one pass fetches at most, and how many ride in one JSON-RPC batch.
 SCANNER_MAX_DEALS_PER_PASS = env_int("SCANNER_MAX_DEALS_PER_PASS", 200_000, minimum=1)
 SCANNER_DEAL_BATCH = env_int("SCANNER_DEAL_BATCH", 500, minimum=1)
-# How many tracked deals one pass re-checks for slashing (rotating through all of them).
+# How many deals waiting for their one re-read from state (rows from a dump, or undone by a
+# reorg) one pass reads; every other change comes as a market event.
 SCANNER_RECHECK_PER_PASS = env_int("SCANNER_RECHECK_PER_PASS", 20_000, minimum=0)
 # Epochs per GetActorEventsRaw call: Lotus refuses ranges wider than 2880 by default.
 SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1)
