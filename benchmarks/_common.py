@@ -201,6 +201,28 @@ def fresh_database(backend: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def against(spec: str, *, max_label: int = 40) -> tuple[str, Path]:
+    """`--against LABEL=REV` as (label, a git worktree of REV in a temp directory); remove
+    it with remove_worktree."""
+    label, sep, rev = spec.partition("=")
+    if not sep or not label or not rev:
+        raise SystemExit(f"--against wants LABEL=REV, got {spec!r}")
+    if len(label) > max_label:
+        raise SystemExit(f"--against: the label {label!r} is over {max_label} characters")
+    root = Path(tempfile.mkdtemp(prefix="filplus-bench-tree-"))
+    root.rmdir()
+    done = subprocess.run(
+        ["git", "worktree", "add", "--detach", str(root), rev], cwd=ROOT, capture_output=True
+    )
+    if done.returncode:
+        raise SystemExit(f"--against: cannot check out {rev!r}: {done.stderr.decode().strip()}")
+    return label, root
+
+
+def remove_worktree(root: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT)
+
+
 # --- reporting ------------------------------------------------------------------------------
 
 

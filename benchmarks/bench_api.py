@@ -38,6 +38,9 @@ from typing import Any
 import httpx
 import psycopg
 
+from benchmarks._common import against as against_tree
+from benchmarks._common import remove_worktree
+
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgres://postgres@127.0.0.1:5432"
 EPOCH = 5_000_000
@@ -296,23 +299,6 @@ def measure(server: Server, script: Path, duration: int, database: str | None) -
     return result
 
 
-def _checkout(spec: str) -> tuple[str, Path]:
-    """LABEL=REV as (label, a git worktree of REV), for --against."""
-    label, sep, rev = spec.partition("=")
-    if not sep or not label or not rev:
-        raise SystemExit(f"--against wants LABEL=REV, got {spec!r}")
-    if len(label) > 26:
-        raise SystemExit(f"--against: the label {label!r} is over 26 characters (the column)")
-    root = Path(tempfile.mkdtemp(prefix="bench-api-tree-"))
-    root.rmdir()
-    done = subprocess.run(
-        ["git", "worktree", "add", "--detach", str(root), rev], cwd=ROOT, capture_output=True
-    )
-    if done.returncode:
-        raise SystemExit(f"--against: cannot check out {rev!r}: {done.stderr.decode().strip()}")
-    return label, root
-
-
 def _gunicorn_defaults(env: dict[str, str]) -> tuple[int, int, str]:
     """workers, threads and worker class as gunicorn.conf.py sets them for this environment."""
     out = subprocess.run(
@@ -339,7 +325,7 @@ def main() -> None:
         "database and settings), e.g. 'no prepared cursors=bench/no-sql'; repeatable",
     )
     args = parser.parse_args()
-    against = [_checkout(spec) for spec in args.against]
+    against = [against_tree(spec, max_label=26) for spec in args.against]  # the column
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
@@ -491,7 +477,7 @@ def main() -> None:
             server.process.kill()
         shutil.rmtree(tmp, ignore_errors=True)
         for _label, root in against:
-            subprocess.run(["git", "worktree", "remove", "--force", str(root)], cwd=ROOT)
+            remove_worktree(root)
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 

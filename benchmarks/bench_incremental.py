@@ -29,7 +29,6 @@ import json
 import random
 import re
 import resource
-import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -42,6 +41,7 @@ from benchmarks._common import (
     PYTHON,
     ROOT,
     Measured,
+    against,
     code_version,
     django_env,
     fresh_database,
@@ -52,6 +52,7 @@ from benchmarks._common import (
     parse_list,
     parse_sizes,
     profile_top,
+    remove_worktree,
     run_measured,
     table,
 )
@@ -312,17 +313,7 @@ class Code:
 
 
 def checkout(spec: str) -> Code:
-    label, sep, rev = spec.partition("=")
-    if not sep or not label or not rev:
-        raise SystemExit(f"--against wants LABEL=REV, got {spec!r}")
-    root = Path(tempfile.mkdtemp(prefix="bench-incremental-tree-"))
-    root.rmdir()
-    done = subprocess.run(
-        ["git", "worktree", "add", "--detach", str(root), rev], cwd=ROOT, capture_output=True
-    )
-    if done.returncode:
-        raise SystemExit(f"--against: cannot check out {rev!r}: {done.stderr.decode().strip()}")
-    return Code(label, root)
+    return Code(*against(spec))
 
 
 def epoch_of_activity(chain: FakeChain, rng: random.Random, height: int) -> Counter[str]:
@@ -725,9 +716,7 @@ def main(argv: list[str] | None = None) -> None:
                 steady = [steady_run(c, backend, work, args.steady, tiny) for c in codes]
             finally:
                 for code in codes[1:]:
-                    subprocess.run(
-                        ["git", "worktree", "remove", "--force", str(code.root)], cwd=ROOT
-                    )
+                    remove_worktree(code.root)
         print_steady(steady, work, backend)
 
 

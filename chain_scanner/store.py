@@ -7,7 +7,8 @@ Every function here is idempotent: writing the same input twice leaves the same 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import IntegrityError, connection, transaction
@@ -136,27 +137,11 @@ def apply_deal_events(
     deals they name: `rows` as read at `checked_epoch`, `missing` ended (end_missing_deals).
     Events of deals in `skip` (read as unverified) are not kept. Returns the CIDs whose
     blessed status may have changed. Call inside a transaction."""
-    kept = [e for e in events if e.deal_id not in skip]
-    DealEvent.objects.bulk_create(
-        [
-            DealEvent(
-                deal_id=e.deal_id,
-                kind=e.kind,
-                height=e.height,
-                msg_cid=e.msg_cid,
-                tipset_hash=tipset_hash(e.tipset_key),
-            )
-            for e in kept
-            if not e.reverted
-        ],
-        ignore_conflicts=True,
-        batch_size=500,
+    _record_events(
+        DealEvent,
+        [e for e in events if e.deal_id not in skip],
+        lambda e: {"deal_id": e.deal_id},
     )
-    for e in kept:
-        if e.reverted:
-            DealEvent.objects.filter(
-                height=e.height, msg_cid=e.msg_cid, kind=e.kind, deal_id=e.deal_id
-            ).delete()
     touched = deal_cids([r.deal_id for r in rows] + list(missing))
     upsert_deals(rows, checked_epoch=checked_epoch)
     end_missing_deals(missing, epoch=checked_epoch)
@@ -227,6 +212,37 @@ def tipset_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+_Event = TypeVar("_Event", ClaimEvent, DealEvent)
+
+
+def _record_events(
+    model: type[_Event],
+    rows: Sequence[ClaimEventRow] | Sequence[DealEventRow],
+    fields: Callable[[Any], dict[str, Any]],
+) -> None:
+    """Store events as seen on chain, and delete the ones now reported reverted. An event
+    is known by its height, message, kind and the claim or deal it names (`fields`)."""
+    model.objects.bulk_create(
+        [
+            model(
+                kind=r.kind,
+                height=r.height,
+                msg_cid=r.msg_cid,
+                tipset_hash=tipset_hash(r.tipset_key),
+                **fields(r),
+            )
+            for r in rows
+            if not r.reverted
+        ],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    for r in rows:
+        if r.reverted:
+            named = {k: v for k, v in fields(r).items() if k in ("claim_id", "deal_id")}
+            model.objects.filter(height=r.height, msg_cid=r.msg_cid, kind=r.kind, **named).delete()
+
+
 def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
     """Record claim events (and undo reverted ones), then re-fold the claims they touch.
 
@@ -234,27 +250,11 @@ def apply_claim_events(rows: Sequence[ClaimEventRow]) -> set[str]:
     """
     if not rows:
         return set()
-    fresh = [r for r in rows if not r.reverted]
-    ClaimEvent.objects.bulk_create(
-        [
-            ClaimEvent(
-                claim_id=r.claim_id,
-                kind=r.kind,
-                height=r.height,
-                msg_cid=r.msg_cid,
-                tipset_hash=tipset_hash(r.tipset_key),
-                **{f: getattr(r, f) for f in _EVENT_FIELDS},
-            )
-            for r in fresh
-        ],
-        ignore_conflicts=True,
-        batch_size=500,
+    _record_events(
+        ClaimEvent,
+        rows,
+        lambda r: {"claim_id": r.claim_id, **{f: getattr(r, f) for f in _EVENT_FIELDS}},
     )
-    for r in rows:
-        if r.reverted:
-            ClaimEvent.objects.filter(
-                height=r.height, msg_cid=r.msg_cid, kind=r.kind, claim_id=r.claim_id
-            ).delete()
     touched = {r.piece_cid for r in rows}
     touched |= refold_claims({r.claim_id for r in rows})
     return touched
