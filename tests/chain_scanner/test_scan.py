@@ -322,6 +322,9 @@ def test_a_contracts_deal_terminated_event_slashes_nothing(scanner_settings, cha
     assert _status(synthetic_payload_cid(deal_id), height) == "active"
 
 
+# The import writes from a thread with its own connection: on PostgreSQL it would wait for
+# the test's transaction forever, so these tests commit for real.
+@pytest.mark.django_db(transaction=True)
 def test_dump_deals_are_read_once_from_state(scanner_settings, chain, lotus, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from chain_scanner.dump_import import import_dump
     from tests.chain_scanner.dumps import write_dump
@@ -357,6 +360,9 @@ def test_dump_deals_are_read_once_from_state(scanner_settings, chain, lotus, tmp
     assert report.deals_rechecked == 0 and lotus.requests["StateMarketStorageDeal"] == 0
 
 
+# The import writes from a thread with its own connection: on PostgreSQL it would wait for
+# the test's transaction forever, so these tests commit for real.
+@pytest.mark.django_db(transaction=True)
 def test_a_termination_read_before_its_dump_row_arrives(scanner_settings, chain, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from chain_scanner.dump_import import import_dump
     from tests.chain_scanner.dumps import write_dump
