@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from chain_scanner.lease import acquire_lease, get_checkpoint
 from chain_scanner.lotus import LotusError, LotusUnavailable
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 from chain_scanner.services import scan_once
+from dashboard.keys.services import create_api_key
 from tests.chain_data import (
     encode_claim_event,
     load_decoded_claims,
@@ -40,6 +42,23 @@ def _finalize(chain: FakeChain) -> int:
     is final; returns the new finalized height."""
     chain.advance(chain.finality + 1000)
     return chain.head_height - chain.finality
+
+
+def _scanned_active_deal(chain: FakeChain) -> tuple[int, int]:
+    """After a first pass, an active verified deal published and scanned: (deal id, the
+    processing height it was read at)."""
+    scan_once()
+    deal_id = chain.next_deal_id
+    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
+    height = _finalize(chain)
+    scan_once()
+    return deal_id, height
+
+
+def _api(scope: str) -> Client:
+    """A Django test client carrying a new key of `scope`."""
+    _key, raw = create_api_key(scope=scope, name=scope, actor="test")
+    return Client(headers={"authorization": f"Bearer {raw}"})
 
 
 def test_first_pass_caches_every_real_claim(scanner_settings, lotus: FakeLotusServer) -> None:
@@ -219,10 +238,6 @@ def test_pending_deal_activates_then_gets_slashed(scanner_settings, chain, lotus
 
 
 def test_a_slashed_deal_is_not_blessed_after_one_pass(scanner_settings, chain, lotus) -> None:  # type: ignore[no-untyped-def]
-    from django.test import Client
-
-    from dashboard.keys.services import create_api_key
-
     scan_once()
     deal_id = chain.next_deal_id
     head = chain.head_height
@@ -230,8 +245,7 @@ def test_a_slashed_deal_is_not_blessed_after_one_pass(scanner_settings, chain, l
     _finalize(chain)
     scan_once()
     payload = synthetic_payload_cid(deal_id)
-    _key, raw = create_api_key(scope="node", name="node", actor="test")
-    api = Client(headers={"authorization": f"Bearer {raw}"})
+    api = _api("node")
     assert api.get(f"/api/v1/cids/{payload}").json()["blessed"] is True
     # Slashed 100 epochs below the next processing tipset; one pass later it is not blessed.
     next_processing = chain.head_height + 200 - chain.finality
@@ -256,11 +270,7 @@ def test_a_slashed_deal_is_not_blessed_after_one_pass(scanner_settings, chain, l
 
 
 def test_a_slash_at_the_processing_tipset_waits_for_the_next_pass(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
-    scan_once()
-    deal_id = chain.next_deal_id
-    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
-    _finalize(chain)
-    scan_once()
+    deal_id, _height = _scanned_active_deal(chain)
     # A message in the processing tipset itself shows in the state of its child only: the
     # event is read next pass, with the state that shows it.
     processing = chain.head_height + 50 - chain.finality
@@ -299,11 +309,7 @@ def test_a_completed_deal_ends_and_expiry_needs_no_chain_data(scanner_settings, 
 def test_a_contracts_deal_terminated_event_slashes_nothing(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
     from tests.chain_data import encode_deal_event
 
-    scan_once()
-    deal_id = chain.next_deal_id
-    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
-    height = _finalize(chain)
-    scan_once()
+    deal_id, height = _scanned_active_deal(chain)
     chain.add_event(
         encode_deal_event(
             "deal-terminated",
@@ -387,11 +393,7 @@ def test_a_slash_on_an_orphaned_branch_is_undone(
     scanner_settings, chain, node_reports_reverted
 ) -> None:  # type: ignore[no-untyped-def]
     chain.range_queries_include_reverted = node_reports_reverted
-    scan_once()
-    deal_id = chain.next_deal_id
-    _publish(chain, deal_id, start_epoch=1, end_epoch=10**8, sector_start_epoch=1)
-    height = _finalize(chain)
-    scan_once()
+    deal_id, height = _scanned_active_deal(chain)
     slashed_at = height + 10
     chain.terminate_deal(deal_id, height=slashed_at)
     height = _finalize(chain)
@@ -469,7 +471,7 @@ def test_a_second_pass_changes_nothing(scanner_settings, chain) -> None:  # type
     report = scan_once()
     assert report.deals_stored == 0 and report.claim_events == 0
     after = snapshot()
-    # same processing height: nothing new on chain, and this height's recheck slice is done
+    # same processing height: nothing new on chain, and no deal waits for a re-read
     assert after == before
 
 
@@ -531,10 +533,6 @@ def test_passes_do_not_overlap(scanner_settings) -> None:  # type: ignore[no-unt
 
 
 def test_scanner_status_counts_events_by_type(scanner_settings, chain) -> None:  # type: ignore[no-untyped-def]
-    from django.test import Client
-
-    from dashboard.keys.services import create_api_key
-
     scan_once()
     first = chain.next_deal_id
     for deal_id in (first, first + 1):
@@ -544,8 +542,7 @@ def test_scanner_status_counts_events_by_type(scanner_settings, chain) -> None: 
     _finalize(chain)
     report = scan_once()
     assert "deal-published:2,deal-activated:0,deal-terminated:1," in report.summary()
-    _key, raw = create_api_key(scope="notary", name="evergreen", actor="test")
-    body = Client().get("/api/v1/scanner", headers={"authorization": f"Bearer {raw}"}).json()
+    body = _api("notary").get("/api/v1/scanner").json()
     assert body["events"] == {
         "claim": 360,
         "claim-updated": 0,
