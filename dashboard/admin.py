@@ -32,6 +32,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "user",
         "created_at",
         "last_used_at",
+        "probe_count",
+        "probe_last_at",
         "revoked_at",
     ]
     list_filter = ["scope", "revoked_at"]

@@ -5,6 +5,7 @@ The defaults are the embedded mode: SQLite under DATA_DIR, no broker, no IPFS da
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -165,6 +166,28 @@ EXECUTOR_MAX_INPUT_BYTES = env_int("EXECUTOR_MAX_INPUT_BYTES", 4 << 30, minimum=
 # Largest upload `POST /content` takes: its body, and for a CAR what its blocks take on disk
 # (each its bytes plus 4096).
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
+
+# --- Bacalhau (docs/bacalhau.md) ------------------------------------------------------------
+# What the job-selection probe answers: bid only when all of a job's IPFS CIDs are blessed
+# (all_blessed), or bid on every job and say in `reason` what is blessed (always).
+BACALHAU_PROBE_POLICY = env_str("BACALHAU_PROBE_POLICY", "all_blessed")
+if BACALHAU_PROBE_POLICY not in ("all_blessed", "always"):
+    raise ImproperlyConfigured(
+        f"BACALHAU_PROBE_POLICY must be all_blessed or always, got {BACALHAU_PROBE_POLICY!r}"
+    )
+# Orchestrators whose jobs are scanned and imported: comma-separated base URLs.
+BACALHAU_ORCHESTRATORS = [
+    url.strip().rstrip("/")
+    for url in (env_str("BACALHAU_ORCHESTRATORS") or "").split(",")
+    if url.strip()
+]
+for _url in BACALHAU_ORCHESTRATORS:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", _url):
+        raise ImproperlyConfigured(f"BACALHAU_ORCHESTRATORS: {_url!r} is not an http(s) URL")
+# A label selector the orchestrator filters jobs by (its `labels` parameter), e.g. filplus.
+BACALHAU_LABELS = env_str("BACALHAU_LABELS", "")
+BACALHAU_SCAN_INTERVAL_S = env_int("BACALHAU_SCAN_INTERVAL_S", 60, minimum=1)
+BACALHAU_TIMEOUT_S = env_int("BACALHAU_TIMEOUT_S", 30, minimum=1)
 
 # --- moderator pages ------------------------------------------------------------------------
 LOGIN_URL = "/login/"

@@ -52,6 +52,11 @@ api_v1 = [
     path("cids/<cid_text:cid>", eligibility.CidView.as_view(), name="api-cid"),
     path("eligibility", eligibility.EligibilityView.as_view(), name="api-eligibility"),
     path("scanner", eligibility.ScannerView.as_view(), name="api-scanner"),
+    path(
+        "bacalhau/probe/<str:node_key>",
+        eligibility.BacalhauProbeView.as_view(),
+        name="api-bacalhau-probe",
+    ),
     path("jobs", jobs.JobsView.as_view(), name="api-jobs"),
     path("jobs/<job_id:job_id>", jobs.JobView.as_view(), name="api-job"),
     path("jobs/<job_id:job_id>/results", jobs.JobResultsView.as_view(), name="api-job-results"),
