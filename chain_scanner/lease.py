@@ -1,4 +1,5 @@
-"""The scanner lease: one process at a time writes scanner state (a pass or a dump import).
+"""Leases: one process at a time writes scanner state (a chain pass or a dump import; a
+Bacalhau orchestrator's pass), whichever row of a checkpoint table holds the lease.
 
 Claimed with a conditional UPDATE, so several workers may try at once (healthchecks'
 sendalerts pattern). A lease expires unless renewed, and one held by a process that died
@@ -11,6 +12,7 @@ import os
 import socket
 from datetime import timedelta
 
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
@@ -41,18 +43,36 @@ def _owner_dead(owner: str) -> bool:
     return False
 
 
-def acquire_lease() -> bool:
-    """Claim the scanner with a conditional UPDATE, so passes never overlap across workers."""
-    checkpoint = get_checkpoint()
+def claim(model: type[models.Model], pk: int) -> bool:
+    """Take the lease on one row of `model` (a table with lease_owner and lease_until) with a
+    conditional UPDATE, so two processes never both hold it."""
+    current = model.objects.filter(pk=pk).values_list("lease_owner", flat=True).first()  # type: ignore[attr-defined]
     now = timezone.now()
     owner = _owner()
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_owner=owner)
-    if checkpoint.lease_owner and _owner_dead(checkpoint.lease_owner):
-        free |= Q(lease_owner=checkpoint.lease_owner)
-    updated = ScannerCheckpoint.objects.filter(free, pk=checkpoint.pk).update(
+    if current and _owner_dead(current):
+        free |= Q(lease_owner=current)
+    updated = model.objects.filter(free, pk=pk).update(  # type: ignore[attr-defined]
         lease_owner=owner, lease_until=now + LEASE
     )
-    return updated == 1
+    return bool(updated == 1)
+
+
+def extend(model: type[models.Model], pk: int) -> None:
+    model.objects.filter(pk=pk, lease_owner=_owner()).update(  # type: ignore[attr-defined]
+        lease_until=timezone.now() + LEASE
+    )
+
+
+def release(model: type[models.Model], pk: int) -> None:
+    model.objects.filter(pk=pk, lease_owner=_owner()).update(  # type: ignore[attr-defined]
+        lease_owner="", lease_until=None
+    )
+
+
+def acquire_lease() -> bool:
+    """Claim the scanner, so passes never overlap across workers."""
+    return claim(ScannerCheckpoint, get_checkpoint().pk)
 
 
 def renew(checkpoint: ScannerCheckpoint) -> None:
@@ -61,12 +81,8 @@ def renew(checkpoint: ScannerCheckpoint) -> None:
 
 
 def renew_lease() -> None:
-    ScannerCheckpoint.objects.filter(name="default", lease_owner=_owner()).update(
-        lease_until=timezone.now() + LEASE
-    )
+    extend(ScannerCheckpoint, get_checkpoint().pk)
 
 
 def release_lease() -> None:
-    ScannerCheckpoint.objects.filter(name="default", lease_owner=_owner()).update(
-        lease_owner="", lease_until=None
-    )
+    release(ScannerCheckpoint, get_checkpoint().pk)

@@ -9,9 +9,17 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.errors import DomainError
+from dashboard.jobs.bacalhau_scan import map_node
 from dashboard.keys.services import create_api_key, revoke_api_key
-from dashboard.models import ApiKey, AuditEvent, ModeratorProfile
+from dashboard.models import (
+    ApiKey,
+    AuditEvent,
+    BacalhauNode,
+    BacalhauOrchestrator,
+    ModeratorProfile,
+)
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -89,6 +97,70 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor", "action", "target"]
     list_filter = ["action"]
     search_fields = ["actor", "target"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class BacalhauNodeForm(forms.ModelForm):
+    class Meta:
+        model = BacalhauNode
+        fields = ["node_id", "provider"]
+
+    def clean_provider(self) -> str:
+        provider = str(self.cleaned_data.get("provider") or "")
+        if provider and not PROVIDER_ADDRESS.fullmatch(provider):
+            raise forms.ValidationError("a storage provider id address like f01234, or empty")
+        return provider
+
+
+@admin.register(BacalhauNode)
+class BacalhauNodeAdmin(admin.ModelAdmin):
+    """Which storage provider a Bacalhau compute node's results are stored with."""
+
+    form = BacalhauNodeForm
+    list_display = ["node_id", "provider", "updated_at"]
+    search_fields = ["node_id", "provider"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["node_id"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: BacalhauNode, form: Any, change: bool) -> None:
+        try:
+            changed = map_node(
+                node_id=obj.node_id,
+                provider=obj.provider,
+                actor=f"user:{request.user.get_username()}",
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+        obj.pk = BacalhauNode.objects.get(node_id=obj.node_id).pk
+        messages.info(
+            request, f"{changed} imported result(s) now name {obj.provider or 'no provider'}"
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(BacalhauOrchestrator)
+class BacalhauOrchestratorAdmin(admin.ModelAdmin):
+    """The orchestrators' scanner checkpoints (BACALHAU_ORCHESTRATORS): read only."""
+
+    list_display = [
+        "url",
+        "jobs_read",
+        "executions_imported",
+        "last_pass_finished_at",
+        "last_error_at",
+        "last_error",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

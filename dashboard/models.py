@@ -221,7 +221,9 @@ class JobResult(models.Model):
     stdout_cid = models.CharField(max_length=200)
     stderr_cid = models.CharField(max_length=200)
     outputs_cid = models.CharField(max_length=200)
-    size_bytes = models.BigIntegerField()
+    # Null (and the three CIDs above blank) for a result imported from a Bacalhau
+    # orchestrator that is not in this dashboard's store: nothing here measured it.
+    size_bytes = models.BigIntegerField(null=True, blank=True)
     # The result's CAR as measured from this dashboard's store; null when it is not there.
     car_bytes = models.BigIntegerField(null=True, blank=True)
     runtime_ms = models.BigIntegerField()
@@ -294,3 +296,102 @@ class JobPiece(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}: {self.piece_cid} ({self.piece_size} B)"
+
+
+class BacalhauNode(models.Model):
+    """A Bacalhau compute node, by its node id: the storage provider its results are stored
+    with, as an admin maps it. Results of an unmapped node have no holder, so the notary
+    cannot award DataCap to them (it says why)."""
+
+    node_id = models.CharField(max_length=200, unique=True)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.node_id} -> {self.provider or 'no provider'}"
+
+
+class BacalhauOrchestrator(models.Model):
+    """A Bacalhau orchestrator the scanner reads jobs from (BACALHAU_ORCHESTRATORS): its
+    checkpoint and lease, as the chain scanner keeps them (dashboard/jobs/bacalhau_scan.py)."""
+
+    url = models.CharField(max_length=500, unique=True)
+    # Every job modified before this (ModifyTime, unix ns) has been read.
+    watermark = models.BigIntegerField(null=True, blank=True)
+    jobs_read = models.BigIntegerField(default=0)
+    executions_imported = models.BigIntegerField(default=0)
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_pass_started_at = models.DateTimeField(null=True, blank=True)
+    last_pass_finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class BacalhauJob(models.Model):
+    """A job seen on an orchestrator: until it is finished, each pass reads it again."""
+
+    orchestrator = models.ForeignKey(BacalhauOrchestrator, on_delete=models.CASCADE)
+    job_id = models.CharField(max_length=200)
+    state = models.CharField(max_length=32)
+    modify_time = models.BigIntegerField()
+    finished = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["orchestrator", "job_id"], name="bacalhau_job_once")
+        ]
+        indexes = [models.Index(fields=["orchestrator", "finished"], name="bacalhau_job_open")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} ({self.state})"
+
+
+class BacalhauExecution(models.Model):
+    """Where an imported job came from: one completed execution of a Bacalhau job."""
+
+    job = models.OneToOneField(
+        Job, primary_key=True, on_delete=models.CASCADE, related_name="bacalhau"
+    )
+    orchestrator = models.ForeignKey(BacalhauOrchestrator, on_delete=models.PROTECT)
+    bacalhau_job_id = models.CharField(max_length=200)
+    execution_id = models.CharField(max_length=200)
+    node_id = models.CharField(max_length=200, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "execution_id"], name="bacalhau_execution_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bacalhau_job_id}/{self.execution_id} on {self.node_id}"
+
+
+class BacalhauClient(models.Model):
+    """A Bacalhau legacy client (bacalhau-sdk's RSA key, named by sha256 of its modulus)
+    bound by an admin to the submitter key its jobs are submitted as."""
+
+    client_id = models.CharField(max_length=64, unique=True)
+    key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, related_name="bacalhau_clients")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.client_id[:12]}… as {self.key.name}"
+
+
+class BacalhauSubmission(models.Model):
+    """A job submitted through the legacy requester API: whose it is, and the spec as sent."""
+
+    job = models.OneToOneField(
+        Job, primary_key=True, on_delete=models.CASCADE, related_name="bacalhau_submission"
+    )
+    client = models.ForeignKey(BacalhauClient, on_delete=models.PROTECT)
+    spec = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"{self.job_id} by {self.client.client_id[:12]}…"

@@ -182,7 +182,7 @@ BACALHAU_ORCHESTRATORS = [
     if url.strip()
 ]
 for _url in BACALHAU_ORCHESTRATORS:
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", _url):
+    if len(_url) > 500 or not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", _url):
         raise ImproperlyConfigured(f"BACALHAU_ORCHESTRATORS: {_url!r} is not an http(s) URL")
 # A label selector the orchestrator filters jobs by (its `labels` parameter), e.g. filplus.
 BACALHAU_LABELS = env_str("BACALHAU_LABELS", "")
@@ -216,6 +216,7 @@ CELERY_TASK_ROUTES = {
     "dashboard.run_job": {"queue": "executor"},
     "dashboard.recover_jobs": {"queue": "executor"},
     "dashboard.refresh_chain_flags": {"queue": "scanner"},
+    "dashboard.scan_bacalhau": {"queue": "scanner"},
 }
 CELERY_BEAT_SCHEDULE = {
     "scan-chain": {
@@ -228,6 +229,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dashboard.refresh_chain_flags",
         "schedule": float(SCANNER_INTERVAL_S),
         "options": {"expires": float(SCANNER_INTERVAL_S)},
+    },
+    "scan-bacalhau": {
+        "task": "dashboard.scan_bacalhau",
+        "schedule": float(BACALHAU_SCAN_INTERVAL_S),
+        "options": {"expires": float(BACALHAU_SCAN_INTERVAL_S)},
     },
     "recover-jobs": {
         "task": "dashboard.recover_jobs",

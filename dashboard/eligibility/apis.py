@@ -74,7 +74,7 @@ class BacalhauProbeView(APIView):
         "The answer is exactly application/json with a Content-Length, as the node needs.",
         auth=[],
         parameters=[OpenApiParameter("node_key", str, OpenApiParameter.PATH)],
-        request=s.ProbeRequestSerializer,
+        request=s.BacalhauProbeSerializer,
         responses={
             200: s.ProbeAnswerSerializer,
             **error_responses(400, 401, 403, 415, 429),
@@ -86,7 +86,7 @@ class BacalhauProbeView(APIView):
             raise DomainError("invalid_api_key", "unknown or revoked API key", status=401)
         if key.scope != ApiKey.Scope.NODE:
             raise DomainError("forbidden", "the probe URL needs a compute node's key", status=403)
-        body = s.ProbeRequestSerializer(data=request.data)
+        body = s.BacalhauProbeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         answer = bacalhau_probe.answer(body.validated_data["job"])
         bacalhau_probe.record_probe(key)

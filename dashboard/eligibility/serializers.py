@@ -152,7 +152,7 @@ class ScannerSerializer(serializers.Serializer):
 # A Bacalhau compute node's job-selection probe: any body version, keys in any case (the
 # fields below are for the schema; bacalhau_probe.parse_probe reads the body). Validated
 # data: `job`, a ProbeJob.
-class ProbeRequestSerializer(serializers.Serializer):
+class BacalhauProbeSerializer(serializers.Serializer):
     NodeID = serializers.CharField(required=False, help_text="v1.1 and later")
     Job = serializers.DictField(required=False, help_text="v1.1 and later: a v2 models.Job")
     Callback = serializers.CharField(required=False, help_text="v1.1 to v1.4; not used")

@@ -142,6 +142,26 @@ class JobResultSerializer(Body):
     )
 
 
+# A job's result as a job shows it: what a node reported; for a result imported from a
+# Bacalhau orchestrator and not in this dashboard's store, only the root CID is known.
+class JobResultOutSerializer(serializers.Serializer):
+    result_cid = serializers.CharField()
+    exit_code = serializers.IntegerField()
+    stdout_cid = TextOrNull(allow_null=True)
+    stderr_cid = TextOrNull(allow_null=True)
+    outputs_cid = TextOrNull(allow_null=True)
+    size_bytes = serializers.IntegerField(allow_null=True, help_text="null: not measured")
+    runtime_ms = serializers.IntegerField()
+    provider = TextOrNull(allow_null=True)
+
+
+class BacalhauOriginSerializer(serializers.Serializer):
+    orchestrator = serializers.CharField(source="orchestrator.url")
+    job_id = serializers.CharField(source="bacalhau_job_id")
+    execution_id = serializers.CharField()
+    node_id = serializers.CharField()
+
+
 class ModerationSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=Job.Moderation.values, source="moderation_state")
     datacap_bytes = serializers.IntegerField(allow_null=True)
@@ -163,8 +183,16 @@ class JobSerializer(serializers.Serializer):
     attempts = serializers.IntegerField()
     inputs_blessed = serializers.BooleanField(allow_null=True)
     inputs = JobInputSerializer(many=True)
-    result = JobResultSerializer(allow_null=True)
+    result = JobResultOutSerializer(allow_null=True)
     moderation = ModerationSerializer(source="*")
+    bacalhau = serializers.SerializerMethodField(
+        help_text="where a job imported from a Bacalhau orchestrator ran; null for others"
+    )
+
+    @extend_schema_field(BacalhauOriginSerializer(allow_null=True))
+    def get_bacalhau(self, job: Job) -> dict[str, Any] | None:
+        origin = getattr(job, "bacalhau", None) if job.external else None
+        return BacalhauOriginSerializer(origin).data if origin is not None else None
 
 
 # The detail view only: pieces and storage cost queries per job, which a listing must not.

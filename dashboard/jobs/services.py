@@ -55,7 +55,7 @@ def _spec_digest(spec: JobSpec) -> str:
     return hashlib.sha256(spec.canonical_json()).hexdigest()
 
 
-def _annotation_index(annotations: tuple[str, ...]) -> str:
+def annotation_index(annotations: tuple[str, ...]) -> str:
     return "|" + "|".join(a.replace("|", "") for a in annotations) + "|" if annotations else ""
 
 
@@ -80,7 +80,7 @@ def submit_job(
         owner=key,
         node=key if external else None,
         annotations=list(spec.annotations),
-        annotation_index=_annotation_index(spec.annotations),
+        annotation_index=annotation_index(spec.annotations),
         state=Job.State.RUNNING if external else Job.State.QUEUED,
         started_at=now if external else None,
     )
@@ -255,8 +255,8 @@ class ResultIn:
     exit_code: int
     stdout_cid: str
     stderr_cid: str
-    outputs_cid: str
-    size_bytes: int
+    outputs_cid: str  # the three part CIDs are "" where unknown (an imported Bacalhau result)
+    size_bytes: int | None  # None: not measured (an imported result not in our store)
     runtime_ms: int
     provider: str
 
@@ -289,7 +289,11 @@ def record_result(
     whose `size_bytes` disagrees is refused: DataCap rests on what was measured.
     """
     measured = content.measure(result.result_cid)
-    if measured is not None and measured.file_bytes != result.size_bytes:
+    if (
+        measured is not None
+        and result.size_bytes is not None
+        and measured.file_bytes != result.size_bytes
+    ):
         raise DomainError(
             "size_mismatch",
             f"size_bytes is {result.size_bytes}, but {result.result_cid} holds "
@@ -402,9 +406,9 @@ def cancel_job(*, job_id: str, key: ApiKey) -> Job:
 
 def visible_jobs(who: ApiKey | None) -> QuerySet[Job]:
     """Jobs a caller may see: a key its own (submitted or run), moderators all (who=None)."""
-    jobs = Job.objects.select_related("node", "result").prefetch_related(
-        Prefetch("inputs", queryset=JobInput.objects.order_by("position"))
-    )
+    jobs = Job.objects.select_related(
+        "node", "result", "bacalhau", "bacalhau__orchestrator"
+    ).prefetch_related(Prefetch("inputs", queryset=JobInput.objects.order_by("position")))
     if who is None or who.scope == ApiKey.Scope.MODERATOR:
         return jobs
     return jobs.filter(Q(owner=who) | Q(node=who))

@@ -189,7 +189,14 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
     awarded = _awarded(job.id)
     datacap = job.datacap_bytes if is_verified else None
     provider_matches = None if provider is None else provider == holder
-    reason = _not_verified_because(job.moderation_state, holder, provider, provider_matches)
+    origin = getattr(job, "bacalhau", None) if job.external else None
+    reason = _not_verified_because(
+        job.moderation_state,
+        holder,
+        provider,
+        provider_matches,
+        bacalhau_node=origin.node_id if origin is not None else None,
+    )
     return {
         "cid": cid,
         "verified": reason is None,
@@ -213,7 +220,12 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
 
 
 def _not_verified_because(
-    state: str, holder: str | None, asked: str | None, matches: bool | None
+    state: str,
+    holder: str | None,
+    asked: str | None,
+    matches: bool | None,
+    *,
+    bacalhau_node: str | None = None,
 ) -> dict[str, str] | None:
     """Why DataCap may not go to this data (the first reason of several), or None."""
     if state == Job.Moderation.PENDING:
@@ -222,6 +234,13 @@ def _not_verified_because(
         return {"code": "rejected", "message": "a moderator rejected this job"}
     if state == Job.Moderation.REVOKED:
         return {"code": "revoked", "message": "this job's verification was revoked"}
+    if holder is None and bacalhau_node is not None:
+        return {
+            "code": "no_holder",
+            "message": f"no storage provider holds the results: the Bacalhau node that ran "
+            f"the job ({bacalhau_node}) is not mapped to one (an admin maps Bacalhau nodes "
+            "to providers)",
+        }
     if holder is None:
         return {
             "code": "no_holder",

@@ -54,6 +54,7 @@ def _page(
         "dashboard/job.html",
         {
             "job": job,
+            "origin": getattr(job, "bacalhau", None) if job.external else None,
             "result": result,
             "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),
             "inputs": detail.inputs,

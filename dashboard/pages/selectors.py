@@ -204,7 +204,11 @@ class JobDetail:
 
 def job_detail(job_id: str) -> JobDetail | None:
     """A job with its result, inputs, decision history and awards: four queries."""
-    job = Job.objects.select_related("node", "result").filter(id=job_id).first()
+    job = (
+        Job.objects.select_related("node", "result", "bacalhau", "bacalhau__orchestrator")
+        .filter(id=job_id)
+        .first()
+    )
     if job is None:
         return None
     try:

@@ -155,7 +155,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Award", "provider"): len("f0") + 20,  # notary._provider takes an ID address
     ("SignInThrottle", "key"): max(len("user:") + 40, len("ip:") + 39),  # digest; IPv6 text
     ("AuditEvent", "actor"): max(len("user:") + USERNAME, len("node:") + 100, len("address:") + 39),
-    ("AuditEvent", "action"): len("sign_in.failed"),
+    ("AuditEvent", "action"): len("bacalhau_client.bind"),
     ("AuditEvent", "target"): 200,  # sign_in cuts the name it records to 200
     ("Decision", "actor"): len("user:") + USERNAME,
     ("Job", "id"): 100,  # jobs.JOB_ID
@@ -171,6 +171,17 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("DealEvent", "kind"): len("deal-terminated"),
     ("ScannerCheckpoint", "name"): len("default"),
     ("ScannerCheckpoint", "lease_owner"): HOST + len(":4194304"),  # lease.py's host:pid
+    # Bacalhau's ids are cut to 200 where they are stored (bacalhau_scan, map_node)
+    ("BacalhauNode", "node_id"): 200,
+    ("BacalhauNode", "provider"): len("f0") + 20,  # map_node takes an ID address
+    ("BacalhauOrchestrator", "url"): 500,  # settings and scan_bacalhau --url refuse longer
+    ("BacalhauOrchestrator", "lease_owner"): HOST + len(":4194304"),
+    ("BacalhauJob", "job_id"): 200,
+    ("BacalhauJob", "state"): 32,
+    ("BacalhauExecution", "bacalhau_job_id"): 200,
+    ("BacalhauExecution", "execution_id"): 200,
+    ("BacalhauExecution", "node_id"): 200,
+    ("BacalhauClient", "client_id"): 64,  # hex SHA-256
 }
 
 

@@ -21,6 +21,7 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
+from dashboard.jobs.bacalhau_scan import follow as bacalhau_loop
 from dashboard.jobs.services import wake_worker
 from dashboard.jobs.worker import run_worker
 from dashboard.notary.services import refresh_chain_flags
@@ -36,7 +37,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--no-scanner", action="store_true", help="no chain scanner loop")
+        parser.add_argument(
+            "--no-scanner", action="store_true", help="no chain or Bacalhau scanners"
+        )
         parser.add_argument("--no-executor", action="store_true", help="no executor worker")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,6 +52,12 @@ class Command(BaseCommand):
         if not options["no_scanner"]:
             workers.append(
                 threading.Thread(target=self._scanner, args=(stop,), name="scanner", daemon=True)
+            )
+        if settings.BACALHAU_ORCHESTRATORS and not options["no_scanner"]:
+            workers.append(
+                threading.Thread(
+                    target=bacalhau_loop, args=(stop,), name="bacalhau-scanner", daemon=True
+                )
             )
         if not options["no_executor"]:
             for n in range(settings.EXECUTOR_WORKERS):
