@@ -12,10 +12,12 @@ from django.http import HttpRequest
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.errors import DomainError
 from dashboard.jobs.bacalhau_scan import map_node
+from dashboard.keys.bacalhau_clients import bind_client, client_id_of
 from dashboard.keys.services import create_api_key, revoke_api_key
 from dashboard.models import (
     ApiKey,
     AuditEvent,
+    BacalhauClient,
     BacalhauNode,
     BacalhauOrchestrator,
     ModeratorProfile,
@@ -170,3 +172,53 @@ class BacalhauOrchestratorAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class BacalhauClientForm(forms.ModelForm):
+    identity = forms.CharField(
+        label="Client id or public key",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="the 64-hex client id bacalhau-sdk logs, or its base64 public key",
+    )
+
+    class Meta:
+        model = BacalhauClient
+        fields = ["key"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["key"].queryset = ApiKey.objects.filter(  # type: ignore[attr-defined]
+            scope=ApiKey.Scope.SUBMITTER, revoked_at__isnull=True
+        )
+
+    def clean_identity(self) -> str:
+        try:
+            return client_id_of(str(self.cleaned_data.get("identity") or ""))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(BacalhauClient)
+class BacalhauClientAdmin(admin.ModelAdmin):
+    """Bacalhau legacy clients (the Airflow provider's RSA key) and the submitter key each
+    submits as."""
+
+    form = BacalhauClientForm
+    list_display = ["client_id", "key", "created_at"]
+    search_fields = ["client_id"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: BacalhauClient, form: Any, change: bool
+    ) -> None:
+        try:
+            client = bind_client(
+                identity=form.cleaned_data["identity"],
+                key_prefix=form.cleaned_data["key"].prefix,
+                actor=f"user:{request.user.get_username()}",
+            )
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+        obj.pk = client.pk

@@ -15,7 +15,7 @@ from typing import Any
 
 from executor.cids import InvalidCID, normalize_cid
 
-__all__ = ["BacalhauError", "JobCid", "fold", "job_cids", "legacy_spec_cids"]
+__all__ = ["BacalhauError", "JobCid", "fold", "job_cids", "legacy_spec_cids", "member"]
 
 # Objects whose keys are data, not field names: never folded.
 _MAPS = frozenset({"environmentvariables", "env", "labels", "meta", "metadata"})
@@ -50,6 +50,12 @@ class JobCid:
     field: str  # where in the job it was found, e.g. "Tasks.0.InputSources.1"
     role: str  # "input", "entry module" or "import module"
     path: str  # where the job mounts it ("" for modules)
+
+
+def member(value: Any, key: str) -> dict[str, Any]:
+    """`value[key]` where both are objects; {} otherwise (for lenient reading)."""
+    item = value.get(key) if isinstance(value, dict) else None
+    return item if isinstance(item, dict) else {}
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:

@@ -72,12 +72,22 @@ api_v1 = [
     path("notary/awards", notary.AwardsView.as_view(), name="api-notary-awards"),
 ]
 
+# Bacalhau's legacy requester API, at the root as bacalhau-sdk 1.3 calls it, and under
+# /api/v1/requester/ as Bacalhau v1.1 to v1.3 serve it (docs/bacalhau.md).
+requester = [
+    path("submit", jobs.LegacySubmitView.as_view(), name="bacalhau-submit"),
+    path("events", jobs.LegacyEventsView.as_view(), name="bacalhau-events"),
+    path("results", jobs.LegacyResultsView.as_view(), name="bacalhau-results"),
+]
+
 urlpatterns = [
     # The admin signs in through our page, with its limits, not through its own.
     path("admin/login/", auth.login_view),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("api/v1/requester/", include((requester, "requester"), namespace="requester-v1")),
     path("api/v1/", include(api_v1)),
+    path("requester/", include((requester, "requester"))),
     # Stored content by CID (outside the API, docs/api.md): result links in the pages, CLI `get`.
     path("ipfs/<str:cid>", content.GatewayView.as_view(), name="ipfs"),
     path("ipfs/<str:cid>/<path:path>", content.GatewayView.as_view(), name="ipfs-path"),

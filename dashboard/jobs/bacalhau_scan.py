@@ -31,7 +31,7 @@ from django.utils import timezone
 from chain_scanner.lease import claim, extend, release
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
-from dashboard.bacalhau import BacalhauError, fold, job_cids
+from dashboard.bacalhau import BacalhauError, fold, job_cids, member
 from dashboard.content import services as content
 from dashboard.errors import DomainError
 from dashboard.jobs.services import (
@@ -192,11 +192,6 @@ def _job_state(job: dict[str, Any]) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _obj(value: dict[str, Any], key: str) -> dict[str, Any]:
-    item = value.get(key)
-    return item if isinstance(item, dict) else {}
-
-
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
@@ -318,8 +313,8 @@ def import_execution(
     state = _state_name(compute.get("statetype") if isinstance(compute, dict) else None)
     if state != "completed":
         return None
-    published = _obj(execution, "publishedresult")
-    params = _obj(published, "params")
+    published = member(execution, "publishedresult")
+    params = member(published, "params")
     if str(published.get("type", "")).lower() != "ipfs" or not params.get("cid"):
         return "its result is not published to IPFS"
     execution_id = execution.get("id")
@@ -339,7 +334,7 @@ def import_execution(
         return "its engine is neither wasm nor docker"
     node_id = str(execution.get("nodeid") or "")[:200]
     our_id = _our_id(orchestrator, bacalhau_job_id, execution_id)
-    output = _obj(execution, "runoutput")
+    output = member(execution, "runoutput")
     with transaction.atomic():
         if Job.objects.filter(id=our_id).exists():
             return "already imported"
@@ -366,12 +361,12 @@ def spec_from_job(job: dict[str, Any]) -> dict[str, Any] | None:
     mapped, for moderators to read."""
     tasks = job.get("tasks") if isinstance(job.get("tasks"), list) else []
     task = tasks[0] if tasks and isinstance(tasks[0], dict) else {}
-    engine = _obj(task, "engine")
+    engine = member(task, "engine")
     kind = str(engine.get("type", "")).lower()
-    params = _obj(engine, "params")
+    params = member(engine, "params")
     cids, _ = job_cids({"tasks": [task]})
-    labels = _obj(job, "labels")
-    timeouts = _obj(task, "timeouts")
+    labels = member(job, "labels")
+    timeouts = member(task, "timeouts")
     timeout = _int(timeouts.get("executiontimeout"))
     spec: dict[str, Any] = {
         "engine": kind,

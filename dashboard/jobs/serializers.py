@@ -243,3 +243,67 @@ class DecisionSerializer(Body):
         help_text='bytes (required to verify); the API also takes text like "32 GiB"',
     )
     reason = Text(required=False, allow_blank=True, help_text="required to reject")
+
+
+# --- Bacalhau's legacy requester API (docs/bacalhau.md); bodies are read by
+# dashboard.jobs.bacalhau_legacy, which needs the raw bytes of `payload`: these describe them.
+class LegacySubmitSerializer(serializers.Serializer):
+    client_public_key = serializers.CharField(help_text="base64 DER RSA public key (PKCS #1)")
+    payload = serializers.DictField(help_text="{APIVersion, ClientID, Spec}: a legacy job spec")
+    signature = serializers.CharField(
+        help_text="base64 RSASSA-PKCS1-v1_5 SHA-256 over the payload's bytes as sent"
+    )
+
+
+class LegacyJobMetadataSerializer(serializers.Serializer):
+    ID = serializers.CharField()
+    ClientID = serializers.CharField()
+    CreatedAt = serializers.CharField()
+
+
+class LegacyJobSerializer(serializers.Serializer):
+    APIVersion = serializers.CharField()
+    Metadata = LegacyJobMetadataSerializer()
+    Spec = serializers.JSONField(help_text="as submitted")
+
+
+class LegacySubmitAnswerSerializer(serializers.Serializer):
+    job = LegacyJobSerializer()
+
+
+class LegacyJobRequestSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    job_id = serializers.CharField()
+
+
+class LegacyStateChangeSerializer(serializers.Serializer):
+    Previous = serializers.CharField(required=False)
+    New = serializers.CharField()
+
+
+class LegacyEventSerializer(serializers.Serializer):
+    Type = serializers.ChoiceField(choices=["JobLevel", "ExecutionLevel"])
+    JobID = serializers.CharField()
+    JobState = LegacyStateChangeSerializer()
+    NewVersion = serializers.IntegerField()
+    Comment = serializers.CharField(required=False)
+    Time = serializers.CharField()
+
+
+class LegacyEventsSerializer(serializers.Serializer):
+    events = LegacyEventSerializer(many=True)
+
+
+class LegacyStorageSpecSerializer(serializers.Serializer):
+    StorageSource = serializers.CharField()
+    Name = serializers.CharField()
+    CID = serializers.CharField()
+
+
+class LegacyResultSerializer(serializers.Serializer):
+    NodeID = serializers.CharField()
+    Data = LegacyStorageSpecSerializer()
+
+
+class LegacyResultsSerializer(serializers.Serializer):
+    results = LegacyResultSerializer(many=True)

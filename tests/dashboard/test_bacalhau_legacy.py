@@ -1,0 +1,317 @@
+"""Bacalhau's legacy requester API (docs/bacalhau.md): signed submits from bound clients, the
+spec mapping and its refusals, events and results per client. Keys and signatures are made
+by openssl, not by our code."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from dashboard.jobs import services as jobs
+from dashboard.keys.bacalhau_clients import bind_client
+from dashboard.models import ApiKey, AuditEvent, BacalhauSubmission, Job
+from tests.base import make_personas
+from tests.dashboard.bacalhau_shapes import MODULE
+
+pytestmark = pytest.mark.django_db
+
+INPUT = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+RESULT = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"
+
+
+class OpensslClient:
+    """A legacy client's identity made and used by openssl: an RSA key, its PKCS #1 public
+    key in base64, its client id (sha256 of the modulus openssl prints) and signatures."""
+
+    def __init__(self, folder: Path, bits: int = 2048) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.pem = folder / "user_id.pem"
+        subprocess.run(
+            ["openssl", "genrsa", "-out", self.pem, str(bits)], check=True, capture_output=True
+        )
+        der = subprocess.run(
+            ["openssl", "rsa", "-in", self.pem, "-RSAPublicKey_out", "-outform", "DER"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        self.public_key = base64.b64encode(der).decode()
+        modulus = (
+            subprocess.run(
+                ["openssl", "rsa", "-in", self.pem, "-noout", "-modulus"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .split("=", 1)[1]
+        )
+        self.client_id = hashlib.sha256(bytes.fromhex(modulus)).hexdigest()
+
+    def sign(self, data: bytes) -> str:
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", self.pem],
+            input=data,
+            check=True,
+            capture_output=True,
+        ).stdout
+        return base64.b64encode(signature).decode()
+
+    def submit_body(
+        self, spec: dict[str, Any], *, compact: bool = False, client_id: str | None = None
+    ) -> bytes:
+        """As bacalhau-sdk 1.3 sends it (json.dumps with ", " and ": "), or as a Go client
+        does (compact); the signature is over the payload's bytes either way."""
+        payload = {"apiversion": "V1beta1", "clientid": client_id or self.client_id, "spec": spec}
+        separators = (",", ":") if compact else (", ", ": ")
+        payload_text = json.dumps(payload, separators=separators)
+        signature = self.sign(payload_text.encode())
+        return (
+            f'{{"client_public_key": "{self.public_key}", "payload": {payload_text}, '
+            f'"signature": "{signature}"}}'
+        ).encode()
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> OpensslClient:
+    return OpensslClient(tmp_path_factory.mktemp("bacalhau"))
+
+
+def wasm_spec(**extra: Any) -> dict[str, Any]:
+    """What the provider's README DAG sends (keys as DAG authors write them)."""
+    return {
+        "engine": "Wasm",
+        "publisher": "IPFS",
+        "wasm": {
+            "EntryModule": {"StorageSource": "ipfs", "CID": MODULE},
+            "EntryPoint": "_start",
+            "Parameters": ["/inputs/data.txt"],
+            "EnvironmentVariables": {"STAGE": "wasm", "lower_case": "kept"},
+        },
+        "outputs": [{"StorageSource": "IPFS", "Name": "outputs", "path": "/outputs"}],
+        "annotations": ["filplus"],
+        "timeout": 300,
+        "deal": {"concurrency": 1},
+        "inputs": [{"cid": INPUT, "path": "/inputs/data.txt", "storagesource": "ipfs"}],
+        **extra,
+    }
+
+
+def post(path: str, body: bytes | dict[str, Any]) -> Any:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Client().post(path, data=data, content_type="application/json")
+
+
+@pytest.fixture
+def bound(identity: OpensslClient):  # type: ignore[no-untyped-def]
+    personas = make_personas()
+    key = ApiKey.objects.get(name="alice")
+    bind_client(identity=identity.public_key, key_prefix=key.prefix, actor="test")
+    return personas
+
+
+def test_a_signed_submit_from_a_bound_client_is_our_job(identity, bound) -> None:
+    response = post("/requester/submit", identity.submit_body(wasm_spec()))
+    assert response.status_code == 200, response.content
+    answer = response.json()["job"]
+    job = Job.objects.get(id=answer["Metadata"]["ID"])
+    assert response["X-Bacalhau-Job-ID"] == job.id
+    assert answer["Metadata"]["ClientID"] == identity.client_id
+    assert answer["Spec"] == wasm_spec()  # as submitted
+    assert job.owner.name == "alice" and job.state == Job.State.QUEUED
+    assert job.spec["wasm"] == {
+        "module": MODULE,
+        "entry_point": "_start",
+        "args": ["/inputs/data.txt"],
+        "env": {"STAGE": "wasm", "lower_case": "kept"},  # map keys keep their case
+    }
+    assert job.spec["inputs"] == [{"cid": INPUT, "path": "/inputs/data.txt"}]
+    assert job.spec["limits"]["timeout_s"] == 300 and job.annotations == ["filplus"]
+    assert BacalhauSubmission.objects.get(job=job).client.client_id == identity.client_id
+    # a Go client's compact JSON verifies too, and the same routes serve /api/v1/requester/
+    docker = {
+        "Engine": "Docker",
+        "Docker": {
+            "Image": "tiny:1",
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Parameters": ["cat /inputs/a/stdout"],
+            "EnvironmentVariables": ["STAGE=docker", "X=a=b"],
+        },
+        "Inputs": [{"StorageSource": "IPFS", "CID": RESULT, "Path": "/inputs/a"}],
+    }
+    response = post("/api/v1/requester/submit", identity.submit_body(docker, compact=True))
+    assert response.status_code == 200, response.content
+    job = Job.objects.get(id=response.json()["job"]["Metadata"]["ID"])
+    assert job.spec["docker"] == {
+        "image": "tiny:1",
+        "entrypoint": ["/bin/sh", "-c", "cat /inputs/a/stdout"],
+        "env": {"STAGE": "docker", "X": "a=b"},
+    }
+    assert AuditEvent.objects.filter(action="bacalhau_client.bind").count() == 1
+
+
+def test_unbound_or_badly_signed_submits_are_refused(identity, tmp_path: Path) -> None:
+    make_personas()
+    body = identity.submit_body(wasm_spec())
+    response = post("/requester/submit", body)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "unbound_client"
+    key = ApiKey.objects.get(name="alice")
+    bind_client(identity=identity.client_id.upper(), key_prefix=key.prefix, actor="test")
+    # the payload changed after signing: one byte
+    tampered = body.replace(b'"timeout": 300', b'"timeout": 301')
+    response = post("/requester/submit", tampered)
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_signature"
+    # re-serialised, the payload no longer has the bytes that were signed
+    document = json.loads(body)
+    assert (
+        post("/requester/submit", json.dumps(document, separators=(",", ":")).encode()).status_code
+        == 401
+    )
+    # someone else's key signing a payload that claims our client id
+    other = OpensslClient(tmp_path / "other")
+    response = post(
+        "/requester/submit", other.submit_body(wasm_spec(), client_id=identity.client_id)
+    )
+    assert response.status_code == 401
+    assert "ClientID" in response.json()["error"]["message"]
+    # a 1024-bit key is not accepted at all
+    weak = OpensslClient(tmp_path / "weak", bits=1024)
+    response = post("/requester/submit", weak.submit_body(wasm_spec()))
+    assert response.status_code == 401 and "2048" in response.json()["error"]["message"]
+    # no signature, garbage, not JSON
+    assert post("/requester/submit", {"payload": {"clientid": "x"}}).status_code == 401
+    assert post("/requester/submit", b"{nope").status_code == 400
+    assert post("/requester/submit", b"[]").status_code == 400
+    # a revoked submitter key's client is unbound in effect
+    key.revoked_at = key.created_at
+    key.save()
+    assert post("/requester/submit", body).status_code == 403
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (
+            {
+                "wasm": {
+                    "EntryModule": {"StorageSource": "ipfs", "CID": MODULE},
+                    "ImportModules": [{"StorageSource": "ipfs", "CID": MODULE}],
+                }
+            },
+            "spec.Wasm.ImportModules",
+        ),
+        (
+            {"wasm": {"EntryModule": {"StorageSource": "urlDownload", "URL": "https://x"}}},
+            "spec.Wasm.EntryModule.StorageSource",
+        ),
+        ({"inputs": [{"storagesource": "s3", "path": "/inputs/x"}]}, "spec.Inputs.0.StorageSource"),
+        ({"inputs": [{"storagesource": "ipfs", "cid": "", "path": "/x"}]}, "spec.Inputs.0.CID"),
+        ({"network": {"Type": "Full"}}, "spec.Network.Type"),
+        ({"publisher": "Estuary"}, "spec.Publisher"),
+        ({"deal": {"concurrency": 3}}, "spec.Deal.Concurrency"),
+        ({"outputs": [{"Name": "results", "path": "/results"}]}, "spec.Outputs"),
+        ({"resources": {"GPU": "1"}}, "spec.Resources.GPU"),
+        ({"resources": {"Memory": "lots"}}, "spec.Resources.Memory"),
+        ({"engine": "Noop"}, "spec.Engine"),
+        (
+            {"inputs": [{"storagesource": "ipfs", "cid": INPUT, "path": "/outputs"}]},
+            "spec (inputs.0.path)",
+        ),
+    ],
+)
+def test_what_we_cannot_run_is_a_400_naming_the_field(identity, bound, change, field) -> None:  # type: ignore[no-untyped-def]
+    response = post("/requester/submit", identity.submit_body(wasm_spec(**change)))
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_spec" and field in error["fields"], error
+    assert Job.objects.count() == 0
+
+
+def test_memory_and_docker_working_directory(identity, bound) -> None:
+    response = post(
+        "/requester/submit", identity.submit_body(wasm_spec(resources={"Memory": "64Mb"}))
+    )
+    job = Job.objects.get(id=response.json()["job"]["Metadata"]["ID"])
+    assert job.spec["limits"]["memory_bytes"] == 64 * 10**6
+    response = post(
+        "/requester/submit", identity.submit_body(wasm_spec(resources={"memory": "1GiB"}))
+    )
+    job = Job.objects.get(id=response.json()["job"]["Metadata"]["ID"])
+    assert job.spec["limits"]["memory_bytes"] == 1 << 30
+    docker = {"engine": "docker", "docker": {"image": "x", "WorkingDirectory": "/w"}}
+    response = post("/requester/submit", identity.submit_body(docker))
+    assert response.status_code == 400
+    assert "spec.Docker.WorkingDirectory" in response.json()["error"]["fields"]
+
+
+def _terminal(events: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["JobState"]["New"]
+        for e in events
+        if e["Type"] == "JobLevel" and e["JobState"]["New"] in ("Completed", "Error", "Cancelled")
+    ]
+
+
+def test_events_and_results_follow_the_job_for_its_client_only(identity, bound) -> None:
+    job_id = post("/requester/submit", identity.submit_body(wasm_spec())).json()["job"]["Metadata"][
+        "ID"
+    ]
+    ask = {"client_id": identity.client_id, "job_id": job_id}
+    events = post("/requester/events", ask).json()["events"]
+    assert [e["JobState"]["New"] for e in events] == ["New"] and _terminal(events) == []
+    assert post("/requester/results", ask).json() == {"results": []}
+    job = jobs.claim_job(job_id=job_id, worker="w")
+    assert job is not None
+    events = post("/api/v1/requester/events", ask).json()["events"]
+    assert [e["JobState"]["New"] for e in events] == ["New", "InProgress"]
+    jobs.record_result(
+        job_id=job_id,
+        result=jobs.ResultIn(
+            result_cid=RESULT,
+            exit_code=1,
+            stdout_cid=INPUT,
+            stderr_cid=INPUT,
+            outputs_cid=RESULT,
+            size_bytes=5,
+            runtime_ms=1,
+            provider="f01234",
+        ),
+    )
+    events = post("/requester/events", ask).json()["events"]
+    assert _terminal(events) == ["Completed"]  # a non-zero exit still completes
+    assert post("/requester/results", ask).json() == {
+        "results": [
+            {
+                "NodeID": "f01234",
+                "Data": {"StorageSource": "ipfs", "Name": "outputs", "CID": RESULT},
+            }
+        ]
+    }
+    # another client id, or a job that is not a legacy client's: as if it did not exist
+    for other in [
+        {"client_id": "0" * 64, "job_id": job_id},
+        {"client_id": identity.client_id, "job_id": "nope"},
+    ]:
+        for path in ("/requester/events", "/requester/results"):
+            response = post(path, other)
+            assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert post("/requester/events", {"job_id": job_id}).status_code == 400
+
+
+def test_a_failed_job_ends_with_one_error_event(identity, bound) -> None:
+    job_id = post("/requester/submit", identity.submit_body(wasm_spec())).json()["job"]["Metadata"][
+        "ID"
+    ]
+    jobs.claim_job(job_id=job_id, worker="w")
+    jobs.fail_job(job_id=job_id, reason="fuel exhausted")
+    events = post("/requester/events", {"client_id": identity.client_id, "job_id": job_id}).json()[
+        "events"
+    ]
+    assert _terminal(events) == ["Error"] and events[-1]["Comment"] == "fuel exhausted"
