@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -54,6 +54,7 @@ class Dashboard:
     url: str
     submitter: str
     docker_host: str | None
+    env: dict[str, str]  # the environment `manage.py` needs to act on this dashboard
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Airflow:
 
     home: Path
     dashboard: Dashboard
+    venv: Path = field(default_factory=lambda: airflow_venv())
 
     @property
     def db_path(self) -> Path:
@@ -96,13 +98,13 @@ class Airflow:
 
     def run(self, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(airflow_venv() / "bin" / "airflow"), *args],
+            [str(self.venv / "bin" / "airflow"), *args],
             cwd=self.home, env=self.env(**env), capture_output=True, text=True, timeout=timeout,
         )  # fmt: skip
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [str(airflow_venv() / "bin" / "airflow"), *args],
+            [str(self.venv / "bin" / "airflow"), *args],
             cwd=self.home, env=self.env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
@@ -168,7 +170,7 @@ def start_dashboard(tmp: Path, docker_host: str | None) -> tuple[subprocess.Pope
                 stop(proc)
                 raise AssertionError("serve did not answer /healthz within 60 s") from None
             time.sleep(0.2)
-    return proc, Dashboard(url=url, submitter=key, docker_host=docker_host)
+    return proc, Dashboard(url=url, submitter=key, docker_host=docker_host, env=env)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
