@@ -79,13 +79,18 @@ requester = [
     path("events", jobs.LegacyEventsView.as_view(), name="bacalhau-events"),
     path("results", jobs.LegacyResultsView.as_view(), name="bacalhau-results"),
 ]
+requester_v1 = [
+    path("submit", jobs.LegacySubmitV1View.as_view(), name="bacalhau-submit"),
+    path("events", jobs.LegacyEventsV1View.as_view(), name="bacalhau-events"),
+    path("results", jobs.LegacyResultsV1View.as_view(), name="bacalhau-results"),
+]
 
 urlpatterns = [
     # The admin signs in through our page, with its limits, not through its own.
     path("admin/login/", auth.login_view),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
-    path("api/v1/requester/", include((requester, "requester"), namespace="requester-v1")),
+    path("api/v1/requester/", include((requester_v1, "requester"), namespace="requester-v1")),
     path("api/v1/", include(api_v1)),
     path("requester/", include((requester, "requester"))),
     # Stored content by CID (outside the API, docs/api.md): result links in the pages, CLI `get`.

@@ -223,3 +223,40 @@ class LegacyResultsView(_LegacyView):
     def post(self, request: Request) -> Response:
         results = bacalhau_legacy.results(self._json(request))
         return Response(rendered(js.LegacyResultsSerializer, {"results": results}))
+
+
+# The same operations where Bacalhau v1.1 to v1.3 serve them, under their own operation ids.
+class LegacySubmitV1View(LegacySubmitView):
+    @extend_schema(
+        operation_id="bacalhau_legacy_submit_v1",
+        summary="Bacalhau's legacy submit, under /api/v1/requester/",
+        auth=[],
+        request=js.LegacySubmitSerializer,
+        responses={200: js.LegacySubmitAnswerSerializer, **error_responses(400, 401, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+
+class LegacyEventsV1View(LegacyEventsView):
+    @extend_schema(
+        operation_id="bacalhau_legacy_events_v1",
+        summary="Bacalhau's legacy events, under /api/v1/requester/",
+        auth=[],
+        request=js.LegacyJobRequestSerializer,
+        responses={200: js.LegacyEventsSerializer, **error_responses(400, 404, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)
+
+
+class LegacyResultsV1View(LegacyResultsView):
+    @extend_schema(
+        operation_id="bacalhau_legacy_results_v1",
+        summary="Bacalhau's legacy results, under /api/v1/requester/",
+        auth=[],
+        request=js.LegacyJobRequestSerializer,
+        responses={200: js.LegacyResultsSerializer, **error_responses(400, 404, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        return super().post(request)

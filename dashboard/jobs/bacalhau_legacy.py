@@ -17,10 +17,11 @@ from django.db import transaction
 
 from dashboard.bacalhau import fold, member
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs.services import submit_job
+from dashboard.jobs.services import JOB_ID, submit_job
+from dashboard.keys.bacalhau_clients import CLIENT_ID
 from dashboard.keys.rsa import BadKey, client_id, parse_public_key, verify
 from dashboard.models import BacalhauClient, BacalhauSubmission, Job
-from executor.spec import OUTPUTS_PATH, JobSpec, SpecError, parse_spec
+from executor.spec import OUTPUTS_PATH, JobSpec, SpecError, parse_spec, storable_text
 
 __all__ = ["events", "legacy_spec", "results", "submit"]
 
@@ -106,11 +107,24 @@ def submit(body: bytes) -> tuple[Job, dict[str, Any], Any]:
             status=403,
         )
     sent_spec = _original(document, "payload", "spec")
+    if not _storable(sent_spec):
+        raise _bad("spec", "text must not contain NUL or a lone UTF-16 surrogate")
     spec = legacy_spec(payload.get("spec"), sent_spec)
     with transaction.atomic():
         job, _ = submit_job(key=client.key, spec=spec)
         BacalhauSubmission.objects.create(job=job, client=client, spec=sent_spec)
     return job, payload, sent_spec
+
+
+def _storable(value: Any) -> bool:
+    """Whether a JSON value holds only text a database stores (it is kept as sent)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def _original(document: dict[str, Any], *path: str) -> Any:
@@ -257,13 +271,17 @@ def _client_job(body: Any) -> Job:
         raise DomainError("invalid_request", "job_id: missing", fields={"job_id": "missing"})
     if not isinstance(client, str):
         raise DomainError("invalid_request", "client_id: missing", fields={"client_id": "missing"})
-    job = (
-        Job.objects.select_related("result")
-        .filter(id=job_id[:100], bacalhau_submission__client__client_id=client.lower())
-        .first()
-    )
+    # Text that no stored id can be (a NUL, a lone surrogate) finds nothing, as Bacalhau's
+    # store would, before it reaches the database.
+    job = None
+    if JOB_ID.fullmatch(job_id) and CLIENT_ID.fullmatch(client.lower()):
+        job = (
+            Job.objects.select_related("result")
+            .filter(id=job_id, bacalhau_submission__client__client_id=client.lower())
+            .first()
+        )
     if job is None:
-        raise job_not_found(job_id[:100])
+        raise job_not_found(job_id[:100] if JOB_ID.fullmatch(job_id) else "(not a job id)")
     return job
 
 

@@ -315,3 +315,18 @@ def test_a_failed_job_ends_with_one_error_event(identity, bound) -> None:
         "events"
     ]
     assert _terminal(events) == ["Error"] and events[-1]["Comment"] == "fuel exhausted"
+
+
+def test_text_no_database_stores_is_refused_before_it_reaches_one(identity, bound) -> None:
+    """Found by schemathesis: a lone surrogate in job_id was a 500 (UTF-8 cannot encode it)."""
+    for body in [
+        '{"client_id": "\\ud800", "job_id": "x"}',
+        '{"client_id": "a", "job_id": "\\ud800"}',
+        '{"client_id": "a", "job_id": "a\\u0000b"}',
+    ]:
+        response = Client().post("/requester/events", data=body, content_type="application/json")
+        assert response.status_code == 404, body
+    spec = wasm_spec(nodeselectors=[{"key": "a\u0000b"}])
+    response = post("/requester/submit", identity.submit_body(spec))
+    assert response.status_code == 400 and "spec" in response.json()["error"]["fields"]
+    assert Job.objects.count() == 0

@@ -60,6 +60,7 @@ API_DOC = ROOT / "docs" / "api.md"
 NOT_API_CODES = {
     "invalid_role", "invalid_username", "weak_password", "invalid_scope", "invalid_name",
     "invalid_provider", "user_required", "unknown_moderator", "user_not_allowed", "unknown_key",
+    "invalid_node", "invalid_client", "invalid_key",  # admin and CLI: Bacalhau nodes, clients
 }  # fmt: skip
 
 
