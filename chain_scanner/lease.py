@@ -12,11 +12,10 @@ import os
 import socket
 from datetime import timedelta
 
-from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from chain_scanner.models import ScannerCheckpoint
+from chain_scanner.models import LeasedPasses, ScannerCheckpoint
 
 LEASE = timedelta(minutes=2)
 
@@ -43,8 +42,8 @@ def _owner_dead(owner: str) -> bool:
     return False
 
 
-def claim(model: type[models.Model], pk: int) -> bool:
-    """Take the lease on one row of `model` (a table with lease_owner and lease_until) with a
+def claim(model: type[LeasedPasses], pk: int) -> bool:
+    """Take the lease on one row of `model` with a
     conditional UPDATE, so two processes never both hold it."""
     current = model.objects.filter(pk=pk).values_list("lease_owner", flat=True).first()  # type: ignore[attr-defined]
     now = timezone.now()
@@ -58,13 +57,13 @@ def claim(model: type[models.Model], pk: int) -> bool:
     return bool(updated == 1)
 
 
-def extend(model: type[models.Model], pk: int) -> None:
+def extend(model: type[LeasedPasses], pk: int) -> None:
     model.objects.filter(pk=pk, lease_owner=_owner()).update(  # type: ignore[attr-defined]
         lease_until=timezone.now() + LEASE
     )
 
 
-def release(model: type[models.Model], pk: int) -> None:
+def release(model: type[LeasedPasses], pk: int) -> None:
     model.objects.filter(pk=pk, lease_owner=_owner()).update(  # type: ignore[attr-defined]
         lease_owner="", lease_until=None
     )

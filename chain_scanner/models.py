@@ -181,7 +181,22 @@ class BlessedCid(models.Model):
         return "expired"
 
 
-class ScannerCheckpoint(models.Model):
+class LeasedPasses(models.Model):
+    """A checkpoint row that passes are run under (chain_scanner/lease.py): which process is
+    running one, until when it is presumed alive, and how the last went."""
+
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_pass_started_at = models.DateTimeField(null=True, blank=True)
+    last_pass_finished_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ScannerCheckpoint(LeasedPasses):
     """Where the scanner is. One row (name="default"), updated in the same transaction as
     the data each step writes, so a killed pass resumes exactly where it committed."""
 
@@ -201,13 +216,6 @@ class ScannerCheckpoint(models.Model):
     claim_events = models.BigIntegerField(default=0)
     event_counts = models.JSONField(default=dict, blank=True)  # {"$type": events read}
     bad_items = models.BigIntegerField(default=0)
-    # Lease: which process is running a pass, and until when it is presumed alive.
-    lease_owner = models.CharField(max_length=200, blank=True, default="")
-    lease_until = models.DateTimeField(null=True, blank=True)
-    last_pass_started_at = models.DateTimeField(null=True, blank=True)
-    last_pass_finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    last_error_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"checkpoint {self.name}"

@@ -94,11 +94,8 @@ class ModeratorProfileAdmin(admin.ModelAdmin):
     list_filter = ["role"]
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor", "action", "target"]
-    list_filter = ["action"]
-    search_fields = ["actor", "target"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the code writes (the audit log, scanner checkpoints): shown, never edited."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -108,6 +105,13 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor", "target"]
 
 
 class BacalhauNodeForm(forms.ModelForm):
@@ -152,7 +156,7 @@ class BacalhauNodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(BacalhauOrchestrator)
-class BacalhauOrchestratorAdmin(admin.ModelAdmin):
+class BacalhauOrchestratorAdmin(ReadOnlyAdmin):
     """The orchestrators' scanner checkpoints (BACALHAU_ORCHESTRATORS): read only."""
 
     list_display = [
@@ -163,15 +167,6 @@ class BacalhauOrchestratorAdmin(admin.ModelAdmin):
         "last_error_at",
         "last_error",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class BacalhauClientForm(forms.ModelForm):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from chain_scanner.models import LeasedPasses
+
 
 class Role(models.TextChoices):
     VIEWER = "viewer"
@@ -311,7 +313,7 @@ class BacalhauNode(models.Model):
         return f"{self.node_id} -> {self.provider or 'no provider'}"
 
 
-class BacalhauOrchestrator(models.Model):
+class BacalhauOrchestrator(LeasedPasses):
     """A Bacalhau orchestrator the scanner reads jobs from (BACALHAU_ORCHESTRATORS): its
     checkpoint and lease, as the chain scanner keeps them (dashboard/jobs/bacalhau_scan.py)."""
 
@@ -320,12 +322,6 @@ class BacalhauOrchestrator(models.Model):
     watermark = models.BigIntegerField(null=True, blank=True)
     jobs_read = models.BigIntegerField(default=0)
     executions_imported = models.BigIntegerField(default=0)
-    lease_owner = models.CharField(max_length=200, blank=True, default="")
-    lease_until = models.DateTimeField(null=True, blank=True)
-    last_pass_started_at = models.DateTimeField(null=True, blank=True)
-    last_pass_finished_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
-    last_error_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.url

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -225,38 +225,13 @@ class LegacyResultsView(_LegacyView):
         return Response(rendered(js.LegacyResultsSerializer, {"results": results}))
 
 
-# The same operations where Bacalhau v1.1 to v1.3 serve them, under their own operation ids.
-class LegacySubmitV1View(LegacySubmitView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_submit_v1",
-        summary="Bacalhau's legacy submit, under /api/v1/requester/",
-        auth=[],
-        request=js.LegacySubmitSerializer,
-        responses={200: js.LegacySubmitAnswerSerializer, **error_responses(400, 401, 403, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        return super().post(request)
+# The same operations where Bacalhau v1.1 to v1.3 serve them, under their own operation ids
+# (extend_schema_view copies an inherited method before it decorates it).
+def _under_api_v1(view: type[_LegacyView], operation_id: str) -> type[_LegacyView]:
+    subclass = type(f"{view.__name__}V1", (view,), {"__doc__": view.__doc__})
+    return extend_schema_view(post=extend_schema(operation_id=operation_id))(subclass)
 
 
-class LegacyEventsV1View(LegacyEventsView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_events_v1",
-        summary="Bacalhau's legacy events, under /api/v1/requester/",
-        auth=[],
-        request=js.LegacyJobRequestSerializer,
-        responses={200: js.LegacyEventsSerializer, **error_responses(400, 404, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        return super().post(request)
-
-
-class LegacyResultsV1View(LegacyResultsView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_results_v1",
-        summary="Bacalhau's legacy results, under /api/v1/requester/",
-        auth=[],
-        request=js.LegacyJobRequestSerializer,
-        responses={200: js.LegacyResultsSerializer, **error_responses(400, 404, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        return super().post(request)
+LegacySubmitV1View = _under_api_v1(LegacySubmitView, "bacalhau_legacy_submit_v1")
+LegacyEventsV1View = _under_api_v1(LegacyEventsView, "bacalhau_legacy_events_v1")
+LegacyResultsV1View = _under_api_v1(LegacyResultsView, "bacalhau_legacy_results_v1")
