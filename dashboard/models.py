@@ -170,6 +170,11 @@ class Job(models.Model):
     # "more_on_chain_than_awarded", comma-separated), kept by notary.refresh_chain_flags so
     # that lists can show it without reading the chain tables per row.
     chain_flags = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    # The state of its latest re-execution (dashboard/jobs/reexecution.py), kept beside the
+    # job so that the queue, the notary and the node records read it without a join.
+    reexecution_state = models.CharField(
+        max_length=24, default="not_verified_by_rerun", db_index=True
+    )
 
     class Meta:
         indexes = [
@@ -234,6 +239,48 @@ class JobResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} -> {self.result_cid}"
+
+
+class Reexecution(models.Model):
+    """One run of a finished job's spec again on the bundled executor, to check the result
+    its node reported: the same spec gives the same result CID when the engine is
+    deterministic (WASM). Queued, claimed under a lease like a bundled job, then finished."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        MATCH = "match"
+        MISMATCH = "mismatch"
+        FAILED = "failed"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reexecutions")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    # Why it was queued: policy (REEXECUTE_POLICY=all), sampled, node_mismatched, requested.
+    reason = models.CharField(max_length=20)
+    requested_by = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    ran_by = models.CharField(max_length=100, blank=True, default="")  # the worker that ran it
+    result_cid = models.CharField(max_length=200, blank=True, default="")
+    exit_code = models.BigIntegerField(null=True, blank=True)
+    runtime_ms = models.BigIntegerField(null=True, blank=True)
+    # Where a mismatch's two result directories differ: [{"path", "reported", "rerun"}].
+    diff = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="reexecution_state_created"),
+            models.Index(fields=["state", "lease_until"], name="reexecution_state_lease"),
+            models.Index(fields=["job", "-created_at"], name="reexecution_job_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"re-execution {self.pk} of {self.job_id} ({self.state})"
 
 
 class Decision(models.Model):

@@ -167,6 +167,22 @@ EXECUTOR_MAX_INPUT_BYTES = env_int("EXECUTOR_MAX_INPUT_BYTES", 4 << 30, minimum=
 # (each its bytes plus 4096).
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
 
+# --- re-execution (docs/reexecution.md) --------------------------------------------------------
+# Which finished external WASM jobs the bundled executor runs again to check the reported
+# result: all of them, a sample of REEXECUTE_SAMPLE_PERCENT, or only those a moderator asks
+# for (on_request). A node that was once caught reporting a result its job does not give has
+# every later WASM job re-executed whatever the policy.
+REEXECUTE_POLICY = env_str("REEXECUTE_POLICY", "all")
+if REEXECUTE_POLICY not in ("all", "sample", "on_request"):
+    raise ImproperlyConfigured(
+        f"REEXECUTE_POLICY must be all, sample or on_request, got {REEXECUTE_POLICY!r}"
+    )
+REEXECUTE_SAMPLE_PERCENT = env_int("REEXECUTE_SAMPLE_PERCENT", 10, minimum=0)
+if REEXECUTE_SAMPLE_PERCENT > 100:
+    raise ImproperlyConfigured("REEXECUTE_SAMPLE_PERCENT must be 0 to 100")
+# Refuse to verify (moderate) a WASM job until a re-execution of it matched.
+REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", False)
+
 # --- Bacalhau (docs/bacalhau.md) ------------------------------------------------------------
 # What the job-selection probe answers: bid only when all of a job's IPFS CIDs are blessed
 # (all_blessed), or bid on every job and say in `reason` what is blessed (always).
@@ -215,6 +231,8 @@ CELERY_TASK_ROUTES = {
     "chain_scanner.*": {"queue": "scanner"},
     "dashboard.run_job": {"queue": "executor"},
     "dashboard.recover_jobs": {"queue": "executor"},
+    # Re-executions have a queue of their own, so that submitted jobs never wait behind them.
+    "dashboard.reexecute": {"queue": "reexecute"},
     "dashboard.refresh_chain_flags": {"queue": "scanner"},
     "dashboard.scan_bacalhau": {"queue": "scanner"},
 }

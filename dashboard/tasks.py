@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
+from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job, worker_name
+from dashboard.jobs.dispatch import REEXECUTE_TASK, RUN_JOB_TASK
+from dashboard.jobs.worker import execute_job, execute_reexecution, worker_name
 
 
-@shared_task(name=jobs.RUN_JOB_TASK, acks_late=True, ignore_result=True)
+@shared_task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)
 def run_queued_job(job_id: str) -> str | None:
     """Run one queued job; a duplicate delivery finds it claimed and does nothing."""
     worker = worker_name()
@@ -18,10 +22,22 @@ def run_queued_job(job_id: str) -> str | None:
     return execute_job(job, worker=worker)
 
 
+@shared_task(name=REEXECUTE_TASK, acks_late=True, ignore_result=True)
+def reexecute(run_id: int) -> str | None:
+    """Run one queued re-execution (queue `reexecute`); a duplicate delivery does nothing."""
+    worker = worker_name()
+    run = reexecution.claim(run_id=run_id, worker=worker)
+    if run is None:
+        return None
+    return execute_reexecution(run, worker=worker)
+
+
 @shared_task(name="dashboard.recover_jobs", ignore_result=True)
-def recover_jobs() -> dict[str, list[str]]:
-    """Beat: send jobs whose worker died back to the queue (or fail them after N tries)."""
-    return jobs.recover_expired()
+def recover_jobs() -> dict[str, list[Any]]:
+    """Beat: send jobs and re-executions whose worker died back to the queue (or fail them
+    after N tries)."""
+    lost = reexecution.recover_expired()
+    return {**jobs.recover_expired(), **{f"reexecutions_{k}": v for k, v in lost.items()}}
 
 
 @shared_task(name="dashboard.refresh_chain_flags", ignore_result=True)

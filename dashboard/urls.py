@@ -62,6 +62,11 @@ api_v1 = [
     path("jobs/<job_id:job_id>/results", jobs.JobResultsView.as_view(), name="api-job-results"),
     path("jobs/<job_id:job_id>/cancel", jobs.JobCancelView.as_view(), name="api-job-cancel"),
     path("jobs/<job_id:job_id>/decision", jobs.JobDecisionView.as_view(), name="api-job-decision"),
+    path(
+        "jobs/<job_id:job_id>/reexecutions",
+        jobs.JobReexecutionView.as_view(),
+        name="api-job-reexecutions",
+    ),
     path("jobs/<job_id:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),
     path("content", content.ContentView.as_view(), name="api-content"),
     path(

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import bacalhau_legacy
+from dashboard.jobs import bacalhau_legacy, reexecution
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
@@ -157,6 +157,27 @@ class JobDecisionView(APIView):
         body.is_valid(raise_exception=True)
         moderation.decide(job_id=job_id, user=key.user, **body.validated_data)
         return Response(rendered(js.JobSerializer, _visible(request, job_id)))
+
+
+class JobReexecutionView(APIView):
+    permission_classes = [ModeratorKey]
+
+    @extend_schema(
+        operation_id="job_reexecute",
+        summary="Re-run a completed job on the bundled executor and compare its result CID",
+        request=None,
+        responses={
+            201: js.JobSerializer,
+            200: js.JobSerializer,
+            **error_responses(401, 403, 404, 409, 429),
+        },
+    )
+    def post(self, request: Request, job_id: str) -> Response:
+        key = api_key(request)
+        assert key is not None and key.user is not None  # moderator keys are bound to a user
+        _, created = reexecution.request(job_id=job_id, user=key.user)
+        job = _visible(request, job_id)
+        return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
 
 
 class _LegacyView(APIView):

@@ -15,6 +15,8 @@ from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
 from dashboard.errors import DomainError
+from dashboard.jobs import reexecution
+from dashboard.jobs.reexecution_serializers import ReexecutionSerializer
 from dashboard.jobs.selectors import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -188,11 +190,16 @@ class JobSerializer(serializers.Serializer):
     bacalhau = serializers.SerializerMethodField(
         help_text="where a job imported from a Bacalhau orchestrator ran; null for others"
     )
+    reexecution = serializers.SerializerMethodField()
 
     @extend_schema_field(BacalhauOriginSerializer(allow_null=True))
     def get_bacalhau(self, job: Job) -> dict[str, Any] | None:
         origin = getattr(job, "bacalhau", None) if job.external else None
         return BacalhauOriginSerializer(origin).data if origin is not None else None
+
+    @extend_schema_field(ReexecutionSerializer)
+    def get_reexecution(self, job: Job) -> dict[str, Any]:
+        return ReexecutionSerializer(reexecution.summary(job)).data
 
 
 # The detail view only: pieces and storage cost queries per job, which a listing must not.

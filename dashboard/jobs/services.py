@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, QuerySet
@@ -25,7 +22,9 @@ from django.utils import timezone
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import ApiKey, Job, JobInput, JobResult
+from dashboard.jobs import reexecution
+from dashboard.jobs.dispatch import RUN_JOB_TASK, dispatch, lease
+from dashboard.models import ApiKey, Job, JobInput, JobResult, Reexecution
 from executor.spec import JobSpec
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 MAX_ERROR = 4000
-RUN_JOB_TASK = "dashboard.run_job"  # the Celery task that runs one queued job (dashboard/tasks.py)
 
 
 # --- submission --------------------------------------------------------------------------------
@@ -102,7 +100,7 @@ def submit_job(
         # The node runs it now: its inputs' status now is their status at run time.
         check_inputs(job_id=job.id)
     else:
-        _dispatch(job.id)
+        dispatch(RUN_JOB_TASK, job.id)
     return job, True
 
 
@@ -120,36 +118,7 @@ def _same_registration(existing: Job, key: ApiKey, digest: str) -> Job:
     return existing
 
 
-_work_queued = threading.Event()
-
-
-def wait_for_work(timeout: float) -> None:
-    """The embedded worker's sleep: until a job is queued or `timeout` seconds pass."""
-    _work_queued.wait(timeout)
-    _work_queued.clear()
-
-
-def wake_worker() -> None:
-    """Let the embedded worker look for work now rather than at its next poll."""
-    _work_queued.set()
-
-
-def _dispatch(job_id: str) -> None:
-    """Hand a queued job to a worker once the transaction commits."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        # Embedded mode: the executor thread of `manage.py serve` polls for queued jobs;
-        # running the task eagerly would run the job inside the web request.
-        transaction.on_commit(wake_worker)
-        return
-    # By name, so that this service never imports the task that imports it.
-    transaction.on_commit(lambda: current_app.send_task(RUN_JOB_TASK, args=[job_id]))
-
-
 # --- claiming, leases and recovery -------------------------------------------------------------
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.EXECUTOR_LEASE_S)
 
 
 def claim_job(*, job_id: str, worker: str) -> Job | None:
@@ -160,7 +129,7 @@ def claim_job(*, job_id: str, worker: str) -> Job | None:
     ).update(
         state=Job.State.RUNNING,
         lease_owner=worker,
-        lease_until=now + _lease(),
+        lease_until=now + lease(),
         started_at=now,
         attempts=F("attempts") + 1,
     )
@@ -187,7 +156,7 @@ def renew_lease(*, job_id: str, worker: str) -> bool:
     return bool(
         Job.objects.filter(
             id=job_id, state=Job.State.RUNNING, lease_owner=worker, cancel_requested=False
-        ).update(lease_until=timezone.now() + _lease())
+        ).update(lease_until=timezone.now() + lease())
     )
 
 
@@ -207,7 +176,7 @@ def recover_expired(*, now: Any = None) -> dict[str, list[str]]:
             if stale.update(state=Job.State.QUEUED, lease_owner="", lease_until=None):
                 requeued.append(job_id)
                 with transaction.atomic():
-                    _dispatch(job_id)
+                    dispatch(RUN_JOB_TASK, job_id)
         elif stale.update(
             state=Job.State.FAILED,
             finished_at=now,
@@ -345,6 +314,7 @@ def record_result(
             lease_until=None,
             error="",
         )
+        reexecution.after_result(job)
         return stored, True
 
 
@@ -408,7 +378,10 @@ def visible_jobs(who: ApiKey | None) -> QuerySet[Job]:
     """Jobs a caller may see: a key its own (submitted or run), moderators all (who=None)."""
     jobs = Job.objects.select_related(
         "node", "result", "bacalhau", "bacalhau__orchestrator"
-    ).prefetch_related(Prefetch("inputs", queryset=JobInput.objects.order_by("position")))
+    ).prefetch_related(
+        Prefetch("inputs", queryset=JobInput.objects.order_by("position")),
+        Prefetch("reexecutions", queryset=Reexecution.objects.order_by("-created_at", "-id")),
+    )
     if who is None or who.scope == ApiKey.Scope.MODERATOR:
         return jobs
     return jobs.filter(Q(owner=who) | Q(node=who))

@@ -13,19 +13,22 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
 
+from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.models import Job
+from dashboard.jobs.dispatch import wait_for_work
+from dashboard.models import Job, Reexecution
 from executor.backend import open_storage
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 from executor.storage import Storage
 
-__all__ = ["execute_job", "run_worker", "worker_name"]
+__all__ = ["execute_job", "execute_reexecution", "run_worker", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,13 @@ def storage() -> Storage:
 
 
 class _LeaseKeeper(threading.Thread):
-    """Renews the job's lease every third of it, and looks for a cancel every second; either
-    a cancel or a lost lease (the job was recovered elsewhere) stops the run."""
+    """Renews a lease every third of it, and looks for a cancel every second; either a cancel
+    or a lost lease (the work was recovered elsewhere) stops the run."""
 
-    def __init__(self, job_id: str, worker: str) -> None:
-        super().__init__(name=f"lease-{job_id}", daemon=True)
-        self.job_id = job_id
-        self.worker = worker
+    def __init__(self, name: str, renew: Callable[[], bool], cancelled: Callable[[], bool]) -> None:
+        super().__init__(name=f"lease-{name}", daemon=True)
+        self.renew = renew
+        self.cancelled = cancelled
         self.stopped = threading.Event()
         self.stop_run = threading.Event()
         self.lost = False
@@ -57,12 +60,12 @@ class _LeaseKeeper(threading.Thread):
         try:
             while not self.stopped.wait(look_every):
                 if time.monotonic() - renewed >= renew_every:
-                    if not jobs.renew_lease(job_id=self.job_id, worker=self.worker):
-                        self.lost = not _cancel_requested(self.job_id)
+                    if not self.renew():
+                        self.lost = not self.cancelled()
                         self.stop_run.set()
                         return
                     renewed = time.monotonic()
-                elif _cancel_requested(self.job_id):
+                elif self.cancelled():
                     self.stop_run.set()
                     return
         finally:
@@ -79,7 +82,11 @@ def _cancel_requested(job_id: str) -> bool:
 
 def execute_job(job: Job, *, worker: str) -> str:
     """Run a job this worker has claimed; returns its final state."""
-    keeper = _LeaseKeeper(job.id, worker)
+    keeper = _LeaseKeeper(
+        job.id,
+        renew=lambda: jobs.renew_lease(job_id=job.id, worker=worker),
+        cancelled=lambda: _cancel_requested(job.id),
+    )
     keeper.start()
     try:
         try:
@@ -133,19 +140,67 @@ def execute_job(job: Job, *, worker: str) -> str:
     return Job.State.COMPLETED
 
 
+def execute_reexecution(run: Reexecution, *, worker: str) -> str:
+    """Run a claimed re-execution with the original's spec and limits; returns its outcome
+    ("running" when the lease was lost and nothing was recorded)."""
+    keeper = _LeaseKeeper(
+        f"reexecution-{run.pk}",
+        renew=lambda: reexecution.renew(run_id=run.pk, worker=worker),
+        cancelled=lambda: False,
+    )
+    keeper.start()
+    try:
+        try:
+            result = run_job(
+                parse_spec(run.job.spec),
+                storage(),
+                cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
+                cancel=keeper.stop_run,
+                input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
+            )
+        except JobCancelled:  # the lease was lost: whoever recovered it runs it
+            return Reexecution.State.RUNNING
+        except (JobFailed, SpecError) as exc:
+            reexecution.fail(run, worker=worker, reason=str(exc))
+            return Reexecution.State.FAILED
+        except Exception as exc:  # a bug or an outage must not leave the run running
+            log.exception("re-execution %s failed in the executor", run.pk)
+            reexecution.fail(
+                run, worker=worker, reason=f"executor error: {type(exc).__name__}: {exc}"
+            )
+            return Reexecution.State.FAILED
+    finally:
+        keeper.stop()
+    outcome = reexecution.finish(
+        run,
+        worker=worker,
+        result_cid=result.result_cid,
+        exit_code=result.exit_code,
+        runtime_ms=result.runtime_ms,
+    )
+    return outcome or Reexecution.State.RUNNING
+
+
 def run_worker(stop: threading.Event, *, poll_s: float = 1.0) -> None:
-    """The embedded executor: recover lost jobs, run queued ones, sleep until woken."""
+    """The embedded executor: recover lost work, run queued jobs, and only when none is
+    queued a re-execution (so they never delay submitted work); sleep until woken."""
     worker = worker_name()
     while not stop.is_set():
         try:
             jobs.recover_expired()
+            reexecution.recover_expired()
             job = jobs.claim_next(worker=worker)
             if job is not None:
                 state = execute_job(job, worker=worker)
                 log.info("job %s %s", job.id, state)
                 continue
+            run = reexecution.claim_next(worker=worker)
+            if run is not None:
+                outcome = execute_reexecution(run, worker=worker)
+                log.info("re-execution %s of job %s: %s", run.pk, run.job_id, outcome)
+                continue
         except Exception:
             log.exception("executor worker pass failed")
         finally:
             close_old_connections()
-        jobs.wait_for_work(poll_s)
+        wait_for_work(poll_s)

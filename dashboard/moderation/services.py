@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import Award, Decision, Job, Role
+from dashboard.models import Award, Decision, Job, Reexecution, Role
 from dashboard.moderation.datacap import parse_datacap
 from executor.spec import storable_text
 
@@ -47,6 +48,27 @@ def _conflict(job_id: str) -> DomainError:
     return DomainError(
         "already_decided",
         f"job {job_id} was already {job.moderation_state}{who}{when}",
+        status=409,
+    )
+
+
+def _needs_match(job: Job, state: str) -> bool:
+    """REEXECUTE_BEFORE_VERIFY: an external WASM job is verified only once a re-execution of
+    it gave the result its node reported (bundled jobs ran here already)."""
+    return (
+        settings.REEXECUTE_BEFORE_VERIFY
+        and state == Job.Moderation.VERIFIED
+        and job.external
+        and job.engine == Job.Engine.WASM
+    )
+
+
+def _not_reexecuted(job: Job) -> DomainError:
+    return DomainError(
+        "not_reexecuted",
+        f"job {job.id} cannot be verified before a re-execution of it matched the reported "
+        f"result (REEXECUTE_BEFORE_VERIFY); its re-execution is "
+        f"{job.reexecution_state.replace('_', ' ')}",
         status=409,
     )
 
@@ -106,10 +128,19 @@ def decide(
             )
         before = _snapshot(job)
         now = timezone.now()
-        won = Job.objects.filter(
+        pending = Job.objects.filter(
             id=job_id, moderation_state=Job.Moderation.PENDING, state=Job.State.COMPLETED
-        ).update(moderation_state=state, datacap_bytes=amount, decided_at=now)
+        )
+        gated = _needs_match(job, state)
+        if gated:
+            if job.reexecution_state != Reexecution.State.MATCH:
+                raise _not_reexecuted(job)
+            pending = pending.filter(reexecution_state=Reexecution.State.MATCH)
+        won = pending.update(moderation_state=state, datacap_bytes=amount, decided_at=now)
         if not won:
+            job.refresh_from_db()
+            if gated and job.moderation_state == Job.Moderation.PENDING:
+                raise _not_reexecuted(job)  # a re-execution finished in this moment
             raise _conflict(job_id)
         Decision.objects.create(
             job_id=job_id,

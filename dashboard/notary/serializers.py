@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, PieceCidField, PieceSizeField, ProviderField
+from dashboard.jobs.reexecution_serializers import ReexecutionSerializer
 
 
 class PieceInSerializer(Body):
@@ -70,6 +71,9 @@ class VerificationSerializer(serializers.Serializer):
     verified_at = serializers.DateTimeField(allow_null=True)
     pieces = PieceRefSerializer(many=True)
     on_chain = ChainStorageSerializer()
+    reexecution = ReexecutionSerializer(
+        help_text="whether re-running the job gave the result CID its node reported"
+    )
 
 
 class AwardInSerializer(Body):

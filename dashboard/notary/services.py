@@ -21,6 +21,7 @@ from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
+from dashboard.jobs import reexecution
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
 from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
@@ -216,6 +217,7 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
             for p in JobPiece.objects.filter(job=job).order_by("created_at", "id")
         ],
         "on_chain": chain_storage(job, found.result),
+        "reexecution": reexecution.summary(job),
     }
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from dashboard.access import can_decide, is_admin, role_of
 from dashboard.content.previews import ipfs_link, outputs, preview
 from dashboard.errors import DomainError
+from dashboard.jobs import reexecution
 from dashboard.models import Job
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
@@ -75,6 +76,9 @@ def _page(
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
             "storage": chain_storage(job, result) if result else None,
+            "reexecution": reexecution.summary(job),
+            "reexecutions": detail.reexecutions,
+            "show_reexecute": job.state == Job.State.COMPLETED and can_decide(role),
         },
         status=status,
     )
@@ -121,6 +125,22 @@ def decide(request: HttpRequest, job_id: str) -> HttpResponse:
         )
     else:
         messages.success(request, f"Job {job_id} rejected.")
+    return redirect("dashboard:job", job_id=job_id)
+
+
+@require_POST
+@role_required()
+def reexecute(request: HttpRequest, job_id: str) -> HttpResponse:
+    """Ask for a re-execution; the service checks the role and that the job completed."""
+    _detail(job_id)
+    try:
+        _, created = reexecution.request(job_id=job_id, user=request.user)
+    except DomainError as err:
+        return _page(request, _detail(job_id), status=err.status, error=err.message)
+    if created:
+        messages.success(request, f"A re-execution of job {job_id} is queued.")
+    else:
+        messages.info(request, f"A re-execution of job {job_id} is already queued or running.")
     return redirect("dashboard:job", job_id=job_id)
 
 

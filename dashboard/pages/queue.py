@@ -38,5 +38,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "query": rest.urlencode(),
             "elsewhere": elsewhere,
             "flagged": selectors.flagged_jobs(),
+            "caught": selectors.caught_nodes(),
         },
     )

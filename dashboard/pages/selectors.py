@@ -27,7 +27,16 @@ from django.db.models import (
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
-from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobInput, JobResult
+from dashboard.models import (
+    ApiKey,
+    AuditEvent,
+    Award,
+    Decision,
+    Job,
+    JobInput,
+    JobResult,
+    Reexecution,
+)
 from executor.cids import InvalidCID, normalize_cid
 
 __all__ = [
@@ -44,6 +53,7 @@ __all__ = [
 ]
 
 QUEUE_PAGE_SIZE = 25
+REEXECUTIONS_SHOWN = 20
 AUDIT_PAGE_SIZE = 50
 
 
@@ -200,10 +210,12 @@ class JobDetail:
     decisions: list[Decision]
     awarded_bytes: int
     award_count: int
+    reexecutions: list[Reexecution]
 
 
 def job_detail(job_id: str) -> JobDetail | None:
-    """A job with its result, inputs, decision history and awards: four queries."""
+    """A job with its result, inputs, decision history, awards and re-executions: five
+    queries."""
     job = (
         Job.objects.select_related("node", "result", "bacalhau", "bacalhau__orchestrator")
         .filter(id=job_id)
@@ -223,6 +235,7 @@ def job_detail(job_id: str) -> JobDetail | None:
         decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
         awarded_bytes=awards["total"] or 0,
         award_count=awards["n"],
+        reexecutions=list(job.reexecutions.order_by("-created_at", "-id")[:REEXECUTIONS_SHOWN]),
     )
 
 
@@ -342,6 +355,20 @@ def api_keys() -> list[ApiKey]:
 
 
 FLAGGED_SHOWN = 20
+
+
+def caught_nodes() -> set[int]:
+    """Node keys with a WASM job whose latest re-execution mismatched: one query."""
+    return set(
+        Job.objects.filter(
+            engine=Job.Engine.WASM,
+            reexecution_state=Reexecution.State.MISMATCH,
+            node__isnull=False,
+        )
+        .order_by()
+        .values_list("node_id", flat=True)
+        .distinct()
+    )
 
 
 def flagged_jobs() -> list[Job]:

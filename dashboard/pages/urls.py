@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard.pages import audit, auth, jobs, keys, overview, queue
+from dashboard.pages import audit, auth, jobs, keys, nodes, overview, queue
 
 app_name = "dashboard"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("jobs/<job_id:job_id>/", jobs.job, name="job"),
     path("jobs/<job_id:job_id>/decide", jobs.decide, name="decide"),
     path("jobs/<job_id:job_id>/revoke", jobs.revoke, name="revoke"),
+    path("jobs/<job_id:job_id>/reexecute", jobs.reexecute, name="reexecute"),
+    path("nodes/", nodes.nodes, name="nodes"),
     path("audit/", audit.audit, name="audit"),
     path("overview/", overview.overview, name="overview"),
     path("scanner/", overview.scanner, name="scanner"),

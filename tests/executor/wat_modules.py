@@ -252,3 +252,43 @@ def sockets() -> bytes:
     (call $u64 (i64.extend_i32_u (call $sock_shutdown (i32.const 1) (i32.const 1))))
     (call $u64 (i64.extend_i32_u (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 3300)))))
 """)
+
+
+_FILE_IMPORTS = """
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+"""
+
+
+def clock_random_and_input(name: str = "input.txt") -> bytes:
+    """Prints the realtime clock, 16 random bytes in hex and the first 4 KiB of `name` in the
+    first preopened directory (fd 3: the first input's folder), and copies those bytes to
+    `copy` in the second (fd 4: /outputs when there is one input). Exit code 2 when `name`
+    cannot be opened, 3 when `copy` cannot be created."""
+    path = name.encode()
+    body = f"""
+  (data (i32.const 9000) "{name}")
+  (data (i32.const 9100) "copy")
+  (func (export "_start")
+    (drop (call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 16)))
+    (call $u64 (i64.load (i32.const 16)))
+    (drop (call $random_get (i32.const 6000) (i32.const 16)))
+    (call $hex (i32.const 6000) (i32.const 16))
+    (if (i32.ne (call $path_open (i32.const 3) (i32.const 0) (i32.const 9000) (i32.const {len(path)})
+                  (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 10000))
+                (i32.const 0))
+      (then (call $proc_exit (i32.const 2))))
+    (i32.store (i32.const 10016) (i32.const 11000))
+    (i32.store (i32.const 10020) (i32.const 4096))
+    (drop (call $fd_read (i32.load (i32.const 10000)) (i32.const 10016) (i32.const 1) (i32.const 10008)))
+    (call $write (i32.const 11000) (i32.load (i32.const 10008)))
+    (if (i32.ne (call $path_open (i32.const 4) (i32.const 0) (i32.const 9100) (i32.const 4)
+                  (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 10004))
+                (i32.const 0))
+      (then (call $proc_exit (i32.const 3))))
+    (i32.store (i32.const 10016) (i32.const 11000))
+    (i32.store (i32.const 10020) (i32.load (i32.const 10008)))
+    (drop (call $fd_write (i32.load (i32.const 10004)) (i32.const 10016) (i32.const 1) (i32.const 10012))))
+"""
+    return bytes(wasmtime.wat2wasm(f"(module {_IMPORTS} {_FILE_IMPORTS} {_LIB} {body})"))

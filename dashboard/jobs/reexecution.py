@@ -1,0 +1,426 @@
+"""Re-execution: run a finished job's spec again on the bundled executor and compare result CIDs.
+
+A WASM job is deterministic (virtual clocks, seeded randomness, no network), so running its
+spec again anywhere gives the same result CID; a node that reported another CID reported a
+result its job does not give. Docker jobs can be re-run and compared too, but their engine
+is not deterministic, so their mismatch is information, not evidence.
+
+Which jobs: every completed external WASM job under REEXECUTE_POLICY=all, a sample under
+`sample`, and any job a moderator asks for. A node caught once (its latest re-execution of
+some WASM job mismatched) has every later WASM job re-executed whatever the policy.
+
+A re-execution is queued, claimed under a lease and finished like a bundled job, on a queue
+of its own (Celery queue `reexecute`; the embedded worker takes one only when no submitted
+job is queued). Finishing is a conditional UPDATE on the worker's lease: a worker that lost
+its lease (killed, or too slow) can never record an outcome, so no match is recorded that
+this run did not compute. The job row mirrors its latest re-execution's state
+(`Job.reexecution_state`) for the queue, the notary and the node records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from dashboard.access import DECIDERS, require_role
+from dashboard.audit import record
+from dashboard.content.services import storage
+from dashboard.errors import DomainError, job_not_found
+from dashboard.jobs.dispatch import REEXECUTE_TASK, dispatch, lease
+from dashboard.models import ApiKey, BacalhauExecution, Job, JobResult, Reexecution
+from executor.storage import ContentNotFound, DirEntry, Storage, StorageError
+
+__all__ = [
+    "NOT_VERIFIED",
+    "after_result",
+    "claim",
+    "claim_next",
+    "fail",
+    "finish",
+    "node_records",
+    "recover_expired",
+    "renew",
+    "request",
+    "result_diff",
+    "summary",
+]
+
+log = logging.getLogger(__name__)
+
+NOT_VERIFIED = "not_verified_by_rerun"
+OPEN = (Reexecution.State.QUEUED, Reexecution.State.RUNNING)
+MAX_ERROR = 4000
+MAX_DIFF = 100  # differing paths kept in a diff
+MAX_LISTINGS = 64  # directories read while diffing: a hostile result cannot make it costly
+
+
+def deterministic(job: Job) -> bool:
+    return job.engine == Job.Engine.WASM
+
+
+# --- queueing ------------------------------------------------------------------------------------
+
+
+def _same_node(job: Job) -> Q | None:
+    """The jobs of the compute node that ran `job`: its key, or its Bacalhau node id."""
+    if job.node_id is not None:
+        return Q(node_id=job.node_id)
+    node_id = (
+        BacalhauExecution.objects.filter(job_id=job.id).values_list("node_id", flat=True).first()
+    )
+    return Q(bacalhau__node_id=node_id) if node_id else None
+
+
+def _node_caught(job: Job) -> bool:
+    same = _same_node(job)
+    return same is not None and (
+        Job.objects.filter(
+            same, engine=Job.Engine.WASM, reexecution_state=Reexecution.State.MISMATCH
+        )
+        .exclude(id=job.id)
+        .exists()
+    )
+
+
+def _sampled(job_id: str) -> bool:
+    # By the job's id, not a random draw: the same job is always in or out of the sample.
+    draw = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big") % 100
+    return draw < settings.REEXECUTE_SAMPLE_PERCENT
+
+
+def _automatic_reason(job: Job) -> str | None:
+    if not job.external or not deterministic(job):
+        return None
+    if _node_caught(job):
+        return "node_mismatched"
+    if settings.REEXECUTE_POLICY == "all":
+        return "policy"
+    if settings.REEXECUTE_POLICY == "sample" and _sampled(job.id):
+        return "sampled"
+    return None
+
+
+def after_result(job: Job) -> Reexecution | None:
+    """Called by jobs.record_result, in its transaction, when a job completes: queue a
+    re-execution when the policy (or the node's record) asks for one."""
+    reason = _automatic_reason(job)
+    if reason is None:
+        return None
+    return _queue(job, reason=reason, actor="policy")
+
+
+def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
+    """A moderator asks for a re-execution of a completed job: (run, created). While one is
+    queued or running, that one is the answer (asking twice queues one run)."""
+    require_role(user, *DECIDERS)
+    actor = f"user:{user.get_username()}"
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id).first()
+        if job is None:
+            raise job_not_found(job_id)
+        if job.state != Job.State.COMPLETED:
+            raise DomainError(
+                "job_not_finished",
+                f"job {job_id} is {job.state}: only a completed job's result can be checked",
+                status=409,
+            )
+        running = job.reexecutions.filter(state__in=OPEN).order_by("-created_at").first()
+        if running is not None:
+            return running, False
+        run = _queue(job, reason="requested", actor=actor)
+        record(
+            actor=actor,
+            action="job.reexecute",
+            target=f"job:{job_id}",
+            after={"reexecution": run.pk, "reason": run.reason},
+        )
+        return run, True
+
+
+def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
+    run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
+    _mirror(job.id)
+    dispatch(REEXECUTE_TASK, run.pk)
+    return run
+
+
+def _mirror(job_id: str) -> None:
+    """Job.reexecution_state := the state of the job's latest re-execution."""
+    latest = Reexecution.objects.filter(job_id=OuterRef("pk")).order_by("-created_at", "-id")
+    Job.objects.filter(id=job_id).update(reexecution_state=Subquery(latest.values("state")[:1]))
+
+
+# --- claiming, leases and recovery ------------------------------------------------------------
+
+
+def claim(*, run_id: int, worker: str) -> Reexecution | None:
+    """Take a queued re-execution for this worker; None when someone else has it."""
+    now = timezone.now()
+    with transaction.atomic():
+        taken = Reexecution.objects.filter(pk=run_id, state=Reexecution.State.QUEUED).update(
+            state=Reexecution.State.RUNNING,
+            lease_owner=worker,
+            lease_until=now + lease(),
+            started_at=now,
+            attempts=F("attempts") + 1,
+        )
+        if not taken:
+            return None
+        run = Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
+        _mirror(run.job_id)
+    return run
+
+
+def claim_next(*, worker: str) -> Reexecution | None:
+    """The oldest queued re-execution, claimed; None when there is none."""
+    queued = Reexecution.objects.filter(state=Reexecution.State.QUEUED).order_by("created_at")
+    for run_id in queued.values_list("pk", flat=True)[:5]:
+        run = claim(run_id=run_id, worker=worker)
+        if run is not None:
+            return run
+    return None
+
+
+def renew(*, run_id: int, worker: str) -> bool:
+    """Extend our lease; False when the run is no longer ours (it was recovered)."""
+    return bool(
+        Reexecution.objects.filter(
+            pk=run_id, state=Reexecution.State.RUNNING, lease_owner=worker
+        ).update(lease_until=timezone.now() + lease())
+    )
+
+
+def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
+    """Running re-executions whose worker stopped renewing: back to the queue, or failed
+    after EXECUTOR_MAX_ATTEMPTS runs (retryable by asking again)."""
+    now = now or timezone.now()
+    requeued: list[int] = []
+    failed: list[int] = []
+    expired = Reexecution.objects.filter(
+        state=Reexecution.State.RUNNING, lease_until__lt=now
+    ).values_list("pk", "job_id", "attempts", "lease_owner")
+    for run_id, job_id, attempts, owner in expired:
+        stale = Reexecution.objects.filter(
+            pk=run_id, state=Reexecution.State.RUNNING, lease_owner=owner, lease_until__lt=now
+        )
+        with transaction.atomic():
+            if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
+                if stale.update(state=Reexecution.State.QUEUED, lease_owner="", lease_until=None):
+                    requeued.append(run_id)
+                    _mirror(job_id)
+                    dispatch(REEXECUTE_TASK, run_id)
+                continue
+            reason = f"the worker running it was lost {attempts} times (its lease expired)"
+            if stale.update(
+                state=Reexecution.State.FAILED,
+                finished_at=now,
+                lease_owner="",
+                lease_until=None,
+                error=reason,
+            ):
+                failed.append(run_id)
+                _mirror(job_id)
+                _audit_outcome(run_id, job_id, Reexecution.State.FAILED, reason)
+    return {"requeued": requeued, "failed": failed}
+
+
+# --- outcomes ------------------------------------------------------------------------------------
+
+
+def _end(run: Reexecution, worker: str, **fields: Any) -> bool:
+    """Write an outcome only while `worker` still holds the run's lease."""
+    with transaction.atomic():
+        won = Reexecution.objects.filter(
+            pk=run.pk, state=Reexecution.State.RUNNING, lease_owner=worker
+        ).update(finished_at=timezone.now(), lease_owner="", lease_until=None, **fields)
+        if not won:
+            log.warning("re-execution %s was recovered elsewhere; its outcome is dropped", run.pk)
+            return False
+        _mirror(run.job_id)
+        _audit_outcome(run.pk, run.job_id, fields["state"], fields.get("error", ""))
+    return True
+
+
+def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
+    record(
+        actor="executor",
+        action=f"reexecution.{state}",
+        target=f"job:{job_id}",
+        after={"reexecution": run_id, "state": state},
+        reason=error[:MAX_ERROR],
+    )
+
+
+def fail(run: Reexecution, *, worker: str, reason: str) -> bool:
+    """The run did not give a result (an input gone, a limit): readable, and retryable by
+    asking again."""
+    return _end(
+        run, worker, state=Reexecution.State.FAILED, error=reason[:MAX_ERROR], ran_by=worker
+    )
+
+
+def finish(
+    run: Reexecution, *, worker: str, result_cid: str, exit_code: int, runtime_ms: int
+) -> str | None:
+    """Compare the re-run's result CID with the one reported; the outcome, or None when the
+    lease was lost (nothing recorded)."""
+    reported = JobResult.objects.filter(job_id=run.job_id).first()
+    if reported is None:  # results are never deleted; this guards a hand-edited database
+        fail(run, worker=worker, reason="the job has no reported result to compare with")
+        return None
+    same = reported.result_cid == result_cid
+    state = Reexecution.State.MATCH if same else Reexecution.State.MISMATCH
+    diff = None if same else result_diff(storage(), reported.result_cid, result_cid)
+    won = _end(
+        run,
+        worker,
+        state=state,
+        result_cid=result_cid,
+        exit_code=exit_code,
+        runtime_ms=runtime_ms,
+        diff=diff,
+        error="",
+        ran_by=worker,
+    )
+    return state if won else None
+
+
+def result_diff(store: Storage, reported: str, rerun: str) -> list[dict[str, str | None]]:
+    """Where two result directories differ (`stdout`, `stderr`, `exitCode`, `outputs/…`):
+    [{"path", "reported", "rerun"}], each side the entry's CID or null where it is absent.
+    Subtrees with the same CID are the same and are not read. When the reported result is
+    not in this store, only its root can be compared: the diff is one entry, path ".".
+    """
+    out: list[dict[str, str | None]] = []
+    listings = [MAX_LISTINGS]
+
+    def entries(cid: str) -> dict[str, DirEntry] | None:
+        if listings[0] <= 0:
+            return None
+        try:
+            if not store.is_dir(cid):
+                return None
+            listings[0] -= 1
+            return {e.name: e for e in store.ls(cid)}
+        except (ContentNotFound, StorageError):
+            return None
+
+    def walk(path: str, a: str | None, b: str | None) -> None:
+        if a == b or len(out) >= MAX_DIFF:
+            return
+        left = entries(a) if a is not None else None
+        right = entries(b) if b is not None else None
+        if left is None or right is None:
+            out.append({"path": path or ".", "reported": a, "rerun": b})
+            return
+        for name in sorted(left.keys() | right.keys()):
+            one, two = left.get(name), right.get(name)
+            walk(
+                f"{path}/{name}" if path else name,
+                one.cid if one else None,
+                two.cid if two else None,
+            )
+
+    walk("", reported, rerun)
+    return out
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def summary(job: Job) -> dict[str, Any]:
+    """A job's re-execution state as the job API and the notary show it (its latest run)."""
+    runs = sorted(job.reexecutions.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
+    latest = runs[0] if runs else None
+    try:
+        reported: str | None = job.result.result_cid
+    except JobResult.DoesNotExist:
+        reported = None
+    return {
+        "state": latest.state if latest else NOT_VERIFIED,
+        "deterministic": deterministic(job),
+        "runs": len(runs),
+        "reason": latest.reason if latest else None,
+        "requested_by": latest.requested_by if latest else None,
+        "reported_cid": reported,
+        "rerun_cid": (latest.result_cid or None) if latest else None,
+        "exit_code": latest.exit_code if latest else None,
+        "runtime_ms": latest.runtime_ms if latest else None,
+        "ran_by": (latest.ran_by or None) if latest else None,
+        "started_at": latest.started_at if latest else None,
+        "finished_at": latest.finished_at if latest else None,
+        "diff": latest.diff if latest else None,
+        "error": (latest.error or None) if latest else None,
+    }
+
+
+def node_records() -> list[dict[str, Any]]:
+    """Per compute node (each node key, each Bacalhau node): completed jobs reported, and of
+    those re-executed, matched and mismatched (by each job's latest re-execution, WASM and
+    Docker alike); `caught` when a WASM job's latest re-execution mismatched. Two queries."""
+    done = Q(state=Job.State.COMPLETED, external=True)
+
+    def counts(prefix: str) -> dict[str, Any]:
+        def where(**extra: Any) -> Q:
+            return Q(
+                **{f"{prefix}{k}": v for k, v in {"state": Job.State.COMPLETED, **extra}.items()}
+            )
+
+        match, mismatch = Reexecution.State.MATCH, Reexecution.State.MISMATCH
+        return {
+            "reported": Count(f"{prefix}id", filter=where()),
+            "reexecuted": Count(
+                f"{prefix}id", filter=where(reexecution_state__in=[match, mismatch])
+            ),
+            "matched": Count(f"{prefix}id", filter=where(reexecution_state=match)),
+            "mismatched": Count(f"{prefix}id", filter=where(reexecution_state=mismatch)),
+            "caught": Count(
+                f"{prefix}id", filter=where(reexecution_state=mismatch, engine=Job.Engine.WASM)
+            ),
+        }
+
+    counted = ("reported", "reexecuted", "matched", "mismatched")
+    records: list[dict[str, Any]] = []
+    keys = (
+        ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
+        .annotate(**counts("node_jobs__"))
+        .order_by("name", "prefix")
+        .values("name", "prefix", "provider", "revoked_at", *counted, "caught")
+    )
+    for key in keys:
+        records.append(
+            {
+                "kind": "key",
+                "node": key["name"],
+                "id": key["prefix"],
+                "provider": key["provider"] or None,
+                "revoked": key["revoked_at"] is not None,
+                **{k: key[k] for k in counted},
+                "caught": key["caught"] > 0,
+            }
+        )
+    bacalhau = (
+        Job.objects.filter(done, bacalhau__isnull=False)
+        .values("bacalhau__node_id")
+        .annotate(**counts(""))
+        .order_by("bacalhau__node_id")
+    )
+    for row in bacalhau:
+        records.append(
+            {
+                "kind": "bacalhau",
+                "node": row["bacalhau__node_id"],
+                "id": row["bacalhau__node_id"],
+                "provider": None,
+                "revoked": False,
+                **{k: row[k] for k in counted},
+                "caught": row["caught"] > 0,
+            }
+        )
+    return records

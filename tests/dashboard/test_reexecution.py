@@ -1,0 +1,431 @@
+"""Re-execution (docs/reexecution.md): the bundled executor runs a finished job's spec again
+and compares the result CID with the one its node reported.
+
+The external node here is real code on its own store: `executor.run.run_job`, as the CLI
+runs it, in another directory holding the same module and input bytes; it registers and
+reports over the HTTP API. A lying node reports the result of a different run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from dashboard.jobs import reexecution
+from dashboard.jobs.worker import execute_reexecution
+from dashboard.models import AuditEvent, Job, Reexecution
+from executor.embedded_store import EmbeddedStore
+from executor.run import RunResult, run_job
+from executor.spec import parse_spec
+from tests.base import Personas
+from tests.executor import wat_modules as wat
+
+pytestmark = pytest.mark.django_db
+
+INPUT = b"the input the job reads\n"
+
+
+@pytest.fixture
+def store(settings, tmp_path: Path) -> EmbeddedStore:
+    """The dashboard's own store (the embedded default)."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.IPFS_API_URL = None
+    settings.REEXECUTE_POLICY = "all"
+    settings.REEXECUTE_BEFORE_VERIFY = False
+    return EmbeddedStore(settings.DATA_DIR / "ipfs")
+
+
+@pytest.fixture
+def node_store(tmp_path: Path) -> EmbeddedStore:
+    """The external node's own store, elsewhere on disk."""
+    return EmbeddedStore(tmp_path / "node")
+
+
+def call(client: Client, method: str, path: str, key: str | None, body: object = None):  # type: ignore[no-untyped-def]
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    if method == "get":
+        return client.get(path, **headers)
+    return client.post(
+        path,
+        data=json.dumps(body) if body is not None else "",
+        content_type="application/json",
+        **headers,
+    )
+
+
+def reads_clock_random_and_input(stores: list[EmbeddedStore], data: bytes = INPUT) -> dict:
+    """A spec whose result depends on the clock, random bytes and its input; the module and
+    the input are put in each of `stores`."""
+    for s in stores:
+        module = s.add_bytes(wat.clock_random_and_input())
+        cid = s.add_bytes(data)
+    return {
+        "engine": "wasm",
+        "wasm": {"module": module},
+        "inputs": [{"cid": cid, "path": "/in/input.txt"}],
+    }
+
+
+def node_reports(client: Client, key: str, job_id: str, spec: dict, result: RunResult) -> dict:
+    """Register an external job and report a result for it (the key's provider holds it)."""
+    registered = call(client, "post", "/api/v1/jobs", key, {**spec, "external": True, "id": job_id})
+    assert registered.status_code == 201, registered.json()
+    reported = call(
+        client,
+        "post",
+        f"/api/v1/jobs/{job_id}/results",
+        key,
+        result.to_json(),
+    )
+    assert reported.status_code == 201, reported.json()
+    return reported.json()
+
+
+def run_reexecutions(worker: str = "test-worker") -> list[str]:
+    """What the embedded worker does once no job is queued: run every queued re-execution."""
+    outcomes = []
+    while (run := reexecution.claim_next(worker=worker)) is not None:
+        outcomes.append(execute_reexecution(run, worker=worker))
+    return outcomes
+
+
+def job_json(client: Client, key: str, job_id: str) -> dict:
+    return call(client, "get", f"/api/v1/jobs/{job_id}", key).json()
+
+
+# --- an honest node -------------------------------------------------------------------------------
+
+
+def test_an_honest_nodes_job_reexecutes_to_the_same_cid(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    stdout = node_store.cat(ran.stdout_cid).decode().splitlines()
+    assert stdout[0] == "1640995200000000000" and stdout[2] == INPUT.decode().strip()
+    reported = node_reports(client, personas.node_key, "honest-1", spec, ran)
+    assert reported["reexecution"]["state"] == "queued"  # REEXECUTE_POLICY=all
+    assert reported["reexecution"]["reason"] == "policy"
+    assert reported["reexecution"]["requested_by"] == "policy"
+    assert not store.has(ran.result_cid)  # only the node has its result
+
+    assert run_reexecutions() == ["match"]
+    body = job_json(client, personas.node_key, "honest-1")["reexecution"]
+    assert body["state"] == "match" and body["deterministic"] is True and body["runs"] == 1
+    assert body["reported_cid"] == body["rerun_cid"] == ran.result_cid
+    assert body["ran_by"] == "test-worker" and body["finished_at"] and body["diff"] is None
+    assert store.has(ran.result_cid)  # the re-run published the same bytes here
+    notary = call(
+        client, "get", f"/api/v1/notary/verifications/{ran.result_cid}", personas.notary_key
+    ).json()
+    assert notary["reexecution"]["state"] == "match"
+    assert notary["reexecution"]["rerun_cid"] == ran.result_cid
+    event = AuditEvent.objects.get(action="reexecution.match")
+    assert event.target == "job:honest-1" and event.actor == "executor"
+    [record] = [r for r in reexecution.node_records() if r["node"] == "node-1"]
+    assert (record["reported"], record["reexecuted"], record["matched"]) == (1, 1, 1)
+    assert record["mismatched"] == 0 and record["caught"] is False
+
+
+def test_policies_choose_which_external_wasm_jobs_are_reexecuted(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    settings.REEXECUTE_POLICY = "on_request"
+    node_reports(client, personas.node_key, "asked-0", spec, ran)
+    assert Reexecution.objects.count() == 0
+    assert Job.objects.get(id="asked-0").reexecution_state == "not_verified_by_rerun"
+    settings.REEXECUTE_POLICY = "sample"
+    settings.REEXECUTE_SAMPLE_PERCENT = 50
+    ids = [f"sampled-{n}" for n in range(40)]
+    for job_id in ids:
+        node_reports(client, personas.node_key, job_id, spec, ran)
+    sampled = set(Reexecution.objects.values_list("job_id", flat=True))
+    assert 8 <= len(sampled) <= 32  # about half, and not all or none
+    assert set(Reexecution.objects.values_list("reason", flat=True)) == {"sampled"}
+    # by the job's id: the same ids are sampled again, whatever the order
+    assert sampled == {j for j in ids if reexecution._sampled(j)}
+    settings.REEXECUTE_SAMPLE_PERCENT = 0
+    node_reports(client, personas.node_key, "sampled-none", spec, ran)
+    assert not Reexecution.objects.filter(job_id="sampled-none").exists()
+
+
+# --- a lying node ---------------------------------------------------------------------------------
+
+
+def test_a_lying_node_is_caught_flagged_and_its_job_cannot_be_verified(
+    client: Client, personas: Personas, store, node_store, settings, tmp_path: Path
+) -> None:
+    settings.REEXECUTE_BEFORE_VERIFY = True
+    spec = reads_clock_random_and_input([store, node_store])
+    honest = run_job(parse_spec(spec), node_store)
+    # The liar reports the result of another job (other input bytes) as this job's result,
+    # and uploads it, so that the dashboard can read both directories.
+    other = reads_clock_random_and_input([node_store], data=b"something else entirely\n")
+    fake = run_job(parse_spec(other), node_store)
+    car = io.BytesIO()
+    node_store.export_car(fake.result_cid, car)
+    uploaded = client.post(
+        "/api/v1/content",
+        data=car.getvalue(),
+        content_type="application/vnd.ipld.car",
+        HTTP_AUTHORIZATION=f"Bearer {personas.node_key}",
+    )
+    assert uploaded.status_code == 201, uploaded.json()
+    node_reports(client, personas.node_key, "liar-1", spec, fake)
+
+    assert run_reexecutions() == ["mismatch"]
+    body = job_json(client, personas.node_key, "liar-1")["reexecution"]
+    assert body["state"] == "mismatch"
+    assert body["reported_cid"] == fake.result_cid and body["rerun_cid"] == honest.result_cid
+    # exitCode and stderr are the same; the printed input and its copy are not
+    assert body["diff"] == [
+        {
+            "path": "outputs/copy",
+            "reported": node_store.ls(fake.outputs_cid)[0].cid,
+            "rerun": node_store.ls(honest.outputs_cid)[0].cid,
+        },
+        {"path": "stdout", "reported": fake.stdout_cid, "rerun": honest.stdout_cid},
+    ]
+    assert AuditEvent.objects.filter(action="reexecution.mismatch", target="job:liar-1").exists()
+
+    # the node is marked, and the queue flags the job and the node
+    [record] = [r for r in reexecution.node_records() if r["node"] == "node-1"]
+    assert record["caught"] is True and record["mismatched"] == 1
+    client.force_login(personas.moderator)
+    queue = client.get("/").content.decode()
+    assert "re-run mismatch" in queue and "node caught" in queue
+    nodes = client.get("/nodes/").content.decode()
+    assert "node-1" in nodes and "caught" in nodes
+
+    # REEXECUTE_BEFORE_VERIFY: verification is refused, with the reason; rejecting resolves it
+    refused = call(
+        client,
+        "post",
+        "/api/v1/jobs/liar-1/decision",
+        personas.moderator_key,
+        {"decision": "verify", "datacap_bytes": "1 GiB"},
+    )
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "not_reexecuted"
+    assert "mismatch" in refused.json()["error"]["message"]
+    assert Job.objects.get(id="liar-1").moderation_state == "pending"
+    rejected = call(
+        client,
+        "post",
+        "/api/v1/jobs/liar-1/decision",
+        personas.moderator_key,
+        {"decision": "reject", "reason": "re-execution gave another result"},
+    )
+    assert rejected.status_code == 200
+
+    # a caught node's later jobs are re-executed whatever the policy; another node's are not
+    settings.REEXECUTE_POLICY = "on_request"
+    node_reports(client, personas.node_key, "liar-2", spec, honest)
+    assert Reexecution.objects.get(job_id="liar-2").reason == "node_mismatched"
+    node_reports(client, personas.other_node_key, "other-1", spec, honest)
+    assert not Reexecution.objects.filter(job_id="other-1").exists()
+    assert run_reexecutions() == ["match"]  # this time it told the truth
+    assert Job.objects.get(id="liar-2").reexecution_state == "match"
+
+
+def test_a_reported_result_not_in_the_store_is_compared_at_the_root(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    other = reads_clock_random_and_input([node_store], data=b"other\n")
+    fake = run_job(parse_spec(other), node_store)
+    node_reports(client, personas.node_key, "liar-far", spec, fake)
+    assert run_reexecutions() == ["mismatch"]
+    run = Reexecution.objects.get(job_id="liar-far")
+    assert run.diff == [{"path": ".", "reported": fake.result_cid, "rerun": run.result_cid}]
+
+
+def test_without_the_setting_a_mismatched_job_can_still_be_verified(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    other = reads_clock_random_and_input([node_store], data=b"other\n")
+    node_reports(client, personas.node_key, "liar-ok", spec, run_job(parse_spec(other), node_store))
+    assert run_reexecutions() == ["mismatch"]
+    verified = call(
+        client,
+        "post",
+        "/api/v1/jobs/liar-ok/decision",
+        personas.moderator_key,
+        {"decision": "verify", "datacap_bytes": "1 GiB"},
+    )
+    assert verified.status_code == 200  # REEXECUTE_BEFORE_VERIFY is off: the moderator's call
+
+
+def test_the_setting_holds_back_verification_until_the_rerun_matched(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    settings.REEXECUTE_BEFORE_VERIFY = True
+    spec = reads_clock_random_and_input([store, node_store])
+    node_reports(client, personas.node_key, "waits", spec, run_job(parse_spec(spec), node_store))
+    decision = {"decision": "verify", "datacap_bytes": "1 GiB"}
+    early = call(client, "post", "/api/v1/jobs/waits/decision", personas.moderator_key, decision)
+    assert early.status_code == 409 and "queued" in early.json()["error"]["message"]
+    assert run_reexecutions() == ["match"]
+    late = call(client, "post", "/api/v1/jobs/waits/decision", personas.moderator_key, decision)
+    assert late.status_code == 200 and late.json()["moderation"]["state"] == "verified"
+
+
+# --- failures, retries, lost workers --------------------------------------------------------
+
+
+def test_a_failed_reexecution_is_readable_retryable_and_audited(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    # The node has the input; the dashboard's store does not (yet).
+    spec = reads_clock_random_and_input([node_store])
+    store.add_bytes(wat.clock_random_and_input())
+    ran = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "gone-1", spec, ran)
+    assert run_reexecutions() == ["failed"]
+    body = job_json(client, personas.node_key, "gone-1")["reexecution"]
+    assert body["state"] == "failed" and body["rerun_cid"] is None
+    assert spec["inputs"][0]["cid"] in body["error"] and "not found" in body["error"]
+    failed = AuditEvent.objects.get(action="reexecution.failed")
+    assert failed.target == "job:gone-1" and spec["inputs"][0]["cid"] in failed.reason
+
+    store.add_bytes(INPUT)  # the input is back
+    again = call(client, "post", "/api/v1/jobs/gone-1/reexecutions", personas.moderator_key)
+    assert again.status_code == 201 and again.json()["reexecution"]["state"] == "queued"
+    assert again.json()["reexecution"]["requested_by"] == "user:mona"
+    twice = call(client, "post", "/api/v1/jobs/gone-1/reexecutions", personas.moderator_key)
+    assert twice.status_code == 200 and twice.json()["reexecution"]["runs"] == 2  # no third
+    assert AuditEvent.objects.filter(action="job.reexecute", actor="user:mona").count() == 1
+    assert run_reexecutions() == ["match"]
+    assert job_json(client, personas.node_key, "gone-1")["reexecution"]["state"] == "match"
+
+
+def test_a_limit_the_rerun_hits_fails_it(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    # The node claims a job that spins past its fuel limit completed: the re-run, with the
+    # original's limits, stops where the limit is.
+    spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(wat.spin())}}
+    spec["limits"] = {"fuel": 1000}
+    claimed = run_job(
+        parse_spec(reads_clock_random_and_input([node_store])), node_store
+    )  # any result
+    node_reports(client, personas.node_key, "spins", spec, claimed)
+    assert run_reexecutions() == ["failed"]
+    assert Reexecution.objects.get(job_id="spins").error == "fuel limit of 1000 exhausted"
+
+
+def test_a_lost_worker_records_nothing_and_the_run_is_requeued(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    settings.EXECUTOR_MAX_ATTEMPTS = 2
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "lost-1", spec, ran)
+    first = reexecution.claim_next(worker="first")
+    assert first is not None and reexecution.claim_next(worker="rival") is None
+    assert Job.objects.get(id="lost-1").reexecution_state == "running"
+    assert reexecution.recover_expired() == {"requeued": [], "failed": []}  # lease still live
+    Reexecution.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert reexecution.recover_expired() == {"requeued": [first.pk], "failed": []}
+    assert Job.objects.get(id="lost-1").reexecution_state == "queued"
+    # the first worker comes back with a "match": it no longer holds the lease, so nothing
+    assert (
+        reexecution.finish(
+            first, worker="first", result_cid=ran.result_cid, exit_code=0, runtime_ms=1
+        )
+        is None
+    )
+    assert Reexecution.objects.get(pk=first.pk).state == "queued"
+    assert not AuditEvent.objects.filter(action__startswith="reexecution.").exists()
+    # lost a second time: failed, readable, and retryable by asking again
+    second = reexecution.claim_next(worker="second")
+    assert second is not None and second.attempts == 2
+    Reexecution.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert reexecution.recover_expired() == {"requeued": [], "failed": [first.pk]}
+    body = job_json(client, personas.node_key, "lost-1")["reexecution"]
+    assert body["state"] == "failed" and "lost 2 times" in body["error"]
+    retry = call(client, "post", "/api/v1/jobs/lost-1/reexecutions", personas.moderator_key)
+    assert retry.status_code == 201
+    assert run_reexecutions() == ["match"]
+
+
+# --- asking for one -------------------------------------------------------------------------------
+
+
+def test_who_may_ask_and_for_which_jobs(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    settings.REEXECUTE_POLICY = "on_request"
+    spec = reads_clock_random_and_input([store, node_store])
+    node_reports(client, personas.node_key, "ask-1", spec, run_job(parse_spec(spec), node_store))
+    path = "/api/v1/jobs/ask-1/reexecutions"
+    for key in (personas.node_key, personas.submitter_key, personas.notary_key):
+        assert call(client, "post", path, key).status_code == 403
+    viewer = call(client, "post", path, personas.viewer_key)
+    assert viewer.status_code == 403 and "moderator or admin" in viewer.json()["error"]["message"]
+    assert call(client, "post", path, None).status_code == 401
+    missing = call(client, "post", "/api/v1/jobs/nope/reexecutions", personas.moderator_key)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    registered = call(
+        client, "post", "/api/v1/jobs", personas.node_key, {**spec, "external": True, "id": "r"}
+    )
+    assert registered.status_code == 201
+    running = call(client, "post", "/api/v1/jobs/r/reexecutions", personas.moderator_key)
+    assert running.status_code == 409 and running.json()["error"]["code"] == "job_not_finished"
+    assert Reexecution.objects.count() == 0
+    asked = call(client, "post", path, personas.moderator_key)
+    assert asked.status_code == 201 and asked.json()["reexecution"]["reason"] == "requested"
+    assert run_reexecutions() == ["match"]
+
+
+def test_the_job_page_shows_the_state_and_asks_for_a_run(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    settings.REEXECUTE_POLICY = "on_request"
+    spec = reads_clock_random_and_input([store, node_store])
+    node_reports(client, personas.node_key, "page-1", spec, run_job(parse_spec(spec), node_store))
+    client.force_login(personas.viewer)
+    page = client.get("/jobs/page-1/").content.decode()
+    assert "not verified by re-run" in page and 'id="reexecute-form"' not in page
+    assert client.post("/jobs/page-1/reexecute").status_code == 403
+    client.force_login(personas.moderator)
+    assert 'id="reexecute-form"' in client.get("/jobs/page-1/").content.decode()
+    asked = client.post("/jobs/page-1/reexecute")
+    assert asked.status_code == 302
+    assert run_reexecutions() == ["match"]
+    page = client.get("/jobs/page-1/").content.decode()
+    assert 'id="reexecution-state"' in page and ">match<" in page and "test-worker" in page
+
+
+def test_a_docker_job_is_marked_not_deterministic(
+    client: Client, personas: Personas, store
+) -> None:
+    spec = {"engine": "docker", "docker": {"image": "busybox:1.36", "entrypoint": ["true"]}}
+    registered = call(
+        client, "post", "/api/v1/jobs", personas.node_key, {**spec, "external": True, "id": "d"}
+    )
+    assert registered.status_code == 201
+    ran = run_job(
+        parse_spec(reads_clock_random_and_input([store])), store
+    )  # any result in the store
+    reported = call(
+        client, "post", "/api/v1/jobs/d/results", personas.node_key, ran.to_json()
+    ).json()
+    # Docker is not re-executed by the policy, only on request, and never as evidence
+    assert reported["reexecution"] == {
+        **reported["reexecution"],
+        "state": "not_verified_by_rerun",
+        "deterministic": False,
+        "runs": 0,
+    }
+    client.force_login(personas.moderator)
+    assert "engine not deterministic" in client.get("/jobs/d/").content.decode()
