@@ -162,6 +162,11 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Job", "spec_digest"): 64,
     ("Job", "lease_owner"): HOST + len(":4194304:") + 20,  # job_worker's host:pid:thread
     ("Job", "chain_flags"): len("more_on_chain_than_awarded,other_provider"),
+    ("Job", "reexecution_state"): len("not_verified_by_rerun"),  # or a Reexecution.State
+    ("Reexecution", "reason"): len("node_mismatched"),  # reexecution._automatic_reason
+    ("Reexecution", "requested_by"): len("user:") + USERNAME,  # or "policy"
+    ("Reexecution", "lease_owner"): HOST + len(":4194304:") + 20,  # worker_name()
+    ("Reexecution", "ran_by"): HOST + len(":4194304:") + 20,  # worker_name()
     ("JobInput", "path"): job_spec.MAX_PATH_LENGTH,
     ("JobInput", "status"): len("expired"),  # active, pending, expired or ""
     ("Deal", "client"): len("f0") + 20,  # the market actor stores ID addresses

@@ -274,10 +274,10 @@ def queries(client: Client, url: str) -> int:
     return len(captured)
 
 
-# Session, user, role, the node filter's choices, the jobs flagged on chain, the segment
-# counts, then one query per blessed segment (all, some, no inputs) the page overlaps: at
-# most three.
-QUEUE_QUERIES = 6 + 3
+# Session, user, role, the node filter's choices, the jobs flagged on chain, the nodes caught
+# by a re-execution, the segment counts, then one query per blessed segment (all, some, no
+# inputs) the page overlaps: at most three.
+QUEUE_QUERIES = 7 + 3
 
 
 def test_the_queue_and_job_pages_run_a_constant_number_of_queries(
