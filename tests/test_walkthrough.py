@@ -61,6 +61,7 @@ def test_the_walkthrough_is_found_and_covers_the_whole_loop() -> None:
         "executor wasm run examples/wasm/cat.wat",
         "--wait",
         "executor commp",
+        "/reexecutions",
         "/decision",
         "/pieces",
         "/notary/verifications/",
@@ -126,6 +127,8 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     run = (checkout / "run.txt").read_text().splitlines()
     result_cid = run[-1]
     assert result_cid.startswith("bafy") and lines.count(result_cid) == 2, out
+    # The moderator's re-execution of the job gave the same result CID.
+    assert re.search(r'"reexecution": ?\{"state": ?"match"', out), out
     decided = next(a for a in answers if "moderation" in a)
     piece_cid, size = (checkout / "piece.txt").read_text().split()
     assert decided["moderation"]["state"] == "verified"
