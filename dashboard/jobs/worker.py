@@ -28,7 +28,7 @@ from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 from executor.storage import Storage
 
-__all__ = ["execute_job", "execute_reexecution", "run_worker", "worker_name"]
+__all__ = ["execute_job", "execute_reexecution", "run_once", "run_worker", "worker_name"]
 
 log = logging.getLogger(__name__)
 
@@ -181,23 +181,31 @@ def execute_reexecution(run: Reexecution, *, worker: str) -> str:
     return outcome or Reexecution.State.RUNNING
 
 
+def run_once(worker: str) -> str | None:
+    """One pass of the embedded executor: recover lost work, then run a queued job, or only
+    when none is queued a re-execution (so they never delay submitted work). What it ran,
+    as "job <id>" or "reexecution <id>", or None when nothing was queued."""
+    jobs.recover_expired()
+    reexecution.recover_expired()
+    job = jobs.claim_next(worker=worker)
+    if job is not None:
+        state = execute_job(job, worker=worker)
+        log.info("job %s %s", job.id, state)
+        return f"job {job.id}"
+    run = reexecution.claim_next(worker=worker)
+    if run is not None:
+        outcome = execute_reexecution(run, worker=worker)
+        log.info("re-execution %s of job %s: %s", run.pk, run.job_id, outcome)
+        return f"reexecution {run.pk}"
+    return None
+
+
 def run_worker(stop: threading.Event, *, poll_s: float = 1.0) -> None:
-    """The embedded executor: recover lost work, run queued jobs, and only when none is
-    queued a re-execution (so they never delay submitted work); sleep until woken."""
+    """The embedded executor: passes of `run_once`, sleeping until woken when idle."""
     worker = worker_name()
     while not stop.is_set():
         try:
-            jobs.recover_expired()
-            reexecution.recover_expired()
-            job = jobs.claim_next(worker=worker)
-            if job is not None:
-                state = execute_job(job, worker=worker)
-                log.info("job %s %s", job.id, state)
-                continue
-            run = reexecution.claim_next(worker=worker)
-            if run is not None:
-                outcome = execute_reexecution(run, worker=worker)
-                log.info("re-execution %s of job %s: %s", run.pk, run.job_id, outcome)
+            if run_once(worker) is not None:
                 continue
         except Exception:
             log.exception("executor worker pass failed")

@@ -18,6 +18,8 @@ import pytest
 
 from executor.api_client import DashboardClient
 from executor.embedded_store import EmbeddedStore
+from executor.run import run_job
+from executor.spec import parse_spec
 from tests.executor import wat_modules as wat
 from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
 
@@ -260,3 +262,45 @@ def test_a_chunked_upload_to_serve_is_411_and_stores_nothing(live: Live) -> None
     assert not EmbeddedStore(live.tmp / "data" / "ipfs").has(
         EmbeddedStore(live.tmp / "chunk-check").add_bytes(data)
     )
+
+
+def test_an_external_nodes_wasm_job_is_reexecuted_by_serve(live: Live) -> None:
+    """On the embedded defaults (REEXECUTE_POLICY=all), `serve`'s executor thread re-runs an
+    external node's WASM job once it is reported, and finds an honest result honest and
+    another job's result a mismatch."""
+    node_store = EmbeddedStore(live.tmp / "node-store")
+    module, data = wat.clock_random_and_input(), b"read by the job\n"
+    spec = {
+        "engine": "wasm",
+        "wasm": {"module": node_store.add_bytes(module)},
+        "inputs": [{"cid": node_store.add_bytes(data), "path": "/in/input.txt"}],
+    }
+    other = {**spec, "inputs": [{"cid": node_store.add_bytes(b"other\n"), "path": "/in/input.txt"}]}
+    honest = run_job(parse_spec(spec), node_store)
+    fake = run_job(parse_spec(other), node_store)
+    headers = {"Authorization": f"Bearer {live.node}"}
+    with httpx.Client(base_url=live.url, headers=headers, timeout=60) as http:
+        for blob in (module, data):  # the author's upload: the dashboard can run the job too
+            assert http.post("/api/v1/content", content=blob).status_code == 201
+        for job_id, result in (("live-honest", honest), ("live-liar", fake)):
+            assert (
+                http.post("/api/v1/jobs", json={**spec, "external": True, "id": job_id}).status_code
+                == 201
+            )
+            reported = http.post(f"/api/v1/jobs/{job_id}/results", json=result.to_json())
+            assert reported.status_code == 201, reported.text
+        states = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(states) < 2:
+            for job_id in ("live-honest", "live-liar"):
+                state = http.get(f"/api/v1/jobs/{job_id}").json()["reexecution"]
+                if state["state"] in ("match", "mismatch", "failed"):
+                    states[job_id] = state
+            time.sleep(0.1)
+    assert states["live-honest"]["state"] == "match", states
+    assert states["live-honest"]["rerun_cid"] == honest.result_cid
+    assert states["live-liar"]["state"] == "mismatch", states
+    assert states["live-liar"]["rerun_cid"] == honest.result_cid
+    assert states["live-liar"]["diff"] == [
+        {"path": ".", "reported": fake.result_cid, "rerun": honest.result_cid}
+    ]

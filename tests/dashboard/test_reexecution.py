@@ -18,7 +18,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.jobs import reexecution
-from dashboard.jobs.worker import execute_reexecution
+from dashboard.jobs.worker import execute_reexecution, run_once
 from dashboard.models import AuditEvent, Job, Reexecution
 from executor.embedded_store import EmbeddedStore
 from executor.run import RunResult, run_job
@@ -429,3 +429,18 @@ def test_a_docker_job_is_marked_not_deterministic(
     }
     client.force_login(personas.moderator)
     assert "engine not deterministic" in client.get("/jobs/d/").content.decode()
+
+
+def test_the_embedded_worker_runs_submitted_jobs_before_reexecutions(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    node_reports(client, personas.node_key, "older", spec, run_job(parse_spec(spec), node_store))
+    [queued] = Reexecution.objects.filter(job_id="older")  # queued first
+    submitted = call(client, "post", "/api/v1/jobs", personas.submitter_key, spec).json()["id"]
+    assert run_once("w") == f"job {submitted}"
+    assert Job.objects.get(id=submitted).state == "completed"
+    assert Reexecution.objects.get(pk=queued.pk).state == "queued"
+    assert run_once("w") == f"reexecution {queued.pk}"
+    assert Reexecution.objects.get(pk=queued.pk).state == "match"
+    assert run_once("w") is None
