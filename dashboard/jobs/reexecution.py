@@ -353,6 +353,7 @@ def summary(job: Job) -> dict[str, Any]:
         "exit_code": latest.exit_code if latest else None,
         "runtime_ms": latest.runtime_ms if latest else None,
         "ran_by": (latest.ran_by or None) if latest else None,
+        "attempts": latest.attempts if latest else 0,
         "started_at": latest.started_at if latest else None,
         "finished_at": latest.finished_at if latest else None,
         "diff": latest.diff if latest else None,

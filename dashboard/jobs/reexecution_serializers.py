@@ -29,6 +29,7 @@ class ReexecutionSerializer(serializers.Serializer):
     exit_code = serializers.IntegerField(allow_null=True)
     runtime_ms = serializers.IntegerField(allow_null=True)
     ran_by = serializers.CharField(allow_null=True, help_text="the worker that re-ran it")
+    attempts = serializers.IntegerField(help_text="workers that took this run (one was lost)")
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     diff = DiffEntrySerializer(many=True, allow_null=True, help_text="a mismatch's differences")

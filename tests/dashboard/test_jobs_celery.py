@@ -120,3 +120,91 @@ def test_jobs_run_on_celery_workers_and_survive_a_killed_worker(tmp_path: Path) 
         logs = _stop(*procs)
         databases.close()
     assert any("dashboard.recover_jobs" in log for log in logs)
+
+
+def test_a_reexecution_runs_on_its_own_queue_and_survives_a_killed_worker(
+    tmp_path: Path,
+) -> None:
+    """A moderator's re-execution goes to the `reexecute` queue, never to an executor worker;
+    its worker killed mid-run records nothing, and after the lease lapses another worker
+    re-runs it to a match."""
+    redis_or_skip(REDIS_URL)
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    databases = database_urls(tmp_path)
+    env = process_env(
+        tmp_path,
+        DATABASE_URL=next(databases),
+        CELERY_BROKER_URL=REDIS_URL,
+        EXECUTOR_LEASE_S="2",
+        EXECUTOR_MAX_ATTEMPTS="3",
+    )
+    env.pop("IPFS_API_URL", None)
+    assert manage(env, "migrate", "-v0").returncode == 0
+    submitter = manage(env, "create_api_key", "--scope", "submitter", "--name", "s")
+    moderator = dict(env, MODERATOR_PASSWORD="a long passphrase")
+    assert manage(moderator, "create_moderator", "mona", "--role", "moderator").returncode == 0
+    mona = manage(env, "create_api_key", "--scope", "moderator", "--name", "m", "--user", "mona")
+    keys = [made.stdout.strip().splitlines()[-1] for made in (submitter, mona)]
+    port = free_port()
+    web = spawn(env, "serve", "--port", str(port), "--no-scanner", "--no-executor")
+    executor = _worker(env, "executor")
+    first = celery(
+        env, "worker", "-Q", "reexecute", "--pool", "solo", "-n", "rerun1@%h",
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+    )  # fmt: skip
+    procs = [web, executor, first]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {keys[0]}"})
+        moderating = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {keys[1]}"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                client.get("/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        cid = client.post(
+            "/api/v1/content",
+            content=xorshift(4_000_000_000),
+            headers={"Content-Type": "application/octet-stream"},
+        ).json()["cid"]
+        job_id = client.post("/api/v1/jobs", json={"engine": "wasm", "wasm": {"module": cid}})
+        job_id = job_id.json()["id"]
+        done = _wait(client, job_id, {"completed", "failed"}, 120)
+        assert done["state"] == "completed", done
+
+        asked = moderating.post(f"/api/v1/jobs/{job_id}/reexecutions")
+        assert asked.status_code == 201, asked.text
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/jobs/{job_id}").json()["reexecution"]["state"] != "running":
+            assert time.monotonic() < deadline, "the re-execution never started"
+            time.sleep(0.1)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        time.sleep(3)  # past its lease, but no beat yet to recover it: still the dead worker's
+        assert client.get(f"/api/v1/jobs/{job_id}").json()["reexecution"]["state"] == "running"
+        second = celery(
+            env, "worker", "-Q", "reexecute", "--pool", "solo", "-n", "rerun2@%h",
+            "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        )  # fmt: skip
+        beat = celery(env, "beat", "--schedule", str(tmp_path / "beat"), "--loglevel", "INFO")
+        procs += [second, beat]
+        deadline = time.monotonic() + 180
+        while True:
+            rerun = client.get(f"/api/v1/jobs/{job_id}").json()["reexecution"]
+            if rerun["state"] in ("match", "mismatch", "failed"):
+                break
+            assert time.monotonic() < deadline, rerun
+            time.sleep(0.2)
+        assert rerun["state"] == "match", rerun
+        assert rerun["attempts"] == 2 and rerun["runs"] == 1
+        assert rerun["rerun_cid"] == done["result"]["result_cid"]
+        # run by the second re-execution worker, not by the executor worker that was idle
+        assert rerun["ran_by"].split(":")[1] == str(second.pid), (rerun, second.pid)
+    finally:
+        logs = _stop(*procs)
+        databases.close()
+    executor_log = logs[1]  # the worker on the executor queue ran the job and no re-execution
+    assert "Task dashboard.run_job[" in executor_log
+    assert "Task dashboard.reexecute[" not in executor_log
