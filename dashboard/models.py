@@ -170,11 +170,11 @@ class Job(models.Model):
     # "more_on_chain_than_awarded", comma-separated), kept by notary.refresh_chain_flags so
     # that lists can show it without reading the chain tables per row.
     chain_flags = models.CharField(max_length=100, blank=True, default="", db_index=True)
-    # The state of its latest re-execution (dashboard/jobs/reexecution.py), kept beside the
-    # job so that the queue, the notary and the node records read it without a join.
-    reexecution_state = models.CharField(
-        max_length=24, default="not_verified_by_rerun", db_index=True
-    )
+    # "match" or "mismatch": what its latest re-execution that compared a result found
+    # ("" before one did; dashboard/jobs/reexecution.py). Kept beside the job so that the
+    # queue, the moderation rule and the node records read it without a join; a run queued
+    # again does not clear it.
+    reexecution_verdict = models.CharField(max_length=8, blank=True, default="", db_index=True)
 
     class Meta:
         indexes = [

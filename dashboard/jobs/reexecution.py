@@ -13,8 +13,10 @@ A re-execution is queued, claimed under a lease and finished like a bundled job,
 of its own (Celery queue `reexecute`; the embedded worker takes one only when no submitted
 job is queued). Finishing is a conditional UPDATE on the worker's lease: a worker that lost
 its lease (killed, or too slow) can never record an outcome, so no match is recorded that
-this run did not compute. The job row mirrors its latest re-execution's state
-(`Job.reexecution_state`) for the queue, the notary and the node records.
+this run did not compute. The job row keeps the verdict of its latest re-execution that
+compared a result (`Job.reexecution_verdict`: match or mismatch) for the queue, the
+moderation rule and the node records; asking again does not clear it until the new run has
+an outcome.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from dashboard.access import DECIDERS, require_role
@@ -81,7 +84,7 @@ def _node_caught(job: Job) -> bool:
     same = _same_node(job)
     return same is not None and (
         Job.objects.filter(
-            same, engine=Job.Engine.WASM, reexecution_state=Reexecution.State.MISMATCH
+            same, engine=Job.Engine.WASM, reexecution_verdict=Reexecution.State.MISMATCH
         )
         .exclude(id=job.id)
         .exists()
@@ -145,15 +148,18 @@ def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
 
 def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
     run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
-    _mirror(job.id)
     dispatch(REEXECUTE_TASK, run.pk)
     return run
 
 
 def _mirror(job_id: str) -> None:
-    """Job.reexecution_state := the state of the job's latest re-execution."""
-    latest = Reexecution.objects.filter(job_id=OuterRef("pk")).order_by("-created_at", "-id")
-    Job.objects.filter(id=job_id).update(reexecution_state=Subquery(latest.values("state")[:1]))
+    """Job.reexecution_verdict := the outcome of the job's latest run that compared."""
+    compared = Reexecution.objects.filter(
+        job_id=OuterRef("pk"), state__in=[Reexecution.State.MATCH, Reexecution.State.MISMATCH]
+    ).order_by("-finished_at", "-id")
+    Job.objects.filter(id=job_id).update(
+        reexecution_verdict=Coalesce(Subquery(compared.values("state")[:1]), Value(""))
+    )
 
 
 # --- claiming, leases and recovery ------------------------------------------------------------
@@ -172,9 +178,7 @@ def claim(*, run_id: int, worker: str) -> Reexecution | None:
         )
         if not taken:
             return None
-        run = Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
-        _mirror(run.job_id)
-    return run
+        return Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
 
 
 def claim_next(*, worker: str) -> Reexecution | None:
@@ -213,7 +217,6 @@ def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
             if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
                 if stale.update(state=Reexecution.State.QUEUED, lease_owner="", lease_until=None):
                     requeued.append(run_id)
-                    _mirror(job_id)
                     dispatch(REEXECUTE_TASK, run_id)
                 continue
             reason = f"the worker running it was lost {attempts} times (its lease expired)"
@@ -225,7 +228,6 @@ def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
                 error=reason,
             ):
                 failed.append(run_id)
-                _mirror(job_id)
                 _audit_outcome(run_id, job_id, Reexecution.State.FAILED, reason)
     return {"requeued": requeued, "failed": failed}
 
@@ -377,12 +379,12 @@ def node_records() -> list[dict[str, Any]]:
         return {
             "reported": Count(f"{prefix}id", filter=where()),
             "reexecuted": Count(
-                f"{prefix}id", filter=where(reexecution_state__in=[match, mismatch])
+                f"{prefix}id", filter=where(reexecution_verdict__in=[match, mismatch])
             ),
-            "matched": Count(f"{prefix}id", filter=where(reexecution_state=match)),
-            "mismatched": Count(f"{prefix}id", filter=where(reexecution_state=mismatch)),
+            "matched": Count(f"{prefix}id", filter=where(reexecution_verdict=match)),
+            "mismatched": Count(f"{prefix}id", filter=where(reexecution_verdict=mismatch)),
             "caught": Count(
-                f"{prefix}id", filter=where(reexecution_state=mismatch, engine=Job.Engine.WASM)
+                f"{prefix}id", filter=where(reexecution_verdict=mismatch, engine=Job.Engine.WASM)
             ),
         }
 

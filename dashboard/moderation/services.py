@@ -67,10 +67,21 @@ def _not_reexecuted(job: Job) -> DomainError:
     return DomainError(
         "not_reexecuted",
         f"job {job.id} cannot be verified before a re-execution of it matched the reported "
-        f"result (REEXECUTE_BEFORE_VERIFY); its re-execution is "
-        f"{job.reexecution_state.replace('_', ' ')}",
+        f"result (REEXECUTE_BEFORE_VERIFY); {_latest_run(job)}",
         status=409,
     )
+
+
+def _latest_run(job: Job) -> str:
+    state = (
+        Reexecution.objects.filter(job_id=job.id)
+        .order_by("-created_at", "-id")
+        .values_list("state", flat=True)
+        .first()
+    )
+    if state is None:
+        return "it has not been re-executed (ask for a re-execution on its page)"
+    return f"its latest re-execution is {state}"
 
 
 def decide(
@@ -133,9 +144,9 @@ def decide(
         )
         gated = _needs_match(job, state)
         if gated:
-            if job.reexecution_state != Reexecution.State.MATCH:
+            if job.reexecution_verdict != Reexecution.State.MATCH:
                 raise _not_reexecuted(job)
-            pending = pending.filter(reexecution_state=Reexecution.State.MATCH)
+            pending = pending.filter(reexecution_verdict=Reexecution.State.MATCH)
         won = pending.update(moderation_state=state, datacap_bytes=amount, decided_at=now)
         if not won:
             job.refresh_from_db()

@@ -362,7 +362,7 @@ def caught_nodes() -> set[int]:
     return set(
         Job.objects.filter(
             engine=Job.Engine.WASM,
-            reexecution_state=Reexecution.State.MISMATCH,
+            reexecution_verdict=Reexecution.State.MISMATCH,
             node__isnull=False,
         )
         .order_by()

@@ -162,7 +162,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Job", "spec_digest"): 64,
     ("Job", "lease_owner"): HOST + len(":4194304:") + 20,  # job_worker's host:pid:thread
     ("Job", "chain_flags"): len("more_on_chain_than_awarded,other_provider"),
-    ("Job", "reexecution_state"): len("not_verified_by_rerun"),  # or a Reexecution.State
+    ("Job", "reexecution_verdict"): len("mismatch"),  # "", match or mismatch
     ("Reexecution", "reason"): len("node_mismatched"),  # reexecution._automatic_reason
     ("Reexecution", "requested_by"): len("user:") + USERNAME,  # or "policy"
     ("Reexecution", "lease_owner"): HOST + len(":4194304:") + 20,  # worker_name()

@@ -141,7 +141,9 @@ def test_policies_choose_which_external_wasm_jobs_are_reexecuted(
     settings.REEXECUTE_POLICY = "on_request"
     node_reports(client, personas.node_key, "asked-0", spec, ran)
     assert Reexecution.objects.count() == 0
-    assert Job.objects.get(id="asked-0").reexecution_state == "not_verified_by_rerun"
+    assert job_json(client, personas.node_key, "asked-0")["reexecution"]["state"] == (
+        "not_verified_by_rerun"
+    )
     settings.REEXECUTE_POLICY = "sample"
     settings.REEXECUTE_SAMPLE_PERCENT = 50
     ids = [f"sampled-{n}" for n in range(40)]
@@ -233,7 +235,7 @@ def test_a_lying_node_is_caught_flagged_and_its_job_cannot_be_verified(
     node_reports(client, personas.other_node_key, "other-1", spec, honest)
     assert not Reexecution.objects.filter(job_id="other-1").exists()
     assert run_reexecutions() == ["match"]  # this time it told the truth
-    assert Job.objects.get(id="liar-2").reexecution_state == "match"
+    assert Job.objects.get(id="liar-2").reexecution_verdict == "match"
 
 
 def test_a_reported_result_not_in_the_store_is_compared_at_the_root(
@@ -332,11 +334,11 @@ def test_a_lost_worker_records_nothing_and_the_run_is_requeued(
     node_reports(client, personas.node_key, "lost-1", spec, ran)
     first = reexecution.claim_next(worker="first")
     assert first is not None and reexecution.claim_next(worker="rival") is None
-    assert Job.objects.get(id="lost-1").reexecution_state == "running"
+    assert job_json(client, personas.node_key, "lost-1")["reexecution"]["state"] == "running"
     assert reexecution.recover_expired() == {"requeued": [], "failed": []}  # lease still live
     Reexecution.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     assert reexecution.recover_expired() == {"requeued": [first.pk], "failed": []}
-    assert Job.objects.get(id="lost-1").reexecution_state == "queued"
+    assert job_json(client, personas.node_key, "lost-1")["reexecution"]["state"] == "queued"
     # the first worker comes back with a "match": it no longer holds the lease, so nothing
     assert (
         reexecution.finish(

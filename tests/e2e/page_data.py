@@ -11,7 +11,8 @@ from typing import Any
 from django.utils import timezone
 
 from dashboard.content.services import storage
-from dashboard.models import ApiKey, Job, JobInput, JobResult
+from dashboard.keys.services import create_api_key
+from dashboard.models import ApiKey, Job, JobInput, JobResult, Reexecution
 
 BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 OTHER_CID = "bafkreiaqm3h2tqilzbgtglsabqeqoyh3rbwlpwlgwtwmevvpgyxfdhhfeq"
@@ -121,3 +122,21 @@ def seed_e2e() -> None:
                  "args": [f"arg_{n}" for n in range(30)], "env": {"MY_VAR": "a_b"}},
     }  # fmt: skip
     long_spec.save(update_fields=["spec"])
+    # a node caught reporting a result its job does not give
+    liar, _ = create_api_key(scope="node", name="node-liar", provider="f01234", actor="seed")
+    caught = make_job("job-mismatch", node=liar, cids=cids, finished_ago=timedelta(hours=5))
+    rerun = stored_result(stdout=b"what the job really prints\n")
+    Reexecution.objects.create(
+        job=caught,
+        state=Reexecution.State.MISMATCH,
+        reason="policy",
+        requested_by="policy",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        ran_by="dashboard-host:4242:1",
+        result_cid=rerun["result_cid"],
+        exit_code=0,
+        runtime_ms=3,
+        diff=[{"path": "stdout", "reported": cids["stdout_cid"], "rerun": rerun["stdout_cid"]}],
+    )
+    Job.objects.filter(id=caught.id).update(reexecution_verdict=Reexecution.State.MISMATCH)

@@ -24,7 +24,7 @@ def test_verify_a_job_from_the_queue_and_find_it_in_the_audit_log(
     assert page.evaluate("document.activeElement.textContent") == "Skip to main content"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
-    assert page.locator("tbody tr").count() == 4  # the seeded pending jobs
+    assert page.locator("tbody tr").count() == 5  # the seeded pending jobs
     shot(page, screenshots, "queue")
 
     page.get_by_label("Inputs").select_option("yes")
@@ -179,3 +179,34 @@ def test_an_admin_creates_a_key_shown_once(sign_in: Any, screenshots: Path) -> N
     assert raw not in page.content()
     page.get_by_role("button", name=re.compile(r"Revoke key e2e-node")).click()
     assert "revoked" in page.locator(".messages").inner_text()
+
+
+def test_a_mismatched_reexecution_is_flagged_shown_and_asked_for_again(
+    sign_in: Any, screenshots: Path
+) -> None:
+    page = sign_in("mona")
+    row = page.locator("tbody tr", has_text="job-mismatch")
+    assert "re-run mismatch" in row.inner_text() and "node caught" in row.inner_text()
+    row.get_by_role("link", name="job-mismatch").click()
+    page.wait_for_url(re.compile(r".*/jobs/job-mismatch/$"))
+    assert page.locator("#reexecution-state").inner_text() == "mismatch"
+    diff = page.locator("#reexecution-diff")
+    assert "another result than its node reported" in diff.inner_text()
+    assert diff.locator("tbody tr").count() == 1
+    assert diff.locator("tbody td").first.inner_text() == "stdout"
+    shot(page, screenshots, "job-mismatch")
+
+    page.get_by_role("button", name="Re-execute again").click()
+    page.wait_for_url(re.compile(r".*/jobs/job-mismatch/$"))
+    assert "A re-execution of job job-mismatch is queued." in page.locator(".messages").inner_text()
+    assert page.locator("#reexecution-state").inner_text() == "queued"
+    assert "mismatch (policy, asked by policy)" in page.locator("#reexecution-history").inner_text()
+    page.get_by_role("button", name="Re-execute again").click()  # a second ask queues nothing
+    assert "already queued or running" in page.locator(".messages").inner_text()
+
+    page.get_by_role("link", name="Nodes").click()
+    liar = page.locator("#node-records tbody tr", has_text="node-liar")
+    cells = [c.strip() for c in liar.locator("td").all_inner_texts()]
+    # asked again: the node stays caught until the new run has an outcome
+    assert cells[3:7] == ["1", "1", "0", "1"] and cells[7] == "caught", cells
+    shot(page, screenshots, "nodes")
