@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job
+from dashboard.jobs.worker import execute_job, execute_reexecution
 from executor.embedded_store import EmbeddedStore
 from tests.base import Personas
 from tests.executor.docker_fixtures import (  # noqa: F401 (fixtures, by their names)
@@ -58,3 +59,43 @@ def test_a_docker_job_runs_end_to_end(
     assert store.cat(result["stdout_cid"]) == b"done\n"
     outputs = {e.name: e.cid for e in store.ls(result["outputs_cid"])}
     assert store.cat(outputs["count"]).strip() == b"3"
+
+
+def test_a_docker_job_reexecuted_on_request_is_compared_but_not_evidence(
+    client: Client, personas: Personas, settings, tmp_path: Path, docker_env: str
+) -> None:
+    settings.DATA_DIR = tmp_path / "data"
+    settings.IPFS_API_URL = None
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.moderator_key}"}
+
+    def submit_and_rerun(command: str) -> dict:
+        spec = {
+            "engine": "docker",
+            "docker": {"image": "tiny:1", "entrypoint": ["sh", "-c", command]},
+        }
+        job_id = client.post(
+            "/api/v1/jobs",
+            data=json.dumps(spec),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {personas.submitter_key}",
+        ).json()["id"]
+        job = jobs.claim_next(worker="w")
+        assert job is not None and execute_job(job, worker="w") == "completed"
+        asked = client.post(f"/api/v1/jobs/{job_id}/reexecutions", **auth)
+        assert asked.status_code == 201, asked.content
+        run = reexecution.claim_next(worker="w")
+        assert run is not None
+        execute_reexecution(run, worker="w")
+        return client.get(f"/api/v1/jobs/{job_id}", **auth).json()
+
+    steady = submit_and_rerun("echo steady > /outputs/out")
+    assert steady["reexecution"]["state"] == "match"
+    assert steady["reexecution"]["deterministic"] is False
+    noisy = submit_and_rerun("head -c 16 /dev/urandom | od -An -tx1")
+    rerun = noisy["reexecution"]
+    assert rerun["state"] == "mismatch" and rerun["deterministic"] is False
+    assert [d["path"] for d in rerun["diff"]] == ["stdout"]
+    client.force_login(personas.moderator)
+    page = client.get(f"/jobs/{noisy['id']}/").content.decode()
+    assert "engine not deterministic" in page and "information only" in page
+    assert "re-run mismatch" not in client.get("/").content.decode()  # no flag in the queue
