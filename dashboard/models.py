@@ -52,6 +52,8 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # A node key that offers to re-execute other nodes' jobs (dashboard/jobs/reexecution.py).
+    verifier = models.BooleanField(default=False)
     # Bacalhau job-selection probes answered for this node key (eligibility/bacalhau_probe.py).
     probe_count = models.PositiveBigIntegerField(default=0)
     probe_last_at = models.DateTimeField(null=True, blank=True)

@@ -67,6 +67,17 @@ api_v1 = [
         jobs.JobReexecutionView.as_view(),
         name="api-job-reexecutions",
     ),
+    path("reexecutions/claim", jobs.ReexecutionClaimView.as_view(), name="api-reexecution-claim"),
+    path(
+        "reexecutions/<int:run_id>/lease",
+        jobs.ReexecutionLeaseView.as_view(),
+        name="api-reexecution-lease",
+    ),
+    path(
+        "reexecutions/<int:run_id>/outcome",
+        jobs.ReexecutionOutcomeView.as_view(),
+        name="api-reexecution-outcome",
+    ),
     path("jobs/<job_id:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),
     path("content", content.ContentView.as_view(), name="api-content"),
     path(

@@ -14,6 +14,7 @@ from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, Submi
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.errors import DomainError, job_not_found
 from dashboard.jobs import bacalhau_legacy, reexecution
+from dashboard.jobs import reexecution_serializers as rs
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
@@ -178,6 +179,65 @@ class JobReexecutionView(APIView):
         _, created = reexecution.request(job_id=job_id, user=key.user)
         job = _visible(request, job_id)
         return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
+
+
+class ReexecutionClaimView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="reexecution_claim",
+        summary="A verifier node takes the oldest queued re-execution of another node's job",
+        request=None,
+        responses={
+            200: rs.ReexecutionTaskSerializer,
+            204: None,
+            **error_responses(401, 403, 429),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        key = api_key(request)
+        assert key is not None
+        run = reexecution.claim_for_node(key=key)
+        if run is None:
+            return Response(status=204)
+        return Response(rendered(rs.ReexecutionTaskSerializer, run))
+
+
+class ReexecutionLeaseView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="reexecution_renew",
+        summary="A verifier node keeps the lease of the re-execution it runs",
+        request=None,
+        responses={200: rs.ReexecutionTaskSerializer, **error_responses(401, 403, 404, 409, 429)},
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        key = api_key(request)
+        assert key is not None
+        run = reexecution.renew_for_node(run_id=run_id, key=key)
+        return Response(rendered(rs.ReexecutionTaskSerializer, run))
+
+
+class ReexecutionOutcomeView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="reexecution_outcome",
+        summary="A verifier node reports the result CID its re-run gave (the dashboard compares)",
+        request=rs.ReexecutionOutcomeSerializer,
+        responses={
+            200: rs.ReexecutionSerializer,
+            **error_responses(400, 401, 403, 404, 409, 415, 429),
+        },
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        key = api_key(request)
+        assert key is not None
+        body = rs.ReexecutionOutcomeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = reexecution.report_for_node(run_id=run_id, key=key, **body.validated_data)
+        return Response(rendered(rs.ReexecutionSerializer, reexecution.summary(run.job)))
 
 
 class _LegacyView(APIView):

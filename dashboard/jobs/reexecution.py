@@ -43,12 +43,15 @@ __all__ = [
     "NOT_VERIFIED",
     "after_result",
     "claim",
+    "claim_for_node",
     "claim_next",
     "fail",
     "finish",
     "node_records",
     "recover_expired",
     "renew",
+    "renew_for_node",
+    "report_for_node",
     "request",
     "result_diff",
     "summary",
@@ -259,16 +262,26 @@ def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
     )
 
 
-def fail(run: Reexecution, *, worker: str, reason: str) -> bool:
+def fail(run: Reexecution, *, worker: str, reason: str, ran_by: str | None = None) -> bool:
     """The run did not give a result (an input gone, a limit): readable, and retryable by
     asking again."""
     return _end(
-        run, worker, state=Reexecution.State.FAILED, error=reason[:MAX_ERROR], ran_by=worker
+        run,
+        worker,
+        state=Reexecution.State.FAILED,
+        error=reason[:MAX_ERROR],
+        ran_by=ran_by or worker,
     )
 
 
 def finish(
-    run: Reexecution, *, worker: str, result_cid: str, exit_code: int, runtime_ms: int
+    run: Reexecution,
+    *,
+    worker: str,
+    result_cid: str,
+    exit_code: int,
+    runtime_ms: int,
+    ran_by: str | None = None,
 ) -> str | None:
     """Compare the re-run's result CID with the one reported; the outcome, or None when the
     lease was lost (nothing recorded)."""
@@ -288,7 +301,7 @@ def finish(
         runtime_ms=runtime_ms,
         diff=diff,
         error="",
-        ran_by=worker,
+        ran_by=ran_by or worker,
     )
     return state if won else None
 
@@ -331,6 +344,100 @@ def result_diff(store: Storage, reported: str, rerun: str) -> list[dict[str, str
 
     walk("", reported, rerun)
     return out
+
+
+# --- verifier nodes -------------------------------------------------------------------------
+
+
+def _verifier(key: ApiKey) -> str:
+    """The lease owner for a verifier node's runs; 403 for a key that does not verify."""
+    if key.scope != ApiKey.Scope.NODE or not key.verifier:
+        raise DomainError(
+            "forbidden",
+            "this key does not offer to re-execute jobs (a node key made with "
+            "`create_api_key --verifier`)",
+            status=403,
+        )
+    return f"node:{key.prefix}"
+
+
+def claim_for_node(*, key: ApiKey) -> Reexecution | None:
+    """A verifier node takes the oldest queued re-execution of a job it did not run itself
+    (a node never checks its own results); None when there is none."""
+    worker = _verifier(key)
+    queued = (
+        Reexecution.objects.filter(state=Reexecution.State.QUEUED)
+        .exclude(job__node=key)
+        .order_by("created_at")
+    )
+    for run_id in queued.values_list("pk", flat=True)[:5]:
+        run = claim(run_id=run_id, worker=worker)
+        if run is not None:
+            return run
+    return None
+
+
+def _lease_lost(run: Reexecution) -> DomainError:
+    return DomainError(
+        "lease_lost",
+        f"re-execution {run.pk} is not this node's to run any more (it is {run.state}): its "
+        "lease lapsed, or it was never claimed with this key",
+        status=409,
+    )
+
+
+def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
+    """The run and this node's lease owner name, while the node holds the run's lease."""
+    worker = _verifier(key)
+    run = Reexecution.objects.select_related("job").filter(pk=run_id).first()
+    if run is None:
+        raise DomainError("not_found", f"no re-execution {run_id}", status=404)
+    if run.state != Reexecution.State.RUNNING or run.lease_owner != worker:
+        raise _lease_lost(run)
+    return run, worker
+
+
+def renew_for_node(*, run_id: int, key: ApiKey) -> Reexecution:
+    """A verifier node keeps its lease (every third of EXECUTOR_LEASE_S, as our workers do)."""
+    run, worker = _held(run_id, key)
+    if not renew(run_id=run.pk, worker=worker):
+        run.refresh_from_db()
+        raise _lease_lost(run)
+    run.refresh_from_db()
+    return run
+
+
+def report_for_node(
+    *,
+    run_id: int,
+    key: ApiKey,
+    result_cid: str | None = None,
+    exit_code: int | None = None,
+    runtime_ms: int | None = None,
+    error: str | None = None,
+) -> Reexecution:
+    """A verifier node's outcome: the result CID its run gave (the dashboard compares it), or
+    why it gave none. Written only under the node's lease (409 lease_lost otherwise)."""
+    run, worker = _held(run_id, key)
+    ran_by = f"node:{key.name}"
+    if error is not None:
+        won = fail(run, worker=worker, reason=error, ran_by=ran_by)
+    elif result_cid is not None and exit_code is not None and runtime_ms is not None:
+        outcome = finish(
+            run,
+            worker=worker,
+            result_cid=result_cid,
+            exit_code=exit_code,
+            runtime_ms=runtime_ms,
+            ran_by=ran_by,
+        )
+        won = outcome is not None
+    else:  # the input serializer admits one of the two shapes
+        raise DomainError("invalid_request", "an outcome is a result or an error")
+    run.refresh_from_db()
+    if not won:
+        raise _lease_lost(run)
+    return run
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ def create_api_key(
     name: str,
     provider: str = "",
     username: str | None = None,
+    verifier: bool = False,
     actor: str,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it and the raw key, which is never stored or shown again."""
@@ -55,6 +56,12 @@ def create_api_key(
             "invalid_provider",
             "provider must be a storage provider id address like f01234, on node keys only",
             fields={"provider": provider},
+        )
+    if verifier and scope != ApiKey.Scope.NODE:
+        raise DomainError(
+            "invalid_verifier",
+            "only compute node keys can offer to re-execute jobs",
+            fields={"verifier": True},
         )
     user = None
     if scope == ApiKey.Scope.MODERATOR:
@@ -84,6 +91,7 @@ def create_api_key(
             digest=_digest(raw),
             provider=provider,
             user=user,
+            verifier=verifier,
         )
         record(
             actor=actor,
@@ -165,5 +173,6 @@ def _describe(key: ApiKey) -> dict[str, object]:
         "prefix": key.prefix,
         "provider": key.provider,
         "user": key.user.username if key.user else None,
+        "verifier": key.verifier,
         "revoked": key.revoked_at is not None,
     }

@@ -59,7 +59,8 @@ API_DOC = ROOT / "docs" / "api.md"
 # Error codes of the account and key commands (manage.py, the admin): not API answers.
 NOT_API_CODES = {
     "invalid_role", "invalid_username", "weak_password", "invalid_scope", "invalid_name",
-    "invalid_provider", "user_required", "unknown_moderator", "user_not_allowed", "unknown_key",
+    "invalid_provider", "invalid_verifier", "user_required", "unknown_moderator",
+    "user_not_allowed", "unknown_key",
     "invalid_node", "invalid_client", "invalid_key",  # admin and CLI: Bacalhau nodes, clients
 }  # fmt: skip
 

@@ -19,6 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--name", required=True)
         parser.add_argument("--provider", default="", help="node keys: the node's f0… address")
         parser.add_argument("--user", default=None, help="moderator keys: the moderator account")
+        parser.add_argument(
+            "--verifier",
+            action="store_true",
+            help="node keys: the node offers to re-execute other nodes' jobs (executor verify)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -27,6 +32,7 @@ class Command(BaseCommand):
                 name=options["name"],
                 provider=options["provider"],
                 username=options["user"],
+                verifier=options["verifier"],
                 actor="cli",
             )
         except DomainError as exc:
