@@ -62,11 +62,15 @@ class DashboardClient:
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._request(method, path, **kwargs)
+        return self._json_of(self._request(method, path, **kwargs))
+
+    @staticmethod
+    def _json_of(response: httpx.Response) -> Any:
         try:
             return response.json()
         except ValueError:
-            raise ApiError(f"{method} {path}: the dashboard answered with no JSON") from None
+            where = f"{response.request.method} {response.request.url.path}"
+            raise ApiError(f"{where}: the dashboard answered with no JSON") from None
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -113,6 +117,21 @@ class DashboardClient:
             time.sleep(
                 poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
             )
+
+    # --- re-executions (verifier nodes) ------------------------------------------------------
+
+    def claim_reexecution(self) -> dict[str, Any] | None:
+        """The oldest queued re-execution of another node's job, now ours; None when none."""
+        response = self._request("POST", "/api/v1/reexecutions/claim")
+        if response.status_code == 204:
+            return None
+        return self._json_of(response)
+
+    def renew_reexecution(self, run_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/reexecutions/{run_id}/lease")
+
+    def report_reexecution(self, run_id: int, outcome: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"/api/v1/reexecutions/{run_id}/outcome", json=outcome)
 
     # --- content ---------------------------------------------------------------------------
 

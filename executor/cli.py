@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -456,6 +457,51 @@ def _cmd_describe(argv: Sequence[str]) -> int:
     return 0
 
 
+# --- verify ------------------------------------------------------------------------------------
+
+
+def _verify_parser() -> _Parser:
+    parser = _Parser(
+        prog="executor verify",
+        description="Re-run other nodes' jobs a dashboard queued for re-execution and report "
+        "the result CIDs (a node key made with create_api_key --verifier).",
+    )
+    parser.add_argument("--once", action="store_true", help="one re-execution at most, then exit")
+    parser.add_argument(
+        "--poll", type=float, default=5.0, metavar="SECONDS", help="pause when none is queued"
+    )
+    _api_options(parser)
+    return parser
+
+
+def _cmd_verify(argv: Sequence[str]) -> int:
+    from executor.verify import verify_one
+
+    opts = _verify_parser().parse_args(argv)
+    if opts.poll <= 0:
+        raise UsageError("executor verify: --poll must be more than 0 seconds")
+    client = _client(opts, "executor verify")
+    if client is None:
+        raise UsageError("executor verify: needs --api URL (or FILPLUS_API_URL)")
+    storage = _storage()
+    cache = module_cache(_data_dir() / "wasm-cache")
+    with client:
+        try:
+            while True:
+                done = verify_one(client, storage, cache, _say)
+                if done is not None:
+                    print(done["job_id"], done["state"], flush=True)
+                elif opts.once:
+                    _say("nothing queued for re-execution")
+                if opts.once:
+                    return 0
+                if done is None:
+                    time.sleep(opts.poll)
+        except KeyboardInterrupt:
+            _say("stopped")
+            return 0
+
+
 # --- dispatch ----------------------------------------------------------------------------------
 
 _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
@@ -465,6 +511,7 @@ _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
     ("docker", "run"): _cmd_docker_run,
     ("describe",): _cmd_describe,
     ("commp",): _cmd_commp,
+    ("verify",): _cmd_verify,
 }
 
 _USAGE = """usage: python -m executor COMMAND ...
@@ -481,6 +528,9 @@ commands:
   describe JOB_ID               a dashboard's job as JSON (needs --api)
   commp {FILE | CID} [--piece-size BYTES]
                                 the piece CID and padded size of a file, or of a CID's CAR
+  verify [--once] [--poll SECONDS]
+                                as a verifier node: re-run other nodes' jobs a dashboard
+                                queued for re-execution, print "JOB_ID match|mismatch|failed"
 
 With --api URL --api-key KEY (or FILPLUS_API_URL / FILPLUS_API_KEY) jobs are submitted to a
 dashboard: `run` prints the job id, and with --wait then the result CID; add, get and

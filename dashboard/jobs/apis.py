@@ -11,10 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
-from dashboard.api.serializers import error_responses, rendered
+from dashboard.api.serializers import ReexecutionSerializer, error_responses, rendered
 from dashboard.errors import DomainError, job_not_found
 from dashboard.jobs import bacalhau_legacy, reexecution
-from dashboard.jobs import reexecution_serializers as rs
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
@@ -189,7 +188,7 @@ class ReexecutionClaimView(APIView):
         summary="A verifier node takes the oldest queued re-execution of another node's job",
         request=None,
         responses={
-            200: rs.ReexecutionTaskSerializer,
+            200: js.ReexecutionTaskSerializer,
             204: None,
             **error_responses(401, 403, 429),
         },
@@ -200,7 +199,7 @@ class ReexecutionClaimView(APIView):
         run = reexecution.claim_for_node(key=key)
         if run is None:
             return Response(status=204)
-        return Response(rendered(rs.ReexecutionTaskSerializer, run))
+        return Response(rendered(js.ReexecutionTaskSerializer, run))
 
 
 class ReexecutionLeaseView(APIView):
@@ -210,13 +209,13 @@ class ReexecutionLeaseView(APIView):
         operation_id="reexecution_renew",
         summary="A verifier node keeps the lease of the re-execution it runs",
         request=None,
-        responses={200: rs.ReexecutionTaskSerializer, **error_responses(401, 403, 404, 409, 429)},
+        responses={200: js.ReexecutionTaskSerializer, **error_responses(401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
         run = reexecution.renew_for_node(run_id=run_id, key=key)
-        return Response(rendered(rs.ReexecutionTaskSerializer, run))
+        return Response(rendered(js.ReexecutionTaskSerializer, run))
 
 
 class ReexecutionOutcomeView(APIView):
@@ -225,19 +224,19 @@ class ReexecutionOutcomeView(APIView):
     @extend_schema(
         operation_id="reexecution_outcome",
         summary="A verifier node reports the result CID its re-run gave (the dashboard compares)",
-        request=rs.ReexecutionOutcomeSerializer,
+        request=js.ReexecutionOutcomeSerializer,
         responses={
-            200: rs.ReexecutionSerializer,
+            200: ReexecutionSerializer,
             **error_responses(400, 401, 403, 404, 409, 415, 429),
         },
     )
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
-        body = rs.ReexecutionOutcomeSerializer(data=request.data)
+        body = js.ReexecutionOutcomeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = reexecution.report_for_node(run_id=run_id, key=key, **body.validated_data)
-        return Response(rendered(rs.ReexecutionSerializer, reexecution.summary(run.job)))
+        return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
 
 
 class _LegacyView(APIView):

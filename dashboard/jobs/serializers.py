@@ -14,9 +14,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
+from dashboard.api.serializers import ReexecutionSerializer
 from dashboard.errors import DomainError
 from dashboard.jobs import reexecution
-from dashboard.jobs.reexecution_serializers import ReexecutionSerializer
 from dashboard.jobs.selectors import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -314,3 +314,43 @@ class LegacyResultSerializer(serializers.Serializer):
 
 class LegacyResultsSerializer(serializers.Serializer):
     results = LegacyResultSerializer(many=True)
+
+
+# What a verifier node is given to run: the original's spec (its limits included), not the
+# result CID its node reported, so that the verifier can only compute it.
+class ReexecutionTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job_id = serializers.CharField()
+    spec = serializers.DictField(source="job.spec")
+    lease_until = serializers.DateTimeField(help_text="renew before this, every third of it")
+    attempts = serializers.IntegerField()
+
+
+# A verifier node's outcome: the result its run gave, or why it gave none.
+class ReexecutionOutcomeSerializer(Body):
+    result_cid = CidField(required=False)
+    exit_code = Integer(required=False)
+    runtime_ms = Integer(required=False, min_value=0)
+    error = Text(
+        required=False, max_length=4000, help_text="instead of a result: why the run gave none"
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        result = ("result_cid", "exit_code", "runtime_ms")
+        if "error" in data:
+            extra = [name for name in result if name in data]
+            if extra:
+                raise DomainError(
+                    "invalid_request",
+                    "an outcome is a result or an error, not both",
+                    fields={extra[0]: "not with error"},
+                )
+            return data
+        missing = [name for name in result if name not in data]
+        if missing:
+            raise DomainError(
+                "invalid_request",
+                f"{missing[0]} is required (or give error instead)",
+                fields={missing[0]: "required"},
+            )
+        return data

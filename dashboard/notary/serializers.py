@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from dashboard.api.inputs import Body, CidField, PieceCidField, PieceSizeField, ProviderField
-from dashboard.jobs.reexecution_serializers import ReexecutionSerializer
+from dashboard.api.serializers import ReexecutionSerializer
 
 
 class PieceInSerializer(Body):
