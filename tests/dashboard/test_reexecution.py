@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from dashboard.jobs import reexecution
 from dashboard.jobs.worker import execute_reexecution, run_once
-from dashboard.models import AuditEvent, Job, Reexecution
+from dashboard.keys.services import create_api_key
+from dashboard.models import ApiKey, AuditEvent, Job, Reexecution
 from executor.embedded_store import EmbeddedStore
 from executor.run import RunResult, run_job
 from executor.spec import parse_spec
@@ -446,3 +447,91 @@ def test_the_embedded_worker_runs_submitted_jobs_before_reexecutions(
     assert run_once("w") == f"reexecution {queued.pk}"
     assert Reexecution.objects.get(pk=queued.pk).state == "match"
     assert run_once("w") is None
+
+
+# --- verifier nodes -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def verifier() -> tuple[ApiKey, str]:
+    return create_api_key(scope="node", name="verifier-1", verifier=True, actor="test")
+
+
+def test_a_verifier_node_reruns_another_nodes_job_and_the_dashboard_compares(
+    client: Client, personas: Personas, store, node_store, verifier, tmp_path: Path
+) -> None:
+    key, raw = verifier
+    spec = reads_clock_random_and_input([store, node_store])
+    honest = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "checked-1", spec, honest)
+    # who may take one: a verifier node key only
+    for other in (personas.node_key, personas.submitter_key, personas.moderator_key):
+        assert call(client, "post", "/api/v1/reexecutions/claim", other).status_code == 403
+    task = call(client, "post", "/api/v1/reexecutions/claim", raw)
+    assert task.status_code == 200, task.json()
+    body = task.json()
+    assert body["job_id"] == "checked-1" and body["spec"] == parse_spec(spec).to_json()
+    assert honest.result_cid not in json.dumps(body)  # it must compute the CID, not echo it
+    assert call(client, "post", "/api/v1/reexecutions/claim", raw).status_code == 204  # taken
+    assert reexecution.claim_next(worker="bundled") is None  # ours cannot take it either
+
+    lease = call(client, "post", f"/api/v1/reexecutions/{body['id']}/lease", raw)
+    assert lease.status_code == 200 and lease.json()["lease_until"] >= body["lease_until"]
+    # the verifier runs it on its own store, with the same bytes
+    verifier_store = EmbeddedStore(tmp_path / "verifier")
+    reads_clock_random_and_input([verifier_store])
+    rerun = run_job(parse_spec(body["spec"]), verifier_store)
+    bad = call(
+        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
+        {"result_cid": rerun.result_cid, "error": "both"},
+    )  # fmt: skip
+    assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["result_cid"]
+    partial = call(
+        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
+        {"result_cid": rerun.result_cid},
+    )  # fmt: skip
+    assert partial.status_code == 400 and partial.json()["error"]["fields"] == {
+        "exit_code": "required"
+    }
+    outcome = call(
+        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
+        {"result_cid": rerun.result_cid, "exit_code": 0, "runtime_ms": 2},
+    )  # fmt: skip
+    assert outcome.status_code == 200, outcome.json()
+    assert outcome.json()["state"] == "match" and outcome.json()["ran_by"] == "node:verifier-1"
+    again = call(
+        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw, {"error": "late"}
+    )
+    assert again.status_code == 409 and again.json()["error"]["code"] == "lease_lost"
+    assert job_json(client, personas.node_key, "checked-1")["reexecution"]["state"] == "match"
+
+
+def test_a_verifier_never_checks_its_own_jobs_and_loses_a_lapsed_lease(
+    client: Client, personas: Personas, store, node_store, verifier
+) -> None:
+    key, raw = verifier
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    node_reports(client, raw, "own-1", spec, ran)  # the verifier reports a job of its own
+    assert call(client, "post", "/api/v1/reexecutions/claim", raw).status_code == 204
+    node_reports(client, personas.node_key, "theirs-1", spec, ran)
+    task = call(client, "post", "/api/v1/reexecutions/claim", raw).json()
+    assert task["job_id"] == "theirs-1"
+    Reexecution.objects.filter(pk=task["id"]).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert reexecution.recover_expired()["requeued"] == [task["id"]]
+    late = call(
+        client, "post", f"/api/v1/reexecutions/{task['id']}/outcome", raw,
+        {"result_cid": ran.result_cid, "exit_code": 0, "runtime_ms": 1},
+    )  # fmt: skip
+    assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
+    renew = call(client, "post", f"/api/v1/reexecutions/{task['id']}/lease", raw)
+    assert renew.status_code == 409
+    assert Reexecution.objects.get(pk=task["id"]).state == "queued"  # nothing recorded
+    missing = call(client, "post", "/api/v1/reexecutions/999999/lease", raw)
+    assert missing.status_code == 404
+    # the bundled executor takes the requeued run, and the own job's run too
+    assert sorted(run_reexecutions()) == ["match", "match"]
+    failed = call(client, "post", "/api/v1/reexecutions/claim", raw)
+    assert failed.status_code == 204
