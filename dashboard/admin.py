@@ -40,6 +40,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "prefix",
         "provider",
         "user",
+        "verifier",
         "created_at",
         "last_used_at",
         "probe_count",

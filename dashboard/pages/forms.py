@@ -92,6 +92,12 @@ class ApiKeyForm(forms.Form):
         max_length=150,
         help_text="Moderator keys only: the account the key acts as.",
     )
+    verifier = forms.BooleanField(
+        label="Verifier",
+        required=False,
+        help_text="Compute node keys only: the node re-executes other nodes' jobs "
+        "(python -m executor verify).",
+    )
 
 
 # Which form field a service's error field belongs to.

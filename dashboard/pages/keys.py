@@ -44,6 +44,7 @@ def keys(request: HttpRequest) -> HttpResponse:
             name=data["name"],
             provider=data["provider"].strip(),
             username=data["username"].strip() or None,
+            verifier=data["verifier"],
             actor=_actor(request),
         )
     except DomainError as err:

@@ -571,6 +571,10 @@ def test_an_admin_creates_a_key_shown_once(ada: Client, personas: Personas) -> N
     moderator_key = ada.post("/keys/", {"name": "script", "scope": "moderator", "username": "mona"})
     assert moderator_key.status_code == 201
     assert ApiKey.objects.get(name="script").user == personas.moderator
+    verifier = ada.post("/keys/", {"name": "checker", "scope": "node", "verifier": "on"})
+    assert verifier.status_code == 201 and ApiKey.objects.get(name="checker").verifier is True
+    assert "verifier" in text(ada.get("/keys/"))
+    assert ApiKey.objects.get(name="node-9").verifier is False
 
 
 def test_bad_keys_are_explained(ada: Client) -> None:
@@ -581,6 +585,8 @@ def test_bad_keys_are_explained(ada: Client) -> None:
     assert missing.status_code == 400 and "This field is required" in text(missing)
     unknown = ada.post("/keys/", {"name": "s", "scope": "moderator", "username": "nobody"})
     assert unknown.status_code == 400 and "no moderator account" in text(unknown)
+    not_node = ada.post("/keys/", {"name": "v", "scope": "notary", "verifier": "on"})
+    assert not_node.status_code == 400 and "only compute node keys" in text(not_node)
 
 
 def test_an_admin_revokes_a_key(ada: Client, mona: Client, personas: Personas) -> None:
