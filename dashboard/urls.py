@@ -74,9 +74,14 @@ api_v1 = [
         name="api-reexecution-lease",
     ),
     path(
-        "reexecutions/<int:run_id>/outcome",
-        jobs.ReexecutionOutcomeView.as_view(),
-        name="api-reexecution-outcome",
+        "reexecutions/<int:run_id>/result",
+        jobs.ReexecutionResultView.as_view(),
+        name="api-reexecution-result",
+    ),
+    path(
+        "reexecutions/<int:run_id>/failure",
+        jobs.ReexecutionFailureView.as_view(),
+        name="api-reexecution-failure",
     ),
     path("jobs/<job_id:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),
     path("content", content.ContentView.as_view(), name="api-content"),

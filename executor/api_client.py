@@ -131,7 +131,9 @@ class DashboardClient:
         return self._json("POST", f"/api/v1/reexecutions/{run_id}/lease")
 
     def report_reexecution(self, run_id: int, outcome: dict[str, Any]) -> dict[str, Any]:
-        return self._json("POST", f"/api/v1/reexecutions/{run_id}/outcome", json=outcome)
+        """`outcome`: {"result_cid", "exit_code", "runtime_ms"}, or {"error"}."""
+        kind = "failure" if "error" in outcome else "result"
+        return self._json("POST", f"/api/v1/reexecutions/{run_id}/{kind}", json=outcome)
 
     # --- content ---------------------------------------------------------------------------
 

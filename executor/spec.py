@@ -281,6 +281,9 @@ def parse_spec(body: Any) -> JobSpec:
     engine = body.get("engine")
     if engine not in ("wasm", "docker"):
         raise SpecError("engine", 'must be "wasm" or "docker"')
+    other = "docker" if engine == "wasm" else "wasm"
+    if other in body:  # it would be ignored: say so rather than run something else
+        raise SpecError(other, f'only with engine "{other}"; this job\'s engine is {engine}')
     inputs = _inputs(body.get("inputs"))
     limits = _limits(body.get("limits"))
     annotations = _strings(

@@ -218,13 +218,13 @@ class ReexecutionLeaseView(APIView):
         return Response(rendered(js.ReexecutionTaskSerializer, run))
 
 
-class ReexecutionOutcomeView(APIView):
+class ReexecutionResultView(APIView):
     permission_classes = [NodeKey]
 
     @extend_schema(
-        operation_id="reexecution_outcome",
+        operation_id="reexecution_result",
         summary="A verifier node reports the result CID its re-run gave (the dashboard compares)",
-        request=js.ReexecutionOutcomeSerializer,
+        request=js.ReexecutionResultSerializer,
         responses={
             200: ReexecutionSerializer,
             **error_responses(400, 401, 403, 404, 409, 415, 429),
@@ -233,7 +233,28 @@ class ReexecutionOutcomeView(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
-        body = js.ReexecutionOutcomeSerializer(data=request.data)
+        body = js.ReexecutionResultSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = reexecution.report_for_node(run_id=run_id, key=key, **body.validated_data)
+        return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
+
+
+class ReexecutionFailureView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="reexecution_failure",
+        summary="A verifier node says why its re-run gave no result (an input, a limit)",
+        request=js.ReexecutionFailureSerializer,
+        responses={
+            200: ReexecutionSerializer,
+            **error_responses(400, 401, 403, 404, 409, 415, 429),
+        },
+    )
+    def post(self, request: Request, run_id: int) -> Response:
+        key = api_key(request)
+        assert key is not None
+        body = js.ReexecutionFailureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = reexecution.report_for_node(run_id=run_id, key=key, **body.validated_data)
         return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))

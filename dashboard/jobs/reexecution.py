@@ -389,7 +389,12 @@ def _lease_lost(run: Reexecution) -> DomainError:
 def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
     """The run and this node's lease owner name, while the node holds the run's lease."""
     worker = _verifier(key)
-    run = Reexecution.objects.select_related("job").filter(pk=run_id).first()
+    # A number from a URL: one no row can have (past 64 bits) is not looked up.
+    run = (
+        Reexecution.objects.select_related("job").filter(pk=run_id).first()
+        if 0 < run_id < 2**63
+        else None
+    )
     if run is None:
         raise DomainError("not_found", f"no re-execution {run_id}", status=404)
     if run.state != Reexecution.State.RUNNING or run.lease_owner != worker:
@@ -432,8 +437,8 @@ def report_for_node(
             ran_by=ran_by,
         )
         won = outcome is not None
-    else:  # the input serializer admits one of the two shapes
-        raise DomainError("invalid_request", "an outcome is a result or an error")
+    else:  # the views' input serializers give one shape or the other
+        raise ValueError("an outcome is a result or an error")
     run.refresh_from_db()
     if not won:
         raise _lease_lost(run)

@@ -326,31 +326,13 @@ class ReexecutionTaskSerializer(serializers.Serializer):
     attempts = serializers.IntegerField()
 
 
-# A verifier node's outcome: the result its run gave, or why it gave none.
-class ReexecutionOutcomeSerializer(Body):
-    result_cid = CidField(required=False)
-    exit_code = Integer(required=False)
-    runtime_ms = Integer(required=False, min_value=0)
-    error = Text(
-        required=False, max_length=4000, help_text="instead of a result: why the run gave none"
-    )
+# A verifier node's outcome: the result its run gave (…/result), or why it gave none
+# (…/failure).
+class ReexecutionResultSerializer(Body):
+    result_cid = CidField()
+    exit_code = Integer(min_value=-(2**63), max_value=2**63 - 1)
+    runtime_ms = Integer(min_value=0, max_value=2**63 - 1)
 
-    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-        result = ("result_cid", "exit_code", "runtime_ms")
-        if "error" in data:
-            extra = [name for name in result if name in data]
-            if extra:
-                raise DomainError(
-                    "invalid_request",
-                    "an outcome is a result or an error, not both",
-                    fields={extra[0]: "not with error"},
-                )
-            return data
-        missing = [name for name in result if name not in data]
-        if missing:
-            raise DomainError(
-                "invalid_request",
-                f"{missing[0]} is required (or give error instead)",
-                fields={missing[0]: "required"},
-            )
-        return data
+
+class ReexecutionFailureSerializer(Body):
+    error = Text(max_length=4000, help_text="why the run gave no result")

@@ -482,25 +482,24 @@ def test_a_verifier_node_reruns_another_nodes_job_and_the_dashboard_compares(
     reads_clock_random_and_input([verifier_store])
     rerun = run_job(parse_spec(body["spec"]), verifier_store)
     bad = call(
-        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
-        {"result_cid": rerun.result_cid, "error": "both"},
+        client, "post", f"/api/v1/reexecutions/{body['id']}/result", raw,
+        {"result_cid": rerun.result_cid, "exit_code": 0, "runtime_ms": 2, "error": "both"},
     )  # fmt: skip
-    assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["result_cid"]
+    assert bad.status_code == 400 and list(bad.json()["error"]["fields"]) == ["error"]
     partial = call(
-        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
+        client, "post", f"/api/v1/reexecutions/{body['id']}/result", raw,
         {"result_cid": rerun.result_cid},
     )  # fmt: skip
-    assert partial.status_code == 400 and partial.json()["error"]["fields"] == {
-        "exit_code": "required"
-    }
+    assert partial.status_code == 400
+    assert set(partial.json()["error"]["fields"]) == {"exit_code", "runtime_ms"}
     outcome = call(
-        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw,
+        client, "post", f"/api/v1/reexecutions/{body['id']}/result", raw,
         {"result_cid": rerun.result_cid, "exit_code": 0, "runtime_ms": 2},
     )  # fmt: skip
     assert outcome.status_code == 200, outcome.json()
     assert outcome.json()["state"] == "match" and outcome.json()["ran_by"] == "node:verifier-1"
     again = call(
-        client, "post", f"/api/v1/reexecutions/{body['id']}/outcome", raw, {"error": "late"}
+        client, "post", f"/api/v1/reexecutions/{body['id']}/failure", raw, {"error": "late"}
     )
     assert again.status_code == 409 and again.json()["error"]["code"] == "lease_lost"
     assert job_json(client, personas.node_key, "checked-1")["reexecution"]["state"] == "match"
@@ -522,7 +521,7 @@ def test_a_verifier_never_checks_its_own_jobs_and_loses_a_lapsed_lease(
     )
     assert reexecution.recover_expired()["requeued"] == [task["id"]]
     late = call(
-        client, "post", f"/api/v1/reexecutions/{task['id']}/outcome", raw,
+        client, "post", f"/api/v1/reexecutions/{task['id']}/result", raw,
         {"result_cid": ran.result_cid, "exit_code": 0, "runtime_ms": 1},
     )  # fmt: skip
     assert late.status_code == 409 and late.json()["error"]["code"] == "lease_lost"
@@ -535,3 +534,11 @@ def test_a_verifier_never_checks_its_own_jobs_and_loses_a_lapsed_lease(
     assert sorted(run_reexecutions()) == ["match", "match"]
     failed = call(client, "post", "/api/v1/reexecutions/claim", raw)
     assert failed.status_code == 204
+
+
+def test_a_run_id_no_row_can_have_is_a_404(client: Client, verifier) -> None:
+    _, raw = verifier
+    for run_id in ("0", str(2**63), str(2**70)):
+        answer = call(client, "post", f"/api/v1/reexecutions/{run_id}/lease", raw)
+        assert answer.status_code == 404, (run_id, answer.content)
+        assert answer.json()["error"]["code"] == "not_found"

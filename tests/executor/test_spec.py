@@ -93,6 +93,9 @@ def test_non_ascii_is_written_as_utf8_not_escaped() -> None:
         (wasm(annotations=["ok", 1]), "annotations.1"),
         ({"engine": "docker", "docker": {"image": "bad image"}}, "docker.image"),
         ({"engine": "docker", "docker": {"image": "x", "entrypoint": "sh"}}, "docker.entrypoint"),
+        # the other engine's object would be ignored: refused instead
+        (wasm(docker={"image": "x"}), "docker"),
+        ({"engine": "docker", "docker": {"image": "x"}, "wasm": {"module": RAW}}, "wasm"),
     ],
 )
 def test_bad_fields_are_named(body: object, field: str) -> None:
