@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -39,4 +43,20 @@ class BodySchema(OpenApiSerializerExtension):
         schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
         if direction == "request" and not self.target.ignores_unknown:
             schema["additionalProperties"] = False
+        return schema
+
+
+class TextSchema(OpenApiSerializerFieldExtension):
+    """Text in a request refuses NUL (dashboard.api.inputs.Text): the schema says so, unless
+    the field states a pattern of its own. (Lone surrogates cannot be said in a pattern.)"""
+
+    target_class = "dashboard.api.inputs.Text"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(
+            self.target, direction, bypass_extensions=True
+        )
+        if direction == "request" and "pattern" not in schema:
+            schema["pattern"] = "^[^\\x00]*$"
         return schema
