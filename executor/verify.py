@@ -71,25 +71,21 @@ def verify_one(
     say(f"re-executing job {task['job_id']} (re-execution {task['id']})")
     renewer = _Renewer(client, task)
     renewer.start()
+    outcome: dict[str, Any] | None = None
     try:
-        try:
-            result = run_job(
-                parse_spec(task["spec"]), storage, cache=cache, cancel=renewer.stop_run
-            )
-            outcome: dict[str, Any] = {
-                "result_cid": result.result_cid,
-                "exit_code": result.exit_code,
-                "runtime_ms": result.runtime_ms,
-            }
-        except JobCancelled:
-            if renewer.lost:
-                return {"job_id": task["job_id"], "state": "lost"}
-            raise
-        except (JobFailed, SpecError) as exc:
-            outcome = {"error": str(exc)}
+        result = run_job(parse_spec(task["spec"]), storage, cache=cache, cancel=renewer.stop_run)
+        outcome = {
+            "result_cid": result.result_cid,
+            "exit_code": result.exit_code,
+            "runtime_ms": result.runtime_ms,
+        }
+    except JobCancelled:
+        pass  # only the renewer cancels, when the lease is lost
+    except (JobFailed, SpecError) as exc:
+        outcome = {"error": str(exc)}
     finally:
         renewer.stop()
-    if renewer.lost:
+    if outcome is None or renewer.lost:
         return {"job_id": task["job_id"], "state": "lost"}
     answer = client.report_reexecution(int(task["id"]), outcome)
     return {"job_id": task["job_id"], "state": answer["state"]}

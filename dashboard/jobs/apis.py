@@ -10,7 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.inputs import Body
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import ReexecutionSerializer, error_responses, rendered
 from dashboard.errors import DomainError, job_not_found
@@ -181,6 +180,9 @@ class JobReexecutionView(APIView):
         return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
 
 
+REPORT_ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
+
+
 class ReexecutionClaimView(APIView):
     permission_classes = [NodeKey]
 
@@ -219,45 +221,40 @@ class ReexecutionLeaseView(APIView):
         return Response(rendered(js.ReexecutionTaskSerializer, run))
 
 
-# A verifier node reports on the run it holds; the body's shape is the subclass's. (A comment:
-# drf-spectacular would put a docstring into the schema.)
-class _ReexecutionReportView(APIView):
+class ReexecutionResultView(APIView):
     permission_classes = [NodeKey]
-    body: type[Body]
 
+    @extend_schema(
+        operation_id="reexecution_result",
+        summary="A verifier node reports the result CID its re-run gave (the dashboard compares)",
+        request=js.ReexecutionResultSerializer,
+        responses={200: ReexecutionSerializer, **REPORT_ERRORS},
+    )
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
-        body = self.body(data=request.data)
+        body = js.ReexecutionResultSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = reexecution.report_for_node(run_id=run_id, key=key, **body.validated_data)
+        run = reexecution.report_result(run_id=run_id, key=key, **body.validated_data)
         return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
 
 
-def _report_view(body: type[Body], operation_id: str, summary: str) -> type[APIView]:
-    view = type(f"{body.__name__}View", (_ReexecutionReportView,), {"body": body})
-    schema = extend_schema(
-        operation_id=operation_id,
-        summary=summary,
-        request=body,
-        responses={
-            200: ReexecutionSerializer,
-            **error_responses(400, 401, 403, 404, 409, 415, 429),
-        },
+class ReexecutionFailureView(APIView):
+    permission_classes = [NodeKey]
+
+    @extend_schema(
+        operation_id="reexecution_failure",
+        summary="A verifier node says why its re-run gave no result (an input, a limit)",
+        request=js.ReexecutionFailureSerializer,
+        responses={200: ReexecutionSerializer, **REPORT_ERRORS},
     )
-    return extend_schema_view(post=schema)(view)
-
-
-ReexecutionResultView = _report_view(
-    js.ReexecutionResultSerializer,
-    "reexecution_result",
-    "A verifier node reports the result CID its re-run gave (the dashboard compares)",
-)
-ReexecutionFailureView = _report_view(
-    js.ReexecutionFailureSerializer,
-    "reexecution_failure",
-    "A verifier node says why its re-run gave no result (an input, a limit)",
-)
+    def post(self, request: Request, run_id: int) -> Response:
+        key = api_key(request)
+        assert key is not None
+        body = js.ReexecutionFailureSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run = reexecution.report_failure(run_id=run_id, key=key, **body.validated_data)
+        return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
 
 
 class _LegacyView(APIView):

@@ -51,7 +51,8 @@ __all__ = [
     "recover_expired",
     "renew",
     "renew_for_node",
-    "report_for_node",
+    "report_failure",
+    "report_result",
     "request",
     "result_diff",
     "summary",
@@ -412,35 +413,33 @@ def renew_for_node(*, run_id: int, key: ApiKey) -> Reexecution:
     return run
 
 
-def report_for_node(
-    *,
-    run_id: int,
-    key: ApiKey,
-    result_cid: str | None = None,
-    exit_code: int | None = None,
-    runtime_ms: int | None = None,
-    error: str | None = None,
+def report_result(
+    *, run_id: int, key: ApiKey, result_cid: str, exit_code: int, runtime_ms: int
 ) -> Reexecution:
-    """A verifier node's outcome: the result CID its run gave (the dashboard compares it), or
-    why it gave none. Written only under the node's lease (409 lease_lost otherwise)."""
+    """A verifier node's result: the CID its run gave, which the dashboard compares with the
+    reported one. Written only under the node's lease (409 lease_lost otherwise)."""
     run, worker = _held(run_id, key)
-    ran_by = f"node:{key.name}"
-    if error is not None:
-        won = fail(run, worker=worker, reason=error, ran_by=ran_by)
-    elif result_cid is not None and exit_code is not None and runtime_ms is not None:
-        outcome = finish(
-            run,
-            worker=worker,
-            result_cid=result_cid,
-            exit_code=exit_code,
-            runtime_ms=runtime_ms,
-            ran_by=ran_by,
-        )
-        won = outcome is not None
-    else:  # the views' input serializers give one shape or the other
-        raise ValueError("an outcome is a result or an error")
+    outcome = finish(
+        run,
+        worker=worker,
+        result_cid=result_cid,
+        exit_code=exit_code,
+        runtime_ms=runtime_ms,
+        ran_by=f"node:{key.name}",
+    )
+    return _reported(run, won=outcome is not None)
+
+
+def report_failure(*, run_id: int, key: ApiKey, error: str) -> Reexecution:
+    """A verifier node's run gave no result (an input it cannot fetch, a limit): `failed`,
+    retryable. Written only under the node's lease (409 lease_lost otherwise)."""
+    run, worker = _held(run_id, key)
+    return _reported(run, won=fail(run, worker=worker, reason=error, ran_by=f"node:{key.name}"))
+
+
+def _reported(run: Reexecution, *, won: bool) -> Reexecution:
     run.refresh_from_db()
-    if not won:
+    if not won:  # another worker took the run between the lease check and the write
         raise _lease_lost(run)
     return run
 

@@ -131,7 +131,7 @@ def test_executor_verify_reruns_reported_jobs(tmp_path: Path) -> None:
         assert refused.returncode == 1 and "HTTP 403" in refused.stderr
         assert "create_api_key --verifier" in refused.stderr
         no_api = _verify(verifier_env, "", verifier, "--once")
-        assert no_api.returncode != 0
+        assert no_api.returncode == 2 and "needs --api" in no_api.stderr
     finally:
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=60)
