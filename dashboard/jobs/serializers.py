@@ -33,17 +33,22 @@ from executor.spec import MAX_ANNOTATION_LENGTH, SpecError, parse_spec
 JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
 
 
+# An argument, an environment value or an annotation may be empty (executor.spec takes it).
+def _text_item() -> serializers.CharField:
+    return serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
 class WasmSpecSerializer(serializers.Serializer):
     module = CidField()
     entry_point = serializers.CharField(required=False, default="_start")
-    args = serializers.ListField(child=serializers.CharField(), required=False)
-    env = serializers.DictField(child=serializers.CharField(), required=False)
+    args = serializers.ListField(child=_text_item(), required=False)
+    env = serializers.DictField(child=_text_item(), required=False)
 
 
 class DockerSpecSerializer(serializers.Serializer):
     image = serializers.CharField()
-    entrypoint = serializers.ListField(child=serializers.CharField(), required=False)
-    env = serializers.DictField(child=serializers.CharField(), required=False)
+    entrypoint = serializers.ListField(child=_text_item(), required=False)
+    env = serializers.DictField(child=_text_item(), required=False)
 
 
 class InputSerializer(serializers.Serializer):
@@ -75,7 +80,7 @@ class JobSubmitSerializer(Body):
     docker = DockerSpecSerializer(required=False, help_text="required when engine is docker")
     inputs = InputSerializer(many=True, required=False)
     limits = LimitsSerializer(required=False)
-    annotations = serializers.ListField(child=serializers.CharField(), required=False)
+    annotations = serializers.ListField(child=_text_item(), required=False)
     external = serializers.BooleanField(
         required=False, help_text="a compute node registering a job it runs itself"
     )
