@@ -17,6 +17,7 @@ from django.utils import timezone
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
+from dashboard.jobs import reexecution
 from dashboard.models import Award, Decision, Job, Reexecution, Role
 from dashboard.moderation.datacap import parse_datacap
 from executor.spec import storable_text
@@ -73,13 +74,8 @@ def _not_reexecuted(job: Job) -> DomainError:
 
 
 def _latest_run(job: Job) -> str:
-    state = (
-        Reexecution.objects.filter(job_id=job.id)
-        .order_by("-created_at", "-id")
-        .values_list("state", flat=True)
-        .first()
-    )
-    if state is None:
+    state = reexecution.summary(job)["state"]
+    if state == reexecution.NOT_VERIFIED:
         return "it has not been re-executed (ask for a re-execution on its page)"
     return f"its latest re-execution is {state}"
 
