@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from chain_scanner.active import claim_window, deal_window, status_at
+
 
 class Deal(models.Model):
     """A FIL+ verified market deal (unverified deals are counted, not stored)."""
@@ -52,12 +54,14 @@ class Deal(models.Model):
         return f"deal {self.deal_id}"
 
     def status_at(self, epoch: int) -> str:
-        """The rules store.refresh_blessed applies in SQL, for one deal."""
-        if self.removed_epoch is not None or self.slash_epoch != -1:
-            return "expired"
-        if self.sector_start_epoch > 0:
-            return "active" if self.end_epoch > epoch else "expired"
-        return "pending" if self.start_epoch > epoch else "expired"
+        window = deal_window(
+            start_epoch=self.start_epoch,
+            end_epoch=self.end_epoch,
+            sector_start_epoch=self.sector_start_epoch,
+            slash_epoch=self.slash_epoch,
+            removed_epoch=self.removed_epoch,
+        )
+        return status_at(*window, epoch)
 
 
 class Claim(models.Model):
@@ -89,7 +93,10 @@ class Claim(models.Model):
         return self.term_start + self.term_max
 
     def status_at(self, epoch: int) -> str:
-        return "active" if not self.removed and self.end_epoch > epoch else "expired"
+        window = claim_window(
+            term_start=self.term_start, term_max=self.term_max, removed=self.removed
+        )
+        return status_at(*window, epoch)
 
 
 class ClaimEvent(models.Model):
@@ -157,9 +164,8 @@ class DealEvent(models.Model):
 class BlessedCid(models.Model):
     """Per canonical CID, what the chain says about FIL+ verified data with that CID.
 
-    A pure function of Deal and Claim rows, so it is independent of the current epoch:
-    the CID is *active* at epoch E when active_until > E, *pending* when pending_until > E,
-    otherwise *expired*.
+    A pure function of Deal and Claim rows, so it is independent of the current epoch; its
+    status at an epoch is chain_scanner.active's rule.
     """
 
     cid = models.CharField(max_length=128, primary_key=True)
@@ -174,11 +180,7 @@ class BlessedCid(models.Model):
         return self.cid
 
     def status_at(self, epoch: int) -> str:
-        if self.active_until is not None and self.active_until > epoch:
-            return "active"
-        if self.pending_until is not None and self.pending_until > epoch:
-            return "pending"
-        return "expired"
+        return status_at(self.active_until, self.pending_until, epoch)
 
 
 class LeasedPasses(models.Model):

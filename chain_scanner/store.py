@@ -13,6 +13,11 @@ from typing import Any, TypeVar
 import psycopg
 from django.db import IntegrityError, connection, transaction
 
+from chain_scanner.active import (
+    CLAIM_ACTIVE_UNTIL_SQL,
+    DEAL_ACTIVE_UNTIL_SQL,
+    DEAL_PENDING_UNTIL_SQL,
+)
 from chain_scanner.decode import ClaimEventRow, DealEventRow, DealRow
 from chain_scanner.models import BlessedCid, Claim, ClaimEvent, Deal, DealEvent
 
@@ -321,23 +326,17 @@ def refold_claims(claim_ids: set[int]) -> set[str]:
 
 # --- blessed CIDs ---------------------------------------------------------------------------
 
-# The same rules, for one deal in Python, are Deal.status_at: change both together.
-_DEAL_ACTIVE = "sector_start_epoch > 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
-_DEAL_PENDING = "sector_start_epoch <= 0 AND slash_epoch = -1 AND removed_epoch IS NULL"
-
 
 def _sources_sql(where_payload: str, where_piece: str, where_claim: str) -> str:
     deal_cols = (
-        f"CASE WHEN {_DEAL_ACTIVE} THEN end_epoch END AS active_until, "
-        f"CASE WHEN {_DEAL_PENDING} THEN start_epoch END AS pending_until, "
+        f"{DEAL_ACTIVE_UNTIL_SQL} AS active_until, {DEAL_PENDING_UNTIL_SQL} AS pending_until, "
         "1 AS deals, 0 AS claims"
     )
     return (
         "SELECT cid, MAX(active_until), MAX(pending_until), SUM(deals), SUM(claims) FROM ("
         f"SELECT payload_cid AS cid, {deal_cols} FROM {DEAL_TABLE} WHERE {where_payload} "
         f"UNION ALL SELECT piece_cid AS cid, {deal_cols} FROM {DEAL_TABLE} WHERE {where_piece} "
-        "UNION ALL SELECT piece_cid AS cid, "
-        "CASE WHEN NOT removed THEN term_start + term_max END AS active_until, "
+        f"UNION ALL SELECT piece_cid AS cid, {CLAIM_ACTIVE_UNTIL_SQL} AS active_until, "
         f"NULL AS pending_until, 0 AS deals, 1 AS claims FROM {CLAIM_TABLE} WHERE {where_claim}"
         ") sources GROUP BY cid"
     )

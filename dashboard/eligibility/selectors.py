@@ -7,12 +7,14 @@ epoch the answer is valid at, one for all the CIDs together.
 from __future__ import annotations
 
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import connection
 
+from chain_scanner.active import claim_window, deal_window, status_at
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 from chain_scanner.status import Freshness, freshness
+from dashboard.addresses import id_address
 from dashboard.errors import DomainError
 from dashboard.sql import prepared_cursor
 from executor.cids import InvalidCID, normalize_cid
@@ -86,17 +88,6 @@ def canonical(cid: Any, *, field: str = "cid", index: int | None = None) -> str:
 _TABLE = BlessedCid._meta.db_table
 
 
-class _Validity(NamedTuple):
-    active_until: int | None
-    pending_until: int | None
-
-
-def _status(active_until: int | None, pending_until: int | None, epoch: int) -> str:
-    # The model's rule, applied to a plain row: building a BlessedCid per row cost a large
-    # share of a 1000-CID batch (benchmarks/README.md, bench_api).
-    return BlessedCid.status_at(_Validity(active_until, pending_until), epoch)  # type: ignore[arg-type]
-
-
 def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     """status per canonical CID (active, pending, expired; absent ones are unknown)."""
     cids = list(canonical_cids)
@@ -116,7 +107,9 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    return {cid: _status(active, pending, epoch) for cid, active, pending in rows}
+    # The rule applied to plain rows: building a BlessedCid per row cost a large share of a
+    # 1000-CID batch (benchmarks/README.md, bench_api).
+    return {cid: status_at(active, pending, epoch) for cid, active, pending in rows}
 
 
 def cid_batch(cids: Any) -> list[tuple[str, str]]:
@@ -194,23 +187,22 @@ def cid_report(cid: str) -> dict[str, Any]:
     sources: list[dict[str, Any]] = []
     for kind, id_, start, end, a, b, c, provider, client, piece_cid, payload_cid, _ in rows:
         if kind == 0:
-            status = _status(a, b, epoch)
+            status = status_at(a, b, epoch)
             continue
         if kind == 1:
-            deal = Deal(
+            window = deal_window(
                 start_epoch=start,
                 end_epoch=end,
                 sector_start_epoch=a,
                 slash_epoch=b,
                 removed_epoch=c,
             )
-            source_status = deal.status_at(epoch)
             slash_epoch = b if b != -1 else None
         else:
-            claim = Claim(term_start=start, term_max=end - start, removed=bool(a))
-            source_status = claim.status_at(epoch)
-            provider, client = f"f0{provider}", f"f0{client}"
+            window = claim_window(term_start=start, term_max=end - start, removed=bool(a))
+            provider, client = id_address(provider), id_address(client)
             slash_epoch = None
+        source_status = status_at(*window, epoch)
         sources.append(
             {
                 "kind": "deal" if kind == 1 else "claim",

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 
 from chain_scanner.models import Claim, Deal
+from dashboard.addresses import id_address
 from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
@@ -368,7 +369,7 @@ def _assess(
     the holder stores (a deal and its claim counted once), and what needs a moderator's look."""
     mine_claims = [c for c in claims if c.piece_cid in pieces]
     mine_deals = [d for d in deals if d.piece_cid in pieces or d.payload_cid == result_cid]
-    claimed = {(f"f0{c.provider}", c.piece_cid) for c in mine_claims}
+    claimed = {(id_address(c.provider), c.piece_cid) for c in mine_claims}
     on_chain = 0
     flags: set[str] = set()
     deal_rows = []
@@ -389,7 +390,7 @@ def _assess(
             on_chain += deal.piece_size
     claim_rows = []
     for claim in mine_claims:
-        provider = f"f0{claim.provider}"
+        provider = id_address(claim.provider)
         status = claim.status_at(epoch)
         claim_rows.append(
             {
