@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from chain_scanner import store
 from chain_scanner.decode import BadChainData, DealRow, parse_deal, parse_deal_id
-from chain_scanner.lease import acquire_lease, release_lease, renew_lease
+from chain_scanner.leases import release_scanner, renew_scanner, take_scanner
 from chain_scanner.models import BlessedCid, Deal, DumpImport, ScannerCheckpoint
 
 log = logging.getLogger(__name__)
@@ -99,12 +99,12 @@ def import_dump(
     except OSError as exc:
         raise DumpError(f"cannot read {path}: {exc.strerror}") from None
     prefix = _prefix(path)
-    if not acquire_lease():
+    if not take_scanner():
         raise DumpError("a scan pass or another import is running; try again when it ends")
     try:
         return _import(path, stat, prefix, batch_size, progress)
     finally:
-        release_lease()
+        release_scanner()
 
 
 def _import(
@@ -211,7 +211,7 @@ def _commit(
                 cursor.execute("SET LOCAL synchronous_commit = off")
         store.upsert_deals(rows, checked_epoch=0, fresh=fresh)
         DumpImport.objects.filter(pk=record_pk).update(entries_done=seen, **counts)
-        renew_lease()
+        renew_scanner()
 
 
 class _Writer:

@@ -184,7 +184,7 @@ class BlessedCid(models.Model):
 
 
 class LeasedPasses(models.Model):
-    """A checkpoint row that passes are run under (chain_scanner/lease.py): which process is
+    """A checkpoint row that passes are run under (chain_scanner/leases.py): which process is
     running one, until when it is presumed alive, and how the last went."""
 
     lease_owner = models.CharField(max_length=200, blank=True, default="")

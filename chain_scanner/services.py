@@ -35,7 +35,7 @@ from chain_scanner.decode import (
     kinds_filter,
     parse_deal,
 )
-from chain_scanner.lease import acquire_lease, get_checkpoint, release_lease, renew
+from chain_scanner.leases import get_checkpoint, release_scanner, renew_on_save, take_scanner
 from chain_scanner.lotus import LotusClient, LotusError, LotusRPCError, TipSet
 from chain_scanner.models import ClaimEvent, Deal, DealEvent, ScannerCheckpoint
 from chain_scanner.status import lag_behind_head
@@ -135,7 +135,7 @@ def scan_once(
     own_client = client is None
     client = client or make_client()
     report = ScanReport()
-    if not acquire_lease():
+    if not take_scanner():
         report.skipped = True
         return report
     ScannerCheckpoint.objects.filter(name="default").update(last_pass_started_at=timezone.now())
@@ -161,7 +161,7 @@ def scan_once(
         )
         raise
     finally:
-        release_lease()
+        release_scanner()
         if own_client:
             client.close()
 
@@ -315,7 +315,7 @@ class _Pass:
             checkpoint.claim_events += len(claims)
             checkpoint.event_counts = _add_counts(checkpoint.event_counts, counts)
             checkpoint.bad_items += self._pending_bad
-            renew(checkpoint)
+            renew_on_save(checkpoint)
             checkpoint.save()
         self.report.events.update(counts)
         self.report.reverted_events += sum(e.reverted for e in claims) + sum(
@@ -396,7 +396,7 @@ class _Pass:
                 checkpoint.unverified_skipped += unverified
                 checkpoint.deals_missing += missing
                 checkpoint.bad_items += self._pending_bad
-                renew(checkpoint)
+                renew_on_save(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
             self.report.not_in_events += unannounced
@@ -455,7 +455,7 @@ class _Pass:
                 touched |= _row_cids(changed)
                 self.report.blessed_refreshed += store.refresh_blessed(touched)
                 checkpoint.bad_items += self._pending_bad
-                renew(checkpoint)
+                renew_on_save(checkpoint)
                 checkpoint.save()
             self._pending_bad = 0
             self.report.deals_rechecked += len(chunk)

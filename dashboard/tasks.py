@@ -8,8 +8,8 @@ from celery import shared_task
 
 from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.dispatch import REEXECUTE_TASK, RUN_JOB_TASK
 from dashboard.jobs.worker import execute_job, execute_reexecution, worker_name
+from dashboard.queue import REEXECUTE_TASK, RUN_JOB_TASK
 
 
 @shared_task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)

@@ -7,7 +7,7 @@ the executions, and every completed execution with an IPFS-published result beco
 external job here, in the moderation queue like any other. Each import commits on its own
 and is keyed by the orchestrator and the execution id, so a killed pass re-run imports
 nothing twice; the watermark moves only when a pass completes. One process at a time holds
-an orchestrator's lease (chain_scanner.lease, as the chain scanner does).
+an orchestrator's lease (chain_scanner.leases, as the chain scanner does).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from chain_scanner.lease import claim, extend, release
+from chain_scanner.leases import release_pass, renew_pass, take_pass
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
 from dashboard.bacalhau import BacalhauError, fold, job_cids, member
@@ -207,7 +207,7 @@ def scan_orchestrator(
     labels = settings.BACALHAU_LABELS if labels is None else labels
     orchestrator, _ = BacalhauOrchestrator.objects.get_or_create(url=client.url)
     report = PassReport(url=client.url)
-    if not claim(BacalhauOrchestrator, orchestrator.pk):
+    if not take_pass(BacalhauOrchestrator, orchestrator.pk):
         report.skipped = True
         return report
     BacalhauOrchestrator.objects.filter(pk=orchestrator.pk).update(
@@ -231,7 +231,7 @@ def scan_orchestrator(
                 if isinstance(job_id, str) and job_id not in seen:
                     seen.add(job_id)
                     _read_job(client, orchestrator, job, report)
-            extend(BacalhauOrchestrator, orchestrator.pk)
+            renew_pass(BacalhauOrchestrator, orchestrator.pk)
             progress(f"{client.url}: {report.jobs_read} jobs read")
             if below or not token or not jobs:
                 break
@@ -246,7 +246,7 @@ def scan_orchestrator(
                 open_jobs.filter(job_id=job_id).update(finished=True, state="Deleted")
                 continue
             _read_job(client, orchestrator, again, report)
-            extend(BacalhauOrchestrator, orchestrator.pk)
+            renew_pass(BacalhauOrchestrator, orchestrator.pk)
         BacalhauOrchestrator.objects.filter(pk=orchestrator.pk).update(
             watermark=newest if newest else watermark,
             last_pass_finished_at=timezone.now(),
@@ -259,7 +259,7 @@ def scan_orchestrator(
         )
         raise
     finally:
-        release(BacalhauOrchestrator, orchestrator.pk)
+        release_pass(BacalhauOrchestrator, orchestrator.pk)
 
 
 def _read_job(

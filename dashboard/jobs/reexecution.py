@@ -27,16 +27,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.content.services import storage
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs.dispatch import REEXECUTE_TASK, dispatch, lease
 from dashboard.models import ApiKey, BacalhauExecution, Job, JobResult, Reexecution
+from dashboard.queue import REEXECUTE_TASK, Queue
 from executor.storage import ContentNotFound, DirEntry, Storage, StorageError
 
 __all__ = [
@@ -49,7 +48,7 @@ __all__ = [
     "finish",
     "node_records",
     "recover_expired",
-    "renew",
+    "renew_lease",
     "renew_for_node",
     "report_failure",
     "report_result",
@@ -65,6 +64,7 @@ OPEN = (Reexecution.State.QUEUED, Reexecution.State.RUNNING)
 MAX_ERROR = 4000
 MAX_DIFF = 100  # differing paths kept in a diff
 MAX_LISTINGS = 64  # directories read while diffing: a hostile result cannot make it costly
+RERUNS = Queue(Reexecution, REEXECUTE_TASK)
 
 
 def deterministic(job: Job) -> bool:
@@ -152,7 +152,7 @@ def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
 
 def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
     run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
-    dispatch(REEXECUTE_TASK, run.pk)
+    RERUNS.enqueue(run.pk)
     return run
 
 
@@ -169,71 +169,41 @@ def _mirror(job_id: str) -> None:
 # --- claiming, leases and recovery ------------------------------------------------------------
 
 
+def _claimed(run_id: int) -> Reexecution:
+    return Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
+
+
 def claim(*, run_id: int, worker: str) -> Reexecution | None:
     """Take a queued re-execution for this worker; None when someone else has it."""
-    now = timezone.now()
-    with transaction.atomic():
-        taken = Reexecution.objects.filter(pk=run_id, state=Reexecution.State.QUEUED).update(
-            state=Reexecution.State.RUNNING,
-            lease_owner=worker,
-            lease_until=now + lease(),
-            started_at=now,
-            attempts=F("attempts") + 1,
-        )
-        if not taken:
-            return None
-        return Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
+    return _claimed(run_id) if RERUNS.claim(run_id, worker=worker) else None
 
 
 def claim_next(*, worker: str) -> Reexecution | None:
     """The oldest queued re-execution, claimed; None when there is none."""
-    queued = Reexecution.objects.filter(state=Reexecution.State.QUEUED).order_by("created_at")
-    for run_id in queued.values_list("pk", flat=True)[:5]:
-        run = claim(run_id=run_id, worker=worker)
-        if run is not None:
-            return run
-    return None
+    run_id = RERUNS.claim_oldest(worker=worker)
+    return _claimed(run_id) if run_id is not None else None
 
 
-def renew(*, run_id: int, worker: str) -> bool:
+def renew_lease(*, run_id: int, worker: str) -> bool:
     """Extend our lease; False when the run is no longer ours (it was recovered)."""
-    return bool(
-        Reexecution.objects.filter(
-            pk=run_id, state=Reexecution.State.RUNNING, lease_owner=worker
-        ).update(lease_until=timezone.now() + lease())
-    )
+    return RERUNS.renew(run_id, worker=worker)
 
 
 def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
     """Running re-executions whose worker stopped renewing: back to the queue, or failed
     after EXECUTOR_MAX_ATTEMPTS runs (retryable by asking again)."""
-    now = now or timezone.now()
-    requeued: list[int] = []
-    failed: list[int] = []
-    expired = Reexecution.objects.filter(
-        state=Reexecution.State.RUNNING, lease_until__lt=now
-    ).values_list("pk", "job_id", "attempts", "lease_owner")
-    for run_id, job_id, attempts, owner in expired:
-        stale = Reexecution.objects.filter(
-            pk=run_id, state=Reexecution.State.RUNNING, lease_owner=owner, lease_until__lt=now
-        )
-        with transaction.atomic():
-            if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
-                if stale.update(state=Reexecution.State.QUEUED, lease_owner="", lease_until=None):
-                    requeued.append(run_id)
-                    dispatch(REEXECUTE_TASK, run_id)
-                continue
-            reason = f"the worker running it was lost {attempts} times (its lease expired)"
-            if stale.update(
-                state=Reexecution.State.FAILED,
-                finished_at=now,
-                lease_owner="",
-                lease_until=None,
-                error=reason,
-            ):
-                failed.append(run_id)
-                _audit_outcome(run_id, job_id, Reexecution.State.FAILED, reason)
-    return {"requeued": requeued, "failed": failed}
+
+    def audit_failed(run_id: int, error: str) -> None:
+        job_id = Reexecution.objects.values_list("job_id", flat=True).get(pk=run_id)
+        _audit_outcome(run_id, job_id, Reexecution.State.FAILED, error)
+
+    return RERUNS.recover_expired(
+        lost=lambda attempts: (
+            f"the worker running it was lost {attempts} times (its lease expired)"
+        ),
+        on_failed=audit_failed,
+        now=now,
+    ).as_json()
 
 
 # --- outcomes ------------------------------------------------------------------------------------
@@ -242,9 +212,7 @@ def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
 def _end(run: Reexecution, worker: str, **fields: Any) -> bool:
     """Write an outcome only while `worker` still holds the run's lease."""
     with transaction.atomic():
-        won = Reexecution.objects.filter(
-            pk=run.pk, state=Reexecution.State.RUNNING, lease_owner=worker
-        ).update(finished_at=timezone.now(), lease_owner="", lease_until=None, **fields)
+        won = RERUNS.end(run.pk, worker=worker, **fields)
         if not won:
             log.warning("re-execution %s was recovered elsewhere; its outcome is dropped", run.pk)
             return False
@@ -365,17 +333,8 @@ def _verifier(key: ApiKey) -> str:
 def claim_for_node(*, key: ApiKey) -> Reexecution | None:
     """A verifier node takes the oldest queued re-execution of a job it did not run itself
     (a node never checks its own results); None when there is none."""
-    worker = _verifier(key)
-    queued = (
-        Reexecution.objects.filter(state=Reexecution.State.QUEUED)
-        .exclude(job__node=key)
-        .order_by("created_at")
-    )
-    for run_id in queued.values_list("pk", flat=True)[:5]:
-        run = claim(run_id=run_id, worker=worker)
-        if run is not None:
-            return run
-    return None
+    run_id = RERUNS.claim_oldest(worker=_verifier(key), among=~Q(job__node=key))
+    return _claimed(run_id) if run_id is not None else None
 
 
 def _lease_lost(run: Reexecution) -> DomainError:
@@ -406,7 +365,7 @@ def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
 def renew_for_node(*, run_id: int, key: ApiKey) -> Reexecution:
     """A verifier node keeps its lease (every third of EXECUTOR_LEASE_S, as our workers do)."""
     run, worker = _held(run_id, key)
-    if not renew(run_id=run.pk, worker=worker):
+    if not renew_lease(run_id=run.pk, worker=worker):
         run.refresh_from_db()
         raise _lease_lost(run)
     run.refresh_from_db()

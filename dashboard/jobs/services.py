@@ -14,17 +14,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
 from dashboard.jobs import reexecution
-from dashboard.jobs.dispatch import RUN_JOB_TASK, dispatch, lease
 from dashboard.models import ApiKey, Job, JobInput, JobResult, Reexecution
+from dashboard.queue import RUN_JOB_TASK, Queue
 from executor.spec import JobSpec
 
 __all__ = [
@@ -44,6 +43,8 @@ __all__ = [
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 MAX_ERROR = 4000
+# Bundled jobs: external ones run on their node, which reports them.
+JOBS = Queue(Job, RUN_JOB_TASK, members=Q(external=False), runnable=Q(cancel_requested=False))
 
 
 # --- submission --------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def submit_job(
         # The node runs it now: its inputs' status now is their status at run time.
         check_inputs(job_id=job.id)
     else:
-        dispatch(RUN_JOB_TASK, job.id)
+        JOBS.enqueue(job.id)
     return job, True
 
 
@@ -123,69 +124,28 @@ def _same_registration(existing: Job, key: ApiKey, digest: str) -> Job:
 
 def claim_job(*, job_id: str, worker: str) -> Job | None:
     """Take a queued bundled job for this worker; None when someone else has it (or it's gone)."""
-    now = timezone.now()
-    taken = Job.objects.filter(
-        id=job_id, state=Job.State.QUEUED, external=False, cancel_requested=False
-    ).update(
-        state=Job.State.RUNNING,
-        lease_owner=worker,
-        lease_until=now + lease(),
-        started_at=now,
-        attempts=F("attempts") + 1,
-    )
-    if not taken:
-        return None
-    return Job.objects.get(id=job_id)
+    return Job.objects.get(id=job_id) if JOBS.claim(job_id, worker=worker) else None
 
 
 def claim_next(*, worker: str) -> Job | None:
     """The oldest queued bundled job, claimed; None when the queue is empty."""
-    for job_id in (
-        Job.objects.filter(state=Job.State.QUEUED, external=False)
-        .order_by("created_at")
-        .values_list("id", flat=True)[:5]
-    ):
-        job = claim_job(job_id=job_id, worker=worker)
-        if job is not None:
-            return job
-    return None
+    job_id = JOBS.claim_oldest(worker=worker)
+    return Job.objects.get(id=job_id) if job_id is not None else None
 
 
 def renew_lease(*, job_id: str, worker: str) -> bool:
     """Extend our lease; False when the job is no longer ours to run (recovered or cancelled)."""
-    return bool(
-        Job.objects.filter(
-            id=job_id, state=Job.State.RUNNING, lease_owner=worker, cancel_requested=False
-        ).update(lease_until=timezone.now() + lease())
-    )
+    return JOBS.renew(job_id, worker=worker)
 
 
 def recover_expired(*, now: Any = None) -> dict[str, list[str]]:
     """Running bundled jobs whose worker stopped renewing: back to the queue, or failed."""
-    now = now or timezone.now()
-    requeued: list[str] = []
-    failed: list[str] = []
-    expired = Job.objects.filter(
-        state=Job.State.RUNNING, external=False, lease_until__lt=now
-    ).values_list("id", "attempts", "lease_owner")
-    for job_id, attempts, owner in expired:
-        stale = Job.objects.filter(
-            id=job_id, state=Job.State.RUNNING, lease_owner=owner, lease_until__lt=now
-        )
-        if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
-            if stale.update(state=Job.State.QUEUED, lease_owner="", lease_until=None):
-                requeued.append(job_id)
-                with transaction.atomic():
-                    dispatch(RUN_JOB_TASK, job_id)
-        elif stale.update(
-            state=Job.State.FAILED,
-            finished_at=now,
-            lease_owner="",
-            lease_until=None,
-            error=f"the worker running this job was lost {attempts} times (its lease expired)",
-        ):
-            failed.append(job_id)
-    return {"requeued": requeued, "failed": failed}
+    return JOBS.recover_expired(
+        lost=lambda attempts: (
+            f"the worker running this job was lost {attempts} times (its lease expired)"
+        ),
+        now=now,
+    ).as_json()
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -326,18 +286,7 @@ def _check_writer(job: Job, key: ApiKey | None) -> None:
 
 
 def _end(*, job_id: str, state: str, reason: str, worker: str | None) -> bool:
-    running = Job.objects.filter(id=job_id, state=Job.State.RUNNING)
-    if worker is not None:
-        running = running.filter(lease_owner=worker)
-    return bool(
-        running.update(
-            state=state,
-            finished_at=timezone.now(),
-            error=reason[:MAX_ERROR],
-            lease_owner="",
-            lease_until=None,
-        )
-    )
+    return JOBS.end(job_id, worker=worker, state=state, error=reason[:MAX_ERROR])
 
 
 def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:

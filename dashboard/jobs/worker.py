@@ -12,21 +12,18 @@ import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
 
+from dashboard.content.services import storage
 from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.dispatch import wait_for_work
 from dashboard.models import Job, Reexecution
-from executor.backend import open_storage
+from dashboard.queue import LeaseKeeper, wait_for_work
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
-from executor.storage import Storage
 
 __all__ = ["execute_job", "execute_reexecution", "run_once", "run_worker", "worker_name"]
 
@@ -37,52 +34,13 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def storage() -> Storage:
-    return open_storage(settings.IPFS_API_URL, Path(settings.DATA_DIR))
-
-
-class _LeaseKeeper(threading.Thread):
-    """Renews a lease every third of it, and looks for a cancel every second; either a cancel
-    or a lost lease (the work was recovered elsewhere) stops the run."""
-
-    def __init__(self, name: str, renew: Callable[[], bool], cancelled: Callable[[], bool]) -> None:
-        super().__init__(name=f"lease-{name}", daemon=True)
-        self.renew = renew
-        self.cancelled = cancelled
-        self.stopped = threading.Event()
-        self.stop_run = threading.Event()
-        self.lost = False
-
-    def run(self) -> None:
-        renew_every = max(0.2, settings.EXECUTOR_LEASE_S / 3)
-        look_every = min(1.0, renew_every)
-        renewed = time.monotonic()
-        try:
-            while not self.stopped.wait(look_every):
-                if time.monotonic() - renewed >= renew_every:
-                    if not self.renew():
-                        self.lost = not self.cancelled()
-                        self.stop_run.set()
-                        return
-                    renewed = time.monotonic()
-                elif self.cancelled():
-                    self.stop_run.set()
-                    return
-        finally:
-            close_old_connections()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
-
-
 def _cancel_requested(job_id: str) -> bool:
     return Job.objects.filter(id=job_id, cancel_requested=True).exists()
 
 
 def execute_job(job: Job, *, worker: str) -> str:
     """Run a job this worker has claimed; returns its final state."""
-    keeper = _LeaseKeeper(
+    keeper = LeaseKeeper(
         job.id,
         renew=lambda: jobs.renew_lease(job_id=job.id, worker=worker),
         cancelled=lambda: _cancel_requested(job.id),
@@ -143,9 +101,9 @@ def execute_job(job: Job, *, worker: str) -> str:
 def execute_reexecution(run: Reexecution, *, worker: str) -> str:
     """Run a claimed re-execution with the original's spec and limits; returns its outcome
     ("running" when the lease was lost and nothing was recorded)."""
-    keeper = _LeaseKeeper(
+    keeper = LeaseKeeper(
         f"reexecution-{run.pk}",
-        renew=lambda: reexecution.renew(run_id=run.pk, worker=worker),
+        renew=lambda: reexecution.renew_lease(run_id=run.pk, worker=worker),
         cancelled=lambda: False,
     )
     keeper.start()

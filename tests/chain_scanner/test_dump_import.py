@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chain_scanner.dump_import import DumpError, import_dump
-from chain_scanner.lease import get_checkpoint
+from chain_scanner.leases import get_checkpoint
 from chain_scanner.models import BlessedCid, Deal, DumpImport
 from chain_scanner.services import scan_once
 from tests.chain_data import load_real_deals, make_deal, synthetic_payload_cid

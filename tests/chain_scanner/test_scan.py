@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from chain_scanner.lease import acquire_lease, get_checkpoint
+from chain_scanner.leases import get_checkpoint, take_scanner
 from chain_scanner.lotus import LotusError, LotusUnavailable
 from chain_scanner.models import BlessedCid, Claim, Deal, ScannerCheckpoint
 from chain_scanner.services import scan_once
@@ -527,7 +527,7 @@ def test_passes_do_not_overlap(scanner_settings) -> None:  # type: ignore[no-unt
 
     ScannerCheckpoint.objects.update(lease_until=timezone.now() + timezone.timedelta(minutes=1))
     assert scan_once().skipped
-    assert not acquire_lease()
+    assert not take_scanner()
     ScannerCheckpoint.objects.update(lease_until=timezone.now() - timezone.timedelta(seconds=1))
     assert not scan_once().skipped
 
