@@ -7,6 +7,9 @@ from django.db import models
 
 from chain_scanner.models import LeasedPasses
 
+# The longest reason kept: a moderator's for a decision, or why a job or a run failed.
+MAX_REASON = 4000
+
 
 class Role(models.TextChoices):
     VIEWER = "viewer"
@@ -52,7 +55,7 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    # A node key that offers to re-execute other nodes' jobs (dashboard/jobs/reexecution.py).
+    # A node key that offers to re-execute other nodes' jobs (dashboard/reexecution/).
     verifier = models.BooleanField(default=False)
     # Bacalhau job-selection probes answered for this node key (eligibility/bacalhau_probe.py).
     probe_count = models.PositiveBigIntegerField(default=0)
@@ -173,7 +176,7 @@ class Job(models.Model):
     # that lists can show it without reading the chain tables per row.
     chain_flags = models.CharField(max_length=100, blank=True, default="", db_index=True)
     # "match" or "mismatch": what its latest re-execution that compared a result found
-    # ("" before one did; dashboard/jobs/reexecution.py). Kept beside the job so that the
+    # ("" before one did; dashboard/reexecution/). Kept beside the job so that the
     # queue, the moderation rule and the node records read it without a join; a run queued
     # again does not clear it.
     reexecution_verdict = models.CharField(max_length=8, blank=True, default="", db_index=True)

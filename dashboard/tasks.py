@@ -1,4 +1,4 @@
-"""Celery tasks for jobs: thin wrappers over dashboard.jobs.services and dashboard.jobs.worker."""
+"""Celery tasks: thin wrappers over the domains' services and the bundled executor's worker."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 from celery import shared_task
 
-from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job, execute_reexecution, worker_name
 from dashboard.queue import REEXECUTE_TASK, RUN_JOB_TASK
+from dashboard.reexecution import services as reexecution
+from dashboard.worker import execute_job, execute_reexecution, worker_name
 
 
 @shared_task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)

@@ -14,6 +14,7 @@ from dashboard.jobs import apis as jobs
 from dashboard.jobs.services import JOB_ID
 from dashboard.notary import apis as notary
 from dashboard.pages import auth
+from dashboard.reexecution import apis as reexecution
 
 
 class JobIdConverter:
@@ -67,20 +68,24 @@ api_v1 = [
         jobs.JobReexecutionView.as_view(),
         name="api-job-reexecutions",
     ),
-    path("reexecutions/claim", jobs.ReexecutionClaimView.as_view(), name="api-reexecution-claim"),
+    path(
+        "reexecutions/claim",
+        reexecution.ReexecutionClaimView.as_view(),
+        name="api-reexecution-claim",
+    ),
     path(
         "reexecutions/<int:run_id>/lease",
-        jobs.ReexecutionLeaseView.as_view(),
+        reexecution.ReexecutionLeaseView.as_view(),
         name="api-reexecution-lease",
     ),
     path(
         "reexecutions/<int:run_id>/result",
-        jobs.ReexecutionResultView.as_view(),
+        reexecution.ReexecutionResultView.as_view(),
         name="api-reexecution-result",
     ),
     path(
         "reexecutions/<int:run_id>/failure",
-        jobs.ReexecutionFailureView.as_view(),
+        reexecution.ReexecutionFailureView.as_view(),
         name="api-reexecution-failure",
     ),
     path("jobs/<job_id:job_id>/pieces", notary.JobPiecesView.as_view(), name="api-job-pieces"),

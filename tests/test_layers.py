@@ -23,7 +23,7 @@ BASE = {
     "dashboard.settings",
     "dashboard.celery",
 }
-ENTRY = {"dashboard.tasks", "dashboard.jobs.worker"}
+ENTRY = {"dashboard.tasks", "dashboard.worker"}
 WEB = (
     "serializers",
     "apis",

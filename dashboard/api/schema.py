@@ -34,9 +34,9 @@ class ModeratorSessionScheme(OpenApiAuthenticationExtension):
 
 class BodySchema(OpenApiSerializerExtension):
     """A request body read by an input serializer refuses fields it does not declare
-    (dashboard.api.inputs.Body): the schema says so."""
+    (dashboard.api.fields.Body): the schema says so."""
 
-    target_class = "dashboard.api.inputs.Body"
+    target_class = "dashboard.api.fields.Body"
     match_subclasses = True
 
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
@@ -47,10 +47,10 @@ class BodySchema(OpenApiSerializerExtension):
 
 
 class TextSchema(OpenApiSerializerFieldExtension):
-    """Text in a request refuses NUL (dashboard.api.inputs.Text): the schema says so, unless
+    """Text in a request refuses NUL (dashboard.api.fields.Text): the schema says so, unless
     the field states a pattern of its own. (Lone surrogates cannot be said in a pattern.)"""
 
-    target_class = "dashboard.api.inputs.Text"
+    target_class = "dashboard.api.fields.Text"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
-from dashboard.api.inputs import CID_SCHEMA
+from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import AnyKey, NodeKey
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.eligibility import bacalhau_probe, selectors

@@ -9,7 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dashboard.api.inputs import CID_SCHEMA, Body
+from dashboard.api.fields import CID_SCHEMA, Body
 from dashboard.api.serializers import Prebuilt
 from dashboard.eligibility.bacalhau_probe import parse_probe
 from dashboard.eligibility.selectors import MAX_BATCH, cid_batch

@@ -11,14 +11,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
-from dashboard.api.serializers import ReexecutionSerializer, error_responses, rendered
+from dashboard.api.serializers import error_responses, rendered
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import bacalhau_legacy, reexecution
+from dashboard.jobs import bacalhau_legacy
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
 from dashboard.models import Job
 from dashboard.moderation import services as moderation
+from dashboard.reexecution import services as reexecution
 
 NO_NUL = {"type": "string", "pattern": "^[^\\x00]*$"}
 LIST_PARAMETERS = [
@@ -178,83 +179,6 @@ class JobReexecutionView(APIView):
         _, created = reexecution.request(job_id=job_id, user=key.user)
         job = _visible(request, job_id)
         return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
-
-
-REPORT_ERRORS = error_responses(400, 401, 403, 404, 409, 415, 429)
-
-
-class ReexecutionClaimView(APIView):
-    permission_classes = [NodeKey]
-
-    @extend_schema(
-        operation_id="reexecution_claim",
-        summary="A verifier node takes the oldest queued re-execution of another node's job",
-        request=None,
-        responses={
-            200: js.ReexecutionTaskSerializer,
-            204: None,
-            **error_responses(401, 403, 429),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        key = api_key(request)
-        assert key is not None
-        run = reexecution.claim_for_node(key=key)
-        if run is None:
-            return Response(status=204)
-        return Response(rendered(js.ReexecutionTaskSerializer, run))
-
-
-class ReexecutionLeaseView(APIView):
-    permission_classes = [NodeKey]
-
-    @extend_schema(
-        operation_id="reexecution_renew",
-        summary="A verifier node keeps the lease of the re-execution it runs",
-        request=None,
-        responses={200: js.ReexecutionTaskSerializer, **error_responses(401, 403, 404, 409, 429)},
-    )
-    def post(self, request: Request, run_id: int) -> Response:
-        key = api_key(request)
-        assert key is not None
-        run = reexecution.renew_for_node(run_id=run_id, key=key)
-        return Response(rendered(js.ReexecutionTaskSerializer, run))
-
-
-class ReexecutionResultView(APIView):
-    permission_classes = [NodeKey]
-
-    @extend_schema(
-        operation_id="reexecution_result",
-        summary="A verifier node reports the result CID its re-run gave (the dashboard compares)",
-        request=js.ReexecutionResultSerializer,
-        responses={200: ReexecutionSerializer, **REPORT_ERRORS},
-    )
-    def post(self, request: Request, run_id: int) -> Response:
-        key = api_key(request)
-        assert key is not None
-        body = js.ReexecutionResultSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = reexecution.report_result(run_id=run_id, key=key, **body.validated_data)
-        return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
-
-
-class ReexecutionFailureView(APIView):
-    permission_classes = [NodeKey]
-
-    @extend_schema(
-        operation_id="reexecution_failure",
-        summary="A verifier node says why its re-run gave no result (an input, a limit)",
-        request=js.ReexecutionFailureSerializer,
-        responses={200: ReexecutionSerializer, **REPORT_ERRORS},
-    )
-    def post(self, request: Request, run_id: int) -> Response:
-        key = api_key(request)
-        assert key is not None
-        body = js.ReexecutionFailureSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        run = reexecution.report_failure(run_id=run_id, key=key, **body.validated_data)
-        return Response(rendered(ReexecutionSerializer, reexecution.summary(run.job)))
 
 
 class _LegacyView(APIView):

@@ -13,10 +13,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dashboard.api.inputs import Body, CidField, DataCapField, Integer, Text, provider_address
-from dashboard.api.serializers import ReexecutionSerializer
+from dashboard.api.fields import Body, CidField, DataCapField, Integer, Text, provider_address
 from dashboard.errors import DomainError
-from dashboard.jobs import reexecution
 from dashboard.jobs.selectors import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -28,6 +26,8 @@ from dashboard.jobs.services import JOB_ID
 from dashboard.models import Job
 from dashboard.notary.serializers import ChainStorageSerializer, PieceRefSerializer
 from dashboard.notary.services import chain_storage
+from dashboard.reexecution import selectors as reexecutions
+from dashboard.reexecution.serializers import ReexecutionSerializer
 from executor.spec import MAX_ANNOTATION_LENGTH, SpecError, parse_spec
 
 JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
@@ -204,7 +204,7 @@ class JobSerializer(serializers.Serializer):
 
     @extend_schema_field(ReexecutionSerializer)
     def get_reexecution(self, job: Job) -> dict[str, Any]:
-        return ReexecutionSerializer(reexecution.summary(job)).data
+        return ReexecutionSerializer(reexecutions.summary(job)).data
 
 
 # The detail view only: pieces and storage cost queries per job, which a listing must not.
@@ -319,25 +319,3 @@ class LegacyResultSerializer(serializers.Serializer):
 
 class LegacyResultsSerializer(serializers.Serializer):
     results = LegacyResultSerializer(many=True)
-
-
-# What a verifier node is given to run: the original's spec (its limits included), not the
-# result CID its node reported, so that the verifier can only compute it.
-class ReexecutionTaskSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    job_id = serializers.CharField()
-    spec = serializers.DictField(source="job.spec")
-    lease_until = serializers.DateTimeField(help_text="renew before this, every third of it")
-    attempts = serializers.IntegerField()
-
-
-# A verifier node's outcome: the result its run gave (…/result), or why it gave none
-# (…/failure).
-class ReexecutionResultSerializer(Body):
-    result_cid = CidField()
-    exit_code = Integer(min_value=-(2**63), max_value=2**63 - 1)
-    runtime_ms = Integer(min_value=0, max_value=2**63 - 1)
-
-
-class ReexecutionFailureSerializer(Body):
-    error = Text(max_length=4000, help_text="why the run gave no result")

@@ -21,9 +21,9 @@ from django.utils import timezone
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import reexecution
-from dashboard.models import ApiKey, Job, JobInput, JobResult, Reexecution
+from dashboard.models import MAX_REASON, ApiKey, Job, JobInput, JobResult, Reexecution
 from dashboard.queue import RUN_JOB_TASK, Queue
+from dashboard.reexecution import services as reexecution
 from executor.spec import JobSpec
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
-MAX_ERROR = 4000
 # Bundled jobs: external ones run on their node, which reports them.
 JOBS = Queue(Job, RUN_JOB_TASK, members=Q(external=False), runnable=Q(cancel_requested=False))
 
@@ -286,7 +285,7 @@ def _check_writer(job: Job, key: ApiKey | None) -> None:
 
 
 def _end(*, job_id: str, state: str, reason: str, worker: str | None) -> bool:
-    return JOBS.end(job_id, worker=worker, state=state, error=reason[:MAX_ERROR])
+    return JOBS.end(job_id, worker=worker, state=state, error=reason[:MAX_REASON])
 
 
 def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:

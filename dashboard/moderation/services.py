@@ -17,14 +17,12 @@ from django.utils import timezone
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import reexecution
-from dashboard.models import Award, Decision, Job, Reexecution, Role
+from dashboard.models import MAX_REASON, Award, Decision, Job, Reexecution, Role
 from dashboard.moderation.datacap import parse_datacap
+from dashboard.reexecution import selectors as reexecutions
 from executor.spec import storable_text
 
 __all__ = ["decide", "revoke"]
-
-MAX_REASON = 4000
 
 
 def _actor(user: Any) -> str:
@@ -74,8 +72,8 @@ def _not_reexecuted(job: Job) -> DomainError:
 
 
 def _latest_run(job: Job) -> str:
-    state = reexecution.summary(job)["state"]
-    if state == reexecution.NOT_VERIFIED:
+    state = reexecutions.summary(job)["state"]
+    if state == reexecutions.NOT_RERUN:
         return "it has not been re-executed (ask for a re-execution on its page)"
     return f"its latest re-execution is {state}"
 

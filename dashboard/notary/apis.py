@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.inputs import CID_SCHEMA
+from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import NodeKey, NotaryKey, api_key
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.notary import services as notary

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from dashboard.api.inputs import Body, CidField, PieceCidField, PieceSizeField, ProviderField
-from dashboard.api.serializers import ReexecutionSerializer
+from dashboard.api.fields import Body, CidField, PieceCidField, PieceSizeField, ProviderField
+from dashboard.reexecution.serializers import ReexecutionSerializer
 
 
 class PieceInSerializer(Body):

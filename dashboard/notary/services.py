@@ -22,8 +22,8 @@ from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import reexecution
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
+from dashboard.reexecution import selectors as reexecutions
 from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
 
@@ -218,7 +218,7 @@ def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
             for p in JobPiece.objects.filter(job=job).order_by("created_at", "id")
         ],
         "on_chain": chain_storage(job, found.result),
-        "reexecution": reexecution.summary(job),
+        "reexecution": reexecutions.summary(job),
     }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from dashboard.models import ApiKey, Job
+from dashboard.models import MAX_REASON, ApiKey, Job
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -52,7 +52,7 @@ class DecisionForm(forms.Form):
     reason = forms.CharField(
         label="Reason",
         required=False,
-        max_length=4000,
+        max_length=MAX_REASON,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required to reject; recorded in the audit log either way.",
     )
@@ -61,7 +61,7 @@ class DecisionForm(forms.Form):
 class RevokeForm(forms.Form):
     reason = forms.CharField(
         label="Reason for revoking",
-        max_length=4000,
+        max_length=MAX_REASON,
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 

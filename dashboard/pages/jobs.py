@@ -13,7 +13,6 @@ from django.views.decorators.http import require_POST
 from dashboard.access import can_decide, is_admin, role_of
 from dashboard.content.previews import ipfs_link, outputs, preview
 from dashboard.errors import DomainError
-from dashboard.jobs import reexecution
 from dashboard.models import Job
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
@@ -21,6 +20,8 @@ from dashboard.notary.services import chain_storage
 from dashboard.pages.base import render_page, role_required
 from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors
 from dashboard.pages.selectors import JobDetail, job_detail
+from dashboard.reexecution import selectors as reexecutions
+from dashboard.reexecution import services as reexecution
 
 
 def typed_amount(value: int | None) -> str:
@@ -76,7 +77,7 @@ def _page(
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
             "storage": chain_storage(job, result) if result else None,
-            "reexecution": reexecution.summary(job),
+            "reexecution": reexecutions.summary(job),
             "reexecutions": detail.reexecutions,
             "show_reexecute": job.state == Job.State.COMPLETED and can_decide(role),
         },

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from dashboard.jobs import reexecution
 from dashboard.pages.base import render_page, role_required
+from dashboard.reexecution.selectors import node_records
 
 
 @role_required()
 def nodes(request: HttpRequest) -> HttpResponse:
-    return render_page(request, "dashboard/nodes.html", {"nodes": reexecution.node_records()})
+    return render_page(request, "dashboard/nodes.html", {"nodes": node_records()})

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework import serializers
 
-from dashboard.api.inputs import Body, CidField, Integer, PieceSizeField, ProviderField, Text
+from dashboard.api.fields import Body, CidField, Integer, PieceSizeField, ProviderField, Text
 from dashboard.errors import DomainError
 
 CID_V0 = "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"

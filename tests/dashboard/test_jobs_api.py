@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job
 from dashboard.models import Job, JobResult
+from dashboard.worker import execute_job
 from executor.embedded_store import EmbeddedStore
 from executor.run import module_cache, run_job
 from executor.spec import parse_spec

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job, execute_reexecution
+from dashboard.reexecution import services as reexecution
+from dashboard.worker import execute_job, execute_reexecution
 from executor.embedded_store import EmbeddedStore
 from tests.base import Personas
 from tests.executor.docker_fixtures import (  # noqa: F401 (fixtures, by their names)

@@ -15,10 +15,10 @@ from django.test.utils import CaptureQueriesContext
 from chain_scanner.models import Claim
 from dashboard.errors import DomainError
 from dashboard.jobs import services as jobs
-from dashboard.jobs.worker import execute_job
 from dashboard.models import AuditEvent, Award, Job, JobPiece
 from dashboard.moderation import services as moderation
 from dashboard.notary import services as notary
+from dashboard.worker import execute_job
 from executor.commp import commp
 from executor.embedded_store import EmbeddedStore
 from executor.spec import parse_spec

@@ -17,10 +17,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.jobs import reexecution
-from dashboard.jobs.worker import execute_reexecution, run_once
 from dashboard.keys.services import create_api_key
 from dashboard.models import ApiKey, AuditEvent, Job, Reexecution
+from dashboard.reexecution import services as reexecution
+from dashboard.reexecution.selectors import node_records
+from dashboard.worker import execute_reexecution, run_once
 from executor.embedded_store import EmbeddedStore
 from executor.run import RunResult, run_job
 from executor.spec import parse_spec
@@ -129,7 +130,7 @@ def test_an_honest_nodes_job_reexecutes_to_the_same_cid(
     assert notary["reexecution"]["rerun_cid"] == ran.result_cid
     event = AuditEvent.objects.get(action="reexecution.match")
     assert event.target == "job:honest-1" and event.actor == "executor"
-    [record] = [r for r in reexecution.node_records() if r["node"] == "node-1"]
+    [record] = [r for r in node_records() if r["node"] == "node-1"]
     assert (record["reported"], record["reexecuted"], record["matched"]) == (1, 1, 1)
     assert record["mismatched"] == 0 and record["caught"] is False
 
@@ -201,7 +202,7 @@ def test_a_lying_node_is_caught_flagged_and_its_job_cannot_be_verified(
     assert AuditEvent.objects.filter(action="reexecution.mismatch", target="job:liar-1").exists()
 
     # the node is marked, and the queue flags the job and the node
-    [record] = [r for r in reexecution.node_records() if r["node"] == "node-1"]
+    [record] = [r for r in node_records() if r["node"] == "node-1"]
     assert record["caught"] is True and record["mismatched"] == 1
     client.force_login(personas.moderator)
     queue = client.get("/").content.decode()

@@ -22,9 +22,9 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
 from dashboard.jobs.bacalhau_scan import follow as bacalhau_loop
-from dashboard.jobs.worker import run_worker
 from dashboard.notary.services import refresh_chain_flags
 from dashboard.queue import wake_worker
+from dashboard.worker import run_worker
 
 # The scanner's lines go through its logger, so SCANNER_LOG_LEVEL governs them here too.
 log = logging.getLogger("chain_scanner.serve")

@@ -1,9 +1,11 @@
-"""The bundled executor inside the dashboard: claim a job, check its inputs, run it, record it.
+"""The bundled executor inside the dashboard: it runs queued jobs and re-executions.
 
-The Celery task (`dashboard.tasks.run_queued_job`) and the embedded worker thread of
-`manage.py serve` both call `execute_job`; results go through `jobs.record_result`, the same
-service `POST /jobs/{id}/results` uses. While a job runs, a thread renews its lease so that
-`jobs.recover_expired` can tell a live worker from a dead one.
+A job: claim it, record its inputs' FIL+ status, run it, record its result. A re-execution:
+claim it, run the job's spec again with the original's limits, let re-execution compare the
+result. The Celery tasks (`dashboard/tasks.py`) and the embedded worker threads of
+`manage.py serve` call the same functions; results go through `jobs.record_result`, the same
+service `POST /jobs/{id}/results` uses. While work runs, a thread renews its lease so that
+`recover_expired` can tell a live worker from a dead one.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from dashboard.content.services import storage
-from dashboard.jobs import reexecution
 from dashboard.jobs import services as jobs
 from dashboard.models import Job, Reexecution
 from dashboard.queue import LeaseKeeper, wait_for_work
+from dashboard.reexecution import services as reexecution
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 

@@ -27,48 +27,37 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.content.services import storage
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import ApiKey, BacalhauExecution, Job, JobResult, Reexecution
+from dashboard.models import MAX_REASON, ApiKey, BacalhauExecution, Job, JobResult, Reexecution
 from dashboard.queue import REEXECUTE_TASK, Queue
-from executor.storage import ContentNotFound, DirEntry, Storage, StorageError
+from dashboard.reexecution.diff import result_diff
+from dashboard.reexecution.selectors import deterministic
 
 __all__ = [
-    "NOT_VERIFIED",
     "after_result",
     "claim",
     "claim_for_node",
     "claim_next",
     "fail",
     "finish",
-    "node_records",
     "recover_expired",
-    "renew_lease",
     "renew_for_node",
+    "renew_lease",
     "report_failure",
     "report_result",
     "request",
-    "result_diff",
-    "summary",
 ]
 
 log = logging.getLogger(__name__)
 
-NOT_VERIFIED = "not_verified_by_rerun"
 OPEN = (Reexecution.State.QUEUED, Reexecution.State.RUNNING)
-MAX_ERROR = 4000
-MAX_DIFF = 100  # differing paths kept in a diff
-MAX_LISTINGS = 64  # directories read while diffing: a hostile result cannot make it costly
 RERUNS = Queue(Reexecution, REEXECUTE_TASK)
-
-
-def deterministic(job: Job) -> bool:
-    return job.engine == Job.Engine.WASM
 
 
 # --- queueing ------------------------------------------------------------------------------------
@@ -156,8 +145,9 @@ def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
     return run
 
 
-def _mirror(job_id: str) -> None:
-    """Job.reexecution_verdict := the outcome of the job's latest run that compared."""
+def _record_verdict(job_id: str) -> None:
+    """Keep on the job row the outcome of its latest run that compared a result
+    (Job.reexecution_verdict), for the queue, the moderation rule and the node records."""
     compared = Reexecution.objects.filter(
         job_id=OuterRef("pk"), state__in=[Reexecution.State.MATCH, Reexecution.State.MISMATCH]
     ).order_by("-finished_at", "-id")
@@ -216,7 +206,7 @@ def _end(run: Reexecution, worker: str, **fields: Any) -> bool:
         if not won:
             log.warning("re-execution %s was recovered elsewhere; its outcome is dropped", run.pk)
             return False
-        _mirror(run.job_id)
+        _record_verdict(run.job_id)
         _audit_outcome(run.pk, run.job_id, fields["state"], fields.get("error", ""))
     return True
 
@@ -227,7 +217,7 @@ def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
         action=f"reexecution.{state}",
         target=f"job:{job_id}",
         after={"reexecution": run_id, "state": state},
-        reason=error[:MAX_ERROR],
+        reason=error[:MAX_REASON],
     )
 
 
@@ -238,7 +228,7 @@ def fail(run: Reexecution, *, worker: str, reason: str, ran_by: str | None = Non
         run,
         worker,
         state=Reexecution.State.FAILED,
-        error=reason[:MAX_ERROR],
+        error=reason[:MAX_REASON],
         ran_by=ran_by or worker,
     )
 
@@ -273,46 +263,6 @@ def finish(
         ran_by=ran_by or worker,
     )
     return state if won else None
-
-
-def result_diff(store: Storage, reported: str, rerun: str) -> list[dict[str, str | None]]:
-    """Where two result directories differ (`stdout`, `stderr`, `exitCode`, `outputs/…`):
-    [{"path", "reported", "rerun"}], each side the entry's CID or null where it is absent.
-    Subtrees with the same CID are the same and are not read. When the reported result is
-    not in this store, only its root can be compared: the diff is one entry, path ".".
-    """
-    out: list[dict[str, str | None]] = []
-    listings = [MAX_LISTINGS]
-
-    def entries(cid: str) -> dict[str, DirEntry] | None:
-        if listings[0] <= 0:
-            return None
-        try:
-            if not store.is_dir(cid):
-                return None
-            listings[0] -= 1
-            return {e.name: e for e in store.ls(cid)}
-        except (ContentNotFound, StorageError):
-            return None
-
-    def walk(path: str, a: str | None, b: str | None) -> None:
-        if a == b or len(out) >= MAX_DIFF:
-            return
-        left = entries(a) if a is not None else None
-        right = entries(b) if b is not None else None
-        if left is None or right is None:
-            out.append({"path": path or ".", "reported": a, "rerun": b})
-            return
-        for name in sorted(left.keys() | right.keys()):
-            one, two = left.get(name), right.get(name)
-            walk(
-                f"{path}/{name}" if path else name,
-                one.cid if one else None,
-                two.cid if two else None,
-            )
-
-    walk("", reported, rerun)
-    return out
 
 
 # --- verifier nodes -------------------------------------------------------------------------
@@ -401,99 +351,3 @@ def _reported(run: Reexecution, *, won: bool) -> Reexecution:
     if not won:  # another worker took the run between the lease check and the write
         raise _lease_lost(run)
     return run
-
-
-# --- reading -----------------------------------------------------------------------------------
-
-
-def summary(job: Job) -> dict[str, Any]:
-    """A job's re-execution state as the job API and the notary show it (its latest run)."""
-    runs = sorted(job.reexecutions.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
-    latest = runs[0] if runs else None
-    try:
-        reported: str | None = job.result.result_cid
-    except JobResult.DoesNotExist:
-        reported = None
-    return {
-        "state": latest.state if latest else NOT_VERIFIED,
-        "deterministic": deterministic(job),
-        "runs": len(runs),
-        "reason": latest.reason if latest else None,
-        "requested_by": latest.requested_by if latest else None,
-        "reported_cid": reported,
-        "rerun_cid": (latest.result_cid or None) if latest else None,
-        "exit_code": latest.exit_code if latest else None,
-        "runtime_ms": latest.runtime_ms if latest else None,
-        "ran_by": (latest.ran_by or None) if latest else None,
-        "attempts": latest.attempts if latest else 0,
-        "started_at": latest.started_at if latest else None,
-        "finished_at": latest.finished_at if latest else None,
-        "diff": latest.diff if latest else None,
-        "error": (latest.error or None) if latest else None,
-    }
-
-
-def node_records() -> list[dict[str, Any]]:
-    """Per compute node (each node key, each Bacalhau node): completed jobs reported, and of
-    those re-executed, matched and mismatched (by each job's latest re-execution, WASM and
-    Docker alike); `caught` when a WASM job's latest re-execution mismatched. Two queries."""
-    done = Q(state=Job.State.COMPLETED, external=True)
-
-    def counts(prefix: str) -> dict[str, Any]:
-        def where(**extra: Any) -> Q:
-            return Q(
-                **{f"{prefix}{k}": v for k, v in {"state": Job.State.COMPLETED, **extra}.items()}
-            )
-
-        match, mismatch = Reexecution.State.MATCH, Reexecution.State.MISMATCH
-        return {
-            "reported": Count(f"{prefix}id", filter=where()),
-            "reexecuted": Count(
-                f"{prefix}id", filter=where(reexecution_verdict__in=[match, mismatch])
-            ),
-            "matched": Count(f"{prefix}id", filter=where(reexecution_verdict=match)),
-            "mismatched": Count(f"{prefix}id", filter=where(reexecution_verdict=mismatch)),
-            "caught": Count(
-                f"{prefix}id", filter=where(reexecution_verdict=mismatch, engine=Job.Engine.WASM)
-            ),
-        }
-
-    counted = ("reported", "reexecuted", "matched", "mismatched")
-    records: list[dict[str, Any]] = []
-    keys = (
-        ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
-        .annotate(**counts("node_jobs__"))
-        .order_by("name", "prefix")
-        .values("name", "prefix", "provider", "revoked_at", *counted, "caught")
-    )
-    for key in keys:
-        records.append(
-            {
-                "kind": "key",
-                "node": key["name"],
-                "id": key["prefix"],
-                "provider": key["provider"] or None,
-                "revoked": key["revoked_at"] is not None,
-                **{k: key[k] for k in counted},
-                "caught": key["caught"] > 0,
-            }
-        )
-    bacalhau = (
-        Job.objects.filter(done, bacalhau__isnull=False)
-        .values("bacalhau__node_id")
-        .annotate(**counts(""))
-        .order_by("bacalhau__node_id")
-    )
-    for row in bacalhau:
-        records.append(
-            {
-                "kind": "bacalhau",
-                "node": row["bacalhau__node_id"],
-                "id": row["bacalhau__node_id"],
-                "provider": None,
-                "revoked": False,
-                **{k: row[k] for k in counted},
-                "caught": row["caught"] > 0,
-            }
-        )
-    return records

@@ -1,0 +1,112 @@
+"""Reading re-executions: a job's latest run as every page and answer shows it, and the
+compute nodes' records. The one reader of a job's runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Q
+
+from dashboard.models import ApiKey, Job, JobResult, Reexecution
+
+__all__ = ["NOT_RERUN", "deterministic", "node_records", "summary"]
+
+# A job's state before any re-execution of it (its name in the API).
+NOT_RERUN = "not_verified_by_rerun"
+
+
+def deterministic(job: Job) -> bool:
+    return job.engine == Job.Engine.WASM
+
+
+def summary(job: Job) -> dict[str, Any]:
+    """A job's re-execution state as the job API and the notary show it (its latest run)."""
+    runs = sorted(job.reexecutions.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
+    latest = runs[0] if runs else None
+    try:
+        reported: str | None = job.result.result_cid
+    except JobResult.DoesNotExist:
+        reported = None
+    return {
+        "state": latest.state if latest else NOT_RERUN,
+        "deterministic": deterministic(job),
+        "runs": len(runs),
+        "reason": latest.reason if latest else None,
+        "requested_by": latest.requested_by if latest else None,
+        "reported_cid": reported,
+        "rerun_cid": (latest.result_cid or None) if latest else None,
+        "exit_code": latest.exit_code if latest else None,
+        "runtime_ms": latest.runtime_ms if latest else None,
+        "ran_by": (latest.ran_by or None) if latest else None,
+        "attempts": latest.attempts if latest else 0,
+        "started_at": latest.started_at if latest else None,
+        "finished_at": latest.finished_at if latest else None,
+        "diff": latest.diff if latest else None,
+        "error": (latest.error or None) if latest else None,
+    }
+
+
+def node_records() -> list[dict[str, Any]]:
+    """Per compute node (each node key, each Bacalhau node): completed jobs reported, and of
+    those re-executed, matched and mismatched (by each job's latest re-execution, WASM and
+    Docker alike); `caught` when a WASM job's latest re-execution mismatched. Two queries."""
+    done = Q(state=Job.State.COMPLETED, external=True)
+
+    def counts(prefix: str) -> dict[str, Any]:
+        def where(**extra: Any) -> Q:
+            return Q(
+                **{f"{prefix}{k}": v for k, v in {"state": Job.State.COMPLETED, **extra}.items()}
+            )
+
+        match, mismatch = Reexecution.State.MATCH, Reexecution.State.MISMATCH
+        return {
+            "reported": Count(f"{prefix}id", filter=where()),
+            "reexecuted": Count(
+                f"{prefix}id", filter=where(reexecution_verdict__in=[match, mismatch])
+            ),
+            "matched": Count(f"{prefix}id", filter=where(reexecution_verdict=match)),
+            "mismatched": Count(f"{prefix}id", filter=where(reexecution_verdict=mismatch)),
+            "caught": Count(
+                f"{prefix}id", filter=where(reexecution_verdict=mismatch, engine=Job.Engine.WASM)
+            ),
+        }
+
+    counted = ("reported", "reexecuted", "matched", "mismatched")
+    records: list[dict[str, Any]] = []
+    keys = (
+        ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
+        .annotate(**counts("node_jobs__"))
+        .order_by("name", "prefix")
+        .values("name", "prefix", "provider", "revoked_at", *counted, "caught")
+    )
+    for key in keys:
+        records.append(
+            {
+                "kind": "key",
+                "node": key["name"],
+                "id": key["prefix"],
+                "provider": key["provider"] or None,
+                "revoked": key["revoked_at"] is not None,
+                **{k: key[k] for k in counted},
+                "caught": key["caught"] > 0,
+            }
+        )
+    bacalhau = (
+        Job.objects.filter(done, bacalhau__isnull=False)
+        .values("bacalhau__node_id")
+        .annotate(**counts(""))
+        .order_by("bacalhau__node_id")
+    )
+    for row in bacalhau:
+        records.append(
+            {
+                "kind": "bacalhau",
+                "node": row["bacalhau__node_id"],
+                "id": row["bacalhau__node_id"],
+                "provider": None,
+                "revoked": False,
+                **{k: row[k] for k in counted},
+                "caught": row["caught"] > 0,
+            }
+        )
+    return records

@@ -1,0 +1,61 @@
+"""Shapes of re-execution (docs/reexecution.md): a job's latest run as the job API and the
+notary show it, and the verifier API's task and reports."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from dashboard.api.fields import Body, CidField, Integer, Text
+from dashboard.models import MAX_REASON, Reexecution
+from dashboard.reexecution.selectors import NOT_RERUN
+
+
+class DiffEntrySerializer(serializers.Serializer):
+    path = serializers.CharField(help_text='"stdout", "outputs/a.txt"…; "." for the roots')
+    reported = serializers.CharField(allow_null=True, help_text="null: absent in the reported")
+    rerun = serializers.CharField(allow_null=True, help_text="null: absent in the re-run")
+
+
+# A job's re-execution (selectors.summary): the latest run's state and outcome.
+class ReexecutionSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=[NOT_RERUN, *Reexecution.State.values])
+    deterministic = serializers.BooleanField(
+        help_text="false for Docker: a mismatch is information, not evidence"
+    )
+    runs = serializers.IntegerField(help_text="re-executions of this job so far")
+    reason = serializers.ChoiceField(
+        choices=["policy", "sampled", "node_mismatched", "requested"], allow_null=True
+    )
+    requested_by = serializers.CharField(allow_null=True)
+    reported_cid = serializers.CharField(allow_null=True, help_text="the result CID reported")
+    rerun_cid = serializers.CharField(allow_null=True, help_text="the result CID re-computed")
+    exit_code = serializers.IntegerField(allow_null=True)
+    runtime_ms = serializers.IntegerField(allow_null=True)
+    ran_by = serializers.CharField(allow_null=True, help_text="the worker that re-ran it")
+    attempts = serializers.IntegerField(help_text="workers that took this run (one was lost)")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    diff = DiffEntrySerializer(many=True, allow_null=True, help_text="a mismatch's differences")
+    error = serializers.CharField(allow_null=True, help_text="why a failed run gave no result")
+
+
+# What a verifier node is given to run: the original's spec (its limits included), not the
+# result CID its node reported, so that the verifier can only compute it.
+class ReexecutionTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    job_id = serializers.CharField()
+    spec = serializers.DictField(source="job.spec")
+    lease_until = serializers.DateTimeField(help_text="renew before this, every third of it")
+    attempts = serializers.IntegerField()
+
+
+# A verifier node's outcome: the result its run gave (…/result), or why it gave none
+# (…/failure).
+class ReexecutionResultSerializer(Body):
+    result_cid = CidField()
+    exit_code = Integer(min_value=-(2**63), max_value=2**63 - 1)
+    runtime_ms = Integer(min_value=0, max_value=2**63 - 1)
+
+
+class ReexecutionFailureSerializer(Body):
+    error = Text(max_length=MAX_REASON, help_text="why the run gave no result")
