@@ -22,11 +22,10 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -169,7 +168,8 @@ def _docker_mounts(mounts: Sequence[Mount]) -> list[DockerMount]:
 
 
 class _OutputPump:
-    """Copies the attach stream's frames to the stdout and stderr files in a thread."""
+    """Copies the attach stream's frames to the stdout and stderr files in a thread, from the
+    start of the `with` block; its end closes the stream."""
 
     def __init__(self, sock: Any, stdout: IO[bytes], stderr: IO[bytes]) -> None:
         self._sock = sock
@@ -177,8 +177,12 @@ class _OutputPump:
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="container-output", daemon=True)
 
-    def start(self) -> None:
+    def __enter__(self) -> _OutputPump:
         self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _run(self) -> None:
         try:
@@ -284,16 +288,14 @@ def run_container(
             f"limits.memory_bytes: Docker needs at least {MIN_MEMORY_BYTES} bytes "
             f"({_mebibytes(MIN_MEMORY_BYTES)}); the job asks for {memory_bytes}"
         )
-    client = _connect(api_timeout_s)
-    name = f"filplus-job-{uuid.uuid4().hex[:16]}"
-    created = False
-    try:
+    with contextlib.closing(_connect(api_timeout_s)) as client, _engine_errors():
         _ensure_image(client, image, _pull_enabled(pull))
-        with Path(stdout).open("wb") as out, Path(stderr).open("wb") as err:
-            created = True  # from here on a container of that name may exist
-            container = _create(
+        with (
+            Path(stdout).open("wb") as out,
+            Path(stderr).open("wb") as err,
+            _container(
                 client,
-                name=name,
+                name=f"filplus-job-{uuid.uuid4().hex[:16]}",
                 image=image,
                 entrypoint=entrypoint,
                 env=env,
@@ -303,73 +305,46 @@ def run_container(
                 pids_limit=pids_limit,
                 tmp_bytes=tmp_bytes,
                 user=user if user is not None else f"{os.getuid()}:{os.getgid()}",
-            )
-            pump = _OutputPump(_attach(client, container.id), out, err)
-            pump.start()
-            try:
+            ) as container,
+        ):
+            with _OutputPump(_attach(client, container.id), out, err) as pump:
                 started = time.monotonic()
-                try:
-                    container.start()
-                except APIError as exc:
-                    raise ContainerRunError(
-                        f"the container could not start: {_start_reason(exc)}"
-                    ) from None
+                _start(container)
                 left = timeout_s if deadline is None else deadline - time.monotonic()
                 exit_code = _wait(container, left, cancel)
                 runtime_ms = round((time.monotonic() - started) * 1000)
-                if exit_code == _CANCELLED:
+                if exit_code == _CANCELLED or exit_code is None:
                     _kill(container)
-                    pump.finish(_DRAIN_TIMEOUT_S)
+                # Drained after a kill too, to keep what the job wrote before it.
+                pump.finish(_DRAIN_TIMEOUT_S)
+                if exit_code == _CANCELLED:
                     raise ContainerCancelled("cancelled while running; the container was killed")
                 if exit_code is None:
-                    _kill(container)
-                    pump.finish(_DRAIN_TIMEOUT_S)  # keep what it wrote before the kill
                     raise ContainerRunError(
                         f"the job exceeded its wall-time limit of {timeout_s:g} s and was killed"
                     )
-                pump.finish(_DRAIN_TIMEOUT_S)
-            finally:
-                pump.close()
             if pump.error is not None:
                 raise ContainerRunError(
                     f"reading the container's output failed: {_one_line(pump.error)}"
                 )
-            limit = f"{memory_bytes} bytes ({_mebibytes(memory_bytes)})"
-            if _oom_killed(container, exit_code):
-                raise ContainerRunError(
-                    f"the job ran out of memory: it was killed at its memory limit of {limit}"
-                )
-            if exit_code == _SIGKILL_EXIT:
-                # 137 is a SIGKILL that we did not send: of PID 1, which nothing inside the
-                # container can signal, or of a child whose status the job passed on. That is
-                # the kernel's OOM killer, whose event the engine (cgroup v1) drops when the
-                # cgroup is gone before it reads it: seen here under load, 2 runs in 100. So
-                # 137 always fails the job, whether or not the engine confirms an OOM kill.
-                raise ContainerRunError(
-                    f"the job was killed by SIGKILL (exit code {_SIGKILL_EXIT}), most likely "
-                    f"by the out-of-memory killer at its memory limit of {limit}; "
-                    "the engine did not report an OOM kill"
-                )
+            _raise_if_killed(container, exit_code, memory_bytes)
             return ContainerOutcome(exit_code=exit_code, runtime_ms=runtime_ms)
+
+
+@contextlib.contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Turns the docker and requests errors that no step explained into a one-line reason."""
+    try:
+        yield
     except (DockerException, requests.RequestException) as exc:
         if isinstance(exc, APIError) and exc.status_code is not None and exc.status_code < 500:
             reason = _api_reason(exc)
             raise ContainerRunError(f"the Docker engine refused the job: {reason}") from None
         raise _unreachable(exc) from None
-    finally:
-        # A removal failure is reported only when nothing else is: the first reason wins.
-        failing = sys.exc_info()[1] is not None
-        try:
-            if created:
-                _remove(client, name)
-        except ContainerRunError:
-            if not failing:
-                raise
-        finally:
-            client.close()
 
 
-def _create(
+@contextlib.contextmanager
+def _container(
     client: docker.DockerClient,
     *,
     name: str,
@@ -382,37 +357,82 @@ def _create(
     pids_limit: int,
     tmp_bytes: int,
     user: str,
-) -> Any:
+) -> Iterator[Any]:
+    """The job's container, removed when the `with` block ends however it ends.
+
+    A failure to remove it is raised only when the block raised nothing: the first reason
+    wins, and the job's own failure says more than the cleanup's.
+    """
     try:
-        return client.containers.create(
-            image,
-            name=name,
-            entrypoint=list(entrypoint) or None,
-            environment=[f"{k}={v}" for k, v in env],
-            user=user,
-            labels={LABEL: "job"},
-            network_mode="none",
-            read_only=True,
-            mounts=_docker_mounts(mounts),
-            tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_bytes},mode=1777"},
-            mem_limit=memory_bytes,
-            memswap_limit=memory_bytes,
-            nano_cpus=nano_cpus,
-            pids_limit=pids_limit,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            # Output comes through the attach stream; the daemon need not keep a copy.
-            log_config=LogConfig(type=LogConfig.types.NONE),
-            stdin_open=False,
-            tty=False,
+        # Removed even when creating it fails: the engine may have made it before the call
+        # failed (a read timeout, say).
+        try:
+            container = client.containers.create(
+                image,
+                name=name,
+                entrypoint=list(entrypoint) or None,
+                environment=[f"{k}={v}" for k, v in env],
+                user=user,
+                labels={LABEL: "job"},
+                network_mode="none",
+                read_only=True,
+                mounts=_docker_mounts(mounts),
+                tmpfs={"/tmp": f"rw,nosuid,nodev,size={tmp_bytes},mode=1777"},
+                mem_limit=memory_bytes,
+                memswap_limit=memory_bytes,
+                nano_cpus=nano_cpus,
+                pids_limit=pids_limit,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                # Output comes through the attach stream; the daemon need not keep a copy.
+                log_config=LogConfig(type=LogConfig.types.NONE),
+                stdin_open=False,
+                tty=False,
+            )
+        except APIError as exc:
+            raise _create_error(exc, image, entrypoint) from None
+        yield container
+    except BaseException:
+        with contextlib.suppress(ContainerRunError):
+            _remove(client, name)
+        raise
+    _remove(client, name)
+
+
+def _create_error(exc: APIError, image: str, entrypoint: Sequence[str]) -> ContainerRunError:
+    reason = _api_reason(exc)
+    if not entrypoint and "no command specified" in reason.lower():
+        return ContainerRunError(
+            f"the image {image} has no default command; give docker.entrypoint"
         )
+    return ContainerRunError(f"the container could not be created: {reason}")
+
+
+def _start(container: Any) -> None:
+    try:
+        container.start()
     except APIError as exc:
-        reason = _api_reason(exc)
-        if not entrypoint and "no command specified" in reason.lower():
-            raise ContainerRunError(
-                f"the image {image} has no default command; give docker.entrypoint"
-            ) from None
-        raise ContainerRunError(f"the container could not be created: {reason}") from None
+        raise ContainerRunError(f"the container could not start: {_start_reason(exc)}") from None
+
+
+def _raise_if_killed(container: Any, exit_code: int, memory_bytes: int) -> None:
+    """Fails the job that the memory limit killed, whether or not the engine says so."""
+    limit = f"{memory_bytes} bytes ({_mebibytes(memory_bytes)})"
+    if _oom_killed(container, exit_code):
+        raise ContainerRunError(
+            f"the job ran out of memory: it was killed at its memory limit of {limit}"
+        )
+    if exit_code == _SIGKILL_EXIT:
+        # 137 is a SIGKILL that we did not send: of PID 1, which nothing inside the
+        # container can signal, or of a child whose status the job passed on. That is
+        # the kernel's OOM killer, whose event the engine (cgroup v1) drops when the
+        # cgroup is gone before it reads it: seen here under load, 2 runs in 100. So
+        # 137 always fails the job, whether or not the engine confirms an OOM kill.
+        raise ContainerRunError(
+            f"the job was killed by SIGKILL (exit code {_SIGKILL_EXIT}), most likely "
+            f"by the out-of-memory killer at its memory limit of {limit}; "
+            "the engine did not report an OOM kill"
+        )
 
 
 def _oom_killed(container: Any, exit_code: int) -> bool:

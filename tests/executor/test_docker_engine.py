@@ -13,17 +13,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import docker
 import pytest
+from docker.errors import APIError
 
 from executor.docker_engine import (
+    DEFAULT_NANO_CPUS,
+    DEFAULT_PIDS_LIMIT,
+    DEFAULT_TMP_BYTES,
     LABEL,
     MIN_MEMORY_BYTES,
     ContainerOutcome,
     ContainerRunError,
+    _container,
     run_container,
 )
 from executor.embedded_store import EmbeddedStore
@@ -354,6 +362,83 @@ except KeyboardInterrupt:
             child.kill()
     assert out.strip() == "interrupted", err
     # The `engine` fixture checks that the container is gone.
+
+
+# --- a removal failure is reported only when nothing else is: the first reason wins -----------
+# A real engine cannot be made to fail a removal on demand, so these give `_container` a client
+# whose engine cannot remove containers.
+
+
+class EngineThatCannotRemove:
+    """Stands in for a docker.DockerClient: creates containers (or fails to), removes none."""
+
+    def __init__(self, create_error: Exception | None = None) -> None:
+        self.create_error = create_error
+        self.removed: list[str] = []
+        self.containers = SimpleNamespace(create=self._create)
+        self.api = SimpleNamespace(remove_container=self._remove_container)
+
+    def _create(self, image: str, **options: Any) -> SimpleNamespace:
+        if self.create_error is not None:
+            raise self.create_error
+        return SimpleNamespace(id="c0ffee", name=options["name"])
+
+    def _remove_container(self, name: str, **options: Any) -> None:
+        self.removed.append(name)
+        raise APIError("500 Server Error", explanation="device or resource busy")
+
+
+def open_container(client: EngineThatCannotRemove) -> AbstractContextManager[Any]:
+    return _container(
+        client,
+        name="filplus-job-test",
+        image=TINY_IMAGE,
+        entrypoint=["true"],
+        env=(),
+        mounts=(),
+        memory_bytes=MIN_MEMORY_BYTES,
+        nano_cpus=DEFAULT_NANO_CPUS,
+        pids_limit=DEFAULT_PIDS_LIMIT,
+        tmp_bytes=DEFAULT_TMP_BYTES,
+        user="0:0",
+    )
+
+
+def test_a_removal_failure_is_reported_when_nothing_else_failed() -> None:
+    client = EngineThatCannotRemove()
+    with (
+        pytest.raises(ContainerRunError, match=r"^removing the container filplus-job-test failed"),
+        open_container(client) as container,
+    ):
+        assert container.name == "filplus-job-test"
+    assert client.removed == ["filplus-job-test"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        ContainerRunError("the job exceeded its wall-time limit of 1 s and was killed"),
+        KeyboardInterrupt(),
+    ],
+    ids=["job-failed", "ctrl-c"],
+)
+def test_the_first_reason_wins_over_a_removal_failure(failure: BaseException) -> None:
+    client = EngineThatCannotRemove()
+    with pytest.raises(type(failure)) as raised, open_container(client):
+        raise failure
+    assert raised.value is failure
+    assert client.removed == ["filplus-job-test"]
+
+
+def test_a_container_that_failed_to_be_created_is_removed_too() -> None:
+    # The engine may have made the container before the call failed.
+    client = EngineThatCannotRemove(APIError("500 Server Error", explanation="no space left"))
+    with (
+        pytest.raises(ContainerRunError, match=r"^the container could not be created: no space"),
+        open_container(client),
+    ):
+        pytest.fail("the block ran without a container")
+    assert client.removed == ["filplus-job-test"]
 
 
 # --- a realistic image, and the whole job path -----------------------------------------------
