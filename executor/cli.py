@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from executor import environment
 from executor.api_client import ApiError, DashboardClient
 from executor.backend import open_storage
 from executor.cids import InvalidCID, normalize_cid
@@ -41,13 +41,13 @@ class _Parser(argparse.ArgumentParser):
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--api",
-        default=os.environ.get("FILPLUS_API_URL") or None,
+        default=environment.api_url(),
         metavar="URL",
         help="a dashboard to work against (default $FILPLUS_API_URL; none: run locally)",
     )
     parser.add_argument(
         "--api-key",
-        default=os.environ.get("FILPLUS_API_KEY") or None,
+        default=environment.api_key(),
         metavar="KEY",
         help="API key for --api (default $FILPLUS_API_KEY)",
     )
@@ -62,14 +62,6 @@ def _client(opts: argparse.Namespace, prog: str) -> DashboardClient | None:
         return DashboardClient(opts.api, opts.api_key)
     except ApiError as exc:
         raise UsageError(f"{prog}: {exc}") from None
-
-
-def _data_dir() -> Path:
-    return Path(os.environ.get("DATA_DIR") or "data")
-
-
-def _storage() -> Storage:
-    return open_storage(data_dir=_data_dir())
 
 
 def _say(message: str) -> None:
@@ -92,7 +84,7 @@ def _cmd_add(argv: Sequence[str]) -> int:
         raise UsageError(f"executor add: {opts.path}: no such file or directory")
     client = _client(opts, "executor add")
     if client is None:
-        for entry in _storage().add_path(opts.path):
+        for entry in open_storage().add_path(opts.path):
             print(entry.cid)
         return 0
     with client:
@@ -136,7 +128,7 @@ def _cmd_get(argv: Sequence[str]) -> int:
         raise UsageError(f"executor get: {dest} already exists")
     client = _client(opts, "executor get")
     if client is None:
-        _storage().get(cid, dest)
+        open_storage().get(cid, dest)
     else:
         with client:
             client.download(cid, dest)
@@ -289,7 +281,7 @@ def _cmd_wasm_run(argv: Sequence[str]) -> int:
     opts = _wasm_run_parser().parse_intermixed_args(argv)
     common = _common_body(opts, prog)
     client = _client(opts, prog)
-    storage = None if client is not None else _storage()
+    storage = None if client is not None else open_storage()
     body = {
         "engine": "wasm",
         "wasm": {
@@ -315,7 +307,7 @@ def _cmd_docker_run(argv: Sequence[str]) -> int:
         **common,
     }
     spec = _validated(body, prog)
-    return _execute(spec, opts, client, None if client is not None else _storage())
+    return _execute(spec, opts, client, None if client is not None else open_storage())
 
 
 def _execute(
@@ -327,7 +319,7 @@ def _execute(
     say = (lambda _: None) if opts.quiet else _say
     if client is None:
         assert storage is not None
-        cache = module_cache(_data_dir() / "wasm-cache")
+        cache = module_cache(environment.data_dir() / "wasm-cache")
         result = run_job(spec, storage, cache=cache, progress=say)
         if not opts.quiet:
             _show(lambda cid: storage.iter_cat(cid), result.stdout_cid, result.stderr_cid)
@@ -422,7 +414,7 @@ def _cmd_commp(argv: Sequence[str]) -> int:
             client = _client(opts, prog)
             with path.open("wb") as out:
                 if client is None:
-                    _storage().export_car(cid, out)
+                    open_storage().export_car(cid, out)
                 else:
                     with client:
                         for chunk in client.iter_car(cid):
@@ -483,8 +475,8 @@ def _cmd_verify(argv: Sequence[str]) -> int:
     client = _client(opts, "executor verify")
     if client is None:
         raise UsageError("executor verify: needs --api URL (or FILPLUS_API_URL)")
-    storage = _storage()
-    cache = module_cache(_data_dir() / "wasm-cache")
+    storage = open_storage()
+    cache = module_cache(environment.data_dir() / "wasm-cache")
     with client:
         try:
             while True:
@@ -552,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             except UsageError as exc:
                 _say(f"error: {exc}")
                 return 2
-            except (JobFailed, StorageError, ApiError) as exc:
+            except (JobFailed, StorageError, ApiError, environment.BadSetting) as exc:
                 _say(f"error: {exc}")
                 return 1
             except OSError as exc:

@@ -37,6 +37,8 @@ from docker.types import LogConfig
 from docker.types import Mount as DockerMount
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
+from executor import environment
+from executor.environment import DOCKER_PULL as PULL_ENV
 from executor.wasm import Mount
 
 __all__ = [
@@ -53,7 +55,6 @@ __all__ = [
     "run_container",
 ]
 
-PULL_ENV = "EXECUTOR_DOCKER_PULL"
 DEFAULT_NANO_CPUS = 1_000_000_000  # one CPU
 DEFAULT_PIDS_LIMIT = 256
 DEFAULT_TMP_BYTES = 64 * 1024 * 1024
@@ -104,7 +105,7 @@ def _start_reason(exc: APIError) -> str:
 
 
 def _engine_name() -> str:
-    host = os.environ.get("DOCKER_HOST")
+    host = environment.docker_host()
     if host:
         return f"DOCKER_HOST={host}"
     return "the default unix:///var/run/docker.sock (DOCKER_HOST is not set)"
@@ -120,7 +121,7 @@ def _unreachable(exc: BaseException) -> ContainerRunError:
 def _pull_enabled(pull: bool | None) -> bool:
     if pull is not None:
         return pull
-    return os.environ.get(PULL_ENV, "").strip().lower() in ("1", "true", "yes")
+    return environment.docker_pull()
 
 
 def _mebibytes(n: int) -> str:

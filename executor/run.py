@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from executor import environment
+from executor.environment import DEFAULT_MAX_INPUT_BYTES
 from executor.spec import OUTPUTS_PATH, JobSpec
 from executor.storage import (
     ContentNotFound,
@@ -54,16 +56,13 @@ __all__ = [
 
 _INPUT_TIME_S = REALTIME_START_NS // 1_000_000_000
 
-# A node's limit on what one job's inputs may write to its disk (EXECUTOR_MAX_INPUT_BYTES).
-DEFAULT_MAX_INPUT_BYTES = 4 << 30
-
 
 def max_input_bytes() -> int:
     """EXECUTOR_MAX_INPUT_BYTES from the environment (the CLI has no Django settings)."""
-    raw = os.environ.get("EXECUTOR_MAX_INPUT_BYTES") or str(DEFAULT_MAX_INPUT_BYTES)
-    if not raw.isdigit() or int(raw) < 1:
-        raise JobFailed(f"EXECUTOR_MAX_INPUT_BYTES must be a positive number of bytes, got {raw!r}")
-    return int(raw)
+    try:
+        return environment.max_input_bytes()
+    except environment.BadSetting as exc:
+        raise JobFailed(str(exc)) from None
 
 
 class JobFailed(Exception):

@@ -22,10 +22,10 @@ def cli(tmp_path: Path):
     env = process_env(tmp_path)
     env.pop("IPFS_API_URL", None)
 
-    def call(*args: str) -> subprocess.CompletedProcess:
+    def call(*args: str, **variables: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "executor", *args],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+            cwd=tmp_path, env={**env, **variables}, capture_output=True, text=True, timeout=120,
         )  # fmt: skip
 
     return call
@@ -187,6 +187,39 @@ def test_errors_are_one_line_and_exit_non_zero(cli, tmp_path, args, status, mess
     assert proc.returncode == status, proc.stderr
     assert message in one_line_error(proc)
     assert proc.stdout == ""
+
+
+# Some of these were a traceback before: nan and inf for the timeout (a negative one too, in the
+# calls that stream), and superscript digits for the limit, which str.isdigit() takes and int()
+# does not.
+@pytest.mark.parametrize(
+    ("variables", "args", "message"),
+    [
+        *(
+            (
+                {"IPFS_API_URL": "http://127.0.0.1:9", "IPFS_FIND_TIMEOUT_S": value},
+                ("get", HELLO_V1, "-o", "x"),
+                f"IPFS_FIND_TIMEOUT_S must be a number of seconds, got {value!r}",
+            )
+            for value in ("soon", "nan", "inf", "-1")
+        ),
+        *(
+            (
+                {"EXECUTOR_MAX_INPUT_BYTES": value},
+                ("wasm", "run", "exit3.wasm"),
+                f"EXECUTOR_MAX_INPUT_BYTES must be a positive number of bytes, got {value!r}",
+            )
+            for value in ("0", "4G", "\u00b2")
+        ),
+    ],
+)
+def test_a_bad_variable_is_a_one_line_error_naming_it(
+    cli, tmp_path, variables, args, message
+) -> None:
+    (tmp_path / "exit3.wasm").write_bytes(wat.exit_with(3))
+    proc = cli(*args, **variables)
+    assert proc.returncode == 1, proc.stderr
+    assert message in one_line_error(proc)
 
 
 def test_help(cli) -> None:
