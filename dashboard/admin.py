@@ -10,9 +10,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from dashboard.addresses import PROVIDER_ADDRESS
+from dashboard.bacalhau.clients import bind_client, client_id_of
+from dashboard.bacalhau.scan import map_node
 from dashboard.errors import DomainError
-from dashboard.jobs.bacalhau_scan import map_node
-from dashboard.keys.bacalhau_clients import bind_client, client_id_of
 from dashboard.keys.services import create_api_key, revoke_api_key
 from dashboard.models import (
     ApiKey,

@@ -57,7 +57,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     # A node key that offers to re-execute other nodes' jobs (dashboard/reexecution/).
     verifier = models.BooleanField(default=False)
-    # Bacalhau job-selection probes answered for this node key (eligibility/bacalhau_probe.py).
+    # Bacalhau job-selection probes answered for this node key (dashboard/bacalhau/probe.py).
     probe_count = models.PositiveBigIntegerField(default=0)
     probe_last_at = models.DateTimeField(null=True, blank=True)
 
@@ -367,7 +367,7 @@ class BacalhauNode(models.Model):
 
 class BacalhauOrchestrator(LeasedPasses):
     """A Bacalhau orchestrator the scanner reads jobs from (BACALHAU_ORCHESTRATORS): its
-    checkpoint and lease, as the chain scanner keeps them (dashboard/jobs/bacalhau_scan.py)."""
+    checkpoint and lease, as the chain scanner keeps them (dashboard/bacalhau/scan.py)."""
 
     url = models.CharField(max_length=500, unique=True)
     # Every job modified before this (ModifyTime, unix ns) has been read.

@@ -51,6 +51,6 @@ def refresh_chain_flags() -> int:
 @shared_task(name="dashboard.scan_bacalhau", ignore_result=True)
 def scan_bacalhau() -> list[str]:
     """Beat: import completed jobs from BACALHAU_ORCHESTRATORS (a lease per orchestrator)."""
-    from dashboard.jobs.bacalhau_scan import scan_all
+    from dashboard.bacalhau.scan import scan_all
 
     return [report.summary() for report in scan_all()]

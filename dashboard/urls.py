@@ -6,6 +6,7 @@ from django.urls import include, path, register_converter
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from dashboard.bacalhau import apis as bacalhau
 from dashboard.content import apis as content
 from dashboard.eligibility import apis as eligibility
 from dashboard.errors import error_body
@@ -55,7 +56,7 @@ api_v1 = [
     path("scanner", eligibility.ScannerView.as_view(), name="api-scanner"),
     path(
         "bacalhau/probe/<str:node_key>",
-        eligibility.BacalhauProbeView.as_view(),
+        bacalhau.BacalhauProbeView.as_view(),
         name="api-bacalhau-probe",
     ),
     path("jobs", jobs.JobsView.as_view(), name="api-jobs"),
@@ -101,14 +102,14 @@ api_v1 = [
 # Bacalhau's legacy requester API, at the root as bacalhau-sdk 1.3 calls it, and under
 # /api/v1/requester/ as Bacalhau v1.1 to v1.3 serve it (docs/bacalhau.md).
 requester = [
-    path("submit", jobs.LegacySubmitView.as_view(), name="bacalhau-submit"),
-    path("events", jobs.LegacyEventsView.as_view(), name="bacalhau-events"),
-    path("results", jobs.LegacyResultsView.as_view(), name="bacalhau-results"),
+    path("submit", bacalhau.LegacySubmitView.as_view(), name="bacalhau-submit"),
+    path("events", bacalhau.LegacyEventsView.as_view(), name="bacalhau-events"),
+    path("results", bacalhau.LegacyResultsView.as_view(), name="bacalhau-results"),
 ]
 requester_v1 = [
-    path("submit", jobs.LegacySubmitV1View.as_view(), name="bacalhau-submit"),
-    path("events", jobs.LegacyEventsV1View.as_view(), name="bacalhau-events"),
-    path("results", jobs.LegacyResultsV1View.as_view(), name="bacalhau-results"),
+    path("submit", bacalhau.LegacySubmitV1View.as_view(), name="bacalhau-submit"),
+    path("events", bacalhau.LegacyEventsV1View.as_view(), name="bacalhau-events"),
+    path("results", bacalhau.LegacyResultsV1View.as_view(), name="bacalhau-results"),
 ]
 
 urlpatterns = [

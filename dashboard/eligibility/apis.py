@@ -11,11 +11,8 @@ from chain_scanner.status import scanner_status
 from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import AnyKey, NodeKey
 from dashboard.api.serializers import error_responses, rendered
-from dashboard.eligibility import bacalhau_probe, selectors
+from dashboard.eligibility import selectors
 from dashboard.eligibility import serializers as s
-from dashboard.errors import DomainError
-from dashboard.keys.services import authenticate_key
-from dashboard.models import ApiKey
 
 
 class CidView(APIView):
@@ -58,38 +55,3 @@ class ScannerView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(rendered(s.ScannerSerializer, scanner_status()))
-
-
-class BacalhauProbeView(APIView):
-    """A Bacalhau compute node sends no credentials: its node key rides in the URL."""
-
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
-
-    @extend_schema(
-        operation_id="bacalhau_probe",
-        summary="A Bacalhau compute node's job-selection probe: bid on this job?",
-        description="Set the node's --job-selection-probe-http (Node.Compute.JobSelection."
-        "ProbeHTTP; JobAdmissionControl.ProbeHTTP from v1.7) to this URL with a node key. "
-        "The answer is exactly application/json with a Content-Length, as the node needs.",
-        auth=[],
-        parameters=[OpenApiParameter("node_key", str, OpenApiParameter.PATH)],
-        request=s.BacalhauProbeSerializer,
-        responses={
-            200: s.ProbeAnswerSerializer,
-            **error_responses(400, 401, 403, 415, 429),
-        },
-    )
-    def post(self, request: Request, node_key: str) -> Response:
-        key = authenticate_key(node_key)
-        if key is None:
-            raise DomainError("invalid_api_key", "unknown or revoked API key", status=401)
-        if key.scope != ApiKey.Scope.NODE:
-            raise DomainError("forbidden", "the probe URL needs a compute node's key", status=403)
-        body = s.BacalhauProbeSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        answer = bacalhau_probe.answer(body.validated_data["job"])
-        bacalhau_probe.record_probe(key)
-        response = Response(rendered(s.ProbeAnswerSerializer, answer))
-        response["Cache-Control"] = "no-store"
-        return response

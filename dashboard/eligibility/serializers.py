@@ -11,7 +11,6 @@ from rest_framework import serializers
 
 from dashboard.api.fields import CID_SCHEMA, Body
 from dashboard.api.serializers import Prebuilt
-from dashboard.eligibility.bacalhau_probe import parse_probe
 from dashboard.eligibility.selectors import MAX_BATCH, cid_batch
 from dashboard.errors import DomainError
 
@@ -147,24 +146,3 @@ class ScannerSerializer(serializers.Serializer):
         "claim-removed and the market's deal-published, deal-activated, deal-terminated, "
         "deal-completed",
     )
-
-
-# A Bacalhau compute node's job-selection probe: any body version, keys in any case (the
-# fields below are for the schema; bacalhau_probe.parse_probe reads the body). Validated
-# data: `job`, a ProbeJob.
-class BacalhauProbeSerializer(serializers.Serializer):
-    NodeID = serializers.CharField(required=False, help_text="v1.1 and later")
-    Job = serializers.DictField(required=False, help_text="v1.1 and later: a v2 models.Job")
-    Callback = serializers.CharField(required=False, help_text="v1.1 to v1.4; not used")
-    node_id = serializers.CharField(required=False, help_text="v1.0")
-    job_id = serializers.CharField(required=False, help_text="v1.0")
-    spec = serializers.DictField(required=False, help_text="v1.0: a legacy job spec")
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        return {"job": parse_probe(data)}
-
-
-class ProbeAnswerSerializer(serializers.Serializer):
-    shouldBid = serializers.BooleanField()
-    shouldWait = serializers.BooleanField(help_text="always false: read by nodes up to v1.5")
-    reason = serializers.CharField()

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
 from dashboard.api.serializers import error_responses, rendered
-from dashboard.errors import DomainError, job_not_found
-from dashboard.jobs import bacalhau_legacy
+from dashboard.errors import job_not_found
 from dashboard.jobs import serializers as js
 from dashboard.jobs import services as jobs
 from dashboard.jobs.selectors import DEFAULT_LIMIT, MAX_LIMIT, job_page
@@ -179,81 +175,3 @@ class JobReexecutionView(APIView):
         _, created = reexecution.request(job_id=job_id, user=key.user)
         job = _visible(request, job_id)
         return Response(rendered(js.JobSerializer, job), status=201 if created else 200)
-
-
-class _LegacyView(APIView):
-    """Bacalhau's legacy clients send no Authorization header: a submit is signed, and reads
-    name the client (dashboard.jobs.bacalhau_legacy)."""
-
-    authentication_classes: list[type] = []
-    permission_classes: list[type] = []
-
-    def _json(self, request: Request) -> Any:
-        try:
-            return json.loads(request.body)
-        except (ValueError, RecursionError):
-            raise DomainError("malformed_json", "the body is not JSON") from None
-
-
-class LegacySubmitView(_LegacyView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_submit",
-        summary="Bacalhau's legacy submit (bacalhau-sdk 1.3): a signed job from a bound client",
-        auth=[],
-        request=js.LegacySubmitSerializer,
-        responses={200: js.LegacySubmitAnswerSerializer, **error_responses(400, 401, 403, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        job, payload, spec = bacalhau_legacy.submit(request.body)
-        answer = {
-            "job": {
-                "APIVersion": payload.get("apiversion") or "V1beta1",
-                "Metadata": {
-                    "ID": job.id,
-                    "ClientID": payload["clientid"].lower(),
-                    "CreatedAt": job.created_at.isoformat().replace("+00:00", "Z"),
-                },
-                "Spec": spec,
-            }
-        }
-        response = Response(rendered(js.LegacySubmitAnswerSerializer, answer))
-        response["X-Bacalhau-Job-ID"] = job.id
-        return response
-
-
-class LegacyEventsView(_LegacyView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_events",
-        summary="Bacalhau's legacy events: a client's job's history",
-        auth=[],
-        request=js.LegacyJobRequestSerializer,
-        responses={200: js.LegacyEventsSerializer, **error_responses(400, 404, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        events = bacalhau_legacy.events(self._json(request))
-        return Response(rendered(js.LegacyEventsSerializer, {"events": events}))
-
-
-class LegacyResultsView(_LegacyView):
-    @extend_schema(
-        operation_id="bacalhau_legacy_results",
-        summary="Bacalhau's legacy results: a client's completed job's result CID",
-        auth=[],
-        request=js.LegacyJobRequestSerializer,
-        responses={200: js.LegacyResultsSerializer, **error_responses(400, 404, 429)},
-    )
-    def post(self, request: Request) -> Response:
-        results = bacalhau_legacy.results(self._json(request))
-        return Response(rendered(js.LegacyResultsSerializer, {"results": results}))
-
-
-# The same operations where Bacalhau v1.1 to v1.3 serve them, under their own operation ids
-# (extend_schema_view copies an inherited method before it decorates it).
-def _under_api_v1(view: type[_LegacyView], operation_id: str) -> type[_LegacyView]:
-    subclass = type(f"{view.__name__}V1", (view,), {"__doc__": view.__doc__})
-    return extend_schema_view(post=extend_schema(operation_id=operation_id))(subclass)
-
-
-LegacySubmitV1View = _under_api_v1(LegacySubmitView, "bacalhau_legacy_submit_v1")
-LegacyEventsV1View = _under_api_v1(LegacyEventsView, "bacalhau_legacy_events_v1")
-LegacyResultsV1View = _under_api_v1(LegacyResultsView, "bacalhau_legacy_results_v1")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from dashboard.bacalhau.clients import bind_client
 from dashboard.jobs import services as jobs
-from dashboard.keys.bacalhau_clients import bind_client
 from dashboard.models import ApiKey, AuditEvent, BacalhauSubmission, Job
 from tests.base import make_personas
 from tests.dashboard.bacalhau_shapes import MODULE

@@ -16,8 +16,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.jobs import bacalhau_scan
-from dashboard.jobs.bacalhau_scan import OrchestratorClient, OrchestratorError, scan_orchestrator
+from dashboard.bacalhau import scan as bacalhau_scan
+from dashboard.bacalhau.scan import OrchestratorClient, OrchestratorError, scan_orchestrator
 from dashboard.models import (
     AuditEvent,
     BacalhauExecution,

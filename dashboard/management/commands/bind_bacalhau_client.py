@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard.bacalhau.clients import bind_client
 from dashboard.errors import DomainError
-from dashboard.keys.bacalhau_clients import bind_client
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.jobs.bacalhau_scan import (
+from dashboard.bacalhau.scan import (
     OrchestratorClient,
     OrchestratorError,
     follow,

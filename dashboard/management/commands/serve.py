@@ -21,7 +21,7 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
-from dashboard.jobs.bacalhau_scan import follow as bacalhau_loop
+from dashboard.bacalhau.scan import follow as bacalhau_loop
 from dashboard.notary.services import refresh_chain_flags
 from dashboard.queue import wake_worker
 from dashboard.worker import run_worker

@@ -31,7 +31,7 @@ from django.utils import timezone
 from chain_scanner.leases import release_pass, renew_pass, take_pass
 from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.audit import record
-from dashboard.bacalhau import BacalhauError, fold, job_cids, member
+from dashboard.bacalhau.bodies import BacalhauError, fold, job_cids, member
 from dashboard.content import services as content
 from dashboard.errors import DomainError
 from dashboard.jobs.services import (

@@ -15,11 +15,11 @@ from typing import Any
 
 from django.db import transaction
 
-from dashboard.bacalhau import fold, member
+from dashboard.bacalhau.bodies import fold, member
+from dashboard.bacalhau.clients import CLIENT_ID
+from dashboard.bacalhau.rsa import BadKey, client_id, parse_public_key, signature_valid
 from dashboard.errors import DomainError, job_not_found
 from dashboard.jobs.services import JOB_ID, submit_job
-from dashboard.keys.bacalhau_clients import CLIENT_ID
-from dashboard.keys.rsa import BadKey, client_id, parse_public_key, verify
 from dashboard.models import BacalhauClient, BacalhauSubmission, Job
 from executor.spec import OUTPUTS_PATH, JobSpec, SpecError, parse_spec, storable_text
 
@@ -66,7 +66,7 @@ def raw_member(body: bytes, name: str) -> tuple[dict[str, Any], bytes | None]:
 
 
 def submit(body: bytes) -> tuple[Job, dict[str, Any], Any]:
-    """`POST /requester/submit`: verify, map the legacy spec, submit as the bound key.
+    """`POST /requester/submit`: check the signature, map the legacy spec, submit as the bound key.
     Returns the job, the folded payload and the spec as sent."""
     document, payload_bytes = raw_member(body, "payload")
     request = fold(document)
@@ -85,7 +85,7 @@ def submit(body: bytes) -> tuple[Job, dict[str, Any], Any]:
         key = parse_public_key(public_key)
     except BadKey as exc:
         raise DomainError("invalid_signature", f"client_public_key: {exc}", status=401) from None
-    if not verify(key, payload_bytes, signature):
+    if not signature_valid(key, payload_bytes, signature):
         raise DomainError(
             "invalid_signature", "the signature does not verify over payload", status=401
         )

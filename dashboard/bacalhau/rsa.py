@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-__all__ = ["BadKey", "PublicKey", "client_id", "parse_public_key", "verify"]
+__all__ = ["BadKey", "PublicKey", "client_id", "parse_public_key", "signature_valid"]
 
 MIN_BITS = 2048  # what Bacalhau's clients generate; smaller keys are refused
 # DER of DigestInfo{sha256, NULL} up to the digest (RFC 8017 §9.2, note 1).
@@ -91,7 +91,7 @@ def client_id(key: PublicKey) -> str:
     return hashlib.sha256(key.n.to_bytes(key.size, "big")).hexdigest()
 
 
-def verify(key: PublicKey, message: bytes, signature_b64: str) -> bool:
+def signature_valid(key: PublicKey, message: bytes, signature_b64: str) -> bool:
     """Whether `signature_b64` is the key's PKCS1-v1_5 SHA-256 signature of `message`."""
     try:
         signature = base64.b64decode(signature_b64, validate=True)

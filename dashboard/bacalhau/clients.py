@@ -8,8 +8,8 @@ import re
 from django.db import transaction
 
 from dashboard.audit import record
+from dashboard.bacalhau.rsa import BadKey, client_id, parse_public_key
 from dashboard.errors import DomainError
-from dashboard.keys.rsa import BadKey, client_id, parse_public_key
 from dashboard.models import ApiKey, BacalhauClient
 
 __all__ = ["CLIENT_ID", "bind_client", "client_id_of"]

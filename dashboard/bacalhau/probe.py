@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard.bacalhau import BacalhauError, JobCid, fold, job_cids, legacy_spec_cids
+from dashboard.bacalhau.bodies import BacalhauError, JobCid, fold, job_cids, legacy_spec_cids
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey
