@@ -79,7 +79,8 @@ class ApiKey(models.Model):
 
 
 class SignInThrottle(models.Model):
-    """Sign-in attempts counted per account name or client address (dashboard/keys/sign_in.py)."""
+    """Sign-in attempts counted per account name or client address
+    (dashboard/accounts/sign_in.py)."""
 
     key = models.CharField(max_length=100, primary_key=True)
     count = models.PositiveIntegerField()

@@ -284,7 +284,7 @@ REST_FRAMEWORK = {
         "dashboard.keys.auth.ApiKeyAuthentication",
         "dashboard.keys.auth.ModeratorSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKey"],
+    "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKeyOrSession"],
     "DEFAULT_RENDERER_CLASSES": ["dashboard.api.renderers.JsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JsonParser"],
     "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],

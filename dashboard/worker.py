@@ -54,7 +54,7 @@ def execute_job(job: Job, *, worker: str) -> str:
         except SpecError as exc:  # stored specs were validated; this guards old rows
             jobs.fail_job(job_id=job.id, reason=f"invalid spec: {exc}", worker=worker)
             return Job.State.FAILED
-        jobs.check_inputs(job_id=job.id)
+        jobs.mark_inputs_blessed(job_id=job.id)
         try:
             result = run_job(
                 spec,

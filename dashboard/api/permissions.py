@@ -34,7 +34,9 @@ class ScopePermission(BasePermission):
         return False
 
 
-class AnyKey(ScopePermission):
+class AnyKeyOrSession(ScopePermission):
+    """Reads open to every key, and to moderators' browser sessions."""
+
     scopes = ()
 
 
@@ -42,12 +44,15 @@ class NodeKey(ScopePermission):
     scopes = (ApiKey.Scope.NODE,)
 
 
-class SubmitterOrNode(ScopePermission):
+class SubmitterOrNodeKey(ScopePermission):
+    """Writes by a submitter's or a compute node's key (a cancel, an upload)."""
+
     scopes = (ApiKey.Scope.SUBMITTER, ApiKey.Scope.NODE)
 
 
-class SubmitOrRead(ScopePermission):
-    """Jobs: submitter and node keys submit; those and moderators (keys, sessions) read."""
+class SubmitOrReadJobs(ScopePermission):
+    """The jobs collection and a job: submitter and node keys submit; those, moderator keys
+    and moderators' sessions read."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         self.scopes = (

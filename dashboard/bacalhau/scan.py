@@ -38,7 +38,7 @@ from dashboard.jobs.services import (
     JOB_ID,
     ResultIn,
     annotation_index,
-    check_inputs,
+    mark_inputs_blessed,
     record_result,
 )
 from dashboard.models import (
@@ -346,7 +346,7 @@ def import_execution(
             execution_id=execution_id[:200],
             node_id=node_id,
         )
-        check_inputs(job_id=our_id)
+        mark_inputs_blessed(job_id=our_id)
         record_result(job_id=our_id, result=_result(result_cid, output, execution, node_id))
         BacalhauOrchestrator.objects.filter(pk=orchestrator.pk).update(
             executions_imported=F("executions_imported") + 1

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.permissions import AnyKey, SubmitterOrNode
+from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.content import services as content
@@ -30,7 +30,7 @@ class UploadedSerializer(serializers.Serializer):
 
 
 class ContentView(APIView):
-    permission_classes = [SubmitterOrNode]
+    permission_classes = [SubmitterOrNodeKey]
 
     @extend_schema(
         operation_id="content_upload",
@@ -85,7 +85,7 @@ class GatewayView(APIView):
     Any API key or a moderator's session may read; the store is not an open gateway.
     """
 
-    permission_classes = [AnyKey]
+    permission_classes = [AnyKeyOrSession]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
         # The body is bytes, HTML or a CAR whatever the Accept header says; only errors are

@@ -9,14 +9,14 @@ from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
 from dashboard.api.fields import CID_SCHEMA
-from dashboard.api.permissions import AnyKey, NodeKey
+from dashboard.api.permissions import AnyKeyOrSession, NodeKey
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.eligibility import selectors
 from dashboard.eligibility import serializers as s
 
 
 class CidView(APIView):
-    permission_classes = [AnyKey]
+    permission_classes = [AnyKeyOrSession]
 
     @extend_schema(
         operation_id="cid_status",
@@ -46,7 +46,7 @@ class EligibilityView(APIView):
 
 
 class ScannerView(APIView):
-    permission_classes = [AnyKey]
+    permission_classes = [AnyKeyOrSession]
 
     @extend_schema(
         operation_id="scanner_status",

@@ -7,7 +7,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.permissions import ModeratorKey, NodeKey, SubmitOrRead, SubmitterOrNode, api_key
+from dashboard.api.permissions import (
+    ModeratorKey,
+    NodeKey,
+    SubmitOrReadJobs,
+    SubmitterOrNodeKey,
+    api_key,
+)
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.errors import job_not_found
 from dashboard.jobs import serializers as js
@@ -39,7 +45,7 @@ LIST_PARAMETERS = [
 
 
 class JobsView(APIView):
-    permission_classes = [SubmitOrRead]
+    permission_classes = [SubmitOrReadJobs]
 
     @extend_schema(
         operation_id="jobs_list",
@@ -86,7 +92,7 @@ def _visible(request: Request, job_id: str) -> Job:
 
 
 class JobView(APIView):
-    permission_classes = [SubmitOrRead]
+    permission_classes = [SubmitOrReadJobs]
 
     @extend_schema(
         operation_id="job_detail",
@@ -123,7 +129,7 @@ class JobResultsView(APIView):
 
 
 class JobCancelView(APIView):
-    permission_classes = [SubmitterOrNode]
+    permission_classes = [SubmitterOrNodeKey]
 
     @extend_schema(
         operation_id="job_cancel",

@@ -29,7 +29,7 @@ from executor.spec import JobSpec
 __all__ = [
     "ResultIn",
     "cancel_job",
-    "check_inputs",
+    "mark_inputs_blessed",
     "claim_job",
     "claim_next",
     "fail_job",
@@ -98,7 +98,7 @@ def submit_job(
     )
     if external:
         # The node runs it now: its inputs' status now is their status at run time.
-        check_inputs(job_id=job.id)
+        mark_inputs_blessed(job_id=job.id)
     else:
         JOBS.enqueue(job.id)
     return job, True
@@ -150,7 +150,7 @@ def recover_expired(*, now: Any = None) -> dict[str, list[str]]:
 # --- inputs ------------------------------------------------------------------------------------
 
 
-def check_inputs(*, job_id: str) -> bool | None:
+def mark_inputs_blessed(*, job_id: str) -> bool | None:
     """Record each input's FIL+ status now, through the eligibility API's own selectors."""
     inputs = list(JobInput.objects.filter(job_id=job_id).order_by("position"))
     if not inputs:

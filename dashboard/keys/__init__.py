@@ -1,1 +1,1 @@
-"""API keys and moderator accounts."""
+"""API keys for machines: making, revoking and checking them."""

@@ -1,4 +1,5 @@
-"""Sign-in pages (the dashboard's and the admin's), with the limits of dashboard/keys/sign_in.py."""
+"""Sign-in pages (the dashboard's and the admin's), with the limits of
+dashboard/accounts/sign_in.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
-from dashboard.keys import sign_in
+from dashboard.accounts import sign_in
 
 
 def _next_url(request: HttpRequest) -> str:

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard.accounts.services import create_moderator
 from dashboard.errors import DomainError
-from dashboard.keys.accounts import create_moderator
 from dashboard.models import Role
 
 

@@ -1,0 +1,1 @@
+"""Moderator accounts: creating them, their roles, and signing in."""
