@@ -2,7 +2,8 @@
 
 `python -m tests.import_graph` prints the arrows (one module importing another of ours,
 at the top or inside a function; imports under `if TYPE_CHECKING:` excluded, they never
-run), the circles among them, and the arrows that run against the layers below.
+run), the circles among them, the arrows between the dashboard's rooms and any circle among
+those, and the arrows that run against the layers.
 `tests/test_layers.py` holds the code to those layers.
 """
 
@@ -124,8 +125,12 @@ def main() -> None:
     out.write(f"{len(modules())} modules, {len(edges)} arrows ({len(inside)} inside dashboard/)\n")
     for component in circles(edges):
         out.write(f"circle: {' ↔ '.join(component)}\n")
-    from tests.test_layers import against_the_layers
+    from tests.test_layers import ROOMS, against_the_layers, room
 
+    between = {(ROOMS[room(a)], ROOMS[room(b)]) for a, b in inside if room(a) != room(b)}
+    out.write(f"{len(between)} arrows between the dashboard's rooms\n")
+    for component in circles(between):
+        out.write(f"room circle: {' ↔ '.join(component)}\n")
     for a, b in sorted(against_the_layers(edges)):
         out.write(f"against the layers: {a} → {b}\n")
 

@@ -1,9 +1,17 @@
-"""The packages' layers, held by the import graph (`tests/import_graph.py`).
+"""The packages' layers and the dashboard's rooms, held by the import graph
+(`tests/import_graph.py`).
 
 executor/ at the bottom imports no Django and nothing of ours above it; chain_scanner/ takes
-only the CID normaliser from it; dashboard/ sits on both. Inside dashboard/, the base
-(models, errors, audit, the role helper, settings) imports no domain, domain services and
-selectors import no worker, task or view, and the worker and tasks import no view.
+only the CID normaliser from it; dashboard/ sits on both.
+
+Inside dashboard/, two orders hold at once. The layers: the base (models, errors, audit, the
+role helper, settings, the queue) imports no domain, domain services and selectors import no
+worker, task or view, and the worker and tasks import no view. The rooms: a module imports
+only its own room and the rooms below it in ROOMS, from the base through the API plumbing
+and the domains (each above the domains it uses) to the moderator pages and the project's
+top (urls, admin, tasks, the worker, commands). Jobs stand above moderation, the notary and
+re-execution because a job, as the API shows it, carries what each of them says of it; the
+Bacalhau bridges stand above jobs because they submit and import jobs.
 """
 
 from __future__ import annotations
@@ -22,8 +30,25 @@ BASE = {
     "dashboard.env",
     "dashboard.settings",
     "dashboard.celery",
+    "dashboard.sql",
+    "dashboard.queue",
 }
 ENTRY = {"dashboard.tasks", "dashboard.worker"}
+ROOMS = (
+    "base",
+    "api",
+    "keys",
+    "accounts",
+    "content",
+    "eligibility",
+    "reexecution",
+    "moderation",
+    "notary",
+    "jobs",
+    "bacalhau",
+    "pages",
+    "top",
+)
 WEB = (
     "serializers",
     "apis",
@@ -52,6 +77,17 @@ def layer(module: str) -> int:
     return 1
 
 
+def room(module: str) -> int:
+    """The room of a dashboard module, by its place in ROOMS: its folder when that is a
+    room, otherwise the base or the top."""
+    if module in BASE:
+        return ROOMS.index("base")
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] in ROOMS:
+        return ROOMS.index(parts[1])
+    return ROOMS.index("top")
+
+
 def allowed(a: str, b: str) -> bool:
     """Whether module a may import module b."""
     top_a, top_b = a.split(".")[0], b.split(".")[0]
@@ -59,7 +95,9 @@ def allowed(a: str, b: str) -> bool:
         return top_b == "executor"
     if top_a == "chain_scanner":
         return top_b == "chain_scanner" or b == "executor.cids"
-    return top_b != "dashboard" or layer(a) >= layer(b)
+    if top_b != "dashboard":
+        return True
+    return layer(a) >= layer(b) and room(a) >= room(b)
 
 
 def against_the_layers(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -79,6 +117,24 @@ def test_no_import_runs_against_the_layers() -> None:
 
 def test_no_import_circles() -> None:
     assert circles(arrows()) == []
+
+
+def test_every_dashboard_folder_is_a_room() -> None:
+    """A new folder is placed in the order on purpose, not by default at the top."""
+    folders = {
+        path.parent.name
+        for path in modules().values()
+        if path.parent.parent.name == "dashboard" and path.parent.name != "dashboard"
+    }
+    assert sorted(folders - set(ROOMS) - {"management", "templatetags"}) == []
+
+
+def test_the_rooms_catch_an_import_against_their_order() -> None:
+    """The rule bites: re-execution may not use jobs, nor a domain the pages."""
+    assert not allowed("dashboard.reexecution.services", "dashboard.jobs.services")
+    assert not allowed("dashboard.notary.apis", "dashboard.pages.base")
+    assert not allowed("dashboard.api.serializers", "dashboard.reexecution.selectors")
+    assert allowed("dashboard.jobs.services", "dashboard.reexecution.services")
 
 
 def _layout_section() -> str:
