@@ -82,16 +82,7 @@ def execute_job(job: Job, *, worker: str) -> str:
     if _cancel_requested(job.id):  # cancelled in the moment after it finished
         jobs.mark_cancelled(job_id=job.id, reason="cancelled", worker=worker)
         return Job.State.CANCELLED
-    body = jobs.ResultIn(
-        result_cid=result.result_cid,
-        exit_code=result.exit_code,
-        stdout_cid=result.stdout_cid,
-        stderr_cid=result.stderr_cid,
-        outputs_cid=result.outputs_cid,
-        size_bytes=result.size_bytes,
-        runtime_ms=result.runtime_ms,
-        provider=settings.EXECUTOR_PROVIDER or "",
-    )
+    body = jobs.ResultIn.from_run(result, provider=settings.EXECUTOR_PROVIDER or "")
     try:
         jobs.record_result(job_id=job.id, result=body)
     except Exception:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from executor import environment
 from executor.environment import DEFAULT_MAX_INPUT_BYTES
@@ -85,7 +85,8 @@ class RunResult:
     fuel_used: int | None = None
     compiled: bool | None = None  # WASM: False when the module came from the cache
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
+        """The result as a node reports it (POST /jobs/{id}/results, less the provider)."""
         return {
             "result_cid": self.result_cid,
             "exit_code": self.exit_code,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -24,6 +24,7 @@ from dashboard.errors import DomainError, job_not_found
 from dashboard.models import MAX_REASON, ApiKey, Job, JobInput, JobResult, Reexecution
 from dashboard.queue import RUN_JOB_TASK, Queue
 from dashboard.reexecution import services as reexecution
+from executor.run import RunResult
 from executor.spec import JobSpec
 
 __all__ = [
@@ -194,16 +195,17 @@ class ResultIn:
         provider = values.get("provider", default_provider) or ""
         return cls(**{**values, "provider": provider})
 
+    @classmethod
+    def from_run(cls, run: RunResult, *, provider: str) -> ResultIn:
+        """What the bundled executor's run produced, as a node would report it."""
+        return cls(**run.to_json(), provider=provider)
+
     def same_as(self, stored: JobResult) -> bool:
         # runtime_ms is left out: a retried delivery of the same result may have re-measured it.
-        return (
-            stored.result_cid == self.result_cid
-            and stored.exit_code == self.exit_code
-            and stored.stdout_cid == self.stdout_cid
-            and stored.stderr_cid == self.stderr_cid
-            and stored.outputs_cid == self.outputs_cid
-            and stored.size_bytes == self.size_bytes
-            and stored.provider == self.provider
+        return all(
+            getattr(stored, f.name) == getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "runtime_ms"
         )
 
 
@@ -256,15 +258,8 @@ def record_result(
             )
         stored = JobResult.objects.create(
             job=job,
-            result_cid=result.result_cid,
-            exit_code=result.exit_code,
-            stdout_cid=result.stdout_cid,
-            stderr_cid=result.stderr_cid,
-            outputs_cid=result.outputs_cid,
-            size_bytes=result.size_bytes,
             car_bytes=measured.car_bytes if measured is not None else None,
-            runtime_ms=result.runtime_ms,
-            provider=result.provider,
+            **asdict(result),
         )
         Job.objects.filter(id=job_id).update(
             state=Job.State.COMPLETED,
