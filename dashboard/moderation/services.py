@@ -22,7 +22,9 @@ from dashboard.moderation.datacap import parse_datacap
 from dashboard.reexecution import selectors as reexecutions
 from executor.spec import storable_text
 
-__all__ = ["decide", "revoke"]
+__all__ = ["DECISION_RULE", "decide", "revoke"]
+
+DECISION_RULE = 'decision must be "verify" or "reject"'
 
 
 def _actor(user: Any) -> str:
@@ -118,7 +120,7 @@ def decide(
     else:
         raise DomainError(
             "invalid_decision",
-            'decision must be "verify" or "reject"',
+            DECISION_RULE,
             fields={"decision": f"got {decision!r}"},
         )
     with transaction.atomic():

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from dashboard.models import MAX_REASON, ApiKey, Job
+from dashboard.moderation.services import DECISION_RULE
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
@@ -42,6 +43,7 @@ class DecisionForm(forms.Form):
         choices=[("verify", "Verify"), ("reject", "Reject")],
         widget=forms.RadioSelect,
         initial="verify",
+        error_messages={"required": DECISION_RULE, "invalid_choice": DECISION_RULE},
     )
     datacap = forms.CharField(
         label="DataCap",
@@ -102,6 +104,11 @@ class ApiKeyForm(forms.Form):
 
 # Which form field a service's error field belongs to.
 SERVICE_FIELDS = {"datacap_bytes": "datacap", "user": "username"}
+
+
+def first_error(form: forms.Form) -> str:
+    """The message of a form's first error, for the page's alert."""
+    return str(next(iter(form.errors.values()))[0])
 
 
 def add_service_errors(form: forms.Form, fields: dict[str, Any] | None, message: str) -> None:

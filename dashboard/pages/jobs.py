@@ -18,7 +18,7 @@ from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.notary.services import chain_storage
 from dashboard.pages.base import render_page, role_required
-from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors
+from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors, first_error
 from dashboard.pages.selectors import JobDetail, job_detail
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution import services as reexecution
@@ -100,18 +100,23 @@ def job(request: HttpRequest, job_id: str) -> HttpResponse:
 @require_POST
 @role_required()
 def decide(request: HttpRequest, job_id: str) -> HttpResponse:
-    """Verify or reject. The service checks the role and that the job is still pending; a
-    refusal is shown on the job page with its HTTP status (403, 409, 400)."""
+    """Verify or reject. The form reads the input; the service checks the role, the amount,
+    the reason and that the job is still pending. A refusal is shown on the job page with its
+    HTTP status (400, 403, 409)."""
     _detail(job_id)
     form = DecisionForm(request.POST)
-    decision = request.POST.get("decision", "")
+    if not form.is_valid():
+        return _page(
+            request, _detail(job_id), status=400, error=first_error(form), decision_form=form
+        )
+    decision = form.cleaned_data["decision"]
     try:
         moderation.decide(
             job_id=job_id,
             user=request.user,
             decision=decision,
-            datacap=request.POST.get("datacap", "").strip() if decision == "verify" else None,
-            reason=request.POST.get("reason", ""),
+            datacap=form.cleaned_data["datacap"] if decision == "verify" else None,
+            reason=form.cleaned_data["reason"],
         )
     except DomainError as err:
         add_service_errors(form, err.fields, err.message)

@@ -421,6 +421,20 @@ def test_bad_decisions_are_explained_next_to_the_field(
     )
 
 
+def test_the_decision_form_is_validated_before_the_service_is_asked(mona: Client) -> None:
+    """The page hands the service what its form read: an amount the service could read but
+    longer than the form's field takes is refused by the form, and nothing is decided."""
+    make_job("job-1")
+    amount = "1 GiB".rjust(41, "0")  # 41 characters: 0000…01 GiB
+    response = mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": amount})
+    assert response.status_code == 400
+    body = text(response)
+    assert re.search(r'id="decision-error">[^<]*at most 40 characters', body)
+    assert 'id="id_datacap_error"' in body
+    assert Job.objects.get(id="job-1").moderation_state == "pending"
+    assert not Decision.objects.exists()
+
+
 def test_a_viewers_post_is_refused_whatever_the_page_showed(
     victor: Client, personas: Personas
 ) -> None:
