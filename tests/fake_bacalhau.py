@@ -3,7 +3,7 @@
 through `next_token` (base64url without padding of "sortBy:Y|N:limit:offset",
 pkg/models/paging_token.go), `GET /jobs/{id}` and `GET /jobs/{id}/executions`, paged too.
 
-Jobs and executions are bodies built by tests/dashboard/bacalhau_shapes.py. `hang_after`
+Jobs and executions are bodies built by tests/dashboard/bacalhau/shapes.py. `hang_after`
 makes the server stop answering after that many requests (a pass killed mid-way), and
 `requests` records every path asked, for tests of what a pass reads.
 """

@@ -129,6 +129,17 @@ def test_every_dashboard_folder_is_a_room() -> None:
     assert sorted(folders - set(ROOMS) - {"management", "templatetags"}) == []
 
 
+def test_the_tests_mirror_the_rooms() -> None:
+    """tests/dashboard/ has a folder of tests for each room that is a folder of dashboard/."""
+    rooms = {
+        path.parent.name
+        for path in modules().values()
+        if path.parent.parent.name == "dashboard" and path.parent.name in ROOMS
+    }
+    tested = {path.parent.name for path in (ROOT / "tests" / "dashboard").glob("*/test_*.py")}
+    assert sorted(rooms - tested) == []
+
+
 def test_the_rooms_catch_an_import_against_their_order() -> None:
     """The rule bites: re-execution may not use jobs, nor a domain the pages."""
     assert not allowed("dashboard.reexecution.services", "dashboard.jobs.services")

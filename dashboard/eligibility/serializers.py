@@ -1,6 +1,6 @@
 """Shapes of the eligibility API (docs/api.md): a CID's status, a batch's eligibility and
 where the scanner is. Lists of rows the selectors build pass through as built (`Prebuilt`):
-`tests/dashboard/test_api_eligibility.py` holds each row's keys to its serializer's fields."""
+`tests/dashboard/eligibility/test_api.py` holds each row's keys to its serializer's fields."""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from dashboard.models import Job
 from dashboard.wsgi import application
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
-from tests.dashboard.test_moderation import finished_job
+from tests.dashboard.moderation.test_moderation import finished_job
 
 
 def _encode(prefix: bytes, digest: bytes, form: str) -> str:

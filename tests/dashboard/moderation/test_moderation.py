@@ -161,7 +161,7 @@ def test_two_moderators_at_the_same_moment_get_one_decision(personas: Personas) 
     if connection.vendor == "sqlite":
         pytest.skip(
             "the in-memory SQLite test database cannot take writes from two threads; "
-            "test_jobs_live.py races two decisions over HTTP against a SQLite file instead"
+            "jobs/test_live.py races two decisions over HTTP against a SQLite file instead"
         )
     finished_job()
     start = threading.Barrier(2)

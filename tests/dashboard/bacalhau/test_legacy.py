@@ -18,7 +18,7 @@ from dashboard.bacalhau.clients import bind_client
 from dashboard.jobs import services as jobs
 from dashboard.models import ApiKey, AuditEvent, BacalhauSubmission, Job
 from tests.base import make_personas
-from tests.dashboard.bacalhau_shapes import MODULE
+from tests.dashboard.bacalhau.shapes import MODULE
 
 pytestmark = pytest.mark.django_db
 

@@ -28,7 +28,7 @@ from dashboard.models import (
 from dashboard.moderation import services as moderation
 from executor.embedded_store import EmbeddedStore
 from tests.base import make_personas
-from tests.dashboard.bacalhau_shapes import (
+from tests.dashboard.bacalhau.shapes import (
     MODULE,
     NODE_ID,
     docker_task,

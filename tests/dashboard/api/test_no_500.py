@@ -17,7 +17,7 @@ from executor import spec as job_spec
 from executor.cids import MAX_CID_LENGTH
 from executor.unixfs import cid_text
 from tests.base import Personas
-from tests.dashboard.test_moderation import decide_api, finished_job
+from tests.dashboard.moderation.test_moderation import decide_api, finished_job
 
 MODULE = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 # An identity-multihash CID of 300 bytes of content: valid, and far longer than any column.

@@ -14,7 +14,7 @@ from django.test import Client
 from dashboard.keys.services import revoke_api_key
 from dashboard.models import ApiKey
 from tests.base import make_personas
-from tests.dashboard.bacalhau_shapes import MODULE, NODE_ID, docker_task, job, wasm_task
+from tests.dashboard.bacalhau.shapes import MODULE, NODE_ID, docker_task, job, wasm_task
 from tests.dashboard.chain_rows import deal, scanned_at
 
 pytestmark = pytest.mark.django_db
