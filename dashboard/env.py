@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_HTTP_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+_RATE_PERIODS = ("s", "sec", "m", "min", "h", "hour", "d", "day")
+
+
+def _raw(name: str) -> str | None:
+    """NAME's value as the environment gives it; None when unset."""
+    return os.environ.get(name)
 
 
 @overload
@@ -16,7 +24,7 @@ def env_str(name: str, default: str) -> str: ...
 @overload
 def env_str(name: str, default: None = None) -> str | None: ...
 def env_str(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
+    value = _raw(name)
     if value is None:
         return default
     value = value.strip()
@@ -24,7 +32,7 @@ def env_str(name: str, default: str | None = None) -> str | None:
 
 
 def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     lowered = raw.strip().lower()
@@ -35,16 +43,48 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (true/false/1/0), got {raw!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
-    raw = os.environ.get(name)
+def env_int(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    raw = _raw(name)
     if raw is None or not raw.strip():
         return default
     try:
         value = int(raw.strip())
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if minimum is not None and value < minimum:
+    if minimum is not None and maximum is not None:
+        if not minimum <= value <= maximum:
+            raise ImproperlyConfigured(f"{name} must be {minimum} to {maximum}, got {value}")
+    elif minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    elif maximum is not None and value > maximum:
+        raise ImproperlyConfigured(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, e.g. a policy's name."""
+    value = env_str(name, default)
+    if value not in choices:
+        expected = ", ".join(choices[:-1]) + " or " + choices[-1]
+        raise ImproperlyConfigured(f"{name} must be {expected}, got {value!r}")
+    return value
+
+
+@overload
+def env_match(name: str, default: str, *, pattern: re.Pattern[str], expected: str) -> str: ...
+@overload
+def env_match(
+    name: str, default: None = None, *, pattern: re.Pattern[str], expected: str
+) -> str | None: ...
+def env_match(
+    name: str, default: str | None = None, *, pattern: re.Pattern[str], expected: str
+) -> str | None:
+    """A value the whole of which `pattern` matches; `expected` says what that is in words."""
+    value = env_str(name, default)
+    if value is not None and not pattern.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must be {expected}, got {value!r}")
     return value
 
 
@@ -61,5 +101,32 @@ def env_url(name: str, default: str | None = None, *, schemes: tuple[str, ...]) 
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}"
             f", got {value!r}"
+        )
+    return value
+
+
+def env_list(name: str) -> list[str]:
+    """Comma-separated items, each stripped; empty items are dropped (unset: none)."""
+    return [item.strip() for item in (env_str(name) or "").split(",") if item.strip()]
+
+
+def env_http_urls(name: str) -> list[str]:
+    """Comma-separated http(s) base URLs of at most 500 characters, without a trailing /."""
+    urls = [item.rstrip("/") for item in env_list(name)]
+    for url in urls:
+        if len(url) > 500 or not _HTTP_URL.fullmatch(url):
+            raise ImproperlyConfigured(f"{name}: {url!r} is not an http(s) URL")
+    return urls
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate limit as DRF takes it, e.g. 1200/min; None for 0 (no limit)."""
+    value = env_str(name, default) or "0"
+    if value == "0":
+        return None
+    number, _, period = value.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in _RATE_PERIODS:
+        raise ImproperlyConfigured(
+            f"{name} must look like 1200/min (or 0 for no limit), got {value!r}"
         )
     return value

@@ -5,7 +5,6 @@ The defaults are the embedded mode: SQLite under DATA_DIR, no broker, no IPFS da
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
@@ -13,28 +12,51 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from dashboard.addresses import PROVIDER_ADDRESS
-from dashboard.env import env_bool, env_int, env_str, env_url
+from dashboard.env import (
+    env_bool,
+    env_choice,
+    env_http_urls,
+    env_int,
+    env_list,
+    env_match,
+    env_rate,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data"))).resolve()
 
 _DEV_SECRET = "dev-insecure-secret-key-change-me"
+
+
+def _check_security(secret_key: str, debug: bool, allowed_hosts: list[str]) -> None:
+    """Refuse a key, DEBUG and hosts that are unsafe together: no key is for development
+    only (DEBUG on), a key needs the hosts named, and with DEBUG off the key needs at least
+    32 characters."""
+    if secret_key == _DEV_SECRET:
+        if not debug:
+            raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
+        warnings.warn(
+            "SECRET_KEY is not set: using an insecure development key (never use this in "
+            "production)",
+            stacklevel=2,
+        )
+    elif not allowed_hosts:
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS is required when SECRET_KEY is set (comma-separated)"
+        )
+    if not debug and len(secret_key) < 32:
+        raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
+
+
 SECRET_KEY: str = env_str("SECRET_KEY", _DEV_SECRET)
 DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
-ALLOWED_HOSTS = [h.strip() for h in (env_str("ALLOWED_HOSTS", "") or "").split(",") if h.strip()]
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
 if SECRET_KEY == _DEV_SECRET:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off")
-    warnings.warn(
-        "SECRET_KEY is not set: using an insecure development key (never use this in production)",
-        stacklevel=1,
-    )
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["127.0.0.1", "localhost", "[::1]", "testserver"]
-elif not ALLOWED_HOSTS:
-    raise ImproperlyConfigured("ALLOWED_HOSTS is required when SECRET_KEY is set (comma-separated)")
-if not DEBUG and len(SECRET_KEY) < 32:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters when DEBUG is off")
+_check_security(SECRET_KEY, DEBUG, ALLOWED_HOSTS)
 
 # Behind a TLS proxy (HTTPS=1): cookies only over HTTPS, the proxy's X-Forwarded-Proto
 # trusted to say the request came over HTTPS, and HSTS for HSTS_SECONDS.
@@ -142,19 +164,16 @@ SCANNER_DEAL_BATCH = env_int("SCANNER_DEAL_BATCH", 500, minimum=1)
 # reorg) one pass reads; every other change comes as a market event.
 SCANNER_RECHECK_PER_PASS = env_int("SCANNER_RECHECK_PER_PASS", 20_000, minimum=0)
 # Epochs per GetActorEventsRaw call: Lotus refuses ranges wider than 2880 by default.
-SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1)
-if SCANNER_EVENT_RANGE > 2880:
-    raise ImproperlyConfigured("SCANNER_EVENT_RANGE must be <= 2880 (Lotus' MaxFilterHeightRange)")
+SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1, maximum=2880)
 
 # --- executor and IPFS (used by later components) ---------------------------------------------
 IPFS_API_URL = env_url("IPFS_API_URL", None, schemes=("http", "https"))
 IPFS_GATEWAY_URL = env_url("IPFS_GATEWAY_URL", None, schemes=("http", "https"))
-EXECUTOR_PROVIDER = env_str("EXECUTOR_PROVIDER")
-if EXECUTOR_PROVIDER is not None and not PROVIDER_ADDRESS.fullmatch(EXECUTOR_PROVIDER):
-    raise ImproperlyConfigured(
-        f"EXECUTOR_PROVIDER must be a storage provider id address like f01234, "
-        f"got {EXECUTOR_PROVIDER!r}"
-    )
+EXECUTOR_PROVIDER = env_match(
+    "EXECUTOR_PROVIDER",
+    pattern=PROVIDER_ADDRESS,
+    expected="a storage provider id address like f01234",
+)
 # A running job's lease: a worker renews it every third of this; a job whose lease lapsed
 # goes back to the queue, at most EXECUTOR_MAX_ATTEMPTS runs in all, then fails.
 EXECUTOR_LEASE_S = env_int("EXECUTOR_LEASE_S", 60, minimum=1)
@@ -172,34 +191,19 @@ CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
 # result: all of them, a sample of REEXECUTE_SAMPLE_PERCENT, or only those a moderator asks
 # for (on_request). A node that was once caught reporting a result its job does not give has
 # every later WASM job re-executed whatever the policy.
-REEXECUTE_POLICY = env_str("REEXECUTE_POLICY", "all")
-if REEXECUTE_POLICY not in ("all", "sample", "on_request"):
-    raise ImproperlyConfigured(
-        f"REEXECUTE_POLICY must be all, sample or on_request, got {REEXECUTE_POLICY!r}"
-    )
-REEXECUTE_SAMPLE_PERCENT = env_int("REEXECUTE_SAMPLE_PERCENT", 10, minimum=0)
-if REEXECUTE_SAMPLE_PERCENT > 100:
-    raise ImproperlyConfigured("REEXECUTE_SAMPLE_PERCENT must be 0 to 100")
+REEXECUTE_POLICY = env_choice("REEXECUTE_POLICY", "all", ("all", "sample", "on_request"))
+REEXECUTE_SAMPLE_PERCENT = env_int("REEXECUTE_SAMPLE_PERCENT", 10, minimum=0, maximum=100)
 # Refuse to verify (moderate) a WASM job until a re-execution of it matched.
 REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", False)
 
 # --- Bacalhau (docs/bacalhau.md) ------------------------------------------------------------
 # What the job-selection probe answers: bid only when all of a job's IPFS CIDs are blessed
 # (all_blessed), or bid on every job and say in `reason` what is blessed (always).
-BACALHAU_PROBE_POLICY = env_str("BACALHAU_PROBE_POLICY", "all_blessed")
-if BACALHAU_PROBE_POLICY not in ("all_blessed", "always"):
-    raise ImproperlyConfigured(
-        f"BACALHAU_PROBE_POLICY must be all_blessed or always, got {BACALHAU_PROBE_POLICY!r}"
-    )
+BACALHAU_PROBE_POLICY = env_choice(
+    "BACALHAU_PROBE_POLICY", "all_blessed", ("all_blessed", "always")
+)
 # Orchestrators whose jobs are scanned and imported: comma-separated base URLs.
-BACALHAU_ORCHESTRATORS = [
-    url.strip().rstrip("/")
-    for url in (env_str("BACALHAU_ORCHESTRATORS") or "").split(",")
-    if url.strip()
-]
-for _url in BACALHAU_ORCHESTRATORS:
-    if len(_url) > 500 or not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", _url):
-        raise ImproperlyConfigured(f"BACALHAU_ORCHESTRATORS: {_url!r} is not an http(s) URL")
+BACALHAU_ORCHESTRATORS = env_http_urls("BACALHAU_ORCHESTRATORS")
 # A label selector the orchestrator filters jobs by (its `labels` parameter), e.g. filplus.
 BACALHAU_LABELS = env_str("BACALHAU_LABELS", "")
 BACALHAU_SCAN_INTERVAL_S = env_int("BACALHAU_SCAN_INTERVAL_S", 60, minimum=1)
@@ -262,23 +266,8 @@ CELERY_BEAT_SCHEDULE = {
 
 
 # --- API ----------------------------------------------------------------------------------
-def _rate(name: str, default: str) -> str | None:
-    value = env_str(name, default) or "0"
-    if value == "0":
-        return None
-    number, _, period = value.partition("/")
-    if (
-        not number.isdigit()
-        or int(number) < 1
-        or period not in ("s", "sec", "m", "min", "h", "hour", "d", "day")
-    ):
-        raise ImproperlyConfigured(
-            f"{name} must look like 1200/min (or 0 for no limit), got {value!r}"
-        )
-    return value
-
-
-API_RATE_LIMIT = _rate("API_RATE_LIMIT", "1200/min")
+# Requests per API key (or session), as DRF reads a rate; 0 for no limit (None).
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "1200/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "dashboard.keys.auth.ApiKeyAuthentication",
