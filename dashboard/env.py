@@ -1,9 +1,15 @@
-"""Typed readers for environment variables: a bad value stops start-up naming the variable."""
+"""Typed readers for environment variables: a bad value stops start-up naming the variable.
+
+Every reader takes the raw value from `_raw`, so every variable NAME may instead be given as
+NAME_FILE, the path of a file holding the value (for secrets kept in files, as Docker and
+systemd credentials are).
+"""
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import overload
 
 from django.core.exceptions import ImproperlyConfigured
@@ -15,8 +21,22 @@ _RATE_PERIODS = ("s", "sec", "m", "min", "h", "hour", "d", "day")
 
 
 def _raw(name: str) -> str | None:
-    """NAME's value as the environment gives it; None when unset."""
-    return os.environ.get(name)
+    """NAME's raw value: the text of the file NAME_FILE names, without its trailing newline,
+    when NAME_FILE is not empty; else NAME as the environment gives it (None when unset).
+    A non-empty NAME beside a non-empty NAME_FILE is refused."""
+    path = os.environ.get(f"{name}_FILE")
+    if not path:
+        return os.environ.get(name)
+    if os.environ.get(name):
+        raise ImproperlyConfigured(f"{name} and {name}_FILE are both set: set one of them")
+    unreadable = f"{name}_FILE: cannot read {name} from {path!r}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{unreadable}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ImproperlyConfigured(f"{unreadable}: not UTF-8 text") from None
+    return text.rstrip("\r\n")
 
 
 @overload

@@ -1,5 +1,6 @@
-"""The environment readers of dashboard/env.py, value by value, with their exact errors; and
-that settings.py wires each checked setting to its check (in a real start-up)."""
+"""The environment readers of dashboard/env.py, value by value, with their exact errors, and
+NAME_FILE in place of NAME; and that settings.py wires each checked setting to its check (in a
+real start-up)."""
 
 from __future__ import annotations
 
@@ -175,3 +176,120 @@ def test_start_up_refuses_a_setting_outside_its_bounds(
     refused = manage(process_env(tmp_path, **{variable: value}), "check")
     assert refused.returncode != 0
     assert f"ImproperlyConfigured: {error}\n" in refused.stderr
+
+
+def test_a_value_can_come_from_the_file_name_file_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    secret.write_text(" v \n")
+    assert env_str(NAME) == "v"
+    secret.write_text("42\r\n\n")
+    assert env_int(NAME, 5, maximum=100) == 42
+    secret.write_text("a,b\n")
+    assert env_list(NAME) == ["a", "b"]
+    secret.write_text("")
+    assert env_str(NAME, "d") == "d"
+    # Checked as NAME's own value would be.
+    secret.write_text("101\n")
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_int(NAME, 5, maximum=100)
+    assert str(refused.value) == f"{NAME} must be <= 100, got 101"
+
+
+def test_an_empty_name_or_name_file_counts_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from the file\n")
+    monkeypatch.setenv(NAME, "")
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    assert env_str(NAME) == "from the file"
+    monkeypatch.setenv(NAME, "from the environment")
+    monkeypatch.setenv(f"{NAME}_FILE", "")
+    assert env_str(NAME) == "from the environment"
+
+
+def test_name_and_name_file_both_set_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("v\n")
+    monkeypatch.setenv(NAME, "v")
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_str(NAME)
+    assert str(refused.value) == f"{NAME} and {NAME}_FILE are both set: set one of them"
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda path: None, "No such file or directory"),
+        (lambda path: path.mkdir(), "Is a directory"),
+        (lambda path: path.write_bytes(b"\xff\xfe\n"), "not UTF-8 text"),
+    ],
+)
+def test_a_name_file_that_cannot_be_read_is_refused_naming_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make: Callable[[Path], object],
+    why: str,
+) -> None:
+    secret = tmp_path / "secret"
+    make(secret)
+    monkeypatch.setenv(f"{NAME}_FILE", str(secret))
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_bool(NAME, False)
+    assert str(refused.value) == f"{NAME}_FILE: cannot read {NAME} from {str(secret)!r}: {why}"
+
+
+# Start-ups in a subprocess, as production starts: DEBUG off, a key and the hosts given.
+PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "k" * 40, "ALLOWED_HOSTS": "testserver"}
+
+
+def test_secrets_can_come_from_files(tmp_path: Path) -> None:
+    files = {
+        "SECRET_KEY": "f" * 40,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'from-file.sqlite3'}",
+        "LOTUS_RPC_TOKEN": "a.jwt.token",
+        "CACHE_URL": "redis://cache.example:6379/1",
+        "CELERY_BROKER_URL": "amqp://broker.example:5672//",
+    }
+    env = process_env(tmp_path, **PRODUCTION)
+    for name, value in files.items():
+        env.pop(name, None)  # SECRET_KEY, and any the parent process has
+        (tmp_path / name).write_text(value + "\n")
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    code = (
+        "from django.conf import settings as s;"
+        "print([s.SECRET_KEY, str(s.DATABASES['default']['NAME']), s.LOTUS_RPC_TOKEN,"
+        " s.CACHE_URL, s.CELERY_BROKER_URL])"
+    )
+    done = manage(env, "shell", "-c", code)
+    assert done.returncode == 0, done.stderr
+    database = str(tmp_path / "from-file.sqlite3")
+    expected = [
+        "f" * 40,
+        database,
+        "a.jwt.token",
+        "redis://cache.example:6379/1",
+        "amqp://broker.example:5672//",
+    ]
+    assert done.stdout.strip().splitlines()[-1] == repr(expected)
+    assert manage(env, "check").returncode == 0
+
+
+def test_a_secret_in_the_environment_and_in_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("f" * 40 + "\n")
+    both = process_env(tmp_path, **PRODUCTION, SECRET_KEY_FILE=str(tmp_path / "key"))
+    refused = manage(both, "check")
+    assert refused.returncode != 0
+    assert "SECRET_KEY and SECRET_KEY_FILE are both set" in refused.stderr
+    assert "Traceback" not in refused.stderr.split("ImproperlyConfigured")[-1]
+    missing = str(tmp_path / "missing")
+    env = process_env(tmp_path, **{**PRODUCTION, "SECRET_KEY": "", "SECRET_KEY_FILE": missing})
+    refused = manage(env, "check")
+    assert refused.returncode != 0
+    assert f"SECRET_KEY_FILE: cannot read SECRET_KEY from {missing!r}" in refused.stderr
