@@ -63,7 +63,7 @@ class VerificationView(APIView):
         data = {"cid": cid, **request.query_params.dict()}
         query = VerificationQuerySerializer(data=data)
         query.is_valid(raise_exception=True)
-        answer = notary.verification(**query.validated_data)
+        answer = notary.answer(**query.validated_data)
         return Response(rendered(VerificationSerializer, answer))
 
 

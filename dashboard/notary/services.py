@@ -28,15 +28,13 @@ from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
 
 __all__ = [
+    "answer",
     "chain_flags",
     "chain_storage",
-    "refresh_chain_flags",
     "record_award",
+    "refresh_chain_flags",
     "register_piece",
-    "verification",
 ]
-
-PIECE_PREFIX = "baga6ea4seaq"
 
 
 # --- pieces ------------------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def _piece_of(result_cid: str, piece_size: int) -> str:
             raise DomainError("piece_size_mismatch", str(exc), status=409) from None
 
 
-# --- verification and awards -----------------------------------------------------------------
+# --- the notary's question and awards ----------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -182,7 +180,7 @@ def _awarded(job_id: str) -> int:
     return Award.objects.filter(job_id=job_id).aggregate(total=Sum("piece_size"))["total"] or 0
 
 
-def verification(*, cid: str, provider: str | None) -> dict[str, Any]:
+def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
     """`GET /notary/verifications/{cid}`: may DataCap go to this data, held by this provider?
     `cid` is canonical, a result CID or a registered piece CID."""
     found = _find(cid, provider)
