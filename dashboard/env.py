@@ -108,6 +108,17 @@ def env_match(
     return value
 
 
+def _masked(url: str) -> str:
+    """`url` with the password of its user part (user:password@host) masked: a start-up
+    error is logged where more people read it than the secret store."""
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    start = url.find("://") + 3 if "://" in url[:at] else 0
+    user, colon, _ = url[start:at].partition(":")
+    return f"{url[:start]}{user}:***{url[at:]}" if colon else url
+
+
 @overload
 def env_url(name: str, default: str, *, schemes: tuple[str, ...]) -> str: ...
 @overload
@@ -120,7 +131,7 @@ def env_url(name: str, default: str | None = None, *, schemes: tuple[str, ...]) 
     if scheme not in schemes:
         raise ImproperlyConfigured(
             f"{name} must be a URL starting with one of {', '.join(s + '://' for s in schemes)}"
-            f", got {value!r}"
+            f", got {_masked(value)!r}"
         )
     return value
 
@@ -135,7 +146,7 @@ def env_http_urls(name: str) -> list[str]:
     urls = [item.rstrip("/") for item in env_list(name)]
     for url in urls:
         if len(url) > 500 or not _HTTP_URL.fullmatch(url):
-            raise ImproperlyConfigured(f"{name}: {url!r} is not an http(s) URL")
+            raise ImproperlyConfigured(f"{name}: {_masked(url)!r} is not an http(s) URL")
     return urls
 
 

@@ -293,3 +293,25 @@ def test_a_secret_in_the_environment_and_in_a_file_is_refused(tmp_path: Path) ->
     refused = manage(env, "check")
     assert refused.returncode != 0
     assert f"SECRET_KEY_FILE: cannot read SECRET_KEY from {missing!r}" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "mysql://filplus:s3cret-pw@db.example/filplus",  # a scheme we do not take
+        "redis//filplus:s3cret-pw@cache.example:6379/0",  # no "://" at all
+        "postgres:/filplus:s3cret-pw@db.example/x",
+    ],
+)
+def test_a_refused_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Start-up errors go to logs that more people read than the secret store: a URL that
+    carries a password is named with the password masked."""
+    monkeypatch.setenv(NAME, value)
+    for read in (lambda: env_url(NAME, schemes=("postgres", "redis")), lambda: env_http_urls(NAME)):
+        with pytest.raises(ImproperlyConfigured) as refused:
+            read()
+        message = str(refused.value)
+        assert "s3cret-pw" not in message
+        assert NAME in message and ":***@" in message
