@@ -1,0 +1,1 @@
+"""API plumbing shared by every domain's views: fields, permissions, errors, schema."""

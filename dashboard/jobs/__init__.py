@@ -1,1 +1,1 @@
-"""Jobs: submission, the queue, results, the bundled executor's worker."""
+"""Jobs: submission, claims, results, and a job as the API shows it."""

@@ -1,1 +1,1 @@
-"""The notary: pieces, verifications, awards, and the deals on chain."""
+"""The notary: pieces, the notary's question, awards, and the deals on chain."""
