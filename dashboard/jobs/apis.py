@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard.access import DECIDERS, require_role
 from dashboard.api.permissions import (
     ModeratorKey,
     NodeKey,
@@ -119,7 +120,8 @@ class JobResultsView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None
-        _visible(request, job_id)  # 404 before judging the body of a job the node cannot see
+        # Who may report is settled before the body is read: 404, then 403.
+        jobs.check_writer(_visible(request, job_id), key)
         body = js.JobResultSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         result = jobs.ResultIn.reported(body.validated_data, default_provider=key.provider)
@@ -156,6 +158,8 @@ class JobDecisionView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None and key.user is not None  # moderator keys are bound to a user
+        _visible(request, job_id)  # who may decide is settled before the body is read
+        require_role(key.user, *DECIDERS)
         body = js.DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         moderation.decide(job_id=job_id, user=key.user, **body.validated_data)

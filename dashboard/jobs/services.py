@@ -30,6 +30,7 @@ from executor.spec import JobSpec
 __all__ = [
     "ResultIn",
     "cancel_job",
+    "check_writer",
     "mark_inputs_blessed",
     "claim_job",
     "claim_next",
@@ -235,7 +236,7 @@ def record_result(
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
             raise job_not_found(job_id)
-        _check_writer(job, key)
+        check_writer(job, key)
         if key is not None and key.provider and result.provider != key.provider:
             raise DomainError(
                 "provider_mismatch",
@@ -272,7 +273,8 @@ def record_result(
         return stored, True
 
 
-def _check_writer(job: Job, key: ApiKey | None) -> None:
+def check_writer(job: Job, key: ApiKey | None) -> None:
+    """403 unless `key` is the node that runs `job` (None: our own worker)."""
     if key is None:
         return  # our own worker
     if key.scope != ApiKey.Scope.NODE or job.node_id != key.pk:

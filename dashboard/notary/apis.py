@@ -37,6 +37,7 @@ class JobPiecesView(APIView):
     def post(self, request: Request, job_id: str) -> Response:
         key = api_key(request)
         assert key is not None
+        notary.holding(job_id=job_id, key=key)  # who may register, before the body is read
         body = PieceInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         piece, created = notary.register_piece(job_id=job_id, key=key, **body.validated_data)

@@ -31,6 +31,7 @@ __all__ = [
     "answer",
     "chain_flags",
     "chain_storage",
+    "holding",
     "record_award",
     "refresh_chain_flags",
     "register_piece",
@@ -44,17 +45,7 @@ def register_piece(
     *, job_id: str, key: ApiKey, piece_cid: str, piece_size: int, payload_cid: str
 ) -> tuple[JobPiece, bool]:
     """A node registers the piece it will store for a job's result; we recompute its CommP."""
-    job = Job.objects.filter(id=job_id).first()
-    if job is None:
-        raise job_not_found(job_id)
-    result = JobResult.objects.filter(job_id=job_id).first()
-    holder = result.provider if result is not None else ""
-    if key.scope != ApiKey.Scope.NODE or not (
-        job.node_id == key.pk or (job.node_id is None and key.provider and key.provider == holder)
-    ):
-        raise DomainError(
-            "forbidden", f"this key does not hold the results of job {job_id}", status=403
-        )
+    job, result = holding(job_id=job_id, key=key)
     if job.state != Job.State.COMPLETED or result is None:
         raise DomainError("job_not_finished", f"job {job_id} has no result yet", status=409)
     if payload_cid != result.result_cid:
@@ -106,6 +97,24 @@ def register_piece(
         return JobPiece.objects.get(job=job, piece_cid=piece_cid), False
     refresh_chain_flags([job_id])  # the chain may already hold deals of this piece
     return piece, True
+
+
+def holding(*, job_id: str, key: ApiKey) -> tuple[Job, JobResult | None]:
+    """The job and its result, when `key` is the node that holds its results (the node that
+    ran it, or for a bundled job the node of the provider it was recorded with); 404 or 403
+    otherwise."""
+    job = Job.objects.filter(id=job_id).first()
+    if job is None:
+        raise job_not_found(job_id)
+    result = JobResult.objects.filter(job_id=job_id).first()
+    holder = result.provider if result is not None else ""
+    if key.scope != ApiKey.Scope.NODE or not (
+        job.node_id == key.pk or (job.node_id is None and key.provider and key.provider == holder)
+    ):
+        raise DomainError(
+            "forbidden", f"this key does not hold the results of job {job_id}", status=403
+        )
+    return job, result
 
 
 def _piece_of(result_cid: str, piece_size: int) -> str:
