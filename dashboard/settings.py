@@ -185,6 +185,11 @@ EXECUTOR_MAX_INPUT_BYTES = env_int("EXECUTOR_MAX_INPUT_BYTES", 4 << 30, minimum=
 # Largest upload `POST /content` takes: its body, and for a CAR what its blocks take on disk
 # (each its bytes plus 4096).
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)
+# What GET /ipfs/… sends: at most this in one answer, and to one caller (a key, or a
+# moderator's session) at most GATEWAY_BYTES_PER_HOUR in an hour (0: no limit). A small
+# upload can be a large file (UnixFS links may repeat a block), so uploads bound neither.
+GATEWAY_MAX_RESPONSE_BYTES = env_int("GATEWAY_MAX_RESPONSE_BYTES", 1 << 30, minimum=1)
+GATEWAY_BYTES_PER_HOUR = env_int("GATEWAY_BYTES_PER_HOUR", 16 << 30, minimum=0)
 
 # --- re-execution (docs/reexecution.md) --------------------------------------------------------
 # Which finished external WASM jobs the bundled executor runs again to check the reported

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey
+from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey, api_key
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.content import services as content
@@ -69,14 +70,37 @@ def _body(request: Request) -> tuple[Callable[[int], bytes], int | None]:
     )
 
 
-def _car(cid: str) -> Iterator[bytes]:
+class _Bounded:
+    """A file that refuses to grow past what one gateway answer may hold (a CAR being
+    exported to a temporary file, which would otherwise fill the disk first)."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.size = out, 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        content.check_answer_size(self.size)
+        return self.out.write(data)
+
+
+def _car(cid: str, caller: str) -> Iterator[bytes]:
+    """The CAR of `cid`, exported in full before its first byte is given (so that a DAG
+    that turns out incomplete or too large is an error, not a cut-off 200), and charged."""
     with tempfile.TemporaryDirectory(prefix="filplus-car-") as tmp:
         path = Path(tmp) / "out.car"
         with path.open("wb") as out:
-            content.storage().export_car(cid, out)
+            bounded = _Bounded(out)
+            content.storage().export_car(cid, bounded)  # type: ignore[arg-type]
+        content.charge_egress(caller, bounded.size)
         with path.open("rb") as data:
             while chunk := data.read(1 << 20):
                 yield chunk
+
+
+def _caller(request: Request) -> str:
+    """Whom the gateway's bytes are counted to: the key, or the moderator's account."""
+    key = api_key(request)
+    return f"key:{key.prefix}" if key is not None else f"user:{request.user.pk}"
 
 
 class GatewayView(APIView):
@@ -100,9 +124,10 @@ class GatewayView(APIView):
             "Accept", ""
         )
         headers = {"X-Content-Type-Options": "nosniff", "X-Ipfs-Roots": target}
+        caller = _caller(request)
         if wants_car:
             try:
-                body = _car(target)
+                body = _car(target, caller)
                 first = next(body)  # fail before the 200 is sent
             except ContentNotFound as exc:
                 raise DomainError("not_found", str(exc), status=404) from None
@@ -118,10 +143,12 @@ class GatewayView(APIView):
                 "dashboard/ipfs_folder.html",
                 {"cid": target, "entries": entries or [], "base": request.path.rstrip("/")},
             )
+            content.charge_egress(caller, len(page.encode()))
             return HttpResponse(page, content_type="text/html; charset=utf-8", headers=headers)
         # Only content that is all here gets a 200, and its length: a stream that breaks
         # off later (a block damaged on disk) cannot pass for the whole file.
         size, chunks = content.open_file(target)
+        content.charge_egress(caller, size)
         return StreamingHttpResponse(
             chunks,
             content_type="application/octet-stream",

@@ -7,11 +7,13 @@ uploaded here is what the bundled worker mounts, and results it publishes can be
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 
 from dashboard.errors import DomainError
 from executor.backend import open_storage
@@ -31,6 +33,8 @@ from executor.storage import (
 
 __all__ = [
     "Measured",
+    "charge_egress",
+    "check_answer_size",
     "measure",
     "open_file",
     "resolve",
@@ -131,6 +135,46 @@ def measure(cid: str) -> Measured | None:
     except StorageError as exc:
         raise DomainError("storage_unavailable", str(exc), status=503) from None
     return Measured(file_bytes=files, car_bytes=car.count)
+
+
+HOUR = 3600
+
+
+def check_answer_size(size: int) -> None:
+    """413 when one gateway answer may not be `size` bytes (GATEWAY_MAX_RESPONSE_BYTES)."""
+    largest = settings.GATEWAY_MAX_RESPONSE_BYTES
+    if size > largest:
+        raise DomainError(
+            "response_too_large",
+            f"this content is {size} bytes or more; the gateway sends at most {largest} in "
+            "one answer (GATEWAY_MAX_RESPONSE_BYTES): fetch it from an IPFS node",
+            status=413,
+        )
+
+
+def charge_egress(caller: str, size: int) -> None:
+    """Before an answer of `size` bytes is sent to `caller` (a key or a moderator): 413 when
+    one answer may not be that large, 429 when the caller's bytes this hour would pass
+    GATEWAY_BYTES_PER_HOUR; otherwise they are counted. Counted in the cache, as the API's
+    rate limits are."""
+    check_answer_size(size)
+    budget = settings.GATEWAY_BYTES_PER_HOUR
+    if not budget:
+        return
+    now = time.time()
+    counter = f"egress:{caller}:{int(now // HOUR)}"
+    cache.add(counter, 0, timeout=2 * HOUR)
+    used = cache.incr(counter, size)
+    if used > budget:
+        cache.decr(counter, size)  # a refused answer costs nothing
+        left = max(0, budget - (used - size))
+        raise DomainError(
+            "egress_limit",
+            f"{size} bytes would pass this caller's {budget} bytes an hour from the gateway "
+            f"(GATEWAY_BYTES_PER_HOUR); {left} bytes left this hour",
+            status=429,
+            headers={"Retry-After": str(HOUR - int(now % HOUR))},
+        )
 
 
 def open_file(cid: str) -> tuple[int, Iterator[bytes]]:

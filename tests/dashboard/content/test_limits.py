@@ -183,3 +183,54 @@ def test_a_folder_page_lists_its_entries_with_escaped_names(
     assert f'<a href="/ipfs/{root}/sub">sub/</a></li>' in text
     assert "<b>" not in text
     assert "(empty folder)" in client.get(f"/ipfs/{empty}", **auth).content.decode()
+
+
+def _repeated_file(client: Client, personas: Personas, leaf: int, count: int) -> str:
+    """Upload a file of `count` times one `leaf`-byte block: a few KB of CAR for
+    leaf x count bytes of file (UnixFS dedup, used as an amplifier)."""
+    blocks: list[tuple[bytes, bytes]] = []
+    root = dags.repeated_leaf_file(lambda c, b: blocks.append((c, b)), leaf, count)
+    car = dags.car_of(root, list(reversed(dict(blocks).items())))
+    assert upload(client, personas.submitter_key, car).status_code == 201
+    return cid_text(root)
+
+
+def test_the_gateway_sends_no_more_than_one_response_may(
+    client: Client, personas: Personas, store: EmbeddedStore, settings
+) -> None:
+    """A small upload whose links repeat one block is a large file: the gateway refuses to
+    stream more than GATEWAY_MAX_RESPONSE_BYTES in one answer, before it sends a byte."""
+    root = _repeated_file(client, personas, 1 << 16, 174 * 20)  # 228 MB of file
+    settings.GATEWAY_MAX_RESPONSE_BYTES = 100 << 20
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.node_key}"}
+    refused = client.get(f"/ipfs/{root}", **auth)
+    assert refused.status_code == 413
+    error = refused.json()["error"]
+    assert error["code"] == "response_too_large"
+    assert str(174 * 20 << 16) in error["message"] and str(100 << 20) in error["message"]
+    # Its CAR holds each block once: small, so it is sent.
+    car = client.get(f"/ipfs/{root}?format=car", **auth)
+    assert car.status_code == 200 and len(b"".join(car.streaming_content)) < 100_000
+    settings.GATEWAY_MAX_RESPONSE_BYTES = 1000
+    assert client.get(f"/ipfs/{root}?format=car", **auth).status_code == 413
+
+
+def test_a_caller_is_served_a_bounded_number_of_bytes_an_hour(
+    client: Client, personas: Personas, store: EmbeddedStore, settings
+) -> None:
+    root = _repeated_file(client, personas, 1000, 4)  # a 4000-byte file
+    settings.GATEWAY_BYTES_PER_HOUR = 10_000
+    node = {"HTTP_AUTHORIZATION": f"Bearer {personas.node_key}"}
+    for _ in range(2):
+        served = client.get(f"/ipfs/{root}", **node)
+        assert served.status_code == 200 and len(b"".join(served.streaming_content)) == 4000
+    refused = client.get(f"/ipfs/{root}", **node)
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["code"] == "egress_limit" and "2000 bytes left" in error["message"]
+    assert refused["Retry-After"].isdigit() and 0 < int(refused["Retry-After"]) <= 3600
+    # The refused answer cost nothing, and another caller has a budget of its own.
+    other = {"HTTP_AUTHORIZATION": f"Bearer {personas.notary_key}"}
+    assert client.get(f"/ipfs/{root}", **other).status_code == 200
+    settings.GATEWAY_BYTES_PER_HOUR = 0  # no limit
+    assert client.get(f"/ipfs/{root}", **node).status_code == 200
