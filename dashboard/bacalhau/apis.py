@@ -3,9 +3,6 @@ the legacy requester API. Thin; the rules live in probe.py and legacy.py."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -61,12 +58,6 @@ class _LegacyView(APIView):
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
 
-    def _json(self, request: Request) -> Any:
-        try:
-            return json.loads(request.body)
-        except (ValueError, RecursionError):
-            raise DomainError("malformed_json", "the body is not JSON") from None
-
 
 class LegacySubmitView(_LegacyView):
     @extend_schema(
@@ -77,16 +68,17 @@ class LegacySubmitView(_LegacyView):
         responses={200: bs.LegacySubmitAnswerSerializer, **error_responses(400, 401, 403, 429)},
     )
     def post(self, request: Request) -> Response:
-        job, payload, spec = legacy.submit(request.body)
+        signed = legacy.signed_submit(request.body)
+        job = legacy.submit(signed)
         answer = {
             "job": {
-                "APIVersion": payload.get("apiversion") or "V1beta1",
+                "APIVersion": signed.payload.get("apiversion") or "V1beta1",
                 "Metadata": {
                     "ID": job.id,
-                    "ClientID": payload["clientid"].lower(),
+                    "ClientID": signed.client.client_id,
                     "CreatedAt": job.created_at.isoformat().replace("+00:00", "Z"),
                 },
-                "Spec": spec,
+                "Spec": signed.spec,
             }
         }
         response = Response(rendered(bs.LegacySubmitAnswerSerializer, answer))
@@ -103,8 +95,8 @@ class LegacyEventsView(_LegacyView):
         responses={200: bs.LegacyEventsSerializer, **error_responses(400, 404, 429)},
     )
     def post(self, request: Request) -> Response:
-        events = legacy.events(self._json(request))
-        return Response(rendered(bs.LegacyEventsSerializer, {"events": events}))
+        job, _ = legacy.client_job(request.body)
+        return Response(rendered(bs.LegacyEventsSerializer, {"events": legacy.events(job)}))
 
 
 class LegacyResultsView(_LegacyView):
@@ -116,8 +108,8 @@ class LegacyResultsView(_LegacyView):
         responses={200: bs.LegacyResultsSerializer, **error_responses(400, 404, 429)},
     )
     def post(self, request: Request) -> Response:
-        results = legacy.results(self._json(request))
-        return Response(rendered(bs.LegacyResultsSerializer, {"results": results}))
+        job, _ = legacy.client_job(request.body)
+        return Response(rendered(bs.LegacyResultsSerializer, {"results": legacy.results(job)}))
 
 
 # The same operations where Bacalhau v1.1 to v1.3 serve them, under their own operation ids.

@@ -15,10 +15,22 @@ from typing import Any
 
 from executor.cids import InvalidCID, normalize_cid
 
-__all__ = ["BacalhauError", "JobCid", "fold", "job_cids", "legacy_spec_cids", "member"]
+__all__ = [
+    "MAX_DEPTH",
+    "BacalhauError",
+    "JobCid",
+    "fold",
+    "job_cids",
+    "legacy_spec_cids",
+    "member",
+    "nesting",
+]
 
 # Objects whose keys are data, not field names: never folded.
 _MAPS = frozenset({"environmentvariables", "env", "labels", "meta", "metadata"})
+# How deeply objects and lists may nest in a body from a Bacalhau peer: a job needs about 10.
+# `fold` recurses, so a body deeper than this is refused before it is folded.
+MAX_DEPTH = 64
 
 
 class BacalhauError(ValueError):
@@ -42,6 +54,19 @@ def fold(value: Any) -> Any:
         name = key.lower() if isinstance(key, str) else key
         folded[name] = item if name in _MAPS else fold(item)
     return folded
+
+
+def nesting(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply objects and lists nest in `value` (a scalar: 0), counted without recursion
+    and only up to one past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= limit:
+        item, depth = stack.pop()
+        items = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((i, depth + 1) for i in items if isinstance(i, dict | list))
+    return deepest
 
 
 @dataclass(frozen=True)

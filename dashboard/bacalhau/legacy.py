@@ -5,17 +5,21 @@ a signed submit, then events until a terminal job-level event, then results.
 A submit is trusted only as far as its RSA signature: it must verify over the raw bytes of
 `payload` as sent, the payload's client id must be sha256 of the signing key's modulus, and
 an admin must have bound that client id to a submitter key, which the job is submitted as.
+The job is made from those signed bytes and nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 
-from dashboard.bacalhau.bodies import fold, member
+from dashboard.bacalhau.bodies import MAX_DEPTH, fold, member, nesting
 from dashboard.bacalhau.clients import CLIENT_ID
 from dashboard.bacalhau.rsa import BadKey, client_id, parse_public_key, signature_valid
 from dashboard.errors import DomainError, job_not_found
@@ -23,80 +27,166 @@ from dashboard.jobs.services import JOB_ID, submit_job
 from dashboard.models import BacalhauClient, BacalhauSubmission, Job
 from executor.spec import OUTPUTS_PATH, JobSpec, SpecError, parse_spec, storable_text
 
-__all__ = ["events", "legacy_spec", "results", "submit"]
+__all__ = [
+    "SignedSubmit",
+    "client_job",
+    "events",
+    "legacy_spec",
+    "read_json",
+    "results",
+    "signed_submit",
+    "submit",
+]
 
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*", re.I)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+# Our spec's limits, named as a legacy spec names them.
+_LIMIT_FIELDS = {"limits.memory_bytes": "spec.Resources.Memory", "limits.timeout_s": "spec.Timeout"}
 
 
 def _bad(field: str, message: str) -> DomainError:
     return DomainError("invalid_spec", f"{field}: {message}", fields={field: message})
 
 
-def raw_member(body: bytes, name: str) -> tuple[dict[str, Any], bytes | None]:
-    """The JSON object `body`, and the bytes of its member `name` (any case) exactly as sent:
-    the signature covers those bytes, not a re-serialisation of them."""
+# --- reading a body ----------------------------------------------------------------------------
+
+
+class _Members(dict[str, Any]):
+    """A JSON object as read, and the first of its member names that repeats an earlier one
+    in any case (None when none does)."""
+
+    repeated: str | None = None
+
+
+def _members(pairs: list[tuple[str, Any]]) -> _Members:
+    members = _Members(pairs)
+    if len({name.casefold() for name in members}) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name.casefold() in seen:
+                members.repeated = name
+                break
+            seen.add(name.casefold())
+    return members
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is beyond any number")
+    return number
+
+
+def _not_json(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _repeated(value: Any) -> str | None:
+    """The dotted path of the first member named twice (in any case) in `value`, or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, _Members):
+            if item.repeated is not None:
+                return f"{path}{item.repeated}"
+            stack.extend((v, f"{path}{k}.") for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}{i}.") for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def read_json(text: str | bytes) -> Any:
+    """A legacy body as JSON, strictly. Go's decoder matches member names in any case and
+    keeps the last of two, and another reading might keep another, so an object that names a
+    member twice in any case (maps included) is refused; so are NaN and the infinities
+    (not JSON, and no database stores them) and nesting deeper than MAX_DEPTH."""
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DomainError("malformed_json", "the body is not UTF-8") from None
-    decoder = json.JSONDecoder()
-    try:
-        document = json.loads(text)
+        value = json.loads(
+            text, object_pairs_hook=_members, parse_float=_finite, parse_constant=_not_json
+        )
     except (ValueError, RecursionError):
         raise DomainError("malformed_json", "the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise DomainError("invalid_request", "the body must be a JSON object")
-    # Walk the top-level members to find where the wanted value's text starts and ends.
-    at, raw = text.index("{") + 1, None
+    if nesting(value) > MAX_DEPTH:
+        raise DomainError("malformed_json", f"the body is nested more than {MAX_DEPTH} deep")
+    where = _repeated(value)
+    if where is not None:
+        message = "named twice (member names match in any case)"
+        raise DomainError("invalid_request", f"{where}: {message}", fields={where: message})
+    return value
+
+
+def _member_text(text: str, name: str) -> str | None:
+    """The text of member `name` (any case) of the JSON object `text`, exactly as sent: the
+    signature covers those bytes, not a re-serialisation of them. `text` has passed
+    read_json: an object that names each member once."""
+    decoder = json.JSONDecoder()
+    at, found = text.index("{") + 1, None
     whitespace = " \t\n\r"
     while True:
         while text[at] in whitespace + ",":
             at += 1
         if text[at] == "}":
-            break
+            return found
         key, at = json.decoder.scanstring(text, at + 1)  # type: ignore[attr-defined]
         while text[at] in whitespace + ":":
             at += 1
         _, end = decoder.raw_decode(text, at)
         if key.lower() == name:
-            raw = text[at:end].encode("utf-8")
+            found = text[at:end]
         at = end
-    return document, raw
 
 
-def submit(body: bytes) -> tuple[Job, dict[str, Any], Any]:
-    """`POST /requester/submit`: check the signature, map the legacy spec, submit as the bound key.
-    Returns the job, the folded payload and the spec as sent."""
-    document, payload_bytes = raw_member(body, "payload")
+# --- submitting --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedSubmit:
+    """A submit from a bound client whose signature verified: what its job is made of."""
+
+    client: BacalhauClient
+    payload: dict[str, Any]  # folded, read from the signed bytes and nothing else
+    spec: Any  # the payload's spec as sent
+
+
+def _unsigned(message: str, fields: dict[str, str] | None = None) -> DomainError:
+    return DomainError("invalid_signature", message, status=401, fields=fields)
+
+
+def signed_submit(body: bytes) -> SignedSubmit:
+    """`POST /requester/submit`'s checks: the body read strictly, the signature over the
+    payload's bytes, the payload's ClientID against the key, and the client's binding."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DomainError("malformed_json", "the body is not UTF-8") from None
+    document = read_json(text)
+    if not isinstance(document, dict):
+        raise DomainError("invalid_request", "the body must be a JSON object")
+    payload_text = _member_text(text, "payload")
+    sent = read_json(payload_text) if payload_text is not None else None
+    if payload_text is None or not isinstance(sent, dict):
+        raise DomainError(
+            "invalid_request", "payload: must be an object", fields={"payload": "missing"}
+        )
+    payload = fold(sent)
     request = fold(document)
-    payload = request.get("payload")
-    if not isinstance(payload, dict) or payload_bytes is None:
-        raise DomainError("invalid_request", "payload: missing", fields={"payload": "missing"})
     public_key, signature = request.get("client_public_key"), request.get("signature")
     if not isinstance(public_key, str) or not isinstance(signature, str):
-        raise DomainError(
-            "invalid_signature",
-            "a submit carries client_public_key and signature",
-            status=401,
-            fields={"signature": "missing"},
+        raise _unsigned(
+            "a submit carries client_public_key and signature", {"signature": "missing"}
         )
     try:
         key = parse_public_key(public_key)
     except BadKey as exc:
-        raise DomainError("invalid_signature", f"client_public_key: {exc}", status=401) from None
-    if not signature_valid(key, payload_bytes, signature):
-        raise DomainError(
-            "invalid_signature", "the signature does not verify over payload", status=401
-        )
+        raise _unsigned(f"client_public_key: {exc}") from None
+    if not signature_valid(key, payload_text.encode("utf-8"), signature):
+        raise _unsigned("the signature does not verify over payload")
     sender = client_id(key)
     claimed = payload.get("clientid")
     if not isinstance(claimed, str) or claimed.lower() != sender:
-        raise DomainError(
-            "invalid_signature",
+        raise _unsigned(
             "payload.ClientID is not the signing key's client id (sha256 of its modulus)",
-            status=401,
-            fields={"payload.ClientID": "must be " + sender},
+            {"payload.ClientID": "must be " + sender},
         )
     client = BacalhauClient.objects.select_related("key").filter(client_id=sender).first()
     if client is None or client.key.revoked_at is not None:
@@ -106,14 +196,22 @@ def submit(body: bytes) -> tuple[Job, dict[str, Any], Any]:
             "(an admin binds it in the dashboard's admin)",
             status=403,
         )
-    sent_spec = _original(document, "payload", "spec")
-    if not _storable(sent_spec):
+    return SignedSubmit(
+        client=client,
+        payload=payload,
+        spec=_original(sent, "spec"),
+    )
+
+
+def submit(signed: SignedSubmit) -> Job:
+    """The job of a verified submit, submitted as its client's key."""
+    if not _storable(signed.spec):
         raise _bad("spec", "text must not contain NUL or a lone UTF-16 surrogate")
-    spec = legacy_spec(payload.get("spec"), sent_spec)
+    spec = legacy_spec(signed.payload.get("spec"), signed.spec)
     with transaction.atomic():
-        job, _ = submit_job(key=client.key, spec=spec)
-        BacalhauSubmission.objects.create(job=job, client=client, spec=sent_spec)
-    return job, payload, sent_spec
+        job, _ = submit_job(key=signed.client.key, spec=spec)
+        BacalhauSubmission.objects.create(job=job, client=signed.client, spec=signed.spec)
+    return job
 
 
 def _storable(value: Any) -> bool:
@@ -151,9 +249,12 @@ def _memory(value: str) -> int:
     match = _MEMORY.fullmatch(value)
     if match is None:
         raise _bad("spec.Resources.Memory", f"{value!r} is not a size like 256Mb or 1GB")
-    number, unit = float(match.group(1)), (match.group(2) or "").lower()
+    number, unit = Decimal(match.group(1)), (match.group(2) or "").lower()
     scale = _UNITS[unit[:1]] if "i" not in unit else 1024 ** " kmgt".index(unit[0])
-    return int(number * scale)
+    size = number * scale  # exact: as a float, 400 nines are infinite
+    if size >= 1 << 63:
+        raise _bad("spec.Resources.Memory", f"{value[:40]!r}: more memory than any job gets")
+    return int(size)
 
 
 def legacy_spec(spec: Any, sent: Any) -> JobSpec:
@@ -250,7 +351,7 @@ def legacy_spec(spec: Any, sent: Any) -> JobSpec:
     try:
         return parse_spec(body)
     except SpecError as exc:
-        raise _bad(f"spec ({exc.field})", exc.message) from None
+        raise _bad(_LIMIT_FIELDS.get(exc.field, f"spec ({exc.field})"), exc.message) from None
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -264,8 +365,11 @@ LEGACY_STATES: dict[str, str] = {
 }
 
 
-def _client_job(body: Any) -> Job:
-    request = fold(body) if isinstance(body, dict) else {}
+def client_job(body: bytes) -> tuple[Job, str]:
+    """The job `POST /requester/events` and `/results` ask about, and the client asking, who
+    must be the one that submitted it; 404 otherwise, as if there were no such job."""
+    document = read_json(body)
+    request = fold(document) if isinstance(document, dict) else {}
     job_id, client = request.get("job_id"), request.get("client_id")
     if not isinstance(job_id, str) or not job_id:
         raise DomainError("invalid_request", "job_id: missing", fields={"job_id": "missing"})
@@ -282,17 +386,16 @@ def _client_job(body: Any) -> Job:
         )
     if job is None:
         raise job_not_found(job_id[:100] if JOB_ID.fullmatch(job_id) else "(not a job id)")
-    return job
+    return job, client.lower()
 
 
 def _time(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z") if value is not None else ""
 
 
-def events(body: Any) -> list[dict[str, Any]]:
+def events(job: Job) -> list[dict[str, Any]]:
     """The job's history as legacy JobHistory: never empty (the client polls an empty list
     without sleeping), ending with exactly one terminal job-level event once it is done."""
-    job = _client_job(body)
     history: list[dict[str, Any]] = [
         {
             "Type": "JobLevel",
@@ -329,9 +432,8 @@ def events(body: Any) -> list[dict[str, Any]]:
     return history
 
 
-def results(body: Any) -> list[dict[str, Any]]:
+def results(job: Job) -> list[dict[str, Any]]:
     """One published result for a completed job, as Bacalhau lists them; none otherwise."""
-    job = _client_job(body)
     result = getattr(job, "result", None) if job.state == Job.State.COMPLETED else None
     if result is None:
         return []

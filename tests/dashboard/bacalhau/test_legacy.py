@@ -330,3 +330,88 @@ def test_text_no_database_stores_is_refused_before_it_reaches_one(identity, boun
     response = post("/requester/submit", identity.submit_body(spec))
     assert response.status_code == 400 and "spec" in response.json()["error"]["fields"]
     assert Job.objects.count() == 0
+
+
+# --- hardening (issue 28) ----------------------------------------------------------------------
+
+
+def signed(identity: OpensslClient, payload_text: str, *, extra: str = "") -> bytes:
+    """A submit whose payload is `payload_text` exactly, signed by `identity`, with `extra`
+    members (raw JSON text) written before it."""
+    signature = identity.sign(payload_text.encode())
+    return (
+        f'{{"client_public_key": "{identity.public_key}", {extra}"payload": {payload_text}, '
+        f'"signature": "{signature}"}}'
+    ).encode()
+
+
+def payload_text(identity: OpensslClient, spec: dict[str, Any]) -> str:
+    return json.dumps({"apiversion": "V1beta1", "clientid": identity.client_id, "spec": spec})
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["a second Payload beside the signed one", "Spec twice in the payload", "an env map"],
+)
+def test_member_names_twice_in_any_case_are_refused_anywhere(identity, bound, where) -> None:  # type: ignore[no-untyped-def]
+    """A Go peer and our reader could pick different members of an object that names one
+    twice; the signed bytes must be the only reading there is."""
+    unsigned = payload_text(
+        identity, wasm_spec(wasm={"EntryModule": {"StorageSource": "ipfs", "CID": INPUT}})
+    )
+    if where == "a second Payload beside the signed one":
+        body = signed(
+            identity, payload_text(identity, wasm_spec()), extra=f'"Payload": {unsigned}, '
+        )
+        field = "payload"  # the second of the two names
+    elif where == "Spec twice in the payload":
+        text = payload_text(identity, wasm_spec())[:-1] + ', "Spec": {"engine": "Docker"}}'
+        body = signed(identity, text)
+        field = "payload.Spec"
+    else:
+        spec = wasm_spec()
+        spec["wasm"]["EnvironmentVariables"] = {"STAGE": "a"}
+        text = payload_text(identity, spec).replace('"STAGE": "a"', '"STAGE": "a", "stage": "b"')
+        body = signed(identity, text)
+        field = "payload.spec.wasm.EnvironmentVariables.stage"
+    response = post("/requester/submit", body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and field in error["fields"], error
+    assert Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_numbers_json_has_not_are_refused(identity, bound, value: str) -> None:  # type: ignore[no-untyped-def]
+    """NaN and the infinities are not JSON: PostgreSQL refuses to store them."""
+    text = payload_text(identity, wasm_spec(nodeselectors=[{"key": "x", "values": [1]}]))
+    text = text.replace('"values": [1]', f'"values": [{value}]')
+    response = post("/requester/submit", signed(identity, text))
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert Job.objects.count() == 0
+
+
+def test_memory_too_large_for_any_number_is_a_400_naming_it(identity, bound) -> None:
+    """400 nines of memory overflowed a float: a 500."""
+    for change, field in [
+        ({"resources": {"Memory": "9" * 400}}, "spec.Resources.Memory"),
+        ({"resources": {"Memory": "2TiB"}}, "spec.Resources.Memory"),
+        ({"timeout": 10**30}, "spec.Timeout"),
+    ]:
+        response = post("/requester/submit", identity.submit_body(wasm_spec(**change)))
+        assert response.status_code == 400, response.content
+        assert field in response.json()["error"]["fields"], response.content
+    response = post(
+        "/requester/submit", identity.submit_body(wasm_spec(resources={"Memory": "1.5GiB"}))
+    )
+    job = Job.objects.get(id=response.json()["job"]["Metadata"]["ID"])
+    assert job.spec["limits"]["memory_bytes"] == 3 << 29
+
+
+@pytest.mark.parametrize("path", ["/requester/submit", "/requester/events", "/requester/results"])
+def test_bodies_nested_deep_are_a_400(bound, path: str) -> None:  # type: ignore[no-untyped-def]
+    body = '{"client_id": "a", "job_id": "b", "x": ' + "[" * 500 + "]" * 500 + "}"
+    response = Client().post(path, data=body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] == "malformed_json"
