@@ -153,8 +153,9 @@ def _unsigned(message: str, fields: dict[str, str] | None = None) -> DomainError
 
 
 def signed_submit(body: bytes) -> SignedSubmit:
-    """`POST /requester/submit`'s checks: the body read strictly, the signature over the
-    payload's bytes, the payload's ClientID against the key, and the client's binding."""
+    """`POST /requester/submit`'s checks, cheapest first, so that whoever may not submit
+    costs no RSA: the body read strictly, the key (2048 to 4096 bits, e = 65537), the
+    payload's ClientID against the key, the client's binding, and only then the signature."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -179,8 +180,6 @@ def signed_submit(body: bytes) -> SignedSubmit:
         key = parse_public_key(public_key)
     except BadKey as exc:
         raise _unsigned(f"client_public_key: {exc}") from None
-    if not signature_valid(key, payload_text.encode("utf-8"), signature):
-        raise _unsigned("the signature does not verify over payload")
     sender = client_id(key)
     claimed = payload.get("clientid")
     if not isinstance(claimed, str) or claimed.lower() != sender:
@@ -196,6 +195,8 @@ def signed_submit(body: bytes) -> SignedSubmit:
             "(an admin binds it in the dashboard's admin)",
             status=403,
         )
+    if not signature_valid(key, payload_text.encode("utf-8"), signature):
+        raise _unsigned("the signature does not verify over payload")
     return SignedSubmit(
         client=client,
         payload=payload,

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 __all__ = ["BadKey", "PublicKey", "client_id", "parse_public_key", "signature_valid"]
 
-MIN_BITS = 2048  # what Bacalhau's clients generate; smaller keys are refused
+# What Bacalhau's clients generate (bacalhau-sdk: RSA.generate(2048); Go: rsa.GenerateKey,
+# e = 65537). Anything else is refused before any arithmetic: a verification costs about
+# (bits of e) x (bits of n)^2, so an 8192-bit key with a huge e would cost seconds of CPU.
+MIN_BITS, MAX_BITS = 2048, 4096
+EXPONENT = 65537
 # DER of DigestInfo{sha256, NULL} up to the digest (RFC 8017 §9.2, note 1).
 _SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
 _RSA_OID = bytes.fromhex("06092a864886f70d010101")
@@ -79,10 +83,10 @@ def parse_public_key(text: str) -> PublicKey:
     e, at = _integer(outer, at)
     if at != len(outer):
         raise BadKey("bytes after the key's numbers")
-    if n.bit_length() < MIN_BITS:
-        raise BadKey(f"the key has {n.bit_length()} bits; at least {MIN_BITS} are needed")
-    if e < 3 or e % 2 == 0 or e >= n:
-        raise BadKey("bad public exponent")
+    if not MIN_BITS <= n.bit_length() <= MAX_BITS:
+        raise BadKey(f"the key has {n.bit_length()} bits; {MIN_BITS} to {MAX_BITS} are accepted")
+    if e != EXPONENT:
+        raise BadKey(f"the public exponent must be {EXPONENT}")
     return PublicKey(n=n, e=e)
 
 

@@ -415,3 +415,85 @@ def test_bodies_nested_deep_are_a_400(bound, path: str) -> None:  # type: ignore
     response = Client().post(path, data=body, content_type="application/json")
     assert response.status_code == 400, response.content
     assert response.json()["error"]["code"] == "malformed_json"
+
+
+def der_public_key(n: int, e: int) -> str:
+    """A base64 PKCS #1 RSAPublicKey of any numbers, as a client could send them."""
+
+    def length(size: int) -> bytes:
+        if size < 0x80:
+            return bytes([size])
+        raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+        return bytes([0x80 | len(raw)]) + raw
+
+    def integer(value: int) -> bytes:
+        body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+        return b"\x02" + length(len(body)) + body
+
+    numbers = integer(n) + integer(e)
+    return base64.b64encode(b"\x30" + length(len(numbers)) + numbers).decode()
+
+
+@pytest.fixture
+def rsa_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every RSA verification a submit runs, counted (and refused, so none costs anything)."""
+    from dashboard.bacalhau import legacy
+
+    calls: list[int] = []
+
+    def counted(key, message, signature):  # type: ignore[no-untyped-def]
+        calls.append(key.n.bit_length())
+        return False
+
+    monkeypatch.setattr(legacy, "signature_valid", counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("bits", "exponent"),
+    [(8192, "n-2"), (16384, 65537), (4097, 65537), (1024, 65537), (2048, 3), (2048, "n-2")],
+)
+def test_keys_no_client_makes_are_refused_before_any_rsa(
+    bound, rsa_calls: list[int], bits: int, exponent: Any
+) -> None:  # type: ignore[no-untyped-def]
+    """An 8192-bit modulus with e = n - 2 cost 1.5 to 2.2 s of CPU a request, before anyone
+    asked whether the client may submit at all. Bacalhau's clients make 2048-bit keys with
+    e = 65537; 2048 to 4096 bits are accepted, with that exponent only."""
+    n = (1 << (bits - 1)) | int.from_bytes(hashlib.sha256(str(bits).encode()).digest()) | 1
+    e = n - 2 if exponent == "n-2" else exponent
+    client = hashlib.sha256(n.to_bytes((bits + 7) // 8, "big")).hexdigest()
+    bind_client(identity=client, key_prefix=ApiKey.objects.get(name="alice").prefix, actor="t")
+    payload = json.dumps({"apiversion": "V1beta1", "clientid": client, "spec": wasm_spec()})
+    signature = base64.b64encode(b"\x01" * ((bits + 7) // 8)).decode()
+    body = (
+        f'{{"client_public_key": "{der_public_key(n, e)}", "payload": {payload}, '
+        f'"signature": "{signature}"}}'
+    )
+    response = post("/requester/submit", body.encode())
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert rsa_calls == []
+    assert Job.objects.count() == 0
+
+
+def test_an_unbound_client_costs_no_rsa(identity, rsa_calls: list[int]) -> None:  # type: ignore[no-untyped-def]
+    make_personas()
+    response = post("/requester/submit", identity.submit_body(wasm_spec()))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "unbound_client"
+    assert rsa_calls == []
+    # bound, the same submit is verified (and, here, refused by the counting stand-in)
+    bind_client(
+        identity=identity.client_id, key_prefix=ApiKey.objects.get(name="alice").prefix, actor="t"
+    )
+    assert post("/requester/submit", identity.submit_body(wasm_spec())).status_code == 401
+    assert rsa_calls == [2048]
+
+
+def test_a_4096_bit_key_is_accepted(tmp_path: Path) -> None:
+    big = OpensslClient(tmp_path / "big", bits=4096)
+    make_personas()
+    bind_client(
+        identity=big.public_key, key_prefix=ApiKey.objects.get(name="alice").prefix, actor="t"
+    )
+    response = post("/requester/submit", big.submit_body(wasm_spec()))
+    assert response.status_code == 200, response.content
