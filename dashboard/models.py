@@ -441,6 +441,9 @@ class BacalhauSubmission(models.Model):
     )
     client = models.ForeignKey(BacalhauClient, on_delete=models.PROTECT)
     spec = models.JSONField()
+    # sha256 of the submit's signature: the same signed submit again answers this job
+    # (dashboard/bacalhau/legacy.py). One a job; null for jobs submitted before it was kept.
+    signature = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.job_id} by {self.client.client_id[:12]}…"

@@ -63,6 +63,9 @@ class LegacySubmitView(_LegacyView):
     @extend_schema(
         operation_id="bacalhau_legacy_submit",
         summary="Bacalhau's legacy submit (bacalhau-sdk 1.3): a signed job from a bound client",
+        description="Bacalhau's legacy clients send no Authorization header: the submit is "
+        "signed (docs/bacalhau.md). The same signed submit again is answered with the job it "
+        "made the first time, and makes none.",
         auth=[],
         request=bs.LegacySubmitSerializer,
         responses={200: bs.LegacySubmitAnswerSerializer, **error_responses(400, 401, 403, 429)},

@@ -5,11 +5,14 @@ a signed submit, then events until a terminal job-level event, then results.
 A submit is trusted only as far as its RSA signature: it must verify over the raw bytes of
 `payload` as sent, the payload's client id must be sha256 of the signing key's modulus, and
 an admin must have bound that client id to a submitter key, which the job is submitted as.
-The job is made from those signed bytes and nothing else.
+The job is made from those signed bytes and nothing else, once: the same submit again is
+answered with the job it made.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import re
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from dashboard.bacalhau.bodies import MAX_DEPTH, fold, member, nesting
 from dashboard.bacalhau.clients import CLIENT_ID
@@ -146,6 +149,7 @@ class SignedSubmit:
     client: BacalhauClient
     payload: dict[str, Any]  # folded, read from the signed bytes and nothing else
     spec: Any  # the payload's spec as sent
+    signature: str  # sha256 of the signature's bytes: the key of the replay record
 
 
 def _unsigned(message: str, fields: dict[str, str] | None = None) -> DomainError:
@@ -201,18 +205,38 @@ def signed_submit(body: bytes) -> SignedSubmit:
         client=client,
         payload=payload,
         spec=_original(sent, "spec"),
+        signature=hashlib.sha256(base64.b64decode(signature)).hexdigest(),
     )
 
 
 def submit(signed: SignedSubmit) -> Job:
-    """The job of a verified submit, submitted as its client's key."""
+    """The job of a verified submit, submitted as its client's key. PKCS #1 v1.5 signs a
+    payload one way only, so the same signature again is the same submit sent again (a
+    retry, or a replay by whoever saw it): it is answered with the job it made the first
+    time, and makes none."""
+    earlier = _submitted(signed.signature)
+    if earlier is not None:
+        return earlier
     if not _storable(signed.spec):
         raise _bad("spec", "text must not contain NUL or a lone UTF-16 surrogate")
     spec = legacy_spec(signed.payload.get("spec"), signed.spec)
-    with transaction.atomic():
-        job, _ = submit_job(key=signed.client.key, spec=spec)
-        BacalhauSubmission.objects.create(job=job, client=signed.client, spec=signed.spec)
+    try:
+        with transaction.atomic():
+            job, _ = submit_job(key=signed.client.key, spec=spec)
+            BacalhauSubmission.objects.create(
+                job=job, client=signed.client, spec=signed.spec, signature=signed.signature
+            )
+    except IntegrityError:  # the same submit accepted at the same moment: answer the winner's
+        earlier = _submitted(signed.signature)
+        if earlier is None:
+            raise
+        return earlier
     return job
+
+
+def _submitted(signature: str) -> Job | None:
+    found = BacalhauSubmission.objects.select_related("job").filter(signature=signature).first()
+    return found.job if found is not None else None
 
 
 def _storable(value: Any) -> bool:

@@ -187,6 +187,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("BacalhauExecution", "execution_id"): 200,
     ("BacalhauExecution", "node_id"): 200,
     ("BacalhauClient", "client_id"): 64,  # hex SHA-256
+    ("BacalhauSubmission", "signature"): 64,  # hex SHA-256 of the signature (legacy.submit)
 }
 
 

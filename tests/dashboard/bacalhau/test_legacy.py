@@ -497,3 +497,50 @@ def test_a_4096_bit_key_is_accepted(tmp_path: Path) -> None:
     )
     response = post("/requester/submit", big.submit_body(wasm_spec()))
     assert response.status_code == 200, response.content
+
+
+def test_the_same_signed_submit_again_answers_the_job_it_made(identity, bound) -> None:  # type: ignore[no-untyped-def]
+    body = identity.submit_body(wasm_spec())
+    first = post("/requester/submit", body)
+    assert first.status_code == 200
+    # byte for byte, and with the same payload and signature laid out otherwise
+    document = json.loads(body)
+    text = body.decode()
+    payload = text[text.index('"payload": ') + 11 : text.index(', "signature"')]
+    relaid = (
+        f'{{ "signature":"{document["signature"]}",\n"Payload": {payload},'
+        f'"CLIENT_PUBLIC_KEY": "{document["client_public_key"]}" }}'
+    ).encode()
+    for again in (body, relaid):
+        response = post("/requester/submit", again)
+        assert response.status_code == 200, response.content
+        assert response.json() == first.json()
+        assert response["X-Bacalhau-Job-ID"] == first["X-Bacalhau-Job-ID"]
+    assert Job.objects.count() == 1
+    # another payload, even the same spec signed again by a Go client, is another submit
+    second = post("/requester/submit", identity.submit_body(wasm_spec(), compact=True))
+    assert second.status_code == 200
+    assert second["X-Bacalhau-Job-ID"] != first["X-Bacalhau-Job-ID"]
+    assert Job.objects.count() == 2
+
+
+def test_a_submit_accepted_twice_at_once_makes_one_job(
+    identity, bound, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Two copies in flight both find no earlier job; the record's uniqueness decides."""
+    from dashboard.bacalhau import legacy
+
+    body = identity.submit_body(wasm_spec())
+    first = post("/requester/submit", body)
+    looked = legacy._submitted
+    calls: list[str] = []
+
+    def missed_once(signature: str) -> Job | None:
+        calls.append(signature)
+        return None if len(calls) == 1 else looked(signature)
+
+    monkeypatch.setattr(legacy, "_submitted", missed_once)
+    response = post("/requester/submit", body)
+    assert response.status_code == 200, response.content
+    assert response["X-Bacalhau-Job-ID"] == first["X-Bacalhau-Job-ID"]
+    assert len(calls) == 2 and Job.objects.count() == 1
