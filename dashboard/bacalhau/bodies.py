@@ -57,16 +57,16 @@ def fold(value: Any) -> Any:
 
 
 def nesting(value: Any, limit: int = MAX_DEPTH) -> int:
-    """How deeply objects and lists nest in `value` (a scalar: 0), counted without recursion
-    and only up to one past `limit`."""
-    deepest, stack = 0, [(value, 1)]
-    while stack and deepest <= limit:
-        item, depth = stack.pop()
-        items = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((i, depth + 1) for i in items if isinstance(i, dict | list))
-    return deepest
+    """How deeply objects and lists nest in `value` (a scalar: 0), counted level by level
+    without recursion, and only up to one past `limit`."""
+    depth, level = 0, [value] if isinstance(value, dict | list) else []
+    while level and depth <= limit:
+        depth += 1
+        inner: list[Any] = []
+        for item in level:
+            inner.extend(item.values() if isinstance(item, dict) else item)
+        level = [item for item in inner if isinstance(item, dict | list)]
+    return depth
 
 
 @dataclass(frozen=True)
