@@ -33,7 +33,7 @@ class BacalhauProbeView(APIView):
         request=bs.BacalhauProbeSerializer,
         responses={
             200: bs.ProbeAnswerSerializer,
-            **error_responses(400, 401, 403, 415, 429),
+            **error_responses(400, 401, 403, 413, 415, 429),
         },
     )
     def post(self, request: Request, node_key: str) -> Response:

@@ -15,7 +15,13 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard.bacalhau.bodies import BacalhauError, JobCid, fold, job_cids, legacy_spec_cids
+from dashboard.bacalhau.bodies import (
+    BacalhauError,
+    JobCid,
+    fold,
+    job_cids,
+    legacy_spec_cids,
+)
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError
 from dashboard.models import ApiKey
@@ -40,10 +46,44 @@ def _text(value: Any) -> str:
     return value[:200] if isinstance(value, str) else ""
 
 
+def _get(value: Any, name: str) -> Any:
+    """`value`'s member `name` in any case (the last of several, as `fold` keeps it), None."""
+    found = None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.lower() == name:
+                found = item
+    return found
+
+
+def _count(items: Any) -> int:
+    return len(items) if isinstance(items, list) else 0
+
+
+def _sources(body: dict[str, Any]) -> tuple[int, str]:
+    """How many inputs and modules a probe's job names, and the field that holds it: read
+    from the body as sent, before anything is folded or any CID is read."""
+    job, spec = _get(body, "job"), _get(body, "spec")
+    count = 0
+    if job is not None:  # v1.1 and later: a v2 models.Job
+        tasks = _get(job, "tasks")
+        for task in tasks if isinstance(tasks, list) else []:
+            params = _get(_get(task, "engine"), "params")
+            count += _count(_get(task, "inputsources")) + _count(_get(params, "importmodules"))
+            count += _get(params, "entrymodule") is not None
+        return count, "Job"
+    wasm = _get(spec, "wasm")  # v1.0: a legacy spec
+    count += _count(_get(spec, "inputs")) + _count(_get(wasm, "importmodules"))
+    return count + (_get(wasm, "entrymodule") is not None), "spec"
+
+
 def parse_probe(body: Any) -> ProbeJob:
-    """A probe body of any version; DomainError 400 naming the field that is wrong."""
+    """A probe body of any version; DomainError 400 naming the field that is wrong, 413
+    when its job names more CIDs than an eligibility request may."""
     if not isinstance(body, dict):
         raise DomainError("invalid_probe", "the body must be a JSON object")
+    count, field = _sources(body)
+    selectors.check_batch_size(count, field=field)
     probe = fold(body)
     try:
         if "job" in probe:  # v1.1 and later: a v2 models.Job

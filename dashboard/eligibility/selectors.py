@@ -112,6 +112,18 @@ def statuses(canonical_cids: set[str], epoch: int) -> dict[str, str]:
     return {cid: status_at(active, pending, epoch) for cid, active, pending in rows}
 
 
+def check_batch_size(count: int, *, field: str = "cids") -> None:
+    """413 too_many_cids for a request that names more than MAX_BATCH CIDs, before any is
+    read: an eligibility request's `cids`, a Bacalhau probe's job."""
+    if count > MAX_BATCH:
+        raise DomainError(
+            "too_many_cids",
+            f"at most {MAX_BATCH} CIDs a request, got {count}",
+            status=413,
+            fields={field: count},
+        )
+
+
 def cid_batch(cids: Any) -> list[tuple[str, str]]:
     """An eligibility request's `cids` as (sent, canonical) pairs in request order, or the
     API error that names what is wrong (invalid_cid naming the index; 413 too_many_cids)."""
@@ -123,13 +135,7 @@ def cid_batch(cids: Any) -> list[tuple[str, str]]:
         raise DomainError(
             "invalid_request", "'cids' must hold at least one CID", fields={"cids": "empty"}
         )
-    if len(cids) > MAX_BATCH:
-        raise DomainError(
-            "too_many_cids",
-            f"at most {MAX_BATCH} CIDs a request, got {len(cids)}",
-            status=413,
-            fields={"cids": len(cids)},
-        )
+    check_batch_size(len(cids))
     return [(sent, canonical(sent, field="cids", index=i)) for i, sent in enumerate(cids)]
 
 

@@ -288,3 +288,58 @@ def test_the_reply_is_read_by_the_nodes_rules_over_a_socket(live_server) -> None
     assert MODULE in unblessed["reason"]
     wrong_key = GoProbeClient(f"{live_server.url}/api/v1/bacalhau/probe/{personas.notary_key}")
     assert wrong_key.post(probe_v15(wasm_task(module, []))) == {"bid": False, "status": 403}
+
+
+# --- hardening (issue 28) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def normalised(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every CID the probe reads, counted as it goes through the one normaliser."""
+    from dashboard.bacalhau import bodies
+
+    seen: list[str] = []
+    real = bodies.normalize_cid
+
+    def counted(cid: str) -> str:
+        seen.append(cid)
+        return real(cid)
+
+    monkeypatch.setattr(bodies, "normalize_cid", counted)
+    return seen
+
+
+@pytest.mark.parametrize("version", ["v1.5", "v1.0"])
+def test_a_probe_names_at_most_as_many_cids_as_an_eligibility_request(
+    chain, normalised: list[str], version: str
+) -> None:
+    """30,000 CIDs were read, 1.3 to 1.9 s of CPU a probe: the /eligibility cap and error,
+    before any CID is read."""
+    from dashboard.eligibility.selectors import MAX_BATCH
+
+    personas = make_personas()
+    ask_node = Client()
+
+    def body(count: int) -> dict[str, Any]:
+        inputs = [chain["payload"]] * count
+        if version == "v1.0":
+            return probe_v10(inputs[1:], module=chain["module"])
+        paths = [(cid, f"/inputs/{i}") for i, cid in enumerate(inputs[1:])]
+        return probe_v15(wasm_task(chain["module"], paths))
+
+    response = ask(ask_node, personas.node_key, body(MAX_BATCH + 1))
+    assert response.status_code == 413, response.content
+    error = response.json()["error"]
+    eligibility = ask_node.post(
+        "/api/v1/eligibility",
+        data={"cids": [chain["payload"]] * (MAX_BATCH + 1)},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {personas.node_key}",
+    ).json()["error"]
+    assert error["code"] == eligibility["code"] == "too_many_cids"
+    assert error["message"] == eligibility["message"]
+    assert normalised == []
+    # the cap itself is a probe like any other
+    response = ask(ask_node, personas.node_key, body(MAX_BATCH))
+    assert response.status_code == 200 and response.json()["shouldBid"] is True
+    assert len(normalised) == MAX_BATCH
