@@ -16,11 +16,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard.bacalhau.bodies import (
+    MAX_DEPTH,
     BacalhauError,
     JobCid,
     fold,
     job_cids,
     legacy_spec_cids,
+    nesting,
 )
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError
@@ -84,6 +86,10 @@ def parse_probe(body: Any) -> ProbeJob:
         raise DomainError("invalid_probe", "the body must be a JSON object")
     count, field = _sources(body)
     selectors.check_batch_size(count, field=field)
+    for name, value in body.items():  # before `fold`, which recurses
+        if nesting(value) >= MAX_DEPTH:
+            message = f"nested more than {MAX_DEPTH} deep"
+            raise DomainError("invalid_probe", f"{name}: {message}", fields={name: message})
     probe = fold(body)
     try:
         if "job" in probe:  # v1.1 and later: a v2 models.Job

@@ -343,3 +343,16 @@ def test_a_probe_names_at_most_as_many_cids_as_an_eligibility_request(
     response = ask(ask_node, personas.node_key, body(MAX_BATCH))
     assert response.status_code == 200 and response.json()["shouldBid"] is True
     assert len(normalised) == MAX_BATCH
+
+
+@pytest.mark.parametrize("where", ["Job", "spec", "NodeID"])
+def test_bodies_nested_deep_are_a_400_not_a_500(chain, where: str) -> None:
+    personas = make_personas()
+    deep: Any = []
+    for _ in range(500):
+        deep = [deep]
+    body = {"Job": {"Tasks": []}, where: deep} if where == "NodeID" else {where: deep}
+    response = ask(Client(), personas.node_key, body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_probe" and where in error["fields"], error
