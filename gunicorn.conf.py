@@ -18,3 +18,5 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "dashboard.gunicorn_worker.HeartbeatSyncWorker"
 accesslog = "-"
+# Access and error lines with the keys that ride in URLs (a Bacalhau probe's) masked.
+logger_class = "dashboard.gunicorn_worker.MaskingLogger"

@@ -1,4 +1,5 @@
-"""gunicorn's sync worker, with a heartbeat that lets long requests finish.
+"""gunicorn's sync worker, with a heartbeat that lets long requests finish; and gunicorn's
+logger, with the keys that ride in URLs masked.
 
 Why sync workers (benchmarks/README.md, bench_api on 2 cores): every worker takes the next
 connection from the one listening socket when it is free, so requests queue in one line
@@ -21,8 +22,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
+from gunicorn.glogging import Logger
 from gunicorn.workers.sync import SyncWorker
+
+from dashboard.keys.logs import MaskKeys
 
 
 class HeartbeatSyncWorker(SyncWorker):
@@ -36,3 +41,14 @@ class HeartbeatSyncWorker(SyncWorker):
         while self.alive:
             self.notify()
             time.sleep(interval)
+
+
+class MaskingLogger(Logger):
+    """gunicorn's logger, with the keys that ride in URLs (a Bacalhau probe's) masked in its
+    access lines and its error log, as Django's own request lines are (settings.LOGGING)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, MaskKeys) for f in log.filters):
+                log.addFilter(MaskKeys())

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -106,3 +107,14 @@ def test_a_busy_worker_takes_no_connections_while_another_is_free() -> None:
         thread.join()
         # A quick request queued behind the slow one would carry the slow worker's pid.
         assert len(quick) == 1 and slow["pid"] not in quick
+
+
+def test_the_access_log_never_shows_a_key_from_a_url(tmp_path: Path) -> None:
+    """A Bacalhau node's key rides in its probe URL (gunicorn.conf.py's logger_class)."""
+    access = tmp_path / "access.log"
+    key = "fpk_" + "Ab3d" * 10
+    with gunicorn("-w", "1", "--access-logfile", str(access)) as base:
+        assert httpx.post(f"{base}/api/v1/bacalhau/probe/{key}").status_code == 200
+    logged = access.read_text()
+    assert f'"POST /api/v1/bacalhau/probe/{key[:12]}*** HTTP/1.1" 200' in logged, logged
+    assert key[12:] not in logged

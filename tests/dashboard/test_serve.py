@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.fake_lotus import FakeChain, FakeLotusServer
-from tests.helpers import free_port, process_env, silent_node, spawn
+from tests.helpers import free_port, manage, process_env, silent_node, spawn
 
 
 def test_serve_migrates_serves_and_scans_until_ctrl_c(tmp_path: Path) -> None:
@@ -131,3 +131,20 @@ def test_a_scanner_stuck_on_a_silent_node_does_not_hold_ctrl_c(tmp_path: Path) -
     assert proc.returncode == 0, err
     assert took < 2.5, f"Ctrl-C took {took:.1f} s"
     assert "left scanner mid-work (nothing is lost)" in out
+
+
+def test_the_access_lines_never_show_a_key_from_a_url(tmp_path: Path) -> None:
+    """A Bacalhau node's key rides in its probe URL: every access line shows the path."""
+    proc, port = _serve_offline(tmp_path)
+    try:
+        made = manage(process_env(tmp_path), "create_api_key", "--scope", "node", "--name", "n")
+        key = made.stdout.strip().splitlines()[-1]
+        probe = f"http://127.0.0.1:{port}/api/v1/bacalhau/probe/"
+        assert httpx.post(probe + key, json={"Job": {"Tasks": []}}).status_code == 200
+        assert httpx.post(probe + key[:-1], json={}).status_code == 401  # a typo: a secret too
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert f'"POST /api/v1/bacalhau/probe/{key[:12]}*** HTTP/1.1" 200' in err, err
+    assert f'"POST /api/v1/bacalhau/probe/{key[:12]}*** HTTP/1.1" 401' in err, err
+    assert key[12:-1] not in out + err

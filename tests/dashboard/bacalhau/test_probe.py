@@ -4,7 +4,9 @@ blessed cache, key-bearing URLs, and the reply as a Bacalhau node's Go code read
 from __future__ import annotations
 
 import json
+import logging
 import socket
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,7 +14,7 @@ import pytest
 from django.test import Client
 
 from dashboard.keys.services import revoke_api_key
-from dashboard.models import ApiKey
+from dashboard.models import ApiKey, AuditEvent
 from tests.base import make_personas
 from tests.dashboard.bacalhau.shapes import MODULE, NODE_ID, docker_task, job, wasm_task
 from tests.dashboard.chain_rows import deal, scanned_at
@@ -356,3 +358,55 @@ def test_bodies_nested_deep_are_a_400_not_a_500(chain, where: str) -> None:
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "invalid_probe" and where in error["fields"], error
+
+
+class Lines(logging.Handler):
+    """The lines a logger writes, formatted as its own handlers format them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(logging.Formatter("%(message)s").format(record))
+
+
+@pytest.fixture
+def request_lines() -> Iterator[list[str]]:
+    """What Django's request loggers write: errors (`django.request`) and the access lines of
+    `manage.py serve` (`django.server`)."""
+    lines = Lines()
+    loggers = [logging.getLogger(name) for name in ("django.request", "django.server")]
+    for logger in loggers:
+        logger.addHandler(lines)
+    yield lines.lines
+    for logger in loggers:
+        logger.removeHandler(lines)
+
+
+def test_no_line_logged_shows_the_key_from_the_url(
+    chain, request_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 on the probe logged `Internal Server Error: /api/v1/bacalhau/probe/<the key>`."""
+    from dashboard.bacalhau import probe
+
+    personas = make_personas()
+
+    def broken(job: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(probe, "answer", broken)
+    client = Client(raise_request_exception=False)
+    assert ask(client, personas.node_key, probe_v15(wasm_task(MODULE, []))).status_code == 500
+    # an access line as `manage.py serve` writes it (django.core.servers.basehttp)
+    logging.getLogger("django.server").info(
+        '"%s" %s %s', f"POST /api/v1/bacalhau/probe/{personas.node_key} HTTP/1.1", "200", "77"
+    )
+    logged = "\n".join(request_lines)
+    assert "Internal Server Error: /api/v1/bacalhau/probe/" in logged
+    assert "RuntimeError: a bug" in logged  # the traceback is still there
+    assert personas.node_key not in logged and personas.node_key[12:] not in logged
+    assert f"/api/v1/bacalhau/probe/{personas.node.prefix}***" in logged
+    # nor does the audit log
+    for event in AuditEvent.objects.all():
+        assert personas.node_key[12:] not in json.dumps([event.target, event.before, event.after])
