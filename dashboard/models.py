@@ -37,6 +37,8 @@ class ApiKey(models.Model):
         NOTARY = "notary"
         SUBMITTER = "submitter"
         MODERATOR = "moderator"
+        # A Bacalhau node's job-selection probe, whose key rides in its URL: nothing else.
+        PROBE = "probe", "Bacalhau probe"
 
     name = models.CharField(max_length=100)
     scope = models.CharField(max_length=16, choices=Scope.choices)
@@ -57,7 +59,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     # A node key that offers to re-execute other nodes' jobs (dashboard/reexecution/).
     verifier = models.BooleanField(default=False)
-    # Bacalhau job-selection probes answered for this node key (dashboard/bacalhau/probe.py).
+    # Bacalhau job-selection probes answered for this probe or node key (bacalhau/probe.py).
     probe_count = models.PositiveBigIntegerField(default=0)
     probe_last_at = models.DateTimeField(null=True, blank=True)
 

@@ -26,6 +26,7 @@ class Personas:
     submitter_key: str
     moderator_key: str  # acts as `moderator`
     viewer_key: str  # a moderator-scoped key bound to the viewer account
+    probe_key: str  # answers node-1's Bacalhau probes, and nothing else
 
 
 def person(username: str, role: str | None) -> AbstractBaseUser:
@@ -50,6 +51,7 @@ def make_personas() -> Personas:
     _, viewer_key = create_api_key(
         scope="moderator", name="victor-script", username="victor", actor="test"
     )
+    _, probe_key = create_api_key(scope="probe", name="node-1-probe", actor="test")
     return Personas(
         moderator=moderator,
         viewer=viewer,
@@ -62,4 +64,5 @@ def make_personas() -> Personas:
         submitter_key=submitter_key,
         moderator_key=moderator_key,
         viewer_key=viewer_key,
+        probe_key=probe_key,
     )

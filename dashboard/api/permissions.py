@@ -26,6 +26,11 @@ class ScopePermission(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         key = api_key(request)
+        if key is not None and key.scope == ApiKey.Scope.PROBE:
+            # It rides in a Bacalhau node's probe URL (and so in proxies' logs): the probe,
+            # which checks its key itself, is all it may do.
+            self.message = "a probe key answers Bacalhau probes only"
+            return False
         if key is not None:
             return not self.scopes or key.scope in self.scopes
         if request.method in SAFE_METHODS and role_of(request.user) is not None:

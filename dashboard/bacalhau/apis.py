@@ -17,7 +17,10 @@ from dashboard.models import ApiKey
 
 
 class BacalhauProbeView(APIView):
-    """A Bacalhau compute node sends no credentials: its node key rides in the URL."""
+    """A Bacalhau compute node sends no credentials: its key rides in the URL. A probe key
+    (which can do nothing else), or a node key, as the first nodes were set up with."""
+
+    SCOPES = (ApiKey.Scope.PROBE, ApiKey.Scope.NODE)
 
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
@@ -26,7 +29,8 @@ class BacalhauProbeView(APIView):
         operation_id="bacalhau_probe",
         summary="A Bacalhau compute node's job-selection probe: bid on this job?",
         description="Set the node's --job-selection-probe-http (Node.Compute.JobSelection."
-        "ProbeHTTP; JobAdmissionControl.ProbeHTTP from v1.7) to this URL with a node key. "
+        "ProbeHTTP; JobAdmissionControl.ProbeHTTP from v1.7) to this URL with a probe key "
+        "(create_api_key --scope probe; a node key works too). "
         "The answer is exactly application/json with a Content-Length, as the node needs.",
         auth=[],
         parameters=[OpenApiParameter("node_key", str, OpenApiParameter.PATH)],
@@ -40,8 +44,8 @@ class BacalhauProbeView(APIView):
         key = authenticate_key(node_key)
         if key is None:
             raise DomainError("invalid_api_key", "unknown or revoked API key", status=401)
-        if key.scope != ApiKey.Scope.NODE:
-            raise DomainError("forbidden", "the probe URL needs a compute node's key", status=403)
+        if key.scope not in self.SCOPES:
+            raise DomainError("forbidden", "the probe URL needs a probe key", status=403)
         body = bs.BacalhauProbeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         answer = probe.answer(body.validated_data["job"])

@@ -1,4 +1,4 @@
-"""`manage.py create_api_key --scope node|notary|submitter|moderator --name NAME ...`"""
+"""`manage.py create_api_key --scope node|notary|submitter|moderator|probe --name NAME ...`"""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -71,7 +72,7 @@ def test_a_revoked_key_stops_working_at_once(client: Client, personas: Personas)
     assert response.status_code == 401 and error(response) == "invalid_api_key"
 
 
-@pytest.mark.parametrize("who", ["notary_key", "submitter_key", "moderator_key"])
+@pytest.mark.parametrize("who", ["notary_key", "submitter_key", "moderator_key", "probe_key"])
 def test_eligibility_is_for_compute_nodes(client: Client, personas: Personas, who: str) -> None:
     response = call(client, "post", *ELIGIBILITY[:1], getattr(personas, who), ELIGIBILITY[1])
     assert response.status_code == 403
@@ -86,6 +87,51 @@ def test_every_key_may_read(client: Client, personas: Personas, who: str) -> Non
     scanned_at()
     for path in (f"/api/v1/cids/{CID}", "/api/v1/scanner"):
         assert call(client, "get", path, getattr(personas, who)).status_code == 200
+
+
+def keyed_operations() -> list[tuple[str, str]]:
+    """(method, path) of every operation a key may be sent to, from the URL patterns, with
+    sample values for their parameters; the probe (its key rides in its URL) aside."""
+    from django.urls import URLPattern
+
+    from dashboard import urls
+
+    samples = {"job_id": "job-1", "cid": CID, "run_id": "1", "path": "a.txt"}
+    routes = [("/api/v1/", p) for p in urls.api_v1] + [
+        ("/", p) for p in urls.urlpatterns if getattr(p, "name", "") in ("ipfs", "ipfs-path")
+    ]
+    operations = []
+    for prefix, pattern in routes:
+        assert isinstance(pattern, URLPattern)
+        if pattern.name == "api-bacalhau-probe":
+            continue
+        path = prefix + re.sub(
+            r"<(?:\w+:)?(\w+)>", lambda m: samples[m.group(1)], str(pattern.pattern)
+        )
+        view = pattern.callback.view_class  # type: ignore[attr-defined]
+        operations += [
+            (m, path) for m in ("get", "post", "put", "patch", "delete") if hasattr(view, m)
+        ]
+    return operations
+
+
+@pytest.mark.parametrize(("method", "path"), keyed_operations())
+def test_a_probe_key_may_do_nothing_but_answer_probes(
+    client: Client, personas: Personas, method: str, path: str
+) -> None:
+    """A Bacalhau node's probe URL holds its key: that key can do nothing else."""
+    response = getattr(client, method)(
+        path, HTTP_AUTHORIZATION=f"Bearer {personas.probe_key}", content_type="application/json"
+    )
+    assert response.status_code == 403, (method, path, response.content)
+    assert error(response) == "forbidden"
+
+
+def test_every_operation_is_in_the_matrix() -> None:
+    operations = keyed_operations()
+    assert ("post", "/api/v1/eligibility") in operations
+    assert ("get", f"/ipfs/{CID}/a.txt") in operations
+    assert len(operations) >= 20
 
 
 def test_moderator_sessions_read_but_outsiders_do_not(client: Client, personas: Personas) -> None:
@@ -163,9 +209,27 @@ def test_create_and_revoke_keys_from_the_command_line(personas: Personas) -> Non
     ]
 
 
+def test_a_probe_key_from_the_command_line(personas: Personas) -> None:
+    out = io.StringIO()
+    call_command(
+        "create_api_key",
+        "--scope",
+        "probe",
+        "--name",
+        "sp-7-probe",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    raw = out.getvalue().strip().splitlines()[-1]
+    key = ApiKey.objects.get(name="sp-7-probe")
+    assert key.scope == "probe" and raw.startswith(key.prefix)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--scope", "probe", "--name", "x", "--provider", "f01"], "on node keys only"),
+        (["--scope", "probe", "--name", "x", "--verifier"], "only compute node keys"),
         (["--scope", "node", "--name", "x", "--provider", "t0123"], "provider must be"),
         (["--scope", "notary", "--name", "x", "--provider", "f01"], "on node keys only"),
         (["--scope", "moderator", "--name", "x"], "acts as a moderator account"),

@@ -136,6 +136,19 @@ def test_policy_always_bids_and_reports_what_is_blessed(chain, settings) -> None
     assert f"not FIL+ blessed: {MODULE} (unknown)" in answer["reason"]
 
 
+def test_a_probe_key_answers_probes_and_a_node_key_still_does(chain) -> None:
+    """A probe key can do nothing else (tests/dashboard/api/test_auth.py); node keys already
+    in deployed nodes' URLs keep working."""
+    personas = make_personas()
+    body = probe_v15(wasm_task(chain["module"], []))
+    for key in (personas.probe_key, personas.node_key):
+        response = ask(Client(), key, body)
+        assert response.status_code == 200 and response.json()["shouldBid"] is True
+    assert ApiKey.objects.get(name="node-1-probe").probe_count == 1
+    for key in (personas.notary_key, personas.submitter_key, personas.moderator_key):
+        assert ask(Client(), key, body).status_code == 403
+
+
 def test_the_key_in_the_url_is_checked_like_any_other(chain) -> None:
     personas = make_personas()
     body = probe_v15(wasm_task(chain["module"], []))

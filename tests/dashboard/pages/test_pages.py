@@ -589,6 +589,8 @@ def test_an_admin_creates_a_key_shown_once(ada: Client, personas: Personas) -> N
     assert verifier.status_code == 201 and ApiKey.objects.get(name="checker").verifier is True
     assert "verifier" in text(ada.get("/keys/"))
     assert ApiKey.objects.get(name="node-9").verifier is False
+    probe = ada.post("/keys/", {"name": "node-9-probe", "scope": "probe"})
+    assert probe.status_code == 201 and ApiKey.objects.get(name="node-9-probe").scope == "probe"
 
 
 def test_bad_keys_are_explained(ada: Client) -> None:
