@@ -544,3 +544,18 @@ def test_a_submit_accepted_twice_at_once_makes_one_job(
     assert response.status_code == 200, response.content
     assert response["X-Bacalhau-Job-ID"] == first["X-Bacalhau-Job-ID"]
     assert len(calls) == 2 and Job.objects.count() == 1
+
+
+def test_whoever_may_not_submit_is_refused_before_the_spec_is_read(identity, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A legacy client names itself in its body, so the body is read; its spec is not, until
+    the client is known to be bound and its signature verifies."""
+    make_personas()
+    unrunnable = wasm_spec(engine="Noop", resources={"Memory": "9" * 400})
+    response = post("/requester/submit", identity.submit_body(unrunnable))
+    assert response.status_code == 403 and response.json()["error"]["code"] == "unbound_client"
+    bind_client(
+        identity=identity.client_id, key_prefix=ApiKey.objects.get(name="alice").prefix, actor="t"
+    )
+    forged = identity.submit_body(unrunnable).replace(b'"signature": "', b'"signature": "AAAA')
+    assert post("/requester/submit", forged).status_code == 401
+    assert post("/requester/submit", identity.submit_body(unrunnable)).status_code == 400

@@ -423,3 +423,20 @@ def test_no_line_logged_shows_the_key_from_the_url(
     # nor does the audit log
     for event in AuditEvent.objects.all():
         assert personas.node_key[12:] not in json.dumps([event.target, event.before, event.after])
+
+
+def test_whoever_may_not_probe_is_refused_before_the_body_is_read(chain) -> None:
+    personas = make_personas()
+    client = Client()
+    for key, status in [
+        ("fpk_" + "x" * 30, 401),
+        (personas.notary_key, 403),
+        (personas.submitter_key, 403),
+    ]:
+        for body, kind in [("{nope", "application/json"), ("a=1", "text/plain")]:
+            response = client.post(f"/api/v1/bacalhau/probe/{key}", data=body, content_type=kind)
+            assert response.status_code == status, (key, body, response.content)
+    # with a key that may probe, the body is read: and refused
+    url = f"/api/v1/bacalhau/probe/{personas.probe_key}"
+    assert client.post(url, data="{nope", content_type="application/json").status_code == 400
+    assert client.post(url, data="a=1", content_type="text/plain").status_code == 415
