@@ -7,6 +7,7 @@ systemd credentials are).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -148,6 +149,19 @@ def env_http_urls(name: str) -> list[str]:
         if len(url) > 500 or not _HTTP_URL.fullmatch(url):
             raise ImproperlyConfigured(f"{name}: {_masked(url)!r} is not an http(s) URL")
     return urls
+
+
+def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated IP addresses or CIDR networks (`10.0.0.0/8`, `::1`); unset: none."""
+    networks = []
+    for item in env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an IP address or a CIDR network ({exc})"
+            ) from None
+    return tuple(networks)
 
 
 def env_rate(name: str, default: str) -> str | None:

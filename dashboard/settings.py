@@ -19,6 +19,7 @@ from dashboard.env import (
     env_int,
     env_list,
     env_match,
+    env_networks,
     env_rate,
     env_str,
     env_url,
@@ -271,8 +272,14 @@ CELERY_BEAT_SCHEDULE = {
 
 
 # --- API ----------------------------------------------------------------------------------
-# Requests per API key (or session), as DRF reads a rate; 0 for no limit (None).
+# Requests per API key (or session, or Bacalhau legacy client), as DRF reads a rate; 0 for
+# no limit (None). Every request also counts on its client's address (an IPv6 client's /64),
+# at API_ADDRESS_RATE_LIMIT (by default the same rate).
 API_RATE_LIMIT = env_rate("API_RATE_LIMIT", "1200/min")
+API_ADDRESS_RATE_LIMIT = env_rate("API_ADDRESS_RATE_LIMIT", API_RATE_LIMIT or "0")
+# Our own reverse proxies (addresses or CIDR networks): only a request from one of them has
+# its X-Forwarded-For read, for the address it came from (rate limits, sign-in limits).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "dashboard.keys.auth.ApiKeyAuthentication",
@@ -281,7 +288,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["dashboard.api.permissions.AnyKeyOrSession"],
     "DEFAULT_RENDERER_CLASSES": ["dashboard.api.renderers.JsonRenderer"],
     "DEFAULT_PARSER_CLASSES": ["dashboard.api.parsers.JsonParser"],
-    "DEFAULT_THROTTLE_CLASSES": ["dashboard.api.throttling.KeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "dashboard.api.throttling.AddressRateThrottle",
+        "dashboard.api.throttling.KeyRateThrottle",
+    ],
     "EXCEPTION_HANDLER": "dashboard.api.exceptions.handle",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

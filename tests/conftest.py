@@ -50,7 +50,7 @@ def personas(db):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def no_rate_limit(settings):  # type: ignore[no-untyped-def]
-    settings.API_RATE_LIMIT = None
+    settings.API_RATE_LIMIT = settings.API_ADDRESS_RATE_LIMIT = None
     return settings
 
 

@@ -27,6 +27,7 @@ BASE = {
     "dashboard.audit",
     "dashboard.access",
     "dashboard.addresses",
+    "dashboard.proxies",
     "dashboard.env",
     "dashboard.settings",
     "dashboard.celery",

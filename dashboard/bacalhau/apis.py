@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from dashboard.api.serializers import error_responses, rendered
+from dashboard.api.throttling import count_on, key_counter
 from dashboard.bacalhau import legacy, probe
 from dashboard.bacalhau import serializers as bs
 from dashboard.errors import DomainError
@@ -46,6 +47,7 @@ class BacalhauProbeView(APIView):
             raise DomainError("invalid_api_key", "unknown or revoked API key", status=401)
         if key.scope not in self.SCOPES:
             raise DomainError("forbidden", "the probe URL needs a probe key", status=403)
+        count_on(request, self, key_counter(key.prefix))
         body = bs.BacalhauProbeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         answer = probe.answer(body.validated_data["job"])
@@ -57,10 +59,14 @@ class BacalhauProbeView(APIView):
 
 class _LegacyView(APIView):
     """Bacalhau's legacy clients send no Authorization header: a submit is signed, and reads
-    name the client (docs/bacalhau.md)."""
+    name the client (docs/bacalhau.md). A client counts on its rate limit as a key does,
+    once it is known: a verified submit, or a read of one of its jobs."""
 
     authentication_classes: list[type] = []
     permission_classes: list[type] = []
+
+    def count(self, request: Request, client_id: str) -> None:
+        count_on(request, self, f"throttle:bacalhau-client:{client_id}")
 
 
 class LegacySubmitView(_LegacyView):
@@ -76,6 +82,7 @@ class LegacySubmitView(_LegacyView):
     )
     def post(self, request: Request) -> Response:
         signed = legacy.signed_submit(request.body)
+        self.count(request, signed.client.client_id)
         job = legacy.submit(signed)
         answer = {
             "job": {
@@ -102,7 +109,8 @@ class LegacyEventsView(_LegacyView):
         responses={200: bs.LegacyEventsSerializer, **error_responses(400, 404, 429)},
     )
     def post(self, request: Request) -> Response:
-        job, _ = legacy.client_job(request.body)
+        job, client_id = legacy.client_job(request.body)
+        self.count(request, client_id)
         return Response(rendered(bs.LegacyEventsSerializer, {"events": legacy.events(job)}))
 
 
@@ -115,7 +123,8 @@ class LegacyResultsView(_LegacyView):
         responses={200: bs.LegacyResultsSerializer, **error_responses(400, 404, 429)},
     )
     def post(self, request: Request) -> Response:
-        job, _ = legacy.client_job(request.body)
+        job, client_id = legacy.client_job(request.body)
+        self.count(request, client_id)
         return Response(rendered(bs.LegacyResultsSerializer, {"results": legacy.results(job)}))
 
 

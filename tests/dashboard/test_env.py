@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from dashboard.env import (
     env_int,
     env_list,
     env_match,
+    env_networks,
     env_rate,
     env_str,
     env_url,
@@ -58,6 +60,12 @@ GOOD: list[tuple[Read, str | None, object]] = [
     (lambda: env_rate(NAME, "1200/min"), "", "1200/min"),
     (lambda: env_rate(NAME, "1200/min"), "0", None),
     (lambda: env_rate(NAME, "1200/min"), "10/s", "10/s"),
+    (lambda: env_networks(NAME), None, ()),
+    (
+        lambda: env_networks(NAME),
+        "10.0.0.0/8, 192.0.2.7 ,::1",
+        (ip_network("10.0.0.0/8"), ip_network("192.0.2.7/32"), ip_network("::1/128")),
+    ),
 ]
 # (what reads NAME, NAME's value, the whole error)
 BAD: list[tuple[Read, str, str]] = [
@@ -108,6 +116,18 @@ BAD: list[tuple[Read, str, str]] = [
         lambda: env_rate(NAME, "1200/min"),
         "0/min",
         f"{NAME} must look like 1200/min (or 0 for no limit), got '0/min'",
+    ),
+    (
+        lambda: env_networks(NAME),
+        "10.0.0.0/8, proxy.internal",
+        f"{NAME}: 'proxy.internal' is not an IP address or a CIDR network "
+        "('proxy.internal' does not appear to be an IPv4 or IPv6 network)",
+    ),
+    (
+        lambda: env_networks(NAME),
+        "10.0.0.1/8",
+        f"{NAME}: '10.0.0.1/8' is not an IP address or a CIDR network "
+        "(10.0.0.1/8 has host bits set)",
     ),
 ]
 
@@ -165,6 +185,17 @@ WIRED = [
         "API_RATE_LIMIT",
         "lots",
         "API_RATE_LIMIT must look like 1200/min (or 0 for no limit), got 'lots'",
+    ),
+    (
+        "API_ADDRESS_RATE_LIMIT",
+        "lots",
+        "API_ADDRESS_RATE_LIMIT must look like 1200/min (or 0 for no limit), got 'lots'",
+    ),
+    (
+        "TRUSTED_PROXIES",
+        "10.0.0.0/33",
+        "TRUSTED_PROXIES: '10.0.0.0/33' is not an IP address or a CIDR network "
+        "('10.0.0.0/33' does not appear to be an IPv4 or IPv6 network)",
     ),
 ]
 

@@ -260,3 +260,65 @@ def test_scanner_endpoint(client: Client, personas: Personas) -> None:
 def test_healthz(client: Client, db) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/healthz").json()
     assert body["database"] == "ok" and body["status"] == "stale"  # no pass has run yet
+
+
+# --- who is counted: keys and addresses (issue 28) ------------------------------------------------
+
+
+def probe(client: Client, key: str, **headers: str):  # type: ignore[no-untyped-def]
+    body = {"Job": {"Tasks": []}}
+    return client.post(
+        f"/api/v1/bacalhau/probe/{key}", data=body, content_type="application/json", **headers
+    )
+
+
+def test_a_forwarded_for_header_is_no_new_address(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    """DRF's own throttles believed X-Forwarded-For: each request claimed a new address, and
+    230 of 230 probes with wrong keys passed a limit of 30."""
+    settings.API_ADDRESS_RATE_LIMIT = "3/min"
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    statuses = [
+        probe(client, "fpk_" + "x" * 30, HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
+        for i in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    # another address is another count
+    assert probe(Client(REMOTE_ADDR="203.0.113.10"), "fpk_" + "x" * 30).status_code == 401
+
+
+def test_behind_a_trusted_proxy_each_client_counts_on_its_own(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    from ipaddress import ip_network
+
+    settings.API_ADDRESS_RATE_LIMIT = "3/min"
+    settings.TRUSTED_PROXIES = (ip_network("10.0.0.0/8"),)
+    proxy = Client(REMOTE_ADDR="10.0.0.1")
+    for i in range(5):  # five clients, one request each
+        ip = f"198.51.100.{i}"
+        assert probe(proxy, "fpk_" + "x" * 30, HTTP_X_FORWARDED_FOR=ip).status_code == 401
+    # one client, whatever it writes before the proxy's entry
+    statuses = [
+        probe(proxy, "fpk_" + "x" * 30, HTTP_X_FORWARDED_FOR=f"1.1.1.{i}, 203.0.113.5").status_code
+        for i in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+
+
+def test_keyed_requests_count_on_their_address_too(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.API_ADDRESS_RATE_LIMIT = "3/min"
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    keys = [personas.node_key, personas.notary_key, personas.submitter_key, personas.viewer_key]
+    statuses = [call(client, "get", "/api/v1/scanner", key).status_code for key in keys]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_a_probe_counts_on_its_key_whatever_its_address(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    """The probe's key rides in its URL: it is counted as a Bearer key is, on one budget."""
+    scanned_at()
+    settings.API_RATE_LIMIT = "4/min"
+    clients = [Client(REMOTE_ADDR=f"203.0.113.{i}") for i in range(6)]
+    assert call(clients[0], "get", "/api/v1/scanner", personas.node_key).status_code == 200
+    statuses = [probe(c, personas.node_key).status_code for c in clients[1:]]
+    assert statuses == [200, 200, 200, 429, 429]
+    assert error(probe(clients[5], personas.node_key)) == "rate_limited"
+    # a key of its own is a budget of its own
+    assert probe(clients[5], personas.probe_key).status_code == 200

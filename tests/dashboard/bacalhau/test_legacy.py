@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
 from dashboard.bacalhau.clients import bind_client
@@ -544,6 +545,37 @@ def test_a_submit_accepted_twice_at_once_makes_one_job(
     assert response.status_code == 200, response.content
     assert response["X-Bacalhau-Job-ID"] == first["X-Bacalhau-Job-ID"]
     assert len(calls) == 2 and Job.objects.count() == 1
+
+
+def test_a_client_is_counted_whatever_its_address(identity, bound, settings) -> None:  # type: ignore[no-untyped-def]
+    """The legacy API's client id rides in its body: it is counted as a key is."""
+    settings.API_RATE_LIMIT = "3/min"
+
+    def from_(i: int, path: str, body: bytes) -> Any:
+        return Client(REMOTE_ADDR=f"203.0.113.{i}").post(
+            path, data=body, content_type="application/json"
+        )
+
+    submits = [
+        from_(i, "/requester/submit", identity.submit_body(wasm_spec(annotations=[f"n{i}"])))
+        for i in range(4)
+    ]
+    assert [r.status_code for r in submits] == [200, 200, 200, 429]
+    assert submits[-1].json()["error"]["code"] == "rate_limited" and Job.objects.count() == 3
+    cache.clear()
+    ask = json.dumps(
+        {"client_id": identity.client_id, "job_id": submits[0]["X-Bacalhau-Job-ID"]}
+    ).encode()
+    statuses = [
+        from_(i, path, ask).status_code
+        for i in range(2)
+        for path in ("/requester/events", "/requester/results")
+    ]
+    assert statuses == [200, 200, 200, 429]
+    # a client that may not submit, or a job no client of that id has, is not counted
+    cache.clear()
+    other = json.dumps({"client_id": "0" * 64, "job_id": "nope"}).encode()
+    assert [from_(i, "/requester/events", other).status_code for i in range(4)] == [404] * 4
 
 
 def test_whoever_may_not_submit_is_refused_before_the_spec_is_read(identity, tmp_path) -> None:  # type: ignore[no-untyped-def]
