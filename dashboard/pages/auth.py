@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
 from dashboard.accounts import sign_in
+from dashboard.proxies import client_address
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -36,8 +37,8 @@ def login_view(request: HttpRequest) -> HttpResponse:
         form = AuthenticationForm(request)
         return render(request, "dashboard/login.html", {"form": form, "next": _next_url(request)})
     username = request.POST.get("username", "")
-    # REMOTE_ADDR only: a forwarded-for header is the client's to invent.
-    attempt = sign_in.start(username, request.META.get("REMOTE_ADDR", "unknown"))
+    # A forwarded-for header is the client's to invent, unless one of our proxies wrote it.
+    attempt = sign_in.start(username, client_address(request.META) or "unknown")
     # Over the limit: the password is not even checked, or guessing could go on behind it.
     if attempt.admitted:
         form = AuthenticationForm(request, data=request.POST)

@@ -127,3 +127,30 @@ def test_racing_attempts_on_two_workers_check_at_most_the_allowed_passwords(
         server.terminate()
         server.wait(timeout=30)
         databases.close()
+
+
+def test_behind_a_trusted_proxy_each_client_address_counts(personas: Personas, settings) -> None:  # type: ignore[no-untyped-def]
+    """The address counted is the client's: behind our own proxy (TRUSTED_PROXIES) the one it
+    forwards; from anyone else, a forwarded-for header is ignored."""
+    from ipaddress import ip_network
+
+    settings.LOGIN_FAILURES_ALLOWED = 2
+    settings.TRUSTED_PROXIES = (ip_network("10.9.0.0/16"),)
+    proxy = Client(REMOTE_ADDR="10.9.0.1")
+    for name in ("a", "b"):  # two failures from one client, under two names
+        proxy.post("/login/", {"username": name, "password": "x"}, HTTP_X_FORWARDED_FOR="1.2.3.4")
+    refused = proxy.post(
+        "/login/", {"username": "mona", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="1.2.3.4"
+    )
+    assert refused.status_code == 429
+    other = proxy.post(
+        "/login/", {"username": "mona", "password": PASSWORD}, HTTP_X_FORWARDED_FOR="5.6.7.8"
+    )
+    assert other.status_code == 302
+    event = AuditEvent.objects.filter(action="sign_in.failed").first()
+    assert event is not None and event.after["address"] == "1.2.3.4"
+    # not through our proxy: the header is the client's own invention
+    direct = Client(REMOTE_ADDR="192.0.2.1")
+    for name in ("c", "d"):
+        direct.post("/login/", {"username": name, "password": "x"}, HTTP_X_FORWARDED_FOR="9.9.9.9")
+    assert direct.post("/login/", {"username": "ada", "password": PASSWORD}).status_code == 429
