@@ -46,7 +46,9 @@ class BacalhauProbeView(APIView):
         if key is None:
             raise DomainError("invalid_api_key", "unknown or revoked API key", status=401)
         if key.scope not in self.SCOPES:
-            raise DomainError("forbidden", "the probe URL needs a probe key", status=403)
+            raise DomainError(
+                "forbidden", "the probe URL needs a probe key (or a compute node's)", status=403
+            )
         count_on(request, self, key_counter(key.prefix))
         body = bs.BacalhauProbeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
