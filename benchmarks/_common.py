@@ -77,14 +77,21 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+    timed_out: bool = False
 
 
 def run_measured(
-    args: Sequence[str], env: dict[str, str], *, check: bool = True, cwd: Path = ROOT
+    args: Sequence[str],
+    env: dict[str, str],
+    *,
+    check: bool = True,
+    cwd: Path = ROOT,
+    timeout: float | None = None,
 ) -> Measured:
     """Run one child and measure it alone: wall time and rusage from os.wait4 in a small
     launcher (benchmarks/_spawn.py: forked from this process, a child's ru_maxrss would start
-    at this process's RSS). Output goes to temp files, so a chatty child never blocks."""
+    at this process's RSS). Output goes to temp files, so a chatty child never blocks. After
+    `timeout` seconds the child is sent SIGTERM (`timed_out`), and measured all the same."""
     with (
         tempfile.TemporaryFile() as out,
         tempfile.TemporaryFile() as err,
@@ -92,8 +99,14 @@ def run_measured(
     ):
         launcher = [PYTHON, "-S", str(Path(__file__).with_name("_spawn.py")), result.name]
         proc = subprocess.Popen([*launcher, *args], cwd=cwd, env=env, stdout=out, stderr=err)
+        timed_out = False
         try:
-            proc.wait()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.terminate()  # forwarded to the measured child
+                proc.wait()
         except BaseException:
             proc.terminate()  # forwarded to the measured child
             proc.wait()
@@ -114,6 +127,7 @@ def run_measured(
         returncode=usage["returncode"],
         stdout=stdout,
         stderr=stderr,
+        timed_out=timed_out,
     )
     if check and measured.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited with {measured.returncode}:\n{stderr[-3000:]}")

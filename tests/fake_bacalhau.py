@@ -6,6 +6,16 @@ pkg/models/paging_token.go), `GET /jobs/{id}` and `GET /jobs/{id}/executions`, p
 Jobs and executions are bodies built by tests/dashboard/bacalhau/shapes.py. `hang_after`
 makes the server stop answering after that many requests (a pass killed mid-way), and
 `requests` records every path asked, for tests of what a pass reads.
+
+It can be hostile, as any peer may be (tests and benchmarks/bench_bacalhau_hostile.py):
+- `endless_pages`: the list of jobs runs that many pages (a large number: it never ends),
+  each page 100 jobs never seen before and a next token;
+- `nest_depth`: every answer is JSON nested that deep (`[[[…]]]` in `Items`);
+- `answer_bytes`: every list of jobs is a valid JSON answer of exactly that many bytes, sent
+  in 64 KiB writes (the server never holds it whole);
+- `no_length`: answers have no Content-Length: the body ends when the connection closes;
+- `drip_s`: every answer is sent one byte at a time, this many seconds apart;
+- `failing_jobs`: the executions of these jobs answer HTTP 500, every time.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,6 +47,12 @@ class FakeOrchestrator:
         self.requests: list[str] = []
         self.hang_after: int | None = None
         self.fail_with: int | None = None  # answer every request with this HTTP status
+        self.endless_pages = 0
+        self.no_length = False
+        self.nest_depth: int | None = None
+        self.answer_bytes: int | None = None
+        self.drip_s: float | None = None
+        self.failing_jobs: set[str] = set()
         self.released = threading.Event()
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -57,7 +74,23 @@ class FakeOrchestrator:
             self.jobs[job["ID"]] = job
             self.executions[job["ID"]] = list(executions)
 
+    def _endless_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Page n of a list that never ends: 100 jobs never seen before, each older than the
+        last, and the token of page n + 1."""
+        page = _untoken(query["next_token"][0])[3] // 100 if "next_token" in query else 0
+        newest = 1_900_000_000 * 10**9 - page * 100
+        items = []
+        for n in range(100):
+            item = dict(next(iter(self.jobs.values()))) if self.jobs else {"Labels": {}}
+            item.update(ID=f"j-endless-{page}-{n}", ModifyTime=newest - n, CreateTime=newest - n)
+            items.append(item)
+        more = page + 1 < self.endless_pages
+        next_token = _token("modified_at", True, 100, (page + 1) * 100) if more else ""
+        return {"Items": items, "NextToken": next_token}
+
     def _list_jobs(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        if self.endless_pages:
+            return self._endless_page(query)
         if "next_token" in query:
             sort_by, reverse, limit, offset = _untoken(query["next_token"][0])
         else:
@@ -95,6 +128,8 @@ class FakeOrchestrator:
             if len(parts) == 4:
                 return 200, self._list_jobs(query)
             job_id = parts[4]
+            if len(parts) == 6 and job_id in self.failing_jobs:
+                return 500, {"error": "boom", "code": 500}
             if job_id not in self.jobs:
                 return 404, {"error": f"job not found: {job_id}", "code": 404}
             if len(parts) == 5:
@@ -102,6 +137,28 @@ class FakeOrchestrator:
             if parts[5] == "executions":
                 return 200, self._list_executions(job_id, query)
         return 404, {"error": "not found"}
+
+    def _encode(self, path: str, body: Any) -> tuple[int, Iterator[bytes]]:
+        """The answer's length and its bytes, in pieces; hostile when asked to be."""
+        if self.nest_depth is not None:
+            data = b'{"Items": [' + b"[" * self.nest_depth + b"]" * self.nest_depth + b"]}"
+            return len(data), iter([data])
+        if self.answer_bytes is not None and path.rstrip("/").endswith("/orchestrator/jobs"):
+            head, tail = b'{"Items": [], "NextToken": "", "Padding": "', b'"}'
+            padding = max(0, self.answer_bytes - len(head) - len(tail))
+
+            def pieces() -> Iterator[bytes]:
+                yield head
+                left = padding
+                while left:
+                    size = min(left, 1 << 16)
+                    yield b"x" * size
+                    left -= size
+                yield tail
+
+            return len(head) + padding + len(tail), pieces()
+        data = json.dumps(body).encode()
+        return len(data), iter([data])
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -127,11 +184,26 @@ class FakeOrchestrator:
                     status, body = fake.fail_with, {"error": "unavailable"}
                 else:
                     status, body = fake._answer(url.path, parse_qs(url.query))
-                data = json.dumps(body).encode()
+                length, chunks = fake._encode(url.path, body)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
+                if fake.no_length:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    for chunk in chunks:
+                        if fake.drip_s is None:
+                            self.wfile.write(chunk)
+                            continue
+                        for byte in chunk:
+                            if fake.released.wait(fake.drip_s):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                except OSError:  # the client gave up
+                    self.close_connection = True
 
         return Handler
