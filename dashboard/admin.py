@@ -18,6 +18,7 @@ from dashboard.models import (
     ApiKey,
     AuditEvent,
     BacalhauClient,
+    BacalhauJob,
     BacalhauNode,
     BacalhauOrchestrator,
     ModeratorProfile,
@@ -118,7 +119,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 class BacalhauNodeForm(forms.ModelForm):
     class Meta:
         model = BacalhauNode
-        fields = ["node_id", "provider"]
+        fields = ["orchestrator", "node_id", "provider"]
 
     def clean_provider(self) -> str:
         provider = str(self.cleaned_data.get("provider") or "")
@@ -129,25 +130,28 @@ class BacalhauNodeForm(forms.ModelForm):
 
 @admin.register(BacalhauNode)
 class BacalhauNodeAdmin(admin.ModelAdmin):
-    """Which storage provider a Bacalhau compute node's results are stored with."""
+    """Which storage provider a Bacalhau compute node's results are stored with: a node of
+    one orchestrator (another orchestrator's node of the same id is another node)."""
 
     form = BacalhauNodeForm
-    list_display = ["node_id", "provider", "updated_at"]
+    list_display = ["node_id", "orchestrator", "provider", "updated_at"]
+    list_filter = ["orchestrator"]
     search_fields = ["node_id", "provider"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["node_id"] if obj is not None else []
+        return ["orchestrator", "node_id"] if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: BacalhauNode, form: Any, change: bool) -> None:
         try:
             changed = map_node(
+                orchestrator=obj.orchestrator,
                 node_id=obj.node_id,
                 provider=obj.provider,
                 actor=f"user:{request.user.get_username()}",
             )
         except DomainError as exc:
             raise forms.ValidationError(exc.message) from None
-        obj.pk = BacalhauNode.objects.get(node_id=obj.node_id).pk
+        obj.pk = BacalhauNode.objects.get(orchestrator=obj.orchestrator, node_id=obj.node_id).pk
         messages.info(
             request, f"{changed} imported result(s) now name {obj.provider or 'no provider'}"
         )
@@ -168,6 +172,24 @@ class BacalhauOrchestratorAdmin(ReadOnlyAdmin):
         "last_error_at",
         "last_error",
     ]
+
+
+@admin.register(BacalhauJob)
+class BacalhauJobAdmin(ReadOnlyAdmin):
+    """Jobs seen on the orchestrators: those still open, and why one could not be read."""
+
+    list_display = [
+        "job_id",
+        "orchestrator",
+        "state",
+        "finished",
+        "read_at",
+        "attempts",
+        "retry_at",
+        "error",
+    ]
+    list_filter = ["orchestrator", "finished"]
+    search_fields = ["job_id"]
 
 
 class BacalhauClientForm(forms.ModelForm):

@@ -356,16 +356,26 @@ class JobPiece(models.Model):
 
 
 class BacalhauNode(models.Model):
-    """A Bacalhau compute node, by its node id: the storage provider its results are stored
-    with, as an admin maps it. Results of an unmapped node have no holder, so the notary
+    """A Bacalhau compute node, by the orchestrator that reports it and its node id there:
+    the storage provider its results are stored with, as an admin maps it. Node ids are only
+    names an orchestrator gives: another orchestrator may report a node of the same id, and
+    that is another node here. Results of an unmapped node have no holder, so the notary
     cannot award DataCap to them (it says why)."""
 
-    node_id = models.CharField(max_length=200, unique=True)
+    orchestrator = models.ForeignKey("BacalhauOrchestrator", on_delete=models.PROTECT)
+    node_id = models.CharField(max_length=200)
     provider = models.CharField(max_length=32, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["orchestrator", "node_id"], name="bacalhau_node_per_orchestrator"
+            )
+        ]
+
     def __str__(self) -> str:
-        return f"{self.node_id} -> {self.provider or 'no provider'}"
+        return f"{self.node_id} on {self.orchestrator} -> {self.provider or 'no provider'}"
 
 
 class BacalhauOrchestrator(LeasedPasses):
@@ -375,6 +385,11 @@ class BacalhauOrchestrator(LeasedPasses):
     url = models.CharField(max_length=500, unique=True)
     # Every job modified before this (ModifyTime, unix ns) has been read.
     watermark = models.BigIntegerField(null=True, blank=True)
+    # A sweep down to the watermark that a pass left unfinished (its page cap or deadline):
+    # the orchestrator's token of the page to read again first ("": the first page), and the
+    # newest ModifyTime the sweep has seen, the next watermark once it is done.
+    resume_token = models.CharField(max_length=500, blank=True, default="")
+    sweep_newest = models.BigIntegerField(null=True, blank=True)
     jobs_read = models.BigIntegerField(default=0)
     executions_imported = models.BigIntegerField(default=0)
 
@@ -383,13 +398,20 @@ class BacalhauOrchestrator(LeasedPasses):
 
 
 class BacalhauJob(models.Model):
-    """A job seen on an orchestrator: until it is finished, each pass reads it again."""
+    """A job seen on an orchestrator: until it is finished (or given up), each pass reads it
+    again. A job whose executions could not be read, or that had more to import than the
+    import quota let through, stays open; one that failed is read again at `retry_at`, and
+    given up (finished, with its error) after its last attempt."""
 
     orchestrator = models.ForeignKey(BacalhauOrchestrator, on_delete=models.CASCADE)
     job_id = models.CharField(max_length=200)
     state = models.CharField(max_length=32)
     modify_time = models.BigIntegerField()
     finished = models.BooleanField(default=False)
+    read_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # failed reads in a row
+    retry_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
 
     class Meta:
         constraints = [
@@ -410,13 +432,19 @@ class BacalhauExecution(models.Model):
     orchestrator = models.ForeignKey(BacalhauOrchestrator, on_delete=models.PROTECT)
     bacalhau_job_id = models.CharField(max_length=200)
     execution_id = models.CharField(max_length=200)
+    # The node's id as its orchestrator names it: the node is (orchestrator, node_id).
     node_id = models.CharField(max_length=200, db_index=True)
+    # When it was imported (null: before the import quota counted imports).
+    imported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["orchestrator", "execution_id"], name="bacalhau_execution_once"
             )
+        ]
+        indexes = [
+            models.Index(fields=["orchestrator", "imported_at"], name="bacalhau_execution_quota")
         ]
 
     def __str__(self) -> str:

@@ -213,7 +213,18 @@ BACALHAU_ORCHESTRATORS = env_http_urls("BACALHAU_ORCHESTRATORS")
 # A label selector the orchestrator filters jobs by (its `labels` parameter), e.g. filplus.
 BACALHAU_LABELS = env_str("BACALHAU_LABELS", "")
 BACALHAU_SCAN_INTERVAL_S = env_int("BACALHAU_SCAN_INTERVAL_S", 60, minimum=1)
+# An orchestrator is a peer that may be hostile: what one request to it, and one pass over
+# it, may take. A request has BACALHAU_TIMEOUT_S from its start to its answer's last byte (a
+# read that stalls is given as long); a pass stops at BACALHAU_PASS_DEADLINE_S or after
+# BACALHAU_PAGES_PER_PASS answers, and the next pass resumes where it stopped.
 BACALHAU_TIMEOUT_S = env_int("BACALHAU_TIMEOUT_S", 30, minimum=1)
+BACALHAU_PASS_DEADLINE_S = env_int("BACALHAU_PASS_DEADLINE_S", 300, minimum=1)
+BACALHAU_PAGES_PER_PASS = env_int("BACALHAU_PAGES_PER_PASS", 2000, minimum=1)
+# The largest answer read (its bytes as sent); a larger one fails like an error answer.
+BACALHAU_MAX_ANSWER_BYTES = env_int("BACALHAU_MAX_ANSWER_BYTES", 16 << 20, minimum=1024)
+# Executions one orchestrator's passes import in any hour, at most; what is over waits for a
+# later pass (0: none are imported).
+BACALHAU_IMPORTS_PER_HOUR = env_int("BACALHAU_IMPORTS_PER_HOUR", 100, minimum=0)
 
 # --- moderator pages ------------------------------------------------------------------------
 LOGIN_URL = "/login/"

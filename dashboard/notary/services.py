@@ -204,7 +204,7 @@ def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
         holder,
         provider,
         provider_matches,
-        bacalhau_node=origin.node_id if origin is not None else None,
+        bacalhau_node=f"{origin.node_id} on {origin.orchestrator.url}" if origin else None,
     )
     return {
         "cid": cid,

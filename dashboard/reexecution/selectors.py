@@ -91,18 +91,19 @@ def node_records() -> list[dict[str, Any]]:
                 "caught": key["caught"] > 0,
             }
         )
+    # A Bacalhau node is its id on the orchestrator that reports it.
     bacalhau = (
         Job.objects.filter(done, bacalhau__isnull=False)
-        .values("bacalhau__node_id")
+        .values("bacalhau__orchestrator__url", "bacalhau__node_id")
         .annotate(**counts(""))
-        .order_by("bacalhau__node_id")
+        .order_by("bacalhau__node_id", "bacalhau__orchestrator__url")
     )
     for row in bacalhau:
         records.append(
             {
                 "kind": "bacalhau",
                 "node": row["bacalhau__node_id"],
-                "id": row["bacalhau__node_id"],
+                "id": row["bacalhau__orchestrator__url"],
                 "provider": None,
                 "revoked": False,
                 **{k: row[k] for k in counted},

@@ -64,13 +64,19 @@ RERUNS = Queue(Reexecution, REEXECUTE_TASK)
 
 
 def _same_node(job: Job) -> Q | None:
-    """The jobs of the compute node that ran `job`: its key, or its Bacalhau node id."""
+    """The jobs of the compute node that ran `job`: its key, or its Bacalhau node (the node
+    id on the orchestrator that reported it: another orchestrator's node of that id is
+    another node)."""
     if job.node_id is not None:
         return Q(node_id=job.node_id)
-    node_id = (
-        BacalhauExecution.objects.filter(job_id=job.id).values_list("node_id", flat=True).first()
+    origin = (
+        BacalhauExecution.objects.filter(job_id=job.id)
+        .values_list("orchestrator_id", "node_id")
+        .first()
     )
-    return Q(bacalhau__node_id=node_id) if node_id else None
+    if origin is None or not origin[1]:
+        return None
+    return Q(bacalhau__orchestrator_id=origin[0], bacalhau__node_id=origin[1])
 
 
 def _node_caught(job: Job) -> bool:

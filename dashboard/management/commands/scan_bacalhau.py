@@ -40,11 +40,14 @@ class Command(BaseCommand):
             try:
                 report = scan_orchestrator(client, progress=self._line)
                 self._line(report.summary())
+                for job, why in report.not_read.items():
+                    self._line(f"  not read: job {job}: {why}")
                 for execution, why in report.not_imported.items():
                     self._line(f"  not imported: execution {execution}: {why}")
-            except OrchestratorError as exc:
+            except Exception as exc:  # each orchestrator fails alone
                 failed.append(url)
-                self.stderr.write(f"bacalhau {url}: {exc}")
+                why = str(exc) if isinstance(exc, OrchestratorError) else repr(exc)
+                self.stderr.write(f"bacalhau {url}: {why[:2000]}")
             finally:
                 client.close()
         if failed:

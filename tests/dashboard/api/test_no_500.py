@@ -181,6 +181,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("BacalhauNode", "provider"): len("f0") + 20,  # map_node takes an ID address
     ("BacalhauOrchestrator", "url"): 500,  # settings and scan_bacalhau --url refuse longer
     ("BacalhauOrchestrator", "lease_owner"): HOST + len(":4194304"),
+    ("BacalhauOrchestrator", "resume_token"): 500,  # bacalhau_scan.NEXT_TOKEN
     ("BacalhauJob", "job_id"): 200,
     ("BacalhauJob", "state"): 32,
     ("BacalhauExecution", "bacalhau_job_id"): 200,
