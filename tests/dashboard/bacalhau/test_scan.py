@@ -797,7 +797,10 @@ def test_the_migration_keeps_each_mapping_for_the_orchestrators_of_its_node() ->
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
-    before, after = [("dashboard", "0014_reexecution")], [("dashboard", "0016_bacalhau_hardening")]
+    before, after = (
+        [("dashboard", "0015_bacalhau_hardening")],
+        [("dashboard", "0016_bacalhau_nodes_per_orchestrator")],
+    )
     executor = MigrationExecutor(connection)
     try:
         executor.migrate(before)

@@ -49,7 +49,7 @@ def _by_node_id(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0014_reexecution'),
+        ('dashboard', '0015_bacalhau_hardening'),
     ]
 
     operations = [
