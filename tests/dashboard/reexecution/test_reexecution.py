@@ -17,89 +17,25 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.keys.services import create_api_key
-from dashboard.models import ApiKey, AuditEvent, Job, Reexecution
+from dashboard.models import AuditEvent, Job, Reexecution
 from dashboard.reexecution import services as reexecution
 from dashboard.reexecution.selectors import node_records
-from dashboard.worker import execute_reexecution, run_once
+from dashboard.worker import run_once
 from executor.embedded_store import EmbeddedStore
-from executor.run import RunResult, run_job
+from executor.run import run_job
 from executor.spec import parse_spec
 from tests.base import Personas
+from tests.dashboard.reexecution.common import (
+    INPUT,
+    call,
+    job_json,
+    node_reports,
+    reads_clock_random_and_input,
+    run_reexecutions,
+)
 from tests.executor import wat_modules as wat
 
 pytestmark = pytest.mark.django_db
-
-INPUT = b"the input the job reads\n"
-
-
-@pytest.fixture
-def store(settings, tmp_path: Path) -> EmbeddedStore:
-    """The dashboard's own store (the embedded default)."""
-    settings.DATA_DIR = tmp_path / "data"
-    settings.IPFS_API_URL = None
-    settings.REEXECUTE_POLICY = "all"
-    settings.REEXECUTE_BEFORE_VERIFY = False
-    return EmbeddedStore(settings.DATA_DIR / "ipfs")
-
-
-@pytest.fixture
-def node_store(tmp_path: Path) -> EmbeddedStore:
-    """The external node's own store, elsewhere on disk."""
-    return EmbeddedStore(tmp_path / "node")
-
-
-def call(client: Client, method: str, path: str, key: str | None, body: object = None):  # type: ignore[no-untyped-def]
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
-    if method == "get":
-        return client.get(path, **headers)
-    return client.post(
-        path,
-        data=json.dumps(body) if body is not None else "",
-        content_type="application/json",
-        **headers,
-    )
-
-
-def reads_clock_random_and_input(stores: list[EmbeddedStore], data: bytes = INPUT) -> dict:
-    """A spec whose result depends on the clock, random bytes and its input; the module and
-    the input are put in each of `stores`."""
-    for s in stores:
-        module = s.add_bytes(wat.clock_random_and_input())
-        cid = s.add_bytes(data)
-    return {
-        "engine": "wasm",
-        "wasm": {"module": module},
-        "inputs": [{"cid": cid, "path": "/in/input.txt"}],
-    }
-
-
-def node_reports(client: Client, key: str, job_id: str, spec: dict, result: RunResult) -> dict:
-    """Register an external job and report a result for it (the key's provider holds it)."""
-    registered = call(client, "post", "/api/v1/jobs", key, {**spec, "external": True, "id": job_id})
-    assert registered.status_code == 201, registered.json()
-    reported = call(
-        client,
-        "post",
-        f"/api/v1/jobs/{job_id}/results",
-        key,
-        result.to_json(),
-    )
-    assert reported.status_code == 201, reported.json()
-    return reported.json()
-
-
-def run_reexecutions(worker: str = "test-worker") -> list[str]:
-    """What the embedded worker does once no job is queued: run every queued re-execution."""
-    outcomes = []
-    while (run := reexecution.claim_next(worker=worker)) is not None:
-        outcomes.append(execute_reexecution(run, worker=worker))
-    return outcomes
-
-
-def job_json(client: Client, key: str, job_id: str) -> dict:
-    return call(client, "get", f"/api/v1/jobs/{job_id}", key).json()
-
 
 # --- an honest node -------------------------------------------------------------------------------
 
@@ -452,11 +388,6 @@ def test_the_embedded_worker_runs_submitted_jobs_before_reexecutions(
 
 
 # --- verifier nodes -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def verifier() -> tuple[ApiKey, str]:
-    return create_api_key(scope="node", name="verifier-1", verifier=True, actor="test")
 
 
 def test_a_verifier_node_reruns_another_nodes_job_and_the_dashboard_compares(
