@@ -260,9 +260,17 @@ class Reexecution(models.Model):
         MATCH = "match"
         MISMATCH = "mismatch"
         FAILED = "failed"
+        # Never run: the spec asks for more than the re-execution limits, or its node (client,
+        # orchestrator) used up its hourly quota. `refusal` says which.
+        NOT_VERIFIABLE = "not_verifiable"
+
+    class Refusal(models.TextChoices):
+        LIMITS = "limits"
+        QUOTA = "quota"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reexecutions")
-    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    refusal = models.CharField(max_length=8, choices=Refusal.choices, blank=True, default="")
     # Why it was queued: policy (REEXECUTE_POLICY=all), sampled, node_mismatched, requested.
     reason = models.CharField(max_length=20)
     requested_by = models.CharField(max_length=200)
@@ -285,6 +293,8 @@ class Reexecution(models.Model):
             models.Index(fields=["state", "created_at"], name="reexecution_state_created"),
             models.Index(fields=["state", "lease_until"], name="reexecution_state_lease"),
             models.Index(fields=["job", "-created_at"], name="reexecution_job_recent"),
+            # The hourly quotas count the runs queued lately.
+            models.Index(fields=["created_at"], name="reexecution_created"),
         ]
 
     def __str__(self) -> str:

@@ -201,6 +201,21 @@ REEXECUTE_POLICY = env_choice("REEXECUTE_POLICY", "all", ("all", "sample", "on_r
 REEXECUTE_SAMPLE_PERCENT = env_int("REEXECUTE_SAMPLE_PERCENT", 10, minimum=0, maximum=100)
 # Refuse to verify (moderate) a WASM job until a re-execution of it matched.
 REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", False)
+# The limits a re-execution may ask for: a job whose spec asks for more time or memory (or,
+# with REEXECUTE_MAX_FUEL set, more fuel or none) is not re-executed, only marked
+# `not_verifiable` ("over re-execution limits"). The defaults are a job's default time (600 s)
+# and 1 GiB of memory; 0 fuel means no fuel limit is asked for (time bounds the run).
+REEXECUTE_MAX_TIMEOUT_S = env_int("REEXECUTE_MAX_TIMEOUT_S", 600, minimum=1, maximum=86_400)
+REEXECUTE_MAX_MEMORY_BYTES = env_int(
+    "REEXECUTE_MAX_MEMORY_BYTES", 1 << 30, minimum=65_536, maximum=1 << 40
+)
+REEXECUTE_MAX_FUEL = env_int("REEXECUTE_MAX_FUEL", 0, minimum=0, maximum=(1 << 63) - 1)
+# Re-executions queued per hour for the jobs of one node key, one Bacalhau legacy client, one
+# Bacalhau orchestrator; beyond that a job's re-execution is `not_verifiable` ("quota").
+# 0: no quota.
+REEXECUTE_QUOTA_PER_NODE = env_int("REEXECUTE_QUOTA_PER_NODE", 60, minimum=0)
+REEXECUTE_QUOTA_PER_CLIENT = env_int("REEXECUTE_QUOTA_PER_CLIENT", 60, minimum=0)
+REEXECUTE_QUOTA_PER_ORCHESTRATOR = env_int("REEXECUTE_QUOTA_PER_ORCHESTRATOR", 600, minimum=0)
 
 # --- Bacalhau (docs/bacalhau.md) ------------------------------------------------------------
 # What the job-selection probe answers: bid only when all of a job's IPFS CIDs are blessed
@@ -323,6 +338,15 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "stale", "error"],
         "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
         "ModerationStateEnum": ["pending", "verified", "rejected", "revoked"],
+        "ReexecutionStateEnum": [
+            "not_verified_by_rerun",
+            "queued",
+            "running",
+            "match",
+            "mismatch",
+            "failed",
+            "not_verifiable",
+        ],
     },
 }
 # Shared by every web worker when CACHE_URL names Redis: rate limits then hold across them.

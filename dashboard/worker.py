@@ -94,6 +94,10 @@ def execute_job(job: Job, *, worker: str) -> str:
 def execute_reexecution(run: Reexecution, *, worker: str) -> str:
     """Run a claimed re-execution with the original's spec and limits; returns its outcome
     ("running" when the lease was lost and nothing was recorded)."""
+    refusal = reexecution.over_limits(run.job.spec)  # the limits may have changed since
+    if refusal is not None:
+        reexecution.fail(run, worker=worker, reason=refusal)
+        return Reexecution.State.FAILED
     keeper = LeaseKeeper(
         f"reexecution-{run.pk}",
         renew=lambda: reexecution.renew_lease(run_id=run.pk, worker=worker),

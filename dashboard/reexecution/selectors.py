@@ -43,14 +43,41 @@ def summary(job: Job) -> dict[str, Any]:
         "finished_at": latest.finished_at if latest else None,
         "diff": latest.diff if latest else None,
         "error": (latest.error or None) if latest else None,
+        "refusal": (latest.refusal or None) if latest else None,
+    }
+
+
+def _run_counts(node: str) -> dict[Any, dict[str, int]]:
+    """Per node (`node`: the job's field naming it): re-executions of its jobs that failed,
+    and that were refused for a quota. One query."""
+    rows = (
+        Reexecution.objects.filter(
+            Q(state=Reexecution.State.FAILED) | Q(refusal=Reexecution.Refusal.QUOTA),
+            **{f"job__{node}__isnull": False},
+        )
+        .values(f"job__{node}")
+        .annotate(
+            failed=Count("id", filter=Q(state=Reexecution.State.FAILED)),
+            over_quota=Count("id", filter=Q(refusal=Reexecution.Refusal.QUOTA)),
+        )
+        .order_by()
+    )
+    return {
+        row[f"job__{node}"]: {"failed": row["failed"], "over_quota": row["over_quota"]}
+        for row in rows
     }
 
 
 def node_records() -> list[dict[str, Any]]:
     """Per compute node (each node key, each Bacalhau node): completed jobs reported, and of
     those re-executed, matched and mismatched (by each job's latest re-execution, WASM and
-    Docker alike); `caught` when a WASM job's latest re-execution mismatched. Two queries."""
+    Docker alike); `caught` when a WASM job's latest re-execution mismatched; re-executions
+    that `failed` (a node keeping its module or inputs out of our store: a risk) and that
+    were refused `over_quota`. Four queries."""
     done = Q(state=Job.State.COMPLETED, external=True)
+    none = {"failed": 0, "over_quota": 0}
+    by_key = _run_counts("node_id")
+    by_bacalhau = _run_counts("bacalhau__node_id")
 
     def counts(prefix: str) -> dict[str, Any]:
         def where(**extra: Any) -> Q:
@@ -77,7 +104,7 @@ def node_records() -> list[dict[str, Any]]:
         ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
         .annotate(**counts("node_jobs__"))
         .order_by("name", "prefix")
-        .values("name", "prefix", "provider", "revoked_at", *counted, "caught")
+        .values("pk", "name", "prefix", "provider", "revoked_at", *counted, "caught")
     )
     for key in keys:
         records.append(
@@ -89,6 +116,7 @@ def node_records() -> list[dict[str, Any]]:
                 "revoked": key["revoked_at"] is not None,
                 **{k: key[k] for k in counted},
                 "caught": key["caught"] > 0,
+                **by_key.get(key["pk"], none),
             }
         )
     # A Bacalhau node is its id on the orchestrator that reports it.
@@ -108,6 +136,7 @@ def node_records() -> list[dict[str, Any]]:
                 "revoked": False,
                 **{k: row[k] for k in counted},
                 "caught": row["caught"] > 0,
+                **by_bacalhau.get(row["bacalhau__node_id"], none),
             }
         )
     return records

@@ -36,7 +36,14 @@ class ReexecutionSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     diff = DiffEntrySerializer(many=True, allow_null=True, help_text="a mismatch's differences")
-    error = serializers.CharField(allow_null=True, help_text="why a failed run gave no result")
+    error = serializers.CharField(
+        allow_null=True, help_text="why a failed run gave no result, or a run was not verifiable"
+    )
+    refusal = serializers.ChoiceField(
+        choices=Reexecution.Refusal.values,
+        allow_null=True,
+        help_text="not_verifiable: over the re-execution limits, or over a quota",
+    )
 
 
 # What a verifier node is given to run: the original's spec (its limits included), not the

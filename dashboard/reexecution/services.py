@@ -17,27 +17,42 @@ this run did not compute. The job row keeps the verdict of its latest re-executi
 compared a result (`Job.reexecution_verdict`: match or mismatch) for the queue, the
 moderation rule and the node records; asking again does not clear it until the new run has
 an outcome.
+
+What a re-execution may cost is bounded before it is queued: a spec over the re-execution
+limits, or a job whose node key, Bacalhau legacy client or orchestrator passed its hourly
+quota, gets a `not_verifiable` run that never runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.content.services import storage
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import MAX_REASON, ApiKey, BacalhauExecution, Job, JobResult, Reexecution
+from dashboard.models import (
+    MAX_REASON,
+    ApiKey,
+    BacalhauExecution,
+    BacalhauSubmission,
+    Job,
+    JobResult,
+    Reexecution,
+)
 from dashboard.queue import REEXECUTE_TASK, Queue
 from dashboard.reexecution.diff import result_diff
 from dashboard.reexecution.selectors import deterministic
+from executor.spec import SpecError, parse_spec
 
 __all__ = [
     "after_result",
@@ -46,6 +61,7 @@ __all__ = [
     "claim_next",
     "fail",
     "finish",
+    "over_limits",
     "recover_expired",
     "renew_for_node",
     "renew_lease",
@@ -58,6 +74,7 @@ log = logging.getLogger(__name__)
 
 OPEN = (Reexecution.State.QUEUED, Reexecution.State.RUNNING)
 RERUNS = Queue(Reexecution, REEXECUTE_TASK)
+QUOTA_WINDOW = timedelta(hours=1)
 
 
 # --- queueing ------------------------------------------------------------------------------------
@@ -140,15 +157,121 @@ def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
             actor=actor,
             action="job.reexecute",
             target=f"job:{job_id}",
-            after={"reexecution": run.pk, "reason": run.reason},
+            after={"reexecution": run.pk, "reason": run.reason, "state": run.state},
         )
         return run, True
 
 
 def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
-    run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
-    RERUNS.enqueue(run.pk)
-    return run
+    """Queue a run of `job`, or record at once why it is not verifiable (over the
+    re-execution limits, or over a quota)."""
+    with transaction.atomic():
+        refusal = over_limits(job.spec)
+        kind = Reexecution.Refusal.LIMITS
+        if refusal is None:
+            refusal, kind = _over_quota(job), Reexecution.Refusal.QUOTA
+        if refusal is not None:
+            run = Reexecution.objects.create(
+                job=job,
+                reason=reason,
+                requested_by=actor,
+                state=Reexecution.State.NOT_VERIFIABLE,
+                refusal=kind,
+                error=refusal[:MAX_REASON],
+                finished_at=timezone.now(),
+            )
+            _audit_outcome(run.pk, job.id, run.state, refusal)
+            return run
+        run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
+        RERUNS.enqueue(run.pk)
+        return run
+
+
+# --- limits and quotas ------------------------------------------------------------------------
+
+
+def over_limits(spec: dict[str, Any]) -> str | None:
+    """Why a re-execution of `spec` would ask for more than REEXECUTE_MAX_TIMEOUT_S,
+    REEXECUTE_MAX_MEMORY_BYTES or REEXECUTE_MAX_FUEL; None when it is within them. The spec's
+    own limits are what a re-run must use (they are part of what seeds it), so a spec over
+    them is not run at all rather than run under other limits."""
+    try:
+        parsed = parse_spec(spec)
+    except SpecError:
+        return None  # stored specs were validated; the worker fails an old bad one with why
+    limits, over = parsed.limits, []
+    if limits.timeout_s > settings.REEXECUTE_MAX_TIMEOUT_S:
+        over.append(
+            f"limits.timeout_s {limits.timeout_s:g} > REEXECUTE_MAX_TIMEOUT_S "
+            f"{settings.REEXECUTE_MAX_TIMEOUT_S}"
+        )
+    if limits.memory_bytes > settings.REEXECUTE_MAX_MEMORY_BYTES:
+        over.append(
+            f"limits.memory_bytes {limits.memory_bytes} > REEXECUTE_MAX_MEMORY_BYTES "
+            f"{settings.REEXECUTE_MAX_MEMORY_BYTES}"
+        )
+    cap = settings.REEXECUTE_MAX_FUEL
+    if cap and parsed.engine == "wasm" and (limits.fuel is None or limits.fuel > cap):
+        asked = "none (unlimited)" if limits.fuel is None else str(limits.fuel)
+        over.append(f"limits.fuel {asked} > REEXECUTE_MAX_FUEL {cap}")
+    return "over re-execution limits: " + "; ".join(over) if over else None
+
+
+def _over_quota(job: Job) -> str | None:
+    """Why one more re-execution of `job` passes an hourly quota: of the node key that
+    reported it, the Bacalhau legacy client that submitted it, or the Bacalhau orchestrator
+    it was imported from; None when it does not. Every run queued in the window counts,
+    requested or not; runs that were not verifiable do not."""
+    recent = Reexecution.objects.filter(created_at__gte=timezone.now() - QUOTA_WINDOW).exclude(
+        state=Reexecution.State.NOT_VERIFIABLE
+    )
+    scopes: list[tuple[str, QuerySet[Reexecution], int, str]] = []
+    if job.node_id is not None:
+        # One node's reports are counted one at a time (its key row locked until commit).
+        name = ApiKey.objects.select_for_update().values_list("name", flat=True).get(pk=job.node_id)
+        scopes.append(
+            (
+                f"the node key {name}",
+                recent.filter(job__node_id=job.node_id),
+                settings.REEXECUTE_QUOTA_PER_NODE,
+                "REEXECUTE_QUOTA_PER_NODE",
+            )
+        )
+    client = (
+        BacalhauSubmission.objects.filter(job_id=job.id)
+        .values_list("client_id", "client__client_id")
+        .first()
+    )
+    if client is not None:
+        scopes.append(
+            (
+                f"the Bacalhau client {client[1][:12]}…",
+                recent.filter(job__bacalhau_submission__client_id=client[0]),
+                settings.REEXECUTE_QUOTA_PER_CLIENT,
+                "REEXECUTE_QUOTA_PER_CLIENT",
+            )
+        )
+    origin = (
+        BacalhauExecution.objects.filter(job_id=job.id)
+        .values_list("orchestrator_id", "orchestrator__url")
+        .first()
+    )
+    if origin is not None:
+        scopes.append(
+            (
+                f"the Bacalhau orchestrator {origin[1]}",
+                recent.filter(job__bacalhau__orchestrator_id=origin[0]),
+                settings.REEXECUTE_QUOTA_PER_ORCHESTRATOR,
+                "REEXECUTE_QUOTA_PER_ORCHESTRATOR",
+            )
+        )
+    for who, runs, quota, setting in scopes:
+        if quota and runs.count() >= quota:
+            return (
+                f"quota: {who} had {quota} re-executions queued in the last hour ({setting}); "
+                "ask again once the hour has passed"
+            )
+    return None
 
 
 def _record_verdict(job_id: str) -> None:
