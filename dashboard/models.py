@@ -287,6 +287,8 @@ class Reexecution(models.Model):
     # Where a mismatch's two result directories differ: [{"path", "reported", "rerun"}].
     diff = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # Times the embedded worker stopped it for a waiting job (no attempt counted).
+    preemptions = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes = [

@@ -128,10 +128,23 @@ class Queue:
                 return pk
         return None
 
+    def waiting(self) -> bool:
+        """Whether a row is queued that a worker could claim now."""
+        return self._rows().filter(self.members, self.runnable, state=QUEUED).exists()
+
     def renew(self, pk: Any, *, worker: str) -> bool:
         """Extend `worker`'s lease; False when the row is no longer its to run."""
         running = self._rows(pk).filter(self.runnable, state=RUNNING)
         return leases.renew(running, owner=worker, length=lease_length())
+
+    def give_back(self, pk: Any, *, worker: str, **changes: Any) -> bool:
+        """Put a running row back in the queue, with `changes`, because its worker stopped it
+        on purpose (not lost: the caller says what to count); only while `worker` holds it."""
+        running = self._rows(pk).filter(state=RUNNING)
+        if not leases.release(running, owner=worker, state=QUEUED, **changes):
+            return False
+        self.enqueue(pk)
+        return True
 
     def end(self, pk: Any, *, worker: str | None, **outcome: Any) -> bool:
         """Write a running row's outcome (its final state among it) and give its lease back,

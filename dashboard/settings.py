@@ -216,6 +216,10 @@ REEXECUTE_MAX_FUEL = env_int("REEXECUTE_MAX_FUEL", 0, minimum=0, maximum=(1 << 6
 REEXECUTE_QUOTA_PER_NODE = env_int("REEXECUTE_QUOTA_PER_NODE", 60, minimum=0)
 REEXECUTE_QUOTA_PER_CLIENT = env_int("REEXECUTE_QUOTA_PER_CLIENT", 60, minimum=0)
 REEXECUTE_QUOTA_PER_ORCHESTRATOR = env_int("REEXECUTE_QUOTA_PER_ORCHESTRATOR", 600, minimum=0)
+# The embedded worker stops a running re-execution (it goes back to the queue, no attempt
+# counted) when a submitted job is waiting, at most this many times; after that the
+# re-execution runs to its end on a thread of its own beside the jobs.
+REEXECUTE_MAX_PREEMPTIONS = env_int("REEXECUTE_MAX_PREEMPTIONS", 3, minimum=0)
 
 # --- Bacalhau (docs/bacalhau.md) ------------------------------------------------------------
 # What the job-selection probe answers: bid only when all of a job's IPFS CIDs are blessed

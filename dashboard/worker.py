@@ -6,6 +6,13 @@ result. The Celery tasks (`dashboard/tasks.py`) and the embedded worker threads 
 `manage.py serve` call the same functions; results go through `jobs.record_result`, the same
 service `POST /jobs/{id}/results` uses. While work runs, a thread renews its lease so that
 `recover_expired` can tell a live worker from a dead one.
+
+The embedded worker never keeps a submitted job waiting behind a re-execution for more than
+the second its lease thread takes to look: it stops the re-execution (which goes back to the
+queue, no attempt counted) and runs the job. A re-execution stopped
+REEXECUTE_MAX_PREEMPTIONS times is not stopped again, so it cannot be starved: it runs to its
+end on a thread of its own beside the jobs, one at a time per process. (With Celery,
+re-executions have a queue and workers of their own.)
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -27,9 +35,22 @@ from dashboard.reexecution import services as reexecution
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 
-__all__ = ["execute_job", "execute_reexecution", "run_once", "run_worker", "worker_name"]
+__all__ = [
+    "PREEMPTED",
+    "execute_job",
+    "execute_reexecution",
+    "run_once",
+    "run_worker",
+    "worker_name",
+]
 
 log = logging.getLogger(__name__)
+
+PREEMPTED = "preempted"  # what execute_reexecution says of a run stopped for a waiting job
+
+# Held while a re-execution that may no longer be stopped runs beside the jobs (one at a time
+# in this process).
+_beside = threading.Lock()
 
 
 def worker_name() -> str:
@@ -91,9 +112,13 @@ def execute_job(job: Job, *, worker: str) -> str:
     return Job.State.COMPLETED
 
 
-def execute_reexecution(run: Reexecution, *, worker: str) -> str:
+def execute_reexecution(
+    run: Reexecution, *, worker: str, preempt: Callable[[], bool] | None = None
+) -> str:
     """Run a claimed re-execution with the original's spec and limits; returns its outcome
-    ("running" when the lease was lost and nothing was recorded)."""
+    ("running" when the lease was lost and nothing was recorded). With `preempt`, asked
+    every second while it runs: when it says so, the run stops and goes back to the queue
+    (PREEMPTED)."""
     refusal = reexecution.over_limits(run.job.spec)  # the limits may have changed since
     if refusal is not None:
         reexecution.fail(run, worker=worker, reason=refusal)
@@ -101,7 +126,7 @@ def execute_reexecution(run: Reexecution, *, worker: str) -> str:
     keeper = LeaseKeeper(
         f"reexecution-{run.pk}",
         renew=lambda: reexecution.renew_lease(run_id=run.pk, worker=worker),
-        cancelled=lambda: False,
+        cancelled=preempt or (lambda: False),
     )
     keeper.start()
     try:
@@ -113,7 +138,11 @@ def execute_reexecution(run: Reexecution, *, worker: str) -> str:
                 cancel=keeper.stop_run,
                 input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
             )
-        except JobCancelled:  # the lease was lost: whoever recovered it runs it
+        except JobCancelled:
+            if keeper.lost or preempt is None:  # the lease was lost: whoever recovered it runs it
+                return Reexecution.State.RUNNING
+            if reexecution.preempted(run, worker=worker):
+                return PREEMPTED
             return Reexecution.State.RUNNING
         except (JobFailed, SpecError) as exc:
             reexecution.fail(run, worker=worker, reason=str(exc))
@@ -136,23 +165,52 @@ def execute_reexecution(run: Reexecution, *, worker: str) -> str:
     return outcome or Reexecution.State.RUNNING
 
 
+def _job_waiting() -> bool:
+    return jobs.JOBS.waiting()
+
+
+def _run_beside(run: Reexecution, worker: str) -> None:
+    """A re-execution that may no longer be stopped, run to its end on a thread of its own."""
+    try:
+        outcome = execute_reexecution(run, worker=worker)
+        log.info("re-execution %s of job %s: %s (beside the jobs)", run.pk, run.job_id, outcome)
+    except Exception:
+        log.exception("re-execution %s failed beside the jobs", run.pk)
+    finally:
+        close_old_connections()
+        _beside.release()
+
+
 def run_once(worker: str) -> str | None:
-    """One pass of the embedded executor: recover lost work, then run a queued job, or only
-    when none is queued a re-execution (so they never delay submitted work). What it ran,
-    as "job <id>" or "reexecution <id>", or None when nothing was queued."""
+    """One pass of the embedded executor: recover lost work; start a re-execution that was
+    stopped REEXECUTE_MAX_PREEMPTIONS times on a thread of its own (when none runs there);
+    then run a queued job, or when none is queued another re-execution, stopped when a job
+    comes. What it ran or started, as "job <id>" or "reexecution <id>", or None when
+    nothing was queued."""
     jobs.recover_expired()
     reexecution.recover_expired()
+    started = None
+    if _beside.acquire(blocking=False):
+        beside = f"{worker}:beside"
+        run = reexecution.claim_next(worker=beside, preemptible=False)
+        if run is None:
+            _beside.release()
+        else:
+            threading.Thread(
+                target=_run_beside, args=(run, beside), name="reexecution-beside", daemon=True
+            ).start()
+            started = f"reexecution {run.pk}"
     job = jobs.claim_next(worker=worker)
     if job is not None:
         state = execute_job(job, worker=worker)
         log.info("job %s %s", job.id, state)
         return f"job {job.id}"
-    run = reexecution.claim_next(worker=worker)
+    run = reexecution.claim_next(worker=worker, preemptible=True)
     if run is not None:
-        outcome = execute_reexecution(run, worker=worker)
+        outcome = execute_reexecution(run, worker=worker, preempt=_job_waiting)
         log.info("re-execution %s of job %s: %s", run.pk, run.job_id, outcome)
         return f"reexecution {run.pk}"
-    return None
+    return started
 
 
 def run_worker(stop: threading.Event, *, poll_s: float = 1.0) -> None:

@@ -11,12 +11,12 @@ some WASM job mismatched) has every later WASM job re-executed whatever the poli
 
 A re-execution is queued, claimed under a lease and finished like a bundled job, on a queue
 of its own (Celery queue `reexecute`; the embedded worker takes one only when no submitted
-job is queued). Finishing is a conditional UPDATE on the worker's lease: a worker that lost
-its lease (killed, or too slow) can never record an outcome, so no match is recorded that
-this run did not compute. The job row keeps the verdict of its latest re-execution that
-compared a result (`Job.reexecution_verdict`: match or mismatch) for the queue, the
-moderation rule and the node records; asking again does not clear it until the new run has
-an outcome.
+job is queued, and stops it for one that comes: `preempted`). Finishing is a conditional
+UPDATE on the worker's lease: a worker that lost its lease (killed, or too slow) can never
+record an outcome, so no match is recorded that this run did not compute. The job row keeps
+the verdict of its latest re-execution that compared a result (`Job.reexecution_verdict`:
+match or mismatch) for the queue, the moderation rule and the node records; asking again
+does not clear it until the new run has an outcome.
 
 What a re-execution may cost is bounded before it is queued: a spec over the re-execution
 limits, or a job whose node key, Bacalhau legacy client or orchestrator passed its hourly
@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -62,6 +62,7 @@ __all__ = [
     "fail",
     "finish",
     "over_limits",
+    "preempted",
     "recover_expired",
     "renew_for_node",
     "renew_lease",
@@ -297,15 +298,38 @@ def claim(*, run_id: int, worker: str) -> Reexecution | None:
     return _claimed(run_id) if RERUNS.claim(run_id, worker=worker) else None
 
 
-def claim_next(*, worker: str) -> Reexecution | None:
-    """The oldest queued re-execution, claimed; None when there is none."""
-    run_id = RERUNS.claim_oldest(worker=worker)
+def claim_next(*, worker: str, preemptible: bool | None = None) -> Reexecution | None:
+    """The oldest queued re-execution, claimed; None when there is none. `preemptible`: only
+    one the embedded worker may still stop for a waiting job (True: stopped fewer than
+    REEXECUTE_MAX_PREEMPTIONS times), or only one it may not (False)."""
+    most = settings.REEXECUTE_MAX_PREEMPTIONS
+    among = {
+        None: None,
+        True: Q(preemptions__lt=most),
+        False: Q(preemptions__gte=most),
+    }[preemptible]
+    run_id = RERUNS.claim_oldest(worker=worker, among=among)
     return _claimed(run_id) if run_id is not None else None
 
 
 def renew_lease(*, run_id: int, worker: str) -> bool:
     """Extend our lease; False when the run is no longer ours (it was recovered)."""
     return RERUNS.renew(run_id, worker=worker)
+
+
+def preempted(run: Reexecution, *, worker: str) -> bool:
+    """The embedded worker stopped this run to let a submitted job run: back to the queue,
+    its attempt given back (it was neither lost nor failed), one more preemption counted."""
+    gave_back = RERUNS.give_back(
+        run.pk,
+        worker=worker,
+        attempts=F("attempts") - 1,
+        preemptions=F("preemptions") + 1,
+        started_at=None,
+    )
+    if gave_back:
+        log.info("re-execution %s stopped for a waiting job; back in the queue", run.pk)
+    return gave_back
 
 
 def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
