@@ -287,8 +287,22 @@ class Reexecution(models.Model):
     # Where a mismatch's two result directories differ: [{"path", "reported", "rerun"}].
     diff = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # When its runner's lease is taken back whatever it renewed: set at each claim to the
+    # start plus its time limit plus REEXECUTE_GRACE_S.
+    deadline = models.DateTimeField(null=True, blank=True)
     # Times the embedded worker stopped it for a waiting job (no attempt counted).
     preemptions = models.PositiveIntegerField(default=0)
+    # Only the bundled executor may run it: asked again after a verifier's mismatch, or taken
+    # back from a verifier that overran its deadline.
+    bundled_only = models.BooleanField(default=False)
+    # The verifier node that holds it or ran it (null: the bundled executor).
+    verifier = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="verified_runs"
+    )
+    # A verifier node that held it past its deadline.
+    overrun_by = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="overrun_runs"
+    )
 
     class Meta:
         indexes = [

@@ -105,8 +105,9 @@ class Queue:
         """A row was queued (or queued again) in this transaction: wake a worker for it."""
         dispatch(self.task, pk)
 
-    def claim(self, pk: Any, *, worker: str) -> bool:
-        """Take the queued row `pk` for `worker`; False when someone else has it."""
+    def claim(self, pk: Any, *, worker: str, **changes: Any) -> bool:
+        """Take the queued row `pk` for `worker` (with `changes` in the same UPDATE); False
+        when someone else has it."""
         now = timezone.now()
         queued = self._rows(pk).filter(self.members, self.runnable, state=QUEUED)
         taken = leases.take(
@@ -116,15 +117,16 @@ class Queue:
             state=RUNNING,
             started_at=now,
             attempts=F("attempts") + 1,
+            **changes,
         )
         return taken == 1
 
-    def claim_oldest(self, *, worker: str, among: Q | None = None) -> Any | None:
+    def claim_oldest(self, *, worker: str, among: Q | None = None, **changes: Any) -> Any | None:
         """The key of the oldest queued row (of those `among` selects) this worker claimed;
         None when none is queued."""
         queued = self._rows().filter(self.members, among or Q(), state=QUEUED)
         for pk in queued.order_by("created_at").values_list("pk", flat=True)[:CLAIM_AMONG]:
-            if self.claim(pk, worker=worker):
+            if self.claim(pk, worker=worker, **changes):
                 return pk
         return None
 
@@ -132,9 +134,10 @@ class Queue:
         """Whether a row is queued that a worker could claim now."""
         return self._rows().filter(self.members, self.runnable, state=QUEUED).exists()
 
-    def renew(self, pk: Any, *, worker: str) -> bool:
-        """Extend `worker`'s lease; False when the row is no longer its to run."""
-        running = self._rows(pk).filter(self.runnable, state=RUNNING)
+    def renew(self, pk: Any, *, worker: str, among: Q | None = None) -> bool:
+        """Extend `worker`'s lease (while the row matches `among`); False when the row is no
+        longer its to run."""
+        running = self._rows(pk).filter(self.runnable, among or Q(), state=RUNNING)
         return leases.renew(running, owner=worker, length=lease_length())
 
     def give_back(self, pk: Any, *, worker: str, **changes: Any) -> bool:
@@ -158,26 +161,39 @@ class Queue:
         lost: Callable[[int], str],
         on_failed: Callable[[Any, str], None] | None = None,
         now: datetime | None = None,
+        overdue: Q | None = None,
+        on_taken: Callable[[Any], None] | None = None,
+        **changes: Any,
     ) -> Recovered:
-        """Running rows whose worker stopped renewing: back to the queue, or failed with the
-        error `lost(attempts)` once EXECUTOR_MAX_ATTEMPTS workers were lost running them
-        (`on_failed(pk, error)` in the same transaction)."""
+        """Running rows whose worker stopped renewing (or, with `overdue`, the running rows
+        it selects, renewed or not): back to the queue, or failed with the error
+        `lost(attempts)` once EXECUTOR_MAX_ATTEMPTS workers were lost running them
+        (`on_failed(pk, error)` in the same transaction). `changes` go in the same UPDATE, and
+        `on_taken(pk)` is called in its transaction."""
         now = now or timezone.now()
         found = Recovered()
+
+        def due(rows: QuerySet[Any]) -> QuerySet[Any]:
+            return rows.filter(overdue) if overdue is not None else leases.expired(rows, now=now)
+
         running = self._rows().filter(self.members, state=RUNNING)
-        expired = leases.expired(running, now=now).values_list("pk", "attempts", "lease_owner")
-        for pk, attempts, owner in expired:
-            # Still the same expired lease: a worker that renewed in the meantime keeps it.
-            stale = leases.expired(self._rows(pk).filter(state=RUNNING), now=now)
+        for pk, attempts, owner in due(running).values_list("pk", "attempts", "lease_owner"):
+            # Still the same lease: a worker that renewed in the meantime keeps it.
+            stale = due(self._rows(pk).filter(state=RUNNING))
             with transaction.atomic():
                 if attempts < settings.EXECUTOR_MAX_ATTEMPTS:
-                    if leases.release(stale, owner=owner, state=QUEUED):
+                    if leases.release(stale, owner=owner, state=QUEUED, **changes):
                         found.requeued.append(pk)
                         self.enqueue(pk)
+                        if on_taken is not None:
+                            on_taken(pk)
                     continue
                 error = lost(attempts)
-                if leases.release(stale, owner=owner, state=FAILED, finished_at=now, error=error):
+                failed = {"state": FAILED, "finished_at": now, "error": error, **changes}
+                if leases.release(stale, owner=owner, **failed):
                     found.failed.append(pk)
+                    if on_taken is not None:
+                        on_taken(pk)
                     if on_failed is not None:
                         on_failed(pk, error)
         return found

@@ -210,6 +210,9 @@ REEXECUTE_MAX_MEMORY_BYTES = env_int(
     "REEXECUTE_MAX_MEMORY_BYTES", 1 << 30, minimum=65_536, maximum=1 << 40
 )
 REEXECUTE_MAX_FUEL = env_int("REEXECUTE_MAX_FUEL", 0, minimum=0, maximum=(1 << 63) - 1)
+# A running re-execution's whole time: its time limit plus this, after which its lease is
+# taken back however often its runner renewed it (a verifier node's record shows it).
+REEXECUTE_GRACE_S = env_int("REEXECUTE_GRACE_S", 60, minimum=1)
 # Re-executions queued per hour for the jobs of one node key, one Bacalhau legacy client, one
 # Bacalhau orchestrator; beyond that a job's re-execution is `not_verifiable` ("quota").
 # 0: no quota.

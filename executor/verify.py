@@ -5,7 +5,8 @@ report the result CID each run gave (the dashboard compares it with the one repo
 `create_api_key --verifier`. Each run has the original's spec and limits and runs on this
 node's storage (IPFS_API_URL, or the embedded store under DATA_DIR), as `wasm run` does. A
 thread renews the run's lease every third of it; when the dashboard says the lease is lost
-(it gave the run to someone else), the run stops and nothing is reported.
+(it gave the run to someone else), or the run's deadline passes (the dashboard takes a run
+back then, however often it was renewed), the run stops and nothing is reported.
 """
 
 from __future__ import annotations
@@ -36,12 +37,19 @@ class _Renewer(threading.Thread):
         self.client = client
         self.run_id = int(task["id"])
         self.every = max(0.2, _seconds_left(task["lease_until"]) / 3)
+        # A dashboard from before deadlines sends none: then only the lease bounds the run.
+        deadline = task.get("deadline")
+        self.ends = time.monotonic() + _seconds_left(deadline) if deadline else None
         self.stopped = threading.Event()
         self.stop_run = threading.Event()
         self.lost = False
 
     def run(self) -> None:
-        while not self.stopped.wait(self.every):
+        while not self.stopped.wait(self._pause()):
+            if self.ends is not None and time.monotonic() >= self.ends:
+                self.lost = True  # the dashboard takes the run back at its deadline
+                self.stop_run.set()
+                return
             try:
                 self.client.renew_reexecution(self.run_id)
             except ApiError as exc:
@@ -51,6 +59,11 @@ class _Renewer(threading.Thread):
                     return
                 # Unreachable for a moment: try again; if the lease lapses meanwhile, the
                 # dashboard refuses the next renewal and the report.
+
+    def _pause(self) -> float:
+        if self.ends is None:
+            return self.every
+        return max(0.0, min(self.every, self.ends - time.monotonic()))
 
     def stop(self) -> None:
         self.stopped.set()

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from dashboard.access import can_decide, is_admin, role_of
 from dashboard.content.previews import ipfs_link, outputs, preview
 from dashboard.errors import DomainError
-from dashboard.models import Job
+from dashboard.models import Job, Reexecution
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.notary.services import chain_storage
@@ -33,6 +33,17 @@ def typed_amount(value: int | None) -> str:
         return text if parse_datacap(text) == value else str(value)
     except ValueError:
         return str(value)
+
+
+def runner(run: Reexecution) -> str:
+    """Who ran (or runs) a re-execution, as the page names it: a verifier node by its key's
+    name and prefix, or the bundled executor's worker."""
+    if run.verifier is not None:
+        return f"verifier node {run.verifier.name} ({run.verifier.prefix}…)"
+    worker = run.ran_by or (run.lease_owner if run.state == Reexecution.State.RUNNING else "")
+    if worker.startswith("node:"):  # a verifier key deleted since
+        return f"verifier node {worker.removeprefix('node:')}"
+    return f"bundled executor ({worker})" if worker else "not run"
 
 
 def _page(
@@ -78,7 +89,8 @@ def _page(
             "error": error,
             "storage": chain_storage(job, result) if result else None,
             "reexecution": reexecutions.summary(job),
-            "reexecutions": detail.reexecutions,
+            "reexecutions": [(run, runner(run)) for run in detail.reexecutions],
+            "latest_runner": runner(detail.reexecutions[0]) if detail.reexecutions else "",
             "show_reexecute": job.state == Job.State.COMPLETED and can_decide(role),
         },
         status=status,

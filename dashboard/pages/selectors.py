@@ -235,7 +235,11 @@ def job_detail(job_id: str) -> JobDetail | None:
         decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
         awarded_bytes=awards["total"] or 0,
         award_count=awards["n"],
-        reexecutions=list(job.reexecutions.order_by("-created_at", "-id")[:REEXECUTIONS_SHOWN]),
+        reexecutions=list(
+            job.reexecutions.select_related("verifier", "overrun_by").order_by(
+                "-created_at", "-id"
+            )[:REEXECUTIONS_SHOWN]
+        ),
     )
 
 

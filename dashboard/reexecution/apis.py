@@ -81,7 +81,7 @@ class ReexecutionFailureView(APIView):
         operation_id="reexecution_failure",
         summary="A verifier node says why its re-run gave no result (an input, a limit)",
         request=rs.ReexecutionFailureSerializer,
-        responses={200: rs.ReexecutionSerializer, **REPORT_ERRORS},
+        responses={200: rs.ReexecutionFailureReplySerializer, **REPORT_ERRORS},
     )
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
@@ -89,4 +89,5 @@ class ReexecutionFailureView(APIView):
         body = rs.ReexecutionFailureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = reexecution.report_failure(run_id=run_id, key=key, **body.validated_data)
-        return Response(rendered(rs.ReexecutionSerializer, selectors.summary(run.job)))
+        reply = selectors.summary(run.job)
+        return Response(rendered(rs.ReexecutionFailureReplySerializer, reply))

@@ -73,7 +73,8 @@ def node_records() -> list[dict[str, Any]]:
     those re-executed, matched and mismatched (by each job's latest re-execution, WASM and
     Docker alike); `caught` when a WASM job's latest re-execution mismatched; re-executions
     that `failed` (a node keeping its module or inputs out of our store: a risk) and that
-    were refused `over_quota`. Four queries."""
+    were refused `over_quota`; and for a verifier node key, the runs it `overran` (held past
+    their deadline, taken back). Five queries."""
     done = Q(state=Job.State.COMPLETED, external=True)
     none = {"failed": 0, "over_quota": 0}
     by_key = _run_counts("node_id")
@@ -104,7 +105,14 @@ def node_records() -> list[dict[str, Any]]:
         ApiKey.objects.filter(scope=ApiKey.Scope.NODE)
         .annotate(**counts("node_jobs__"))
         .order_by("name", "prefix")
-        .values("pk", "name", "prefix", "provider", "revoked_at", *counted, "caught")
+        .values("pk", "name", "prefix", "provider", "revoked_at", "verifier", *counted, "caught")
+    )
+    overran = dict(
+        Reexecution.objects.filter(overrun_by__isnull=False)
+        .values("overrun_by")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("overrun_by", "n")
     )
     for key in keys:
         records.append(
@@ -117,6 +125,8 @@ def node_records() -> list[dict[str, Any]]:
                 **{k: key[k] for k in counted},
                 "caught": key["caught"] > 0,
                 **by_key.get(key["pk"], none),
+                "verifier": key["verifier"],
+                "overran": overran.get(key["pk"], 0),
             }
         )
     # A Bacalhau node is its id on the orchestrator that reports it.
@@ -137,6 +147,8 @@ def node_records() -> list[dict[str, Any]]:
                 **{k: row[k] for k in counted},
                 "caught": row["caught"] > 0,
                 **by_bacalhau.get(row["bacalhau__node_id"], none),
+                "verifier": False,
+                "overran": 0,
             }
         )
     return records

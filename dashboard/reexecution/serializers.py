@@ -46,6 +46,13 @@ class ReexecutionSerializer(serializers.Serializer):
     )
 
 
+# What a verifier node is told after its /failure: the job's re-execution less the result
+# CID its node reported (a verifier is never told it: the next run it took of that job could
+# echo it without computing).
+class ReexecutionFailureReplySerializer(ReexecutionSerializer):
+    reported_cid = None  # type: ignore[assignment]
+
+
 # What a verifier node is given to run: the original's spec (its limits included), not the
 # result CID its node reported, so that the verifier can only compute it.
 class ReexecutionTaskSerializer(serializers.Serializer):
@@ -53,6 +60,11 @@ class ReexecutionTaskSerializer(serializers.Serializer):
     job_id = serializers.CharField()
     spec = serializers.DictField(source="job.spec")
     lease_until = serializers.DateTimeField(help_text="renew before this, every third of it")
+    deadline = serializers.DateTimeField(
+        allow_null=True,
+        help_text="the lease is taken back at this time however often it was renewed: the "
+        "spec's time limit plus REEXECUTE_GRACE_S from the claim",
+    )
     attempts = serializers.IntegerField()
 
 

@@ -13,10 +13,11 @@ A re-execution is queued, claimed under a lease and finished like a bundled job,
 of its own (Celery queue `reexecute`; the embedded worker takes one only when no submitted
 job is queued, and stops it for one that comes: `preempted`). Finishing is a conditional
 UPDATE on the worker's lease: a worker that lost its lease (killed, or too slow) can never
-record an outcome, so no match is recorded that this run did not compute. The job row keeps
-the verdict of its latest re-execution that compared a result (`Job.reexecution_verdict`:
-match or mismatch) for the queue, the moderation rule and the node records; asking again
-does not clear it until the new run has an outcome.
+record an outcome, so no match is recorded that this run did not compute. A run's whole
+time is bounded too (`deadline`: its time limit plus REEXECUTE_GRACE_S), however often its
+lease is renewed. The job row keeps the verdict of its latest re-execution that compared a
+result (`Job.reexecution_verdict`: match or mismatch) for the queue, the moderation rule and
+the node records; asking again does not clear it until the new run has an outcome.
 
 What a re-execution may cost is bounded before it is queued: a spec over the re-execution
 limits, or a job whose node key, Bacalhau legacy client or orchestrator passed its hourly
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -74,6 +75,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OPEN = (Reexecution.State.QUEUED, Reexecution.State.RUNNING)
+COMPARED = (Reexecution.State.MATCH, Reexecution.State.MISMATCH)
 RERUNS = Queue(Reexecution, REEXECUTE_TASK)
 QUOTA_WINDOW = timedelta(hours=1)
 
@@ -137,7 +139,9 @@ def after_result(job: Job) -> Reexecution | None:
 
 def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
     """A moderator asks for a re-execution of a completed job: (run, created). While one is
-    queued or running, that one is the answer (asking twice queues one run)."""
+    queued or running, that one is the answer (asking twice queues one run). After a
+    verifier node's mismatch the new run is the bundled executor's only: a verifier's word is
+    never checked by the same verifier (nor by another one)."""
     require_role(user, *DECIDERS)
     actor = f"user:{user.get_username()}"
     with transaction.atomic():
@@ -153,17 +157,26 @@ def request(*, job_id: str, user: Any) -> tuple[Reexecution, bool]:
         running = job.reexecutions.filter(state__in=OPEN).order_by("-created_at").first()
         if running is not None:
             return running, False
-        run = _queue(job, reason="requested", actor=actor)
+        last = job.reexecutions.filter(state__in=COMPARED).order_by("-finished_at", "-id").first()
+        bundled_only = (
+            last is not None and last.state == Reexecution.State.MISMATCH and last.verifier_id
+        )
+        run = _queue(job, reason="requested", actor=actor, bundled_only=bool(bundled_only))
         record(
             actor=actor,
             action="job.reexecute",
             target=f"job:{job_id}",
-            after={"reexecution": run.pk, "reason": run.reason, "state": run.state},
+            after={
+                "reexecution": run.pk,
+                "reason": run.reason,
+                "state": run.state,
+                "bundled_only": run.bundled_only,
+            },
         )
         return run, True
 
 
-def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
+def _queue(job: Job, *, reason: str, actor: str, bundled_only: bool = False) -> Reexecution:
     """Queue a run of `job`, or record at once why it is not verifiable (over the
     re-execution limits, or over a quota)."""
     with transaction.atomic():
@@ -183,7 +196,9 @@ def _queue(job: Job, *, reason: str, actor: str) -> Reexecution:
             )
             _audit_outcome(run.pk, job.id, run.state, refusal)
             return run
-        run = Reexecution.objects.create(job=job, reason=reason, requested_by=actor)
+        run = Reexecution.objects.create(
+            job=job, reason=reason, requested_by=actor, bundled_only=bundled_only
+        )
         RERUNS.enqueue(run.pk)
         return run
 
@@ -216,6 +231,18 @@ def over_limits(spec: dict[str, Any]) -> str | None:
         asked = "none (unlimited)" if limits.fuel is None else str(limits.fuel)
         over.append(f"limits.fuel {asked} > REEXECUTE_MAX_FUEL {cap}")
     return "over re-execution limits: " + "; ".join(over) if over else None
+
+
+def _time_limit(job: Job) -> timedelta:
+    """How long a run of `job` may take in all: its time limit (at most
+    REEXECUTE_MAX_TIMEOUT_S) plus REEXECUTE_GRACE_S to publish and report."""
+    try:
+        timeout = float(parse_spec(job.spec).limits.timeout_s)
+    except SpecError:
+        timeout = 0.0
+    return timedelta(
+        seconds=min(timeout, settings.REEXECUTE_MAX_TIMEOUT_S) + settings.REEXECUTE_GRACE_S
+    )
 
 
 def _over_quota(job: Job) -> str | None:
@@ -289,13 +316,20 @@ def _record_verdict(job_id: str) -> None:
 # --- claiming, leases and recovery ------------------------------------------------------------
 
 
-def _claimed(run_id: int) -> Reexecution:
-    return Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
+def _claimed(run_id: int, worker: str) -> Reexecution:
+    """The run this worker just claimed, with its deadline set: its start plus its time
+    limit and REEXECUTE_GRACE_S, after which its lease is taken back whatever was renewed."""
+    run = Reexecution.objects.select_related("job", "job__result").get(pk=run_id)
+    assert run.started_at is not None
+    run.deadline = run.started_at + _time_limit(run.job)
+    ours = Reexecution.objects.filter(pk=run_id, state=Reexecution.State.RUNNING)
+    ours.filter(lease_owner=worker).update(deadline=run.deadline)
+    return run
 
 
 def claim(*, run_id: int, worker: str) -> Reexecution | None:
     """Take a queued re-execution for this worker; None when someone else has it."""
-    return _claimed(run_id) if RERUNS.claim(run_id, worker=worker) else None
+    return _claimed(run_id, worker) if RERUNS.claim(run_id, worker=worker) else None
 
 
 def claim_next(*, worker: str, preemptible: bool | None = None) -> Reexecution | None:
@@ -309,12 +343,14 @@ def claim_next(*, worker: str, preemptible: bool | None = None) -> Reexecution |
         False: Q(preemptions__gte=most),
     }[preemptible]
     run_id = RERUNS.claim_oldest(worker=worker, among=among)
-    return _claimed(run_id) if run_id is not None else None
+    return _claimed(run_id, worker) if run_id is not None else None
 
 
 def renew_lease(*, run_id: int, worker: str) -> bool:
-    """Extend our lease; False when the run is no longer ours (it was recovered)."""
-    return RERUNS.renew(run_id, worker=worker)
+    """Extend our lease; False when the run is no longer ours (it was recovered) or its
+    deadline has passed."""
+    in_time = Q(deadline__isnull=True) | Q(deadline__gt=timezone.now())
+    return RERUNS.renew(run_id, worker=worker, among=in_time)
 
 
 def preempted(run: Reexecution, *, worker: str) -> bool:
@@ -326,27 +362,62 @@ def preempted(run: Reexecution, *, worker: str) -> bool:
         attempts=F("attempts") - 1,
         preemptions=F("preemptions") + 1,
         started_at=None,
+        deadline=None,
     )
     if gave_back:
         log.info("re-execution %s stopped for a waiting job; back in the queue", run.pk)
     return gave_back
 
 
-def recover_expired(*, now: Any = None) -> dict[str, list[int]]:
-    """Running re-executions whose worker stopped renewing: back to the queue, or failed
-    after EXECUTOR_MAX_ATTEMPTS runs (retryable by asking again)."""
+def recover_expired(*, now: datetime | None = None) -> dict[str, list[int]]:
+    """Running re-executions whose worker stopped renewing, or that ran past their deadline
+    however often they were renewed: back to the queue, or failed after
+    EXECUTOR_MAX_ATTEMPTS runs (retryable by asking again). A verifier node that held a run
+    past its deadline has it taken back for the bundled executor, and its record shows it."""
+    now = now or timezone.now()
 
     def audit_failed(run_id: int, error: str) -> None:
         job_id = Reexecution.objects.values_list("job_id", flat=True).get(pk=run_id)
         _audit_outcome(run_id, job_id, Reexecution.State.FAILED, error)
 
-    return RERUNS.recover_expired(
+    def audit_overrun(run_id: int) -> None:
+        run = Reexecution.objects.select_related("overrun_by").get(pk=run_id)
+        assert run.overrun_by is not None
+        record(
+            actor=f"node:{run.overrun_by.name}",
+            action="reexecution.overran",
+            target=f"job:{run.job_id}",
+            after={"reexecution": run_id, "state": run.state, "verifier": run.overrun_by.prefix},
+            reason="the verifier held the run past its time limit plus REEXECUTE_GRACE_S",
+        )
+
+    overran = RERUNS.recover_expired(
         lost=lambda attempts: (
-            f"the worker running it was lost {attempts} times (its lease expired)"
+            f"the workers running it were lost or overran {attempts} times (a verifier held "
+            "it past its time limit plus REEXECUTE_GRACE_S)"
+        ),
+        on_failed=audit_failed,
+        on_taken=audit_overrun,
+        now=now,
+        overdue=Q(deadline__lt=now, verifier__isnull=False),
+        verifier=None,
+        overrun_by_id=F("verifier_id"),
+        bundled_only=True,
+    )
+    lost = RERUNS.recover_expired(
+        lost=lambda attempts: (
+            f"the worker running it was lost {attempts} times (its lease expired, or it ran "
+            "past its time limit)"
         ),
         on_failed=audit_failed,
         now=now,
-    ).as_json()
+        overdue=Q(lease_until__lt=now) | Q(deadline__lt=now),
+        verifier=None,
+    )
+    return {
+        "requeued": overran.requeued + lost.requeued,
+        "failed": overran.failed + lost.failed,
+    }
 
 
 # --- outcomes ------------------------------------------------------------------------------------
@@ -435,9 +506,15 @@ def _verifier(key: ApiKey) -> str:
 
 def claim_for_node(*, key: ApiKey) -> Reexecution | None:
     """A verifier node takes the oldest queued re-execution of a job it did not run itself
-    (a node never checks its own results); None when there is none."""
-    run_id = RERUNS.claim_oldest(worker=_verifier(key), among=~Q(job__node=key))
-    return _claimed(run_id) if run_id is not None else None
+    (a node never checks its own results), that is not kept for the bundled executor, and
+    that it did not find mismatched before; None when there is none."""
+    found_mismatched = Reexecution.objects.filter(
+        verifier=key, state=Reexecution.State.MISMATCH
+    ).values("job_id")
+    among = ~Q(job__node=key) & Q(bundled_only=False) & ~Q(job_id__in=found_mismatched)
+    worker = _verifier(key)
+    run_id = RERUNS.claim_oldest(worker=worker, among=among, verifier=key)
+    return _claimed(run_id, worker) if run_id is not None else None
 
 
 def _lease_lost(run: Reexecution) -> DomainError:
@@ -462,6 +539,8 @@ def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
         raise DomainError("not_found", f"no re-execution {run_id}", status=404)
     if run.state != Reexecution.State.RUNNING or run.lease_owner != worker:
         raise _lease_lost(run)
+    if run.deadline is not None and run.deadline <= timezone.now():
+        raise _lease_lost(run)  # past its deadline: the next recovery pass takes it back
     return run, worker
 
 
