@@ -183,6 +183,9 @@ class Job(models.Model):
     # queue, the moderation rule and the node records read it without a join; a run queued
     # again does not clear it.
     reexecution_verdict = models.CharField(max_length=8, blank=True, default="", db_index=True)
+    # A re-execution mismatched after the job was verified: the notary answers rerun_mismatch
+    # and no award is taken until a moderator confirms the verification or it is revoked.
+    mismatch_review = models.BooleanField(default=False, db_index=True)
 
     class Meta:
         indexes = [
@@ -327,6 +330,8 @@ class Decision(models.Model):
         VERIFY = "verify"
         REJECT = "reject"
         REVOKE = "revoke"
+        # A moderator keeps a verification after a re-execution mismatched (Job.mismatch_review).
+        CONFIRM = "confirm"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="decisions")
     action = models.CharField(max_length=8, choices=Action.choices)

@@ -199,8 +199,9 @@ GATEWAY_BYTES_PER_HOUR = env_int("GATEWAY_BYTES_PER_HOUR", 16 << 30, minimum=0)
 # every later WASM job re-executed whatever the policy.
 REEXECUTE_POLICY = env_choice("REEXECUTE_POLICY", "all", ("all", "sample", "on_request"))
 REEXECUTE_SAMPLE_PERCENT = env_int("REEXECUTE_SAMPLE_PERCENT", 10, minimum=0, maximum=100)
-# Refuse to verify (moderate) a WASM job until a re-execution of it matched.
-REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", False)
+# Refuse to verify (moderate) an external WASM job until a re-execution of it matched: on by
+# default, since a result no one reproduced is only its node's word.
+REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", True)
 # The limits a re-execution may ask for: a job whose spec asks for more time or memory (or,
 # with REEXECUTE_MAX_FUEL set, more fuel or none) is not re-executed, only marked
 # `not_verifiable` ("over re-execution limits"). The defaults are a job's default time (600 s)

@@ -246,7 +246,11 @@ class JobPageSerializer(serializers.Serializer):
 class DecisionSerializer(Body):
     error_code = "invalid_decision"
 
-    decision = serializers.ChoiceField(choices=["verify", "reject"])
+    decision = serializers.ChoiceField(
+        choices=["verify", "reject", "confirm"],
+        help_text="confirm: keep a verification after a re-execution mismatched "
+        "(reexecution.mismatch_review), with a reason",
+    )
     datacap_bytes = DataCapField(
         source="datacap",
         required=False,
@@ -254,4 +258,4 @@ class DecisionSerializer(Body):
         min_value=1,
         help_text='bytes (required to verify); the API also takes text like "32 GiB"',
     )
-    reason = Text(required=False, allow_blank=True, help_text="required to reject")
+    reason = Text(required=False, allow_blank=True, help_text="required to reject or confirm")

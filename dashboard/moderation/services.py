@@ -1,4 +1,5 @@
-"""Moderation: verify a job with a DataCap amount, reject it, or revoke a verification.
+"""Moderation: verify a job with a DataCap amount, reject it, revoke a verification, or
+confirm one after a re-execution mismatched.
 
 One service for the pages and for `POST /api/v1/jobs/{id}/decision`: the same rules, the same
 audit events. A job is decided once: the decision is a conditional UPDATE on the pending
@@ -22,7 +23,7 @@ from dashboard.moderation.datacap import parse_datacap
 from dashboard.reexecution import selectors as reexecutions
 from executor.spec import storable_text
 
-__all__ = ["DECISION_RULE", "decide", "revoke"]
+__all__ = ["DECISION_RULE", "confirm", "decide", "revoke"]
 
 DECISION_RULE = 'decision must be "verify" or "reject"'
 
@@ -64,19 +65,25 @@ def _needs_match(job: Job, state: str) -> bool:
     )
 
 
-def _not_reexecuted(job: Job) -> DomainError:
+def _not_reexecuted(job: Job, what: str = "be verified") -> DomainError:
     return DomainError(
         "not_reexecuted",
-        f"job {job.id} cannot be verified before a re-execution of it matched the reported "
+        f"job {job.id} cannot {what} before a re-execution of it matched the reported "
         f"result (REEXECUTE_BEFORE_VERIFY); {_latest_run(job)}",
         status=409,
     )
 
 
 def _latest_run(job: Job) -> str:
-    state = reexecutions.summary(job)["state"]
+    latest = reexecutions.summary(job)
+    state = latest["state"]
     if state == reexecutions.NOT_RERUN:
         return "it has not been re-executed (ask for a re-execution on its page)"
+    if state in (Reexecution.State.FAILED, Reexecution.State.NOT_VERIFIABLE):
+        # A node that keeps its module or inputs out of this store gets failed re-runs: its
+        # result cannot be checked, which is a risk, not a pass.
+        why = latest["error"]
+        return f"its latest re-execution is {state} ({why}): its result cannot be checked"
     return f"its latest re-execution is {state}"
 
 
@@ -96,6 +103,14 @@ def decide(
         raise DomainError(
             "invalid_decision", "the reason is too long", fields={"reason": "too long"}
         )
+    if decision == "confirm":
+        if datacap not in (None, ""):
+            raise DomainError(
+                "invalid_decision",
+                "a confirmation keeps the verified amount: it takes no DataCap amount",
+                fields={"datacap_bytes": "not allowed with confirm"},
+            )
+        return confirm(job_id=job_id, user=user, reason=reason)
     if decision == "verify":
         if datacap in (None, ""):
             raise DomainError(
@@ -169,6 +184,66 @@ def decide(
     return job
 
 
+def confirm(*, job_id: str, user: Any, reason: str) -> Job:
+    """A moderator keeps a verification that a later re-execution contradicted: they saw the
+    mismatch (Job.mismatch_review) and say why the verification stands. With
+    REEXECUTE_BEFORE_VERIFY on, an external WASM job's latest re-execution must have matched
+    again first (ask for one: after a verifier's mismatch it runs on the bundled executor).
+    The other way out is an admin's revocation."""
+    require_role(user, *DECIDERS)
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(
+            "invalid_decision",
+            "confirming a verification needs a reason",
+            fields={"reason": "required"},
+        )
+    if not storable_text(reason) or len(reason) > MAX_REASON:
+        raise DomainError(
+            "invalid_decision",
+            "the reason must be storable text of at most 4000 characters",
+            fields={"reason": "not storable text, or too long"},
+        )
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=job_id).first()
+        if job is None:
+            raise job_not_found(job_id)
+        if job.moderation_state != Job.Moderation.VERIFIED or not job.mismatch_review:
+            raise DomainError(
+                "nothing_to_confirm",
+                f"job {job_id} is {job.moderation_state} with no re-execution mismatch after "
+                "its verification to confirm",
+                status=409,
+            )
+        flagged = Job.objects.filter(
+            id=job_id, moderation_state=Job.Moderation.VERIFIED, mismatch_review=True
+        )
+        if _needs_match(job, Job.Moderation.VERIFIED):
+            if job.reexecution_verdict != Reexecution.State.MATCH:
+                raise _not_reexecuted(job, "have its verification confirmed")
+            flagged = flagged.filter(reexecution_verdict=Reexecution.State.MATCH)
+        if not flagged.update(mismatch_review=False):  # a mismatch landed in this moment
+            raise _not_reexecuted(job, "have its verification confirmed")
+        Decision.objects.create(
+            job_id=job_id,
+            action=Decision.Action.CONFIRM,
+            datacap_bytes=job.datacap_bytes,
+            reason=reason,
+            actor=_actor(user),
+            user=user,
+        )
+        record(
+            actor=_actor(user),
+            action="job.confirm",
+            target=f"job:{job_id}",
+            before={**_snapshot(job), "mismatch_review": True},
+            after={**_snapshot(job), "mismatch_review": False},
+            reason=reason,
+        )
+        job.refresh_from_db()
+    return job
+
+
 def revoke(*, job_id: str, user: Any, reason: str) -> Job:
     """An admin withdraws a verification, as long as no DataCap has been awarded for it."""
     require_role(user, Role.ADMIN)
@@ -195,7 +270,9 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
             )
         before = _snapshot(job)
         won = Job.objects.filter(id=job_id, moderation_state=Job.Moderation.VERIFIED).update(
-            moderation_state=Job.Moderation.REVOKED, decided_at=timezone.now()
+            moderation_state=Job.Moderation.REVOKED,
+            decided_at=timezone.now(),
+            mismatch_review=False,
         )
         if not won:
             raise _conflict(job_id)

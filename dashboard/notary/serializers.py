@@ -46,7 +46,14 @@ class ChainStorageSerializer(serializers.Serializer):
 
 class NotVerifiedReasonSerializer(serializers.Serializer):
     code = serializers.ChoiceField(
-        choices=["not_moderated", "rejected", "revoked", "no_holder", "other_provider"]
+        choices=[
+            "not_moderated",
+            "rejected",
+            "revoked",
+            "rerun_mismatch",
+            "no_holder",
+            "other_provider",
+        ]
     )
     message = serializers.CharField()
 

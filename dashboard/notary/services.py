@@ -152,6 +152,12 @@ def _piece_of(result_cid: str, piece_size: int) -> str:
 
 # --- the notary's question and awards ----------------------------------------------------------
 
+RERUN_MISMATCH = "rerun_mismatch"
+MISMATCH_REVIEW = (
+    "a re-execution gave another result than the reported one after this job was verified: "
+    "no DataCap until a moderator confirms the verification or it is revoked"
+)
+
 
 @dataclass(frozen=True)
 class _Found:
@@ -205,6 +211,7 @@ def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
         provider,
         provider_matches,
         bacalhau_node=f"{origin.node_id} on {origin.orchestrator.url}" if origin else None,
+        mismatch_review=job.mismatch_review,
     )
     return {
         "cid": cid,
@@ -236,6 +243,7 @@ def _not_verified_because(
     matches: bool | None,
     *,
     bacalhau_node: str | None = None,
+    mismatch_review: bool = False,
 ) -> dict[str, str] | None:
     """Why DataCap may not go to this data (the first reason of several), or None."""
     if state == Job.Moderation.PENDING:
@@ -244,6 +252,8 @@ def _not_verified_because(
         return {"code": "rejected", "message": "a moderator rejected this job"}
     if state == Job.Moderation.REVOKED:
         return {"code": "revoked", "message": "this job's verification was revoked"}
+    if mismatch_review:
+        return {"code": RERUN_MISMATCH, "message": MISMATCH_REVIEW}
     if holder is None and bacalhau_node is not None:
         return {
             "code": "no_holder",
@@ -303,6 +313,8 @@ def record_award(
             raise DomainError(
                 "not_verified", f"job {job.id} is {job.moderation_state}, not verified", status=409
             )
+        if job.mismatch_review:
+            raise DomainError("rerun_mismatch", f"job {job.id}: {MISMATCH_REVIEW}", status=409)
         holder = found.result.provider
         if provider != holder:
             raise DomainError(

@@ -68,6 +68,14 @@ class RevokeForm(forms.Form):
     )
 
 
+class ConfirmForm(forms.Form):
+    reason = forms.CharField(
+        label="Why the verification stands",
+        max_length=MAX_REASON,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Actor", required=False, max_length=200)
     action = forms.ChoiceField(label="Action", required=False, choices=[("", "any")])

@@ -18,7 +18,13 @@ from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from dashboard.notary.services import chain_storage
 from dashboard.pages.base import render_page, role_required
-from dashboard.pages.forms import DecisionForm, RevokeForm, add_service_errors, first_error
+from dashboard.pages.forms import (
+    ConfirmForm,
+    DecisionForm,
+    RevokeForm,
+    add_service_errors,
+    first_error,
+)
 from dashboard.pages.selectors import JobDetail, job_detail
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution import services as reexecution
@@ -54,6 +60,7 @@ def _page(
     error: str = "",
     decision_form: DecisionForm | None = None,
     revoke_form: RevokeForm | None = None,
+    confirm_form: ConfirmForm | None = None,
 ) -> HttpResponse:
     job, result = detail.job, detail.result
     role = role_of(request.user)
@@ -62,6 +69,7 @@ def _page(
     for item in detail.inputs:
         item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]
     revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
+    rerun = reexecutions.summary(job)
     return render_page(
         request,
         "dashboard/job.html",
@@ -88,10 +96,19 @@ def _page(
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
             "storage": chain_storage(job, result) if result else None,
-            "reexecution": reexecutions.summary(job),
+            "reexecution": rerun,
+            # An external WASM job whose latest re-execution could not check its result.
+            "unchecked": job.external
+            and rerun["deterministic"]
+            and rerun["state"] in (Reexecution.State.FAILED, Reexecution.State.NOT_VERIFIABLE),
             "reexecutions": [(run, runner(run)) for run in detail.reexecutions],
             "latest_runner": runner(detail.reexecutions[0]) if detail.reexecutions else "",
             "show_reexecute": job.state == Job.State.COMPLETED and can_decide(role),
+            "show_confirm": job.mismatch_review and can_decide(role),
+            "confirm_form": confirm_form or ConfirmForm(),
+            "checks_before_verify": settings.REEXECUTE_BEFORE_VERIFY
+            and job.external
+            and job.engine == Job.Engine.WASM,
         },
         status=status,
     )
@@ -175,4 +192,22 @@ def revoke(request: HttpRequest, job_id: str) -> HttpResponse:
             request, _detail(job_id), status=err.status, error=err.message, revoke_form=form
         )
     messages.success(request, f"The verification of job {job_id} was revoked.")
+    return redirect("dashboard:job", job_id=job_id)
+
+
+@require_POST
+@role_required()
+def confirm(request: HttpRequest, job_id: str) -> HttpResponse:
+    """Keep a verification after a re-execution mismatched; the service checks the role, the
+    reason, and (REEXECUTE_BEFORE_VERIFY) that a later re-execution matched."""
+    _detail(job_id)
+    form = ConfirmForm(request.POST)
+    try:
+        moderation.confirm(job_id=job_id, user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as err:
+        add_service_errors(form, err.fields, err.message)
+        return _page(
+            request, _detail(job_id), status=err.status, error=err.message, confirm_form=form
+        )
+    messages.success(request, f"The verification of job {job_id} stands (confirmed).")
     return redirect("dashboard:job", job_id=job_id)

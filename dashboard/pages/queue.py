@@ -22,6 +22,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None, nodes=selectors.node_choices())
     filters = _filters(form) if request.GET else selectors.QueueFilters()
     page = selectors.queue_page(filters, request.GET.get("page"))
+    flagged = selectors.flagged_jobs()
     rest = request.GET.copy()
     rest.pop("page", None)
     elsewhere = None
@@ -37,7 +38,8 @@ def queue(request: HttpRequest) -> HttpResponse:
             "filtered": any(v not in (None, "") for v in vars(filters).values()),
             "query": rest.urlencode(),
             "elsewhere": elsewhere,
-            "flagged": selectors.flagged_jobs(),
+            "flagged": [job for job in flagged if job.chain_flags],
+            "review": [job for job in flagged if job.mismatch_review],
             "caught": selectors.caught_nodes(),
         },
     )

@@ -376,9 +376,11 @@ def caught_nodes() -> set[int]:
 
 
 def flagged_jobs() -> list[Job]:
-    """Jobs (decided or not) whose storage on chain needs a look: one query, newest first."""
+    """Jobs (decided or not) whose storage on chain needs a look, and verified jobs back in
+    the queue because a re-execution mismatched after their verification: one query, newest
+    first."""
     return list(
-        Job.objects.exclude(chain_flags="")
-        .only("id", "moderation_state", "chain_flags", "decided_at")
+        Job.objects.filter(~Q(chain_flags="") | Q(mismatch_review=True))
+        .only("id", "moderation_state", "chain_flags", "mismatch_review", "decided_at")
         .order_by("-decided_at", "-id")[:FLAGGED_SHOWN]
     )

@@ -15,6 +15,7 @@ urlpatterns = [
     path("jobs/<job_id:job_id>/", jobs.job, name="job"),
     path("jobs/<job_id:job_id>/decide", jobs.decide, name="decide"),
     path("jobs/<job_id:job_id>/revoke", jobs.revoke, name="revoke"),
+    path("jobs/<job_id:job_id>/confirm", jobs.confirm, name="confirm"),
     path("jobs/<job_id:job_id>/reexecute", jobs.reexecute, name="reexecute"),
     path("nodes/", nodes.nodes, name="nodes"),
     path("audit/", audit.audit, name="audit"),

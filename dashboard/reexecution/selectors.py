@@ -44,6 +44,7 @@ def summary(job: Job) -> dict[str, Any]:
         "diff": latest.diff if latest else None,
         "error": (latest.error or None) if latest else None,
         "refusal": (latest.refusal or None) if latest else None,
+        "mismatch_review": job.mismatch_review,
     }
 
 

@@ -44,6 +44,10 @@ class ReexecutionSerializer(serializers.Serializer):
         allow_null=True,
         help_text="not_verifiable: over the re-execution limits, or over a quota",
     )
+    mismatch_review = serializers.BooleanField(
+        help_text="a re-execution mismatched after the job was verified: the notary answers "
+        "rerun_mismatch until a moderator confirms or revokes the verification"
+    )
 
 
 # What a verifier node is told after its /failure: the job's re-execution less the result

@@ -21,7 +21,8 @@ the node records; asking again does not clear it until the new run has an outcom
 
 What a re-execution may cost is bounded before it is queued: a spec over the re-execution
 limits, or a job whose node key, Bacalhau legacy client or orchestrator passed its hourly
-quota, gets a `not_verifiable` run that never runs.
+quota, gets a `not_verifiable` run that never runs. A mismatch found after the job was
+verified flags it (`Job.mismatch_review`) for the notary and the moderators.
 """
 
 from __future__ import annotations
@@ -432,7 +433,27 @@ def _end(run: Reexecution, worker: str, **fields: Any) -> bool:
             return False
         _record_verdict(run.job_id)
         _audit_outcome(run.pk, run.job_id, fields["state"], fields.get("error", ""))
+        if fields["state"] == Reexecution.State.MISMATCH and deterministic(run.job):
+            _flag_if_verified(run)
     return True
+
+
+def _flag_if_verified(run: Reexecution) -> None:
+    """A mismatch found after the job was verified: the notary answers rerun_mismatch (and
+    takes no award) until a moderator confirms the verification or it is revoked; the job
+    is back in the moderators' queue."""
+    flagged = Job.objects.filter(
+        id=run.job_id, moderation_state=Job.Moderation.VERIFIED, mismatch_review=False
+    ).update(mismatch_review=True)
+    if flagged:
+        record(
+            actor="executor",
+            action="job.mismatch_review",
+            target=f"job:{run.job_id}",
+            before={"mismatch_review": False},
+            after={"mismatch_review": True, "reexecution": run.pk},
+            reason="a re-execution gave another result after the job was verified",
+        )
 
 
 def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:

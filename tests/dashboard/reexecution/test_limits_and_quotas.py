@@ -70,10 +70,11 @@ def test_a_spec_over_the_limits_is_not_verifiable_and_never_run(
     decision = {"decision": "verify", "datacap_bytes": "1 GiB"}
     verify = call(client, "post", "/api/v1/jobs/greedy/decision", personas.moderator_key, decision)
     assert verify.status_code == 409 and verify.json()["error"]["code"] == "not_reexecuted"
-    assert "its latest re-execution is not_verifiable" in verify.json()["error"]["message"]
+    message = verify.json()["error"]["message"]
+    assert "its latest re-execution is not_verifiable (over re-execution limits" in message
     client.force_login(personas.moderator)
     page = client.get("/jobs/greedy/").content.decode()
-    assert "Why it was not run" in page
+    assert "Why it was not run" in page and 'id="reexecution-risk"' in page
 
     # Within the limits the same module is queued (and fails at its own time limit).
     modest = {**greedy, "limits": {"timeout_s": 0.5}}
