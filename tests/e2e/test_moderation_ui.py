@@ -207,6 +207,7 @@ def test_a_mismatched_reexecution_is_flagged_shown_and_asked_for_again(
     page.get_by_role("link", name="Nodes").click()
     liar = page.locator("#node-records tbody tr", has_text="node-liar")
     cells = [c.strip() for c in liar.locator("td").all_inner_texts()]
-    # asked again: the node stays caught until the new run has an outcome
-    assert cells[3:7] == ["1", "1", "0", "1"] and cells[7] == "caught", cells
+    # asked again: the node stays caught until the new run has an outcome (no re-run of it
+    # failed or was refused over quota)
+    assert cells[3:9] == ["1", "1", "0", "1", "0", "0"] and cells[9] == "caught", cells
     shot(page, screenshots, "nodes")
