@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dashboard', '0014_reexecution'),
+        ('dashboard', '0016_bacalhau_nodes_per_orchestrator'),
     ]
 
     operations = [
