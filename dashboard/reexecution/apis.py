@@ -68,6 +68,7 @@ class ReexecutionResultView(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
+        reexecution.held(run_id=run_id, key=key)  # who may report, before the body is read
         body = rs.ReexecutionResultSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = reexecution.report_result(run_id=run_id, key=key, **body.validated_data)
@@ -86,6 +87,7 @@ class ReexecutionFailureView(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         key = api_key(request)
         assert key is not None
+        reexecution.held(run_id=run_id, key=key)  # who may report, before the body is read
         body = rs.ReexecutionFailureSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         run = reexecution.report_failure(run_id=run_id, key=key, **body.validated_data)

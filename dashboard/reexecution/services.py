@@ -63,6 +63,7 @@ __all__ = [
     "claim_next",
     "fail",
     "finish",
+    "held",
     "over_limits",
     "preempted",
     "recover_expired",
@@ -547,8 +548,9 @@ def _lease_lost(run: Reexecution) -> DomainError:
     )
 
 
-def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
-    """The run and this node's lease owner name, while the node holds the run's lease."""
+def held(*, run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
+    """The run and this node's lease owner name, while the node holds the run's lease: 403
+    for a key that offers no re-runs, 404 for no such run, 409 lease_lost otherwise."""
     worker = _verifier(key)
     # A number from a URL: one no row can have (past 64 bits) is not looked up.
     run = (
@@ -567,7 +569,7 @@ def _held(run_id: int, key: ApiKey) -> tuple[Reexecution, str]:
 
 def renew_for_node(*, run_id: int, key: ApiKey) -> Reexecution:
     """A verifier node keeps its lease (every third of EXECUTOR_LEASE_S, as our workers do)."""
-    run, worker = _held(run_id, key)
+    run, worker = held(run_id=run_id, key=key)
     if not renew_lease(run_id=run.pk, worker=worker):
         run.refresh_from_db()
         raise _lease_lost(run)
@@ -580,7 +582,7 @@ def report_result(
 ) -> Reexecution:
     """A verifier node's result: the CID its run gave, which the dashboard compares with the
     reported one. Written only under the node's lease (409 lease_lost otherwise)."""
-    run, worker = _held(run_id, key)
+    run, worker = held(run_id=run_id, key=key)
     outcome = finish(
         run,
         worker=worker,
@@ -595,7 +597,7 @@ def report_result(
 def report_failure(*, run_id: int, key: ApiKey, error: str) -> Reexecution:
     """A verifier node's run gave no result (an input it cannot fetch, a limit): `failed`,
     retryable. Written only under the node's lease (409 lease_lost otherwise)."""
-    run, worker = _held(run_id, key)
+    run, worker = held(run_id=run_id, key=key)
     return _reported(run, won=fail(run, worker=worker, reason=error, ran_by=f"node:{key.name}"))
 
 

@@ -5,11 +5,14 @@ included, so that an answer never tells an outsider more about the body than abo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import ApiKey, Job, JobResult
+from dashboard.keys.services import create_api_key
+from dashboard.models import ApiKey, Job, JobResult, Reexecution
 from tests.base import Personas
 
 pytestmark = pytest.mark.django_db
@@ -22,9 +25,10 @@ BODIES = [
 ]
 
 
-def jobs(personas: Personas) -> None:
-    """job-ran: an external job node-1 ran and completed; job-own: a bundled job node-2
-    submitted (it can see it, but it runs nothing of it)."""
+def jobs(personas: Personas) -> dict[str, Any]:
+    """job-ran: an external job node-1 ran and completed, with re-execution 1 queued;
+    job-own: a bundled job node-2 submitted (it can see it, but it runs nothing of it).
+    The personas' keys, and a verifier node's."""
     node_2 = ApiKey.objects.get(name="node-2")
     ran = Job.objects.create(
         id="job-ran",
@@ -51,6 +55,9 @@ def jobs(personas: Personas) -> None:
     Job.objects.create(
         id="job-own", engine="wasm", spec={"engine": "wasm"}, spec_digest="0" * 64, owner=node_2
     )
+    Reexecution.objects.create(job=ran, reason="requested", requested_by="test")
+    _, verifier = create_api_key(scope="node", name="verifier", verifier=True, actor="test")
+    return {**vars(personas), "verifier": verifier}
 
 
 # (what, path, the caller's persona key, the answer it must get whatever its body)
@@ -73,6 +80,20 @@ REFUSED = [
     ("a viewer's key decides", "/api/v1/jobs/job-ran/decision", "viewer_key", 403),
     ("a node decides", "/api/v1/jobs/job-ran/decision", "node_key", 403),
     ("a decision on no job", "/api/v1/jobs/nope/decision", "moderator_key", 404),
+    (
+        "a node that offers no re-runs reports one",
+        "/api/v1/reexecutions/1/result",
+        "other_node_key",
+        403,
+    ),
+    (
+        "a node that offers no re-runs fails one",
+        "/api/v1/reexecutions/1/failure",
+        "other_node_key",
+        403,
+    ),
+    ("a verifier reports a run it never took", "/api/v1/reexecutions/1/result", "verifier", 409),
+    ("a verifier reports no run", "/api/v1/reexecutions/99/failure", "verifier", 404),
     ("a node awards", "/api/v1/notary/awards", "node_key", 403),
     ("a notary asks for eligibility", "/api/v1/eligibility", "notary_key", 403),
     ("a notary submits a job", "/api/v1/jobs", "notary_key", 403),
@@ -92,12 +113,9 @@ def test_a_caller_without_the_right_is_refused_before_its_body_is_read(
     body: str,
     content_type: str,
 ) -> None:
-    jobs(personas)
+    keys = jobs(personas)
     answer = client.post(
-        path,
-        data=body,
-        content_type=content_type,
-        HTTP_AUTHORIZATION=f"Bearer {getattr(personas, who)}",
+        path, data=body, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {keys[who]}"
     )
     assert answer.status_code == status, answer.content
     assert "fields" not in answer.json()["error"]  # nothing was said about the body
