@@ -25,10 +25,11 @@ BODIES = [
 ]
 
 
-def jobs(personas: Personas) -> dict[str, Any]:
-    """job-ran: an external job node-1 ran and completed, with re-execution 1 queued;
+def jobs(personas: Personas) -> tuple[dict[str, Any], int]:
+    """job-ran: an external job node-1 ran and completed, with one re-execution queued;
     job-own: a bundled job node-2 submitted (it can see it, but it runs nothing of it).
-    The personas' keys, and a verifier node's."""
+    The personas' keys and a verifier node's, and the queued run's id (a sequence on
+    PostgreSQL does not start again at 1 for each test)."""
     node_2 = ApiKey.objects.get(name="node-2")
     ran = Job.objects.create(
         id="job-ran",
@@ -55,12 +56,13 @@ def jobs(personas: Personas) -> dict[str, Any]:
     Job.objects.create(
         id="job-own", engine="wasm", spec={"engine": "wasm"}, spec_digest="0" * 64, owner=node_2
     )
-    Reexecution.objects.create(job=ran, reason="requested", requested_by="test")
+    run = Reexecution.objects.create(job=ran, reason="requested", requested_by="test")
     _, verifier = create_api_key(scope="node", name="verifier", verifier=True, actor="test")
-    return {**vars(personas), "verifier": verifier}
+    return {**vars(personas), "verifier": verifier}, run.pk
 
 
-# (what, path, the caller's persona key, the answer it must get whatever its body)
+# (what, path, the caller's persona key, the answer it must get whatever its body);
+# {run} is the queued run, {no_run} an id no run has
 REFUSED = [
     (
         "a node reports a job it only submitted",
@@ -82,18 +84,23 @@ REFUSED = [
     ("a decision on no job", "/api/v1/jobs/nope/decision", "moderator_key", 404),
     (
         "a node that offers no re-runs reports one",
-        "/api/v1/reexecutions/1/result",
+        "/api/v1/reexecutions/{run}/result",
         "other_node_key",
         403,
     ),
     (
         "a node that offers no re-runs fails one",
-        "/api/v1/reexecutions/1/failure",
+        "/api/v1/reexecutions/{run}/failure",
         "other_node_key",
         403,
     ),
-    ("a verifier reports a run it never took", "/api/v1/reexecutions/1/result", "verifier", 409),
-    ("a verifier reports no run", "/api/v1/reexecutions/99/failure", "verifier", 404),
+    (
+        "a verifier reports a run it never took",
+        "/api/v1/reexecutions/{run}/result",
+        "verifier",
+        409,
+    ),
+    ("a verifier reports no run", "/api/v1/reexecutions/{no_run}/failure", "verifier", 404),
     ("a node awards", "/api/v1/notary/awards", "node_key", 403),
     ("a notary asks for eligibility", "/api/v1/eligibility", "notary_key", 403),
     ("a notary submits a job", "/api/v1/jobs", "notary_key", 403),
@@ -113,9 +120,12 @@ def test_a_caller_without_the_right_is_refused_before_its_body_is_read(
     body: str,
     content_type: str,
 ) -> None:
-    keys = jobs(personas)
+    keys, run = jobs(personas)
     answer = client.post(
-        path, data=body, content_type=content_type, HTTP_AUTHORIZATION=f"Bearer {keys[who]}"
+        path.format(run=run, no_run=run + 1000),
+        data=body,
+        content_type=content_type,
+        HTTP_AUTHORIZATION=f"Bearer {keys[who]}",
     )
     assert answer.status_code == status, answer.content
     assert "fields" not in answer.json()["error"]  # nothing was said about the body
