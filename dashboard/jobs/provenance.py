@@ -1,7 +1,8 @@
-"""Where a job's inputs came from: the `inputs` a result reports (one object per spec input:
-which provider and URL served it, how it was verified, its bytes and time, and every
-attempt), read and bounded here for both the API's reports and the bundled executor's runs,
-and the retrievability record per provider that the recorded attempts add up to.
+"""Where a job's inputs came from: the claims and deals that blessed each when the job ran
+(`blessed_by`, from what mark_inputs_blessed recorded); the `inputs` a result reports (one
+object per spec input: which provider and URL served it, how it was verified, its bytes and
+time, and every attempt), read and bounded here for both the API's reports and the bundled
+executor's runs; and the retrievability record per provider the recorded attempts add up to.
 
 A hostile node may send anything, and a hostile provider's words (a URL, an error) reach us
 through an honest node's attempts: lists are bounded (MAX_INPUTS, MAX_ATTEMPTS), URLs must be
@@ -12,6 +13,7 @@ keeps at most MAX_REASONS distinct failure reasons per provider (the rest count 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,9 +32,13 @@ __all__ = [
     "VERIFIED",
     "check_against_spec",
     "read_inputs",
+    "RetrievalRecord",
+    "blessed_by",
     "record_retrievals",
+    "reported_for",
     "retrieval_key",
     "retrieval_of",
+    "retrieval_records",
 ]
 
 MAX_ATTEMPTS = 64
@@ -40,6 +46,7 @@ MAX_URL = 2048
 MAX_REASON_TEXT = 200
 MAX_REASONS = 16
 MAX_SECONDS = 1e9
+RECORDS_SHOWN = 200  # providers on the Nodes page
 # How an input's bytes were checked: taken from our own store, as a whole piece against its
 # CommP, or block by block against the DAG's CIDs.
 VERIFIED = ("store", "piece", "blocks")
@@ -175,11 +182,18 @@ def check_against_spec(inputs: list[dict[str, Any]], spec: list[tuple[str, str]]
             raise _fail(f"inputs.{i}.path", f"must be the spec's input {i}: {path}")
 
 
-def retrieval_of(item: JobInput) -> dict[str, Any] | None:
-    """What the job's result reported of this input (by its position, if it is this input),
-    or None. Reads `item.job.result`, which a job's prefetched inputs have at hand."""
-    result = getattr(item.job, "result", None)
-    reported = getattr(result, "inputs", None)
+def blessed_by(item: JobInput) -> list[str]:
+    """The active claims and deals behind an input when the job ran: "claim 7", "deal 12"."""
+    return [
+        f"{source['kind']} {source['id']}"
+        for source in item.sources or []
+        if isinstance(source, dict) and source.get("status") == "active"
+    ]
+
+
+def reported_for(reported: Any, item: JobInput) -> dict[str, Any] | None:
+    """What a result's `inputs` (`reported`) say of this input: the entry at its position,
+    if that entry is this input (its CID and path); else None."""
     if not isinstance(reported, list) or not 0 <= item.position < len(reported):
         return None
     entry = reported[item.position]
@@ -189,6 +203,39 @@ def retrieval_of(item: JobInput) -> dict[str, Any] | None:
     ):
         return None
     return entry
+
+
+def retrieval_of(item: JobInput) -> dict[str, Any] | None:
+    """reported_for the job's result, read through `item.job.result`, which a job's
+    prefetched inputs have at hand."""
+    return reported_for(getattr(getattr(item.job, "result", None), "inputs", None), item)
+
+
+@dataclass(frozen=True)
+class RetrievalRecord:
+    """A provider's record as the Nodes page shows it."""
+
+    row: ProviderRetrieval
+    reasons: list[tuple[str, int]]  # most frequent first
+
+    @property
+    def bytes_per_second(self) -> float | None:
+        return self.row.bytes / self.row.seconds if self.row.seconds > 0 else None
+
+
+def retrieval_records(limit: int = RECORDS_SHOWN) -> list[RetrievalRecord]:
+    """The providers most tried first, at most `limit`."""
+    rows = ProviderRetrieval.objects.order_by("-tries", "key")[:limit]
+    return [
+        RetrievalRecord(
+            row=row,
+            reasons=sorted(
+                ((str(k), int(v)) for k, v in (row.failure_reasons or {}).items()),
+                key=lambda kv: (-kv[1], kv[0]),
+            ),
+        )
+        for row in rows
+    ]
 
 
 def retrieval_key(provider: str | None, url: str | None) -> str | None:

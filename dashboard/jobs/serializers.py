@@ -194,11 +194,7 @@ class JobInputSerializer(serializers.Serializer):
     )
 
     def get_blessed_by(self, item: Any) -> list[str]:
-        return [
-            f"{s['kind']} {s['id']}"
-            for s in item.sources or []
-            if isinstance(s, dict) and s.get("status") == "active"
-        ]
+        return provenance.blessed_by(item)
 
     @extend_schema_field(InputRetrievalSerializer(allow_null=True))
     def get_retrieval(self, item: Any) -> dict[str, Any] | None:
