@@ -4,10 +4,12 @@ JSON-RPC 2.0 over HTTP POST with httpx: optional bearer token, timeouts, retries
 exponential backoff on transport errors and HTTP 5xx, batches, and a typed error for
 JSON-RPC error objects. See docs/filecoin.md for the wire format.
 
-A client made with `max_response_bytes` reads at most that many bytes of an answer, and no
-request (its retries aside) takes longer than its timeout from the first byte sent to the
-last read: for answers a request waits on (a storage provider's addresses), where a slow or
-hostile node must cost a bounded time and memory.
+A client made with `max_response_bytes` reads at most that many bytes of an answer, and its
+body must have arrived within the timeout of the request's start (checked as each chunk
+arrives; connecting and the first byte each wait at most the timeout too), so one try ends
+within about three timeouts however a node drips its bytes: for answers a request waits on
+(a storage provider's addresses), where a slow or hostile node must cost a bounded time and
+memory.
 """
 
 from __future__ import annotations
@@ -206,8 +208,8 @@ class LotusClient:
             attempt += 1
 
     def _send(self, payload: Any) -> httpx.Response:
-        """One POST; with max_response_bytes, streamed and cut off at that size or at the
-        timeout from the start (a node that drips bytes cannot hold a request longer)."""
+        """One POST; with max_response_bytes, streamed and cut off at that size, or once the
+        timeout from the start has passed (a node that drips bytes is cut off)."""
         if self.max_response_bytes is None:
             return self._http.post(self.url, json=payload)
         deadline = time.monotonic() + self.timeout
