@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from chain_scanner.lotus import (
@@ -178,3 +182,39 @@ def test_state_miner_infos_answers_several_in_one_batch(
     assert isinstance(second, MinerInfo)
     assert second.multiaddrs == ["NQpzcC5leGFtcGxlBgG7uwM="]
     assert lotus.http_requests == 1
+
+
+def test_a_bounded_client_cuts_off_a_node_that_drips_its_answer() -> None:
+    """Headers at once, then a byte every 0.2 s: each read is quick, the whole is not."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+            while not stop.is_set():
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/rpc/v1"
+    started = time.monotonic()
+    try:
+        with (
+            LotusClient(url, retries=0, timeout=1, max_response_bytes=65536) as client,
+            pytest.raises(LotusUnavailable, match="ReadTimeout"),
+        ):
+            client.state_miner_info("f01234")
+        assert time.monotonic() - started < 2.5
+    finally:
+        stop.set()
+        listener.close()
