@@ -128,12 +128,10 @@ def location_report(cid: str) -> dict[str, Any]:
     it is blessed now, and its locations."""
     canon = canonical(cid)
     kind = _kind(canon)
-    epoch = as_of_epoch()
-    holdings = _active_holdings(canon, piece=kind == "piece", epoch=epoch)
     return {
         "cid": canon,
         "kind": kind,
         "piece_size": _piece_size(canon) if kind == "piece" else None,
-        "blessed": statuses({canon}, epoch).get(canon) == "active",
-        "locations": [location.to_json() for location in _locations(holdings)],
+        "blessed": statuses({canon}, as_of_epoch()).get(canon) == "active",
+        "locations": [location.to_json() for location in locate(canon)],
     }
