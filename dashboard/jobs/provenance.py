@@ -46,6 +46,7 @@ MAX_URL = 2048
 MAX_REASON_TEXT = 200
 MAX_REASONS = 16
 MAX_SECONDS = 1e9
+MAX_BYTES = 2**63 - 1
 RECORDS_SHOWN = 200  # providers on the Nodes page
 # How an input's bytes were checked: taken from our own store, as a whole piece against its
 # CommP, or block by block against the DAG's CIDs.
@@ -92,7 +93,7 @@ def _url(item: dict[str, Any], where: str) -> str | None:
 
 def _count(item: dict[str, Any], name: str, where: str) -> int:
     value = item.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_BYTES:
         raise _fail(f"{where}.{name}", "must be an integer from 0 to 2**63 - 1")
     return value
 
@@ -278,7 +279,8 @@ def record_retrievals(inputs: list[dict[str, Any]] | None) -> None:
                     row.url = attempt["url"]
                 if attempt["ok"]:
                     row.successes += 1
-                    row.bytes += attempt["bytes"]
+                    # a column of 64 bits: sums of hostile reports stop at its largest value
+                    row.bytes = min(row.bytes + attempt["bytes"], MAX_BYTES)
                     row.seconds += attempt["seconds"]
                 else:
                     row.failures += 1

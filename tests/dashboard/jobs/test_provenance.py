@@ -246,6 +246,21 @@ def test_reasons_are_cut_and_bounded_per_provider() -> None:
     assert row.failure_reasons["other"] == 6 and row.failures == provenance.MAX_REASONS + 5
 
 
+def test_byte_sums_stop_at_the_column_s_largest_value() -> None:
+    inputs = provenance.read_inputs(
+        [
+            {
+                "cid": BLESSED, "path": "/in", "verified": "piece", "bytes": 1, "seconds": 1,
+                "attempts": [attempt(True, bytes=2**63 - 1, provider="f07")] * 3,
+            }
+        ]
+    )  # fmt: skip
+    provenance.record_retrievals(inputs)
+    provenance.record_retrievals(inputs)
+    row = ProviderRetrieval.objects.get(key="f07")
+    assert (row.bytes, row.successes) == (2**63 - 1, 6)
+
+
 @dataclass(frozen=True)
 class RunWithInputs(RunResult):
     """What the executor's RunResult reports once it fetches inputs (issue 29)."""
