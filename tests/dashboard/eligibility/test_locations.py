@@ -13,8 +13,10 @@ from django.test import Client
 from django.utils import timezone
 
 from chain_scanner.models import ProviderAddress
+from chain_scanner.services import scan_once
 from dashboard.eligibility import serializers as s
 from dashboard.eligibility.locations import locate
+from dashboard.eligibility.selectors import forget_epoch
 from executor.locations import MAX_LOCATIONS, Location
 from tests.base import PASSWORD, Personas
 from tests.chain_data import synthetic_payload_cid, synthetic_piece_cid
@@ -213,3 +215,29 @@ def test_hostile_addresses_are_skipped_and_answers_bounded(
     assert [x["url"] for x in locations if x["provider"] == providers[0]] == [
         "http://127.0.0.2:8000"
     ]
+
+
+def test_a_piece_the_fake_chain_adds_is_scanned_and_located(settings) -> None:  # type: ignore[no-untyped-def]
+    """The walkthrough's way: a chain where f01234 holds a piece under an active verified
+    deal and claim and names its HTTP address on chain; one scanner pass, then locate."""
+    chain = FakeChain.from_fixtures()
+    piece, payload = synthetic_piece_cid(4321), synthetic_payload_cid(4321)
+    deal_id, claim_id = chain.add_verified_piece(piece, 2048, payload_cid=payload)
+    chain.set_miner_addrs("f01234", [HTTP])
+    with FakeLotusServer(chain) as lotus:
+        settings.LOTUS_RPC_URL = lotus.url
+        settings.LOTUS_RPC_RETRIES = 0
+        settings.SCANNER_START_EPOCH = 4_622_000
+        scan_once()
+        forget_epoch()
+        assert locate(piece) == [
+            Location(
+                url="http://127.0.0.1:7777",
+                provider="f01234",
+                piece_cid=piece,
+                piece_size=2048,
+                payload_cid=payload,
+                source=f"claim {claim_id}",
+            )
+        ]
+        assert [x.source for x in locate(payload)] == [f"deal {deal_id}"]
