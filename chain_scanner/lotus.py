@@ -3,6 +3,13 @@
 JSON-RPC 2.0 over HTTP POST with httpx: optional bearer token, timeouts, retries with
 exponential backoff on transport errors and HTTP 5xx, batches, and a typed error for
 JSON-RPC error objects. See docs/filecoin.md for the wire format.
+
+A client made with `max_response_bytes` reads at most that many bytes of an answer, and its
+body must have arrived within the timeout of the request's start (checked as each chunk
+arrives; connecting and the first byte each wait at most the timeout too), so one try ends
+within about three timeouts however a node drips its bytes: for answers a request waits on
+(a storage provider's addresses), where a slow or hostile node must cost a bounded time and
+memory.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ log = logging.getLogger(__name__)
 
 # go-jsonrpc codes (docs/filecoin.md).
 METHOD_NOT_FOUND = -32601
+
+# StateMinerInfo: what is kept of a miner's own words (it sets its PeerId and Multiaddrs).
+MAX_MINER_MULTIADDRS = 16
+MAX_MULTIADDR_BASE64 = 1368  # base64 of executor.multiaddr's 1024-byte limit
+MAX_PEER_ID = 128
 
 
 class LotusError(Exception):
@@ -78,6 +90,34 @@ class TipSet:
         return cls(height=height, key=value["Cids"], parents=parents if _is_key(parents) else None)
 
 
+@dataclass(frozen=True)
+class MinerInfo:
+    """What `StateMinerInfo` says of a storage provider's addresses: its libp2p PeerId and
+    its Multiaddrs as Lotus sends them (base64 of binary multiaddrs), bounded: at most
+    MAX_MINER_MULTIADDRS entries, each a string of at most MAX_MULTIADDR_BASE64 characters
+    (longer or non-string entries are dropped, not fatal)."""
+
+    peer_id: str | None
+    multiaddrs: list[str]
+
+    @classmethod
+    def from_json(cls, value: Any) -> MinerInfo:
+        if not isinstance(value, dict):
+            raise LotusProtocolError(f"StateMinerInfo: not an object: {str(value)[:200]}")
+        peer_id = value.get("PeerId")
+        if peer_id is not None and (not isinstance(peer_id, str) or len(peer_id) > MAX_PEER_ID):
+            peer_id = None  # not a peer id we could use: as if none were set
+        raw = value.get("Multiaddrs")
+        if raw is not None and not isinstance(raw, list):
+            raise LotusProtocolError("StateMinerInfo: Multiaddrs is not a list")
+        multiaddrs = [
+            item
+            for item in (raw or [])[: MAX_MINER_MULTIADDRS * 4]
+            if isinstance(item, str) and 0 < len(item) <= MAX_MULTIADDR_BASE64
+        ][:MAX_MINER_MULTIADDRS]
+        return cls(peer_id=peer_id, multiaddrs=multiaddrs)
+
+
 def _is_key(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(c, dict) and isinstance(c.get("/"), str) for c in value
@@ -99,9 +139,12 @@ class LotusClient:
         backoff: float = 0.5,
         backoff_max: float = 30.0,
         sleep: Callable[[float], object] = time.sleep,
+        max_response_bytes: int | None = None,
     ) -> None:
         self.url = url
         self.retries = retries
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
         self.backoff = backoff
         self.backoff_max = backoff_max
         self._sleep = sleep
@@ -133,7 +176,7 @@ class LotusClient:
             reason: str
             try:
                 self.http_requests += 1
-                response = self._http.post(self.url, json=payload)
+                response = self._send(payload)
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
@@ -163,6 +206,27 @@ class LotusClient:
             if self._sleep(delay) is True:  # an Event's wait: stopping, not retrying
                 raise LotusUnavailable(self.url, f"{reason} (stopped while retrying)")
             attempt += 1
+
+    def _send(self, payload: Any) -> httpx.Response:
+        """One POST; with max_response_bytes, streamed and cut off at that size, or once the
+        timeout from the start has passed (a node that drips bytes is cut off)."""
+        if self.max_response_bytes is None:
+            return self._http.post(self.url, json=payload)
+        deadline = time.monotonic() + self.timeout
+        with self._http.stream("POST", self.url, json=payload) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self.max_response_bytes:
+                    raise LotusProtocolError(
+                        f"Lotus endpoint {self.url} answered more than "
+                        f"{self.max_response_bytes} bytes"
+                    )
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took more than {self.timeout:g}s")
+        # The body is decoded already: of the headers only its type is carried over.
+        kind = {"Content-Type": response.headers.get("Content-Type", "")}
+        return httpx.Response(response.status_code, headers=kind, content=bytes(body))
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -214,6 +278,26 @@ class LotusClient:
         return TipSet.from_json(
             self.call("ChainGetTipSetByHeight", height, anchor.key if anchor else None)
         )
+
+    def state_miner_info(self, address: str) -> MinerInfo:
+        """`StateMinerInfo([address, null])`: a storage provider's PeerId and Multiaddrs at
+        the head (addresses are not history: the latest is the one to use)."""
+        return MinerInfo.from_json(self.call("StateMinerInfo", address, None))
+
+    def state_miner_infos(self, addresses: Sequence[str]) -> list[MinerInfo | LotusError]:
+        """`state_miner_info` of several providers in one JSON-RPC batch (one round trip,
+        one timeout): per address in order, its MinerInfo or the error that answered it."""
+        answers = self.batch([("StateMinerInfo", [address, None]) for address in addresses])
+        infos: list[MinerInfo | LotusError] = []
+        for answer in answers:
+            if isinstance(answer, LotusError):
+                infos.append(answer)
+                continue
+            try:
+                infos.append(MinerInfo.from_json(answer))
+            except LotusProtocolError as exc:
+                infos.append(exc)
+        return infos
 
     def finalized_tipset(self, finality: int = 900) -> tuple[TipSet, TipSet | None]:
         """The finalized tipset, and the head when it had to be read for the fallback.

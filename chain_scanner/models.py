@@ -247,3 +247,21 @@ class DumpImport(models.Model):
 
     def __str__(self) -> str:
         return f"dump {self.path}"
+
+
+class ProviderAddress(models.Model):
+    """What `StateMinerInfo` last said of a storage provider's addresses, kept so that a
+    locations answer does not ask Lotus each time (chain_scanner/providers.py): the PeerId
+    and the Multiaddrs as Lotus sent them (base64 binary multiaddrs, bounded by the client).
+    `fetched_at` is the last answer, `checked_at` the last try; `error` why the last try
+    failed ("" when it did not; the addresses of the last answer are kept)."""
+
+    provider = models.CharField(max_length=32, primary_key=True)  # f0…
+    peer_id = models.CharField(max_length=128, blank=True, default="")
+    multiaddrs = models.JSONField(default=list, blank=True)
+    fetched_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField()
+    error = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"addresses of {self.provider}"

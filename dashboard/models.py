@@ -246,10 +246,35 @@ class JobResult(models.Model):
     car_bytes = models.BigIntegerField(null=True, blank=True)
     runtime_ms = models.BigIntegerField()
     provider = models.CharField(max_length=32, blank=True, default="")
+    # Where each input was fetched from, as the node reported it (dashboard/jobs/provenance.py):
+    # one object per spec input, in the spec's order; null when the report said nothing.
+    inputs = models.JSONField(null=True, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.job_id} -> {self.result_cid}"
+
+
+class ProviderRetrieval(models.Model):
+    """How fetching inputs from one storage provider went, as nodes reported it in their
+    results' `inputs` (a reporter's claim, not something this dashboard saw): keyed by the
+    provider (`f0…`), or by the URL's origin for a location no provider was named for.
+    Updated once per recorded result (dashboard/jobs/provenance.py); `bytes` and `seconds`
+    are those of the successful attempts, so their ratio is the rate the data came at."""
+
+    key = models.CharField(max_length=300, primary_key=True)
+    provider = models.CharField(max_length=32, blank=True, default="")
+    url = models.CharField(max_length=2048, blank=True, default="")  # the last one tried
+    tries = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+    failure_reasons = models.JSONField(default=dict, blank=True)  # reason → count, bounded
+    bytes = models.BigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retrievals from {self.key}"
 
 
 class Reexecution(models.Model):

@@ -166,6 +166,10 @@ SCANNER_DEAL_BATCH = env_int("SCANNER_DEAL_BATCH", 500, minimum=1)
 SCANNER_RECHECK_PER_PASS = env_int("SCANNER_RECHECK_PER_PASS", 20_000, minimum=0)
 # Epochs per GetActorEventsRaw call: Lotus refuses ranges wider than 2880 by default.
 SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1, maximum=2880)
+# Storage providers' addresses (StateMinerInfo) for locations answers: kept this long, and
+# read with this timeout (the whole request, one try) while a locations request waits.
+PROVIDER_ADDRESS_TTL_S = env_int("PROVIDER_ADDRESS_TTL_S", 3600, minimum=1)
+PROVIDER_ADDRESS_TIMEOUT_S = env_int("PROVIDER_ADDRESS_TIMEOUT_S", 2, minimum=1, maximum=60)
 
 # --- executor and IPFS (used by later components) ---------------------------------------------
 IPFS_API_URL = env_url("IPFS_API_URL", None, schemes=("http", "https"))
@@ -343,6 +347,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CidStatusEnum": ["active", "expired", "pending", "unknown"],
         "SourceStatusEnum": ["active", "expired", "pending"],
+        "KindEnum": ["claim", "deal"],
+        "LocationKindEnum": ["piece", "payload"],
         "HealthStatusEnum": ["ok", "stale", "error"],
         "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
         "ModerationStateEnum": ["pending", "verified", "rejected", "revoked"],

@@ -52,6 +52,7 @@ register_converter(CidTextConverter, "cid_text")
 api_v1 = [
     # any text: multibase base64 CIDs (m…) may contain "/"
     path("cids/<cid_text:cid>", eligibility.CidView.as_view(), name="api-cid"),
+    path("locations/<cid_text:cid>", eligibility.LocationsView.as_view(), name="api-locations"),
     path("eligibility", eligibility.EligibilityView.as_view(), name="api-eligibility"),
     path("scanner", eligibility.ScannerView.as_view(), name="api-scanner"),
     path(

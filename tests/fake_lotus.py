@@ -6,7 +6,10 @@
         lotus.faults.http_status(503, times=2)
         ...
 
-Standalone: `python -m tests.fake_lotus --port 1234 --fixtures` (prints its URL).
+Standalone: `python -m tests.fake_lotus --port 1234 --fixtures` (prints its URL). For a
+walkthrough of retrieval, `--provider-url f01234=http://127.0.0.1:7777` has StateMinerInfo
+answer that URL as f01234's on-chain multiaddr, and `--piece PIECE_CID:PADDED_SIZE[:PAYLOAD]`
+adds an active verified deal and claim of that piece held by f01234 (both repeatable).
 
 Behaviours copied from Lotus/go-jsonrpc on purpose, because a real node does them too:
 - envelopes are Go maps (sorted keys) written by json.Encoder (trailing "\\n"); a batch is
@@ -29,6 +32,7 @@ import binascii
 import bisect
 import contextlib
 import hashlib
+import ipaddress
 import json
 import socket
 import sys
@@ -39,10 +43,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import cbor2
 
+from executor.multiaddr import parse_text, to_binary
 from tests.chain_data import (
     CLAIM_EVENT_KINDS,
     DEAL_EVENT_KINDS,
@@ -52,10 +57,12 @@ from tests.chain_data import (
     actor_id,
     cid_from_str,
     decode_event_entries,
+    encode_claim_event,
     encode_deal_event,
     load_real_chainhead,
     load_real_claim_events,
     load_real_deals,
+    make_deal,
     synthetic_message_cid,
     synthetic_object_cid,
     synthetic_tipset_cid,
@@ -80,6 +87,8 @@ TOO_MANY_EVENTS = (
 MARKET_ACTOR = "f05"
 MARKET_ACTOR_CODE = synthetic_object_cid("market actor code", raw=True)
 MARKET_ACTOR_BALANCE = "21736185293811374958170224"
+WALKTHROUGH_PROVIDER = "f01234"  # who holds what `--piece` adds
+WALKTHROUGH_CLIENT = 1880278
 
 
 class RPCError(Exception):
@@ -172,6 +181,9 @@ class FakeChain:
         self._real_cids: dict[int, tuple[str, ...]] = {}
         self._real_blocks: dict[str, dict[str, Any]] = {}
         self._known_keys: dict[tuple[str, ...], int] = {}  # every key ever served → height
+        # StateMinerInfo per actor id: (PeerId, Multiaddrs as base64 strings, or None)
+        self._miners: dict[int, tuple[str | None, list[Any] | None]] = {}
+        self._next_claim_id = 900_000_000
 
     @classmethod
     def from_fixtures(cls) -> FakeChain:
@@ -625,6 +637,102 @@ class FakeChain:
                     f"(maximum: {max_range})"
                 )
 
+    # --- storage providers -----------------------------------------------------------------
+
+    def set_miner_addrs(
+        self, provider: str, multiaddrs: list[str], *, peer_id: str | None = None
+    ) -> None:
+        """What StateMinerInfo answers for `provider`: these text multiaddrs, sent as Lotus
+        sends them (base64 of the binary form), e.g. ["/ip4/127.0.0.1/tcp/7777/http"]."""
+        encoded = [base64.b64encode(to_binary(parse_text(m))).decode() for m in multiaddrs]
+        self.set_miner_info(provider, peer_id=peer_id, multiaddrs=encoded)
+
+    def set_miner_info(
+        self, provider: str, *, peer_id: str | None = None, multiaddrs: list[Any] | None = None
+    ) -> None:
+        """StateMinerInfo's PeerId and Multiaddrs for `provider` verbatim (anything a hostile
+        miner might have put on chain, or a hostile node might send)."""
+        with self._lock:
+            self._miners[actor_id(provider)] = (peer_id, multiaddrs)
+
+    def miner_info(self, address: str, tsk: list[dict[str, str]] | None) -> dict[str, Any]:
+        """StateMinerInfo in Lotus' field order; a miner nobody set has no PeerId and null
+        Multiaddrs (what most miners that never set them answer)."""
+        with self._lock:
+            miner = self._lookup_id(address)
+            self._resolve(tsk)
+            peer_id, multiaddrs = self._miners.get(miner, (None, None))
+            owner = f"f0{miner + 1}"
+            return {
+                "Owner": owner,
+                "Worker": f"f0{miner + 2}",
+                "NewWorker": "<empty>",
+                "ControlAddresses": None,
+                "WorkerChangeEpoch": -1,
+                "PeerId": peer_id,
+                "Multiaddrs": multiaddrs,
+                "WindowPoStProofType": 13,
+                "SectorSize": 34359738368,
+                "WindowPoStPartitionSectors": 2349,
+                "ConsensusFaultElapsed": -1,
+                "PendingOwnerAddress": None,
+                "Beneficiary": owner,
+                "BeneficiaryTerm": {"Quota": "0", "UsedQuota": "0", "Expiration": 0},
+                "PendingBeneficiaryTerm": None,
+            }
+
+    def add_verified_piece(
+        self,
+        piece_cid: str,
+        piece_size: int,
+        *,
+        payload_cid: str | None = None,
+        provider: str = WALKTHROUGH_PROVIDER,
+        term: int = 1_555_200,
+    ) -> tuple[int, int]:
+        """An active verified deal and an active claim of the piece held by `provider`,
+        both announced by events just below the finalized tipset so a scanner with no
+        checkpoint reads them in its first pass; the deal's label is `payload_cid` (or
+        empty). Returns (deal id, claim id)."""
+        with self._lock:
+            height = self._head() - self.finality - 3
+            deal_id = self.next_deal_id
+            self.add_deal(
+                deal_id,
+                make_deal(
+                    deal_id,
+                    start_epoch=height + 10,
+                    end_epoch=height + term,
+                    label=payload_cid or "",
+                    piece_cid=piece_cid,
+                    piece_size=piece_size,
+                    client=f"f0{WALKTHROUGH_CLIENT}",
+                    provider=provider,
+                ),
+                height=height,
+            )
+            self.activate_deal(deal_id, height=height + 1)
+            claim_id = self._next_claim_id
+            self._next_claim_id += 1
+            self.add_event(
+                encode_claim_event(
+                    "claim",
+                    claim_id=claim_id,
+                    client=WALKTHROUGH_CLIENT,
+                    provider=provider,
+                    piece_cid=piece_cid,
+                    piece_size=piece_size,
+                    term_min=term // 2,
+                    term_max=term,
+                    term_start=height + 1,
+                    sector=deal_id,
+                    height=height + 1,
+                    msg_cid=synthetic_message_cid(5_000_000_000 + claim_id),
+                    tipset_key=None,
+                )
+            )
+            return deal_id, claim_id
+
     # --- chain methods ---------------------------------------------------------------------
 
     def state_network_version(self, tsk: list[dict[str, str]] | None) -> int:
@@ -836,6 +944,7 @@ _METHODS: dict[str, tuple[str, ...]] = {
     "StateGetClaim": ("address", "claim_id", "tsk"),
     "StateGetClaims": ("address", "tsk"),
     "StateGetAllClaims": ("tsk",),
+    "StateMinerInfo": ("address", "tsk"),
     "GetActorEventsRaw": ("filter",),
 }
 _V1_ONLY = {"ChainGetFinalizedTipSet", "GetActorEventsRaw"}  # absent from V0DOC
@@ -1169,6 +1278,8 @@ class FakeLotusServer:
             return chain.get_claims(p[0], p[1])
         if name == "StateGetAllClaims":
             return chain.get_claims(None, p[0])
+        if name == "StateMinerInfo":
+            return chain.miner_info(p[0], p[1])
         if name == "GetActorEventsRaw":
             return chain.actor_events(p[0])
         raise AssertionError(name)
@@ -1271,6 +1382,42 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 
 
+def url_multiaddr(url: str) -> str:
+    """The text multiaddr a storage provider would publish for an HTTP(S) base URL:
+    http://127.0.0.1:7777 → /ip4/127.0.0.1/tcp/7777/http."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an HTTP(S) URL: {url!r}")
+    host = parts.hostname
+    try:
+        kind = "ip4" if ipaddress.ip_address(host).version == 4 else "ip6"
+    except ValueError:
+        kind = "dns"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    text = f"/{kind}/{host}/tcp/{port}/{parts.scheme}"
+    path = parts.path.strip("/")
+    return text + (f"/http-path/{quote(path, safe='')}" if path else "")
+
+
+def _provider_url(text: str) -> tuple[str, str]:
+    provider, sep, url = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("expected PROVIDER=URL, e.g. f01234=http://127.0.0.1:7777")
+    try:
+        actor_id(provider)
+        return provider, url_multiaddr(url)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _piece(text: str) -> tuple[str, int, str | None]:
+    piece, _, rest = text.partition(":")
+    size, _, payload = rest.partition(":")
+    if not piece.startswith("baga6ea4seaq") or not size.isdigit():
+        raise argparse.ArgumentTypeError("expected PIECE_CID:PADDED_SIZE[:PAYLOAD_CID]")
+    return piece, int(size), payload or None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a fake Lotus JSON-RPC node.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -1285,10 +1432,33 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SECONDS",
         help="grow the chain by one epoch every SECONDS (0: never)",
     )
+    parser.add_argument(
+        "--provider-url",
+        type=_provider_url,
+        action="append",
+        default=[],
+        metavar="PROVIDER=URL",
+        help="StateMinerInfo answers URL as PROVIDER's multiaddr (repeatable)",
+    )
+    parser.add_argument(
+        "--piece",
+        type=_piece,
+        action="append",
+        default=[],
+        metavar="PIECE_CID:PADDED_SIZE[:PAYLOAD_CID]",
+        help=f"an active verified deal and claim of the piece, held by {WALKTHROUGH_PROVIDER}",
+    )
     args = parser.parse_args(argv)
     chain = FakeChain.from_fixtures() if args.fixtures else FakeChain()
     if args.head is not None:
         chain.set_head(args.head)
+    by_provider: dict[str, list[str]] = {}
+    for provider, multiaddr in args.provider_url:
+        by_provider.setdefault(provider, []).append(multiaddr)
+    for provider, multiaddrs in by_provider.items():
+        chain.set_miner_addrs(provider, multiaddrs)
+    for piece, size, payload in args.piece:
+        chain.add_verified_piece(piece, size, payload_cid=payload)
     server = FakeLotusServer(chain, args.token, host=args.host, port=args.port).start()
     sys.stdout.write(f"{server.url}\n")
     sys.stdout.flush()

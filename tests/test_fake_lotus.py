@@ -37,7 +37,7 @@ from tests.chain_data import (
     synthetic_piece_cid,
     synthetic_tipset_cid,
 )
-from tests.fake_lotus import TOO_MANY_EVENTS, FakeChain, FakeLotusServer
+from tests.fake_lotus import TOO_MANY_EVENTS, FakeChain, FakeLotusServer, url_multiaddr
 
 CLAIM_FILTER = {"$type": [{"codec": 81, "value": cbor_text_b64("claim")}]}
 
@@ -718,3 +718,69 @@ def test_market_changes_are_versioned_and_announced_by_events() -> None:
         assert call(server.url, "GetActorEventsRaw", only) is None
         chain.reorg(250)  # the termination's branch is replaced: the deal is back
         assert state_at(301)["State"]["SectorStartEpoch"] == 200
+
+
+def test_url_multiaddr_is_what_a_provider_would_publish() -> None:
+    assert url_multiaddr("http://127.0.0.1:7777") == "/ip4/127.0.0.1/tcp/7777/http"
+    assert url_multiaddr("https://sp.example/") == "/dns/sp.example/tcp/443/https"
+    assert url_multiaddr("http://[::1]:80/a/b") == "/ip6/::1/tcp/80/http/http-path/a%2Fb"
+    with pytest.raises(ValueError):
+        url_multiaddr("ftp://x")
+
+
+def test_standalone_main_serves_provider_urls_and_pieces() -> None:
+    """The walkthrough's chain: f01234's HTTP address, and a piece it holds under an active
+    verified deal and claim, added from the command line next to the fixtures."""
+    from executor.multiaddr import from_base64, http_url
+
+    piece = synthetic_piece_cid(77)
+    payload = synthetic_payload_cid(77)
+    repo = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_lotus",
+            "--port",
+            "0",
+            "--fixtures",
+            "--provider-url",
+            "f01234=http://127.0.0.1:7777",
+            "--piece",
+            f"{piece}:2048:{payload}",
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        info = call(url, "StateMinerInfo", "f01234", None)
+        assert [http_url(from_base64(m)) for m in info["Multiaddrs"]] == ["http://127.0.0.1:7777"]
+        assert call(url, "StateMinerInfo", "f05555", None)["Multiaddrs"] is None
+        finalized = call(url, "ChainGetFinalizedTipSet")
+        claims = call(url, "StateGetClaims", "f01234", finalized["Cids"])
+        assert [c["Data"]["/"] for c in claims.values()] == [piece]
+        deal_id = call(url, "StateReadState", "f05", finalized["Cids"])["State"]["NextID"] - 1
+        deal = call(url, "StateMarketStorageDeal", deal_id, finalized["Cids"])
+        assert deal["Proposal"]["PieceCID"]["/"] == piece
+        assert deal["Proposal"]["Label"] == payload
+        assert deal["Proposal"]["VerifiedDeal"] and deal["Proposal"]["Provider"] == "f01234"
+        assert deal["State"]["SectorStartEpoch"] > 0
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+def test_a_bad_provider_url_or_piece_is_refused() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for flag, value in (("--provider-url", "f01234"), ("--piece", "bafy:12")):
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.fake_lotus", "--port", "0", flag, value],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 2 and flag in done.stderr

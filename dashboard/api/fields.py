@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from dashboard.addresses import PROVIDER_ADDRESS
+from dashboard.addresses import PIECE_PREFIX, PROVIDER_ADDRESS
 from dashboard.errors import DomainError
 from executor.cids import InvalidCID, normalize_cid
 from executor.spec import storable_text
@@ -53,7 +53,6 @@ PIECE_SIZE_SCHEMA = {
     "enum": [1 << n for n in range(7, 51)],
     "description": "padded piece size in bytes, a power of two",
 }
-PIECE_PREFIX = "baga6ea4seaq"  # CIDv1, fil-commitment-unsealed, sha2-256-trunc254-padded
 
 
 def _flatten(errors: Any, path: str = "") -> dict[str, str]:

@@ -9,9 +9,9 @@ from rest_framework.views import APIView
 
 from chain_scanner.status import scanner_status
 from dashboard.api.fields import CID_SCHEMA
-from dashboard.api.permissions import AnyKeyOrSession, NodeKey
+from dashboard.api.permissions import AnyKeyOrSession, NodeKey, SubmitterOrNodeKey
 from dashboard.api.serializers import error_responses, rendered
-from dashboard.eligibility import selectors
+from dashboard.eligibility import locations, selectors
 from dashboard.eligibility import serializers as s
 
 
@@ -27,6 +27,19 @@ class CidView(APIView):
     def get(self, request: Request, cid: str) -> Response:
         # The path's CID is read by the selector's one normaliser (invalid_cid naming it).
         return Response(rendered(s.CidStatusSerializer, selectors.cid_report(cid)))
+
+
+class LocationsView(APIView):
+    permission_classes = [SubmitterOrNodeKey]
+
+    @extend_schema(
+        operation_id="cid_locations",
+        summary="Where a CID may be fetched from: providers holding it under active FIL+ storage",
+        parameters=[OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH)],
+        responses={200: s.LocationsSerializer, **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request: Request, cid: str) -> Response:
+        return Response(rendered(s.LocationsSerializer, locations.location_report(cid)))
 
 
 class EligibilityView(APIView):

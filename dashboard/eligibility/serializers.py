@@ -1,6 +1,7 @@
-"""Shapes of the eligibility API (docs/api.md): a CID's status, a batch's eligibility and
-where the scanner is. Lists of rows the selectors build pass through as built (`Prebuilt`):
-`tests/dashboard/eligibility/test_api.py` holds each row's keys to its serializer's fields."""
+"""Shapes of the eligibility API (docs/api.md): a CID's status, a batch's eligibility, where a
+CID may be fetched from and where the scanner is. Lists of rows the selectors build pass
+through as built (`Prebuilt`): `tests/dashboard/eligibility/test_api.py` and
+`test_locations.py` hold each row's keys to its serializer's fields."""
 
 from __future__ import annotations
 
@@ -104,6 +105,39 @@ class EligibilitySerializer(serializers.Serializer):
     as_of_epoch = serializers.IntegerField()
     scanner = FreshnessSerializer()
     results = EligibilityResultSerializer(many=True)
+
+
+# executor.locations.Location, field for field (the test holds the two to the same keys).
+class LocationSerializer(serializers.Serializer):
+    class Meta:
+        list_serializer_class = Prebuilt
+
+    url = serializers.CharField(
+        help_text="the provider's HTTP(S) base URL: {url}/piece/{piece_cid}, {url}/ipfs/{cid}"
+    )
+    provider = serializers.CharField(allow_null=True, help_text="f0…, the storage provider")
+    piece_cid = serializers.CharField(allow_null=True, help_text="the piece that holds the CID")
+    piece_size = serializers.IntegerField(allow_null=True, help_text="its padded size")
+    payload_cid = serializers.CharField(
+        allow_null=True, help_text="the deal label's root CID, when the label is a CID"
+    )
+    source = serializers.CharField(help_text='why it is there: "claim <id>" or "deal <id>"')  # type: ignore[assignment]
+
+
+class LocationsSerializer(serializers.Serializer):
+    cid = serializers.CharField(help_text="canonical CIDv1, base32")
+    kind = serializers.ChoiceField(
+        choices=["piece", "payload"], help_text="piece: a piece CID (baga6ea4seaq…)"
+    )
+    piece_size = serializers.IntegerField(
+        allow_null=True, help_text="a piece's padded size as the chain states it; null otherwise"
+    )
+    blessed = serializers.BooleanField()
+    locations = LocationSerializer(
+        many=True,
+        help_text="providers holding it under an active FIL+ claim or deal, at the HTTP "
+        "addresses they publish on chain; hints: verify what they serve",
+    )
 
 
 class ScannerCountsSerializer(serializers.Serializer):

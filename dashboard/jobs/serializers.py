@@ -15,6 +15,7 @@ from rest_framework import serializers
 
 from dashboard.api.fields import Body, CidField, DataCapField, Integer, Text, provider_address
 from dashboard.errors import DomainError
+from dashboard.jobs import provenance
 from dashboard.jobs.selectors import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -124,12 +125,80 @@ class TextOrNull(Text):
         return str(value) if value else None
 
 
+# One attempt to fetch an input: the reporter's claim. (What read_inputs reads and keeps.)
+class AttemptSerializer(serializers.Serializer):
+    provider = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="f0…, when one was named"
+    )
+    url = serializers.CharField(required=False, allow_null=True, max_length=provenance.MAX_URL)
+    ok = serializers.BooleanField()
+    reason = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=f"why it failed; cut to {provenance.MAX_REASON_TEXT} characters",
+    )
+    bytes = serializers.IntegerField(min_value=0)
+    seconds = serializers.FloatField(min_value=0)
+
+
+# Where one spec input came from, as the node that ran the job reported it.
+class InputRetrievalSerializer(serializers.Serializer):
+    cid = serializers.CharField()
+    path = serializers.CharField()
+    verified = serializers.ChoiceField(
+        choices=list(provenance.VERIFIED),
+        help_text="store: from the node's own store; piece: the whole piece against its "
+        "CommP; blocks: block by block against the DAG's CIDs",
+    )
+    provider = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    url = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=provenance.MAX_URL,
+        help_text="what served the bytes used",
+    )
+    bytes = serializers.IntegerField(min_value=0)
+    seconds = serializers.FloatField(min_value=0)
+    attempts = AttemptSerializer(
+        many=True,
+        required=False,
+        help_text=f"every try, in order: at most {provenance.MAX_ATTEMPTS}",
+    )
+
+
+@extend_schema_field(InputRetrievalSerializer(many=True, allow_null=True))
+class InputsField(serializers.Field):
+    """A report's `inputs`, one object per spec input in the spec's order (at most
+    provenance.MAX_INPUTS), read by provenance.read_inputs: the one set of rules the bundled
+    executor's results go through too."""
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]] | None:
+        return provenance.read_inputs(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class JobInputSerializer(serializers.Serializer):
     cid = serializers.CharField()
     path = serializers.CharField()
     blessed = serializers.BooleanField(allow_null=True)
     status = TextOrNull(allow_null=True)
     as_of_epoch = serializers.IntegerField(allow_null=True)
+    blessed_by = serializers.SerializerMethodField(
+        help_text='the claims and deals that made it blessed when the job ran: "claim 7", "deal 12"'
+    )
+    retrieval = serializers.SerializerMethodField(
+        help_text="where it was fetched from, as the node reported it; null when not reported"
+    )
+
+    def get_blessed_by(self, item: Any) -> list[str]:
+        return provenance.blessed_by(item)
+
+    @extend_schema_field(InputRetrievalSerializer(allow_null=True))
+    def get_retrieval(self, item: Any) -> dict[str, Any] | None:
+        return provenance.retrieval_of(item)
 
 
 # A job's result: what a node reports, and what a job shows.
@@ -147,6 +216,7 @@ class JobResultSerializer(Body):
     provider = TextOrNull(
         required=False, allow_null=True, allow_blank=True, validators=[provider_address]
     )
+    inputs = InputsField(required=False, allow_null=True)
 
 
 # A job's result as a job shows it: what a node reported; for a result imported from a

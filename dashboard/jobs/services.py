@@ -21,6 +21,7 @@ from django.utils import timezone
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
+from dashboard.jobs import provenance
 from dashboard.models import MAX_REASON, ApiKey, Job, JobInput, JobResult, Reexecution
 from dashboard.queue import RUN_JOB_TASK, Queue
 from dashboard.reexecution import services as reexecution
@@ -189,6 +190,9 @@ class ResultIn:
     size_bytes: int | None  # None: not measured (an imported result not in our store)
     runtime_ms: int
     provider: str
+    # Where each input came from (dashboard/jobs/provenance.py, read_inputs' form); None when
+    # the report does not say.
+    inputs: list[dict[str, Any]] | None = None
 
     @classmethod
     def reported(cls, values: dict[str, Any], *, default_provider: str) -> ResultIn:
@@ -198,15 +202,20 @@ class ResultIn:
 
     @classmethod
     def from_run(cls, run: RunResult, *, provider: str) -> ResultIn:
-        """What the bundled executor's run produced, as a node would report it."""
-        return cls(**run.to_json(), provider=provider)
+        """What the bundled executor's run produced, as a node would report it: its
+        `inputs` are read by the same rules as a node's."""
+        values = run.to_json()
+        return cls(
+            **{**values, "inputs": provenance.read_inputs(values.get("inputs"))}, provider=provider
+        )
 
     def same_as(self, stored: JobResult) -> bool:
-        # runtime_ms is left out: a retried delivery of the same result may have re-measured it.
+        # runtime_ms and inputs are left out: a retried delivery of the same result may have
+        # re-measured them (inputs hold each fetch's time).
         return all(
             getattr(stored, f.name) == getattr(self, f.name)
             for f in fields(self)
-            if f.name != "runtime_ms"
+            if f.name not in ("runtime_ms", "inputs")
         )
 
 
@@ -257,11 +266,15 @@ def record_result(
             raise DomainError(
                 "job_finished", f"job {job_id} is {job.state}; it takes no result", status=409
             )
+        if result.inputs is not None:
+            spec = JobInput.objects.filter(job=job).order_by("position")
+            provenance.check_against_spec(result.inputs, list(spec.values_list("cid", "path")))
         stored = JobResult.objects.create(
             job=job,
             car_bytes=measured.car_bytes if measured is not None else None,
             **asdict(result),
         )
+        provenance.record_retrievals(result.inputs)  # once: only a new result gets here
         Job.objects.filter(id=job_id).update(
             state=Job.State.COMPLETED,
             finished_at=timezone.now(),

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from dashboard.access import can_decide, is_admin, role_of
 from dashboard.content.previews import ipfs_link, outputs, preview
 from dashboard.errors import DomainError
+from dashboard.jobs import provenance
 from dashboard.models import Job, Reexecution
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
@@ -68,6 +69,8 @@ def _page(
     decidable = job.state == Job.State.COMPLETED and job.moderation_state == Job.Moderation.PENDING
     for item in detail.inputs:
         item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]
+        item.blessed_by = provenance.blessed_by(item)  # type: ignore[attr-defined]
+        item.retrieval = provenance.reported_for(result.inputs if result else None, item)  # type: ignore[attr-defined]
     revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
     rerun = reexecutions.summary(job)
     return render_page(

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
 from chain_scanner.lotus import (
+    MAX_MINER_MULTIADDRS,
+    MAX_MULTIADDR_BASE64,
+    MAX_PEER_ID,
     LotusClient,
     LotusError,
+    LotusProtocolError,
     LotusRPCError,
     LotusUnavailable,
+    MinerInfo,
 )
 from tests.fake_lotus import FakeLotusServer
 from tests.helpers import free_port
@@ -121,3 +130,91 @@ def test_finalized_tipset_and_fallback_on_v0(lotus: FakeLotusServer) -> None:
         finalized, head = client.finalized_tipset()
         assert head is not None and head.height == lotus.chain.head_height
         assert finalized.height == lotus.chain.head_height - 900
+
+
+def test_state_miner_info_reads_peer_id_and_binary_multiaddrs(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    lotus.chain.set_miner_addrs(
+        "f01234", ["/ip4/127.0.0.1/tcp/7777/http", "/ip4/10.0.0.1/tcp/24001"], peer_id="12D3KooW"
+    )
+    info = rpc.state_miner_info("f01234")
+    assert info.peer_id == "12D3KooW"
+    assert info.multiaddrs == ["BH8AAAEGHmHgAw==", "BAoAAAEGXcE="]
+    # a miner that never set its addresses: PeerId and Multiaddrs null
+    assert rpc.state_miner_info("f09") == MinerInfo(peer_id=None, multiaddrs=[])
+
+
+def test_state_miner_info_bounds_what_a_miner_put_on_chain(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    lotus.chain.set_miner_info(
+        "f01234",
+        peer_id="x" * (MAX_PEER_ID + 1),
+        multiaddrs=[7, None, "A" * (MAX_MULTIADDR_BASE64 + 4)] + ["BH8AAAEGHmHgAw=="] * 100,
+    )
+    info = rpc.state_miner_info("f01234")
+    assert info.peer_id is None
+    assert info.multiaddrs == ["BH8AAAEGHmHgAw=="] * MAX_MINER_MULTIADDRS
+    lotus.chain.set_miner_info("f01234", multiaddrs={"not": "a list"})  # type: ignore[arg-type]
+    with pytest.raises(LotusProtocolError, match="Multiaddrs"):
+        rpc.state_miner_info("f01234")
+
+
+def test_a_bounded_client_refuses_a_larger_answer(lotus: FakeLotusServer) -> None:
+    lotus.chain.set_miner_info("f01234", multiaddrs=["A" * 1000] * 200)
+    with (
+        LotusClient(lotus.url, retries=0, timeout=5, max_response_bytes=65536) as client,
+        pytest.raises(LotusProtocolError, match="more than 65536 bytes"),
+    ):
+        client.state_miner_info("f01234")
+    with LotusClient(lotus.url, retries=0, timeout=5, max_response_bytes=65536) as client:
+        assert client.chain_head().height == lotus.chain.head_height  # small answers pass
+
+
+def test_state_miner_infos_answers_several_in_one_batch(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    lotus.chain.set_miner_addrs("f01234", ["/dns/sp.example/tcp/443/https"])
+    lotus.faults.rpc_error("StateMinerInfo", message="actor not found")
+    first, second = rpc.state_miner_infos(["f01234", "f01234"])
+    assert isinstance(first, LotusRPCError) and "actor not found" in first.message
+    assert isinstance(second, MinerInfo)
+    assert second.multiaddrs == ["NQpzcC5leGFtcGxlBgG7uwM="]
+    assert lotus.http_requests == 1
+
+
+def test_a_bounded_client_cuts_off_a_node_that_drips_its_answer() -> None:
+    """Headers at once, then a byte every 0.2 s: each read is quick, the whole is not."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+            while not stop.is_set():
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/rpc/v1"
+    started = time.monotonic()
+    try:
+        with (
+            LotusClient(url, retries=0, timeout=1, max_response_bytes=65536) as client,
+            pytest.raises(LotusUnavailable, match="ReadTimeout"),
+        ):
+            client.state_miner_info("f01234")
+        assert time.monotonic() - started < 2.5
+    finally:
+        stop.set()
+        listener.close()

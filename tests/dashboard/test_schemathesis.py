@@ -28,6 +28,7 @@ from dashboard.wsgi import application
 from tests.base import Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.dashboard.moderation.test_moderation import finished_job
+from tests.helpers import free_port
 
 
 def _encode(prefix: bytes, digest: bytes, form: str) -> str:
@@ -115,9 +116,13 @@ def keep_connection() -> Iterator[None]:
 
 
 @pytest.fixture
-def node_headers(keep_connection: None, personas: Personas, no_rate_limit) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def node_headers(
+    keep_connection: None, personas: Personas, no_rate_limit, settings
+) -> dict[str, str]:  # type: ignore[no-untyped-def]
     scanned_at()
     deal(1)
+    # A locations answer may ask Lotus for a provider's addresses: never the real network.
+    settings.LOTUS_RPC_URL = f"http://127.0.0.1:{free_port()}/rpc/v1"
     return {"Authorization": f"Bearer {personas.node_key}"}
 
 

@@ -130,6 +130,7 @@ def test_a_probe_key_may_do_nothing_but_answer_probes(
 def test_every_operation_is_in_the_matrix() -> None:
     operations = keyed_operations()
     assert ("post", "/api/v1/eligibility") in operations
+    assert ("get", f"/api/v1/locations/{CID}") in operations
     assert ("get", f"/ipfs/{CID}/a.txt") in operations
     assert len(operations) >= 20
 

@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.test import Client
 
+from chain_scanner import lotus
+from dashboard.jobs import provenance
 from dashboard.keys import services as api_keys
 from dashboard.models import Decision, Job, JobInput
 from executor import spec as job_spec
@@ -189,6 +191,12 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("BacalhauExecution", "node_id"): 200,
     ("BacalhauClient", "client_id"): 64,  # hex SHA-256
     ("BacalhauSubmission", "signature"): 64,  # hex SHA-256 of the signature (legacy.submit)
+    # a provider, or an HTTP(S) URL's origin cut to 300 (provenance.retrieval_key)
+    ("ProviderRetrieval", "key"): 300,
+    ("ProviderRetrieval", "provider"): len("f0") + 20,  # provenance._provider: an ID address
+    ("ProviderRetrieval", "url"): provenance.MAX_URL,
+    ("ProviderAddress", "provider"): len("f0") + 20,  # a deal's provider, or a claim's f0<id>
+    ("ProviderAddress", "peer_id"): lotus.MAX_PEER_ID,  # MinerInfo drops a longer one
 }
 
 
