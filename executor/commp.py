@@ -19,7 +19,15 @@ from typing import BinaryIO
 
 from executor.cids import cid_from_bytes
 
-__all__ = ["MIN_PIECE_SIZE", "Piece", "commp", "piece_cid_from_root", "unpadded_size"]
+__all__ = [
+    "MIN_PIECE_SIZE",
+    "CommP",
+    "Piece",
+    "commp",
+    "minimal_piece_size",
+    "piece_cid_from_root",
+    "unpadded_size",
+]
 
 NODE = 32
 QUAD_IN = 127
@@ -102,42 +110,87 @@ class _Tree:
         self.leaves += len(padded) // NODE
 
     def root(self, levels: int) -> bytes:
+        """The root of a tree of 2**levels leaves, the rest zero; the tree itself is kept
+        as it is, so that it may grow and be asked again."""
         # Complete the tree with zero subtrees: the rest of the piece is zero bytes, and
         # Fr32 of zeros is zeros.
         if not self.stack:
             return _ZERO[levels]
-        while not (len(self.stack) == 1 and self.stack[0][0] == levels):
-            self.push(self.stack[-1][0], _ZERO[self.stack[-1][0]])
-        return self.stack[0][1]
+        stack = list(self.stack)
+        level, node = stack.pop()
+        while stack or level < levels:
+            if stack and stack[-1][0] == level:
+                node = _parent(stack.pop()[1], node)
+            else:
+                node = _parent(node, _ZERO[level])
+            level += 1
+        if level != levels:
+            raise ValueError(f"{self.leaves} leaves do not fit a tree of {levels} levels")
+        return node
 
 
 def piece_cid_from_root(root: bytes) -> str:
     return cid_from_bytes(_CID_PREFIX + root)
 
 
-def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:
-    """The piece CID of `data` in a piece of `piece_size` bytes (default: the smallest that
-    fits). ValueError when piece_size is not a power of two or cannot hold the data."""
-    tree = _Tree()
-    pending = b""
-    total = 0
-    for chunk in _chunks(data):
-        total += len(chunk)
-        pending += chunk
-        whole = len(pending) - len(pending) % QUAD_IN
-        if whole:
-            tree.add(_fr32(pending[:whole]))
-            pending = pending[whole:]
-    if pending:
-        tree.add(_fr32(pending + bytes(QUAD_IN - len(pending))))
-    minimal = minimal_piece_size(total)
-    size = minimal if piece_size is None else piece_size
+def _check_size(size: int, minimal: int, total: int) -> None:
     if size < MIN_PIECE_SIZE or size & (size - 1):
         raise ValueError(f"a piece size is a power of two of at least 128 bytes, not {size}")
     if size < minimal:
         raise ValueError(f"{total} bytes need a piece of at least {minimal} bytes, not {size}")
-    levels = (size // NODE).bit_length() - 1
-    return Piece(cid=piece_cid_from_root(tree.root(levels)), size=size, payload_size=total)
+
+
+class CommP:
+    """CommP computed as bytes arrive, for a download that must not be held in memory:
+    `update()` with each chunk, then `root_at(size)` or `cid_at(size)` for any piece size
+    that holds them (asking costs a few hashes a level, so trying several sizes is cheap)."""
+
+    def __init__(self) -> None:
+        self._tree = _Tree()
+        self._pending = b""
+        self.payload_size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.payload_size += len(chunk)
+        pending = self._pending + chunk if self._pending else bytes(chunk)
+        whole = len(pending) - len(pending) % QUAD_IN
+        if whole:
+            self._tree.add(_fr32(pending[:whole]))
+            pending = pending[whole:]
+        self._pending = pending
+
+    @property
+    def minimal_size(self) -> int:
+        return minimal_piece_size(self.payload_size)
+
+    def root_at(self, piece_size: int) -> bytes:
+        """The 32-byte root of the bytes so far zero-filled to a piece of `piece_size`."""
+        _check_size(piece_size, self.minimal_size, self.payload_size)
+        levels = (piece_size // NODE).bit_length() - 1
+        if not self._pending:
+            return self._tree.root(levels)
+        # The partial last quad is zero-filled on a copy, so that update() may go on.
+        tail = _Tree()
+        tail.stack = list(self._tree.stack)
+        tail.leaves = self._tree.leaves
+        tail.add(_fr32(self._pending + bytes(QUAD_IN - len(self._pending))))
+        return tail.root(levels)
+
+    def cid_at(self, piece_size: int) -> str:
+        return piece_cid_from_root(self.root_at(piece_size))
+
+    def piece(self, piece_size: int | None = None) -> Piece:
+        size = self.minimal_size if piece_size is None else piece_size
+        return Piece(cid=self.cid_at(size), size=size, payload_size=self.payload_size)
+
+
+def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:
+    """The piece CID of `data` in a piece of `piece_size` bytes (default: the smallest that
+    fits). ValueError when piece_size is not a power of two or cannot hold the data."""
+    hasher = CommP()
+    for chunk in _chunks(data):
+        hasher.update(chunk)
+    return hasher.piece(piece_size)
 
 
 def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
