@@ -12,20 +12,23 @@ per level. Whole zero subtrees at the end are taken from precomputed zero commit
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from executor.cids import cid_from_bytes
+from executor.cids import cid_from_bytes, normalize_cid
 
 __all__ = [
+    "MAX_PIECE_SIZE",
     "MIN_PIECE_SIZE",
     "CommP",
     "Piece",
     "commp",
     "minimal_piece_size",
     "piece_cid_from_root",
+    "root_of_piece_cid",
     "unpadded_size",
 ]
 
@@ -33,6 +36,7 @@ NODE = 32
 QUAD_IN = 127
 QUAD_OUT = 128
 MIN_PIECE_SIZE = 128  # bytes, padded: one quad
+MAX_PIECE_SIZE = 64 << 30  # the largest sector, so the largest piece a deal can hold
 _CID_PREFIX = bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])  # v1, 0xf101, 0x1012, 32 bytes
 _MASK254 = (1 << 254) - 1
 _READ = QUAD_IN * 8192  # about 1 MiB of input at a time
@@ -133,6 +137,15 @@ def piece_cid_from_root(root: bytes) -> str:
     return cid_from_bytes(_CID_PREFIX + root)
 
 
+def root_of_piece_cid(cid: str) -> bytes:
+    """The 32-byte root a v1 piece CID carries; ValueError for any other CID."""
+    canonical = normalize_cid(cid)
+    binary = base64.b32decode(canonical[1:].upper() + "=" * (-(len(canonical) - 1) % 8))
+    if len(binary) != len(_CID_PREFIX) + NODE or not binary.startswith(_CID_PREFIX):
+        raise ValueError(f"{cid} is not a piece CID")
+    return binary[len(_CID_PREFIX) :]
+
+
 def _check_size(size: int, minimal: int, total: int) -> None:
     if size < MIN_PIECE_SIZE or size & (size - 1):
         raise ValueError(f"a piece size is a power of two of at least 128 bytes, not {size}")
@@ -175,6 +188,20 @@ class CommP:
         tail.leaves = self._tree.leaves
         tail.add(_fr32(self._pending + bytes(QUAD_IN - len(self._pending))))
         return tail.root(levels)
+
+    def size_of(self, root: bytes, largest: int = MAX_PIECE_SIZE) -> int | None:
+        """The piece size, up to `largest`, at which these bytes have `root`; None when none
+        does. Each size up is one hash: root(2n) = parent(root(n), zero subtree of size n)."""
+        size = self.minimal_size
+        node = self.root_at(size)
+        level = (size // NODE).bit_length() - 1
+        while size <= largest:
+            if node == root:
+                return size
+            node = _parent(node, _ZERO[level])
+            level += 1
+            size <<= 1
+        return None
 
     def cid_at(self, piece_size: int) -> str:
         return piece_cid_from_root(self.root_at(piece_size))

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.commp import CommP, commp, unpadded_size
+from executor.commp import CommP, commp, root_of_piece_cid, unpadded_size
 from tests.executor.node_oracles import require_oracle, run_oracle
 
 
@@ -173,3 +173,14 @@ def test_incremental_matches_web3_storage_data_segment(tmp_path: Path) -> None:
             hasher.update(data[start : start + step])
         assert hasher.minimal_size == answer["size"]
         assert hasher.root_at(answer["size"]).hex() == answer["root"], len(data)
+
+
+def test_the_size_of_a_piece_is_found_from_its_root() -> None:
+    data = random.Random(13).randbytes(3000)
+    hasher = CommP()
+    hasher.update(data)
+    for size in (4096, 8192, 1 << 20, 32 << 30):
+        assert hasher.size_of(root_of_piece_cid(commp(data, piece_size=size).cid)) == size
+    assert hasher.size_of(root_of_piece_cid(commp(data + b"x").cid)) is None
+    with pytest.raises(ValueError, match="not a piece CID"):
+        root_of_piece_cid("bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4")
