@@ -66,7 +66,6 @@ PIECE_PROTOCOL = "transport-filecoin-piece-http"
 MAX_ROUTING_BYTES = 1 << 20
 MAX_ROUTED_PROVIDERS = 10
 ROUTING_TIMEOUT_S = 30.0
-_CHUNK = 1 << 20
 
 
 class Unusable(Exception):
@@ -385,8 +384,9 @@ class Retriever:
                 declared = response.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > max_bytes:
                     raise Unusable(f"would send {declared} bytes, more than {max_bytes}")
-                # iter_raw: the bytes as sent; httpx would otherwise decode what it knows.
-                for chunk in response.iter_raw(_CHUNK):
+                # iter_raw: the bytes as sent (httpx would decode what it knows), as they come
+                # (with a chunk size it would wait for a whole one, and a drip never ends).
+                for chunk in response.iter_raw():
                     attempt.bytes += len(chunk)
                     if attempt.bytes > max_bytes:
                         raise Unusable(f"sent more than {max_bytes} bytes")
