@@ -40,6 +40,10 @@ MAX_PIECE_SIZE = 64 << 30  # the largest sector, so the largest piece a deal can
 _CID_PREFIX = bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])  # v1, 0xf101, 0x1012, 32 bytes
 _MASK254 = (1 << 254) - 1
 _READ = QUAD_IN * 8192  # about 1 MiB of input at a time
+# Input hashed as one whole subtree: 8192 quads are 2**15 leaves. Hashing a level at a time
+# costs half what pushing each leaf through the stack does (benchmarks/bench_retrieval.py).
+_BLOCK_IN = QUAD_IN * 8192
+_BLOCK_LEVEL = 15
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ def minimal_piece_size(payload: int) -> int:
     return size
 
 
-def _fr32(block: bytes) -> bytes:
+def _fr32(block: bytes | memoryview) -> bytes:
     """Fr32-pad whole quads: each 127 bytes, read as a little-endian 1016-bit number, become
     four 254-bit numbers in four 32-byte little-endian slots."""
     out = bytearray()
@@ -92,6 +96,32 @@ def _fr32(block: bytes) -> bytes:
         )
         out += quad.to_bytes(QUAD_OUT, "little")
     return bytes(out)
+
+
+def _level_mask(size: int) -> int:
+    """The AND mask that clears the top two bits of every 32-byte node in `size` bytes."""
+    mask = _MASKS.get(size)
+    if mask is None:
+        mask = _MASKS[size] = int.from_bytes((b"\xff" * 31 + b"\x3f") * (size // NODE), "little")
+    return mask
+
+
+_MASKS: dict[int, int] = {}
+
+
+def _subtree(padded: bytes) -> bytes:
+    """The root of a power-of-two run of leaves, a level at a time: one SHA-256 per node, and
+    the truncation of a whole level as one big-integer AND."""
+    level = padded
+    while len(level) > NODE:
+        view = memoryview(level)
+        sha256 = hashlib.sha256
+        joined = b"".join(
+            [sha256(view[i : i + 2 * NODE]).digest() for i in range(0, len(level), 2 * NODE)]
+        )
+        size = len(joined)
+        level = (int.from_bytes(joined, "little") & _level_mask(size)).to_bytes(size, "little")
+    return level
 
 
 class _Tree:
@@ -160,17 +190,21 @@ class CommP:
 
     def __init__(self) -> None:
         self._tree = _Tree()
-        self._pending = b""
+        self._pending = bytearray()  # less than one block: the tree holds whole blocks only
         self.payload_size = 0
 
     def update(self, chunk: bytes) -> None:
         self.payload_size += len(chunk)
-        pending = self._pending + chunk if self._pending else bytes(chunk)
-        whole = len(pending) - len(pending) % QUAD_IN
-        if whole:
-            self._tree.add(_fr32(pending[:whole]))
-            pending = pending[whole:]
-        self._pending = pending
+        self._pending += chunk
+        if len(self._pending) < _BLOCK_IN:
+            return
+        whole = len(self._pending) - len(self._pending) % _BLOCK_IN
+        with memoryview(self._pending) as view:
+            for start in range(0, whole, _BLOCK_IN):
+                node = _subtree(_fr32(view[start : start + _BLOCK_IN]))
+                self._tree.push(_BLOCK_LEVEL, node)
+                self._tree.leaves += 1 << _BLOCK_LEVEL
+        del self._pending[:whole]
 
     @property
     def minimal_size(self) -> int:
@@ -182,11 +216,13 @@ class CommP:
         levels = (piece_size // NODE).bit_length() - 1
         if not self._pending:
             return self._tree.root(levels)
-        # The partial last quad is zero-filled on a copy, so that update() may go on.
+        # The last part block is hashed leaf by leaf, and its partial last quad zero-filled,
+        # on a copy, so that update() may go on.
         tail = _Tree()
         tail.stack = list(self._tree.stack)
         tail.leaves = self._tree.leaves
-        tail.add(_fr32(self._pending + bytes(QUAD_IN - len(self._pending))))
+        pending = bytes(self._pending)
+        tail.add(_fr32(pending + bytes(-len(pending) % QUAD_IN)))
         return tail.root(levels)
 
     def size_of(self, root: bytes, largest: int = MAX_PIECE_SIZE) -> int | None:
