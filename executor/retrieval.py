@@ -120,8 +120,8 @@ class Attempt:
         }
 
     def line(self) -> str:
-        who = " ".join(part for part in (self.provider, self.url) if part) or "?"
-        return f"{who}: {self.reason}"
+        who = " ".join(part for part in (self.provider, self.url) if part)
+        return f"{who}: {self.reason}" if who else str(self.reason)
 
 
 @dataclass

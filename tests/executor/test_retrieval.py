@@ -9,11 +9,16 @@ fetched is kept unless proven, and nothing is left on disk when a fetch fails.
 from __future__ import annotations
 
 import io
+import json
+import threading
 from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
+from executor.api_client import DashboardClient
 from executor.embedded_store import EmbeddedStore
 from executor.locations import Location
 from executor.pieces import PieceIndex
@@ -483,3 +488,74 @@ def test_a_failing_dashboard_is_one_more_attempt(
     )
     failed, ok = result.inputs[0]["attempts"]
     assert failed["reason"] == "locations: cannot reach the dashboard" and ok["ok"]
+
+
+class _Dashboard(BaseHTTPRequestHandler):
+    """`GET /api/v1/locations/{cid}` as the dashboard answers it (docs/api.md's shape)."""
+
+    answers: ClassVar[dict[str, tuple[int, object]]] = {}
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        status, body = type(self).answers.get(self.path, (404, {"error": {"code": "not_found"}}))
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+@pytest.fixture
+def dashboard() -> Iterator[str]:
+    _Dashboard.answers, _Dashboard.seen = {}, []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Dashboard)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_the_dashboards_locations_through_its_api(
+    node: EmbeddedStore,
+    sp_store: EmbeddedStore,
+    folder: str,
+    tmp_path: Path,
+    servers: list,
+    dashboard: str,
+) -> None:
+    sp = start(servers, FakeSP())
+    piece = sp.add_piece(car_of(sp_store, folder))
+    where = Location(sp.url, "f01234", piece.cid, piece.size, folder, "claim 7")
+    _Dashboard.answers[f"/api/v1/locations/{piece.cid}"] = (
+        200,
+        {
+            "cid": piece.cid,
+            "kind": "piece",
+            "piece_size": piece.size,
+            "blessed": True,
+            "locations": [where.to_json()],
+        },
+    )
+    _Dashboard.answers[f"/api/v1/locations/{folder}"] = (
+        500,
+        {"error": {"code": "server_error", "message": "boom"}},
+    )
+    with DashboardClient(dashboard, "fp_node_key") as client:
+        assert client.locations(piece.cid) == [where]
+        spec = reader_spec(node, piece.cid, "/in", "hello.txt")
+        result = run_job(spec, node, cache=ModuleCache(None), locate=client.locations)  # type: ignore[arg-type]
+        assert HELLO in stdout(node, result)
+        assert result.inputs[0]["provider"] == "f01234"
+        fresh = EmbeddedStore(tmp_path / "fresh")
+        spec = reader_spec(fresh, folder, "/in", "hello.txt")
+        with pytest.raises(JobFailed) as err:
+            run_job(spec, fresh, cache=ModuleCache(None), locate=client.locations)  # type: ignore[arg-type]
+    assert str(err.value).splitlines()[1] == "  locations: HTTP 500: boom"
+    assert _Dashboard.seen[0] == (f"/api/v1/locations/{piece.cid}", "Bearer fp_node_key")
