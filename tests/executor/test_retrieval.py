@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +24,7 @@ from executor.embedded_store import EmbeddedStore
 from executor.locations import Location
 from executor.pieces import PieceIndex
 from executor.retrieval import RetrievalSettings
-from executor.run import JobFailed, RunResult, run_job
+from executor.run import JobCancelled, JobFailed, RunResult, run_job
 from executor.spec import parse_spec
 from executor.unixfs import cid_text
 from executor.wasm import ModuleCache
@@ -559,3 +560,36 @@ def test_the_dashboards_locations_through_its_api(
             run_job(spec, fresh, cache=ModuleCache(None), locate=client.locations)  # type: ignore[arg-type]
     assert str(err.value).splitlines()[1] == "  locations: HTTP 500: boom"
     assert _Dashboard.seen[0] == (f"/api/v1/locations/{piece.cid}", "Bearer fp_node_key")
+
+
+def test_the_jobs_wall_time_and_cancel_stop_a_fetch(
+    node: EmbeddedStore, sp_store: EmbeddedStore, folder: str, tmp_path: Path, servers: list
+) -> None:
+    # Not a provider's failure: the job stops, whatever the request's own time allows.
+    sp = start(servers, FakeSP(mode="slow", drip_s=0.01))
+    piece = sp.add_piece(car_of(sp_store, folder))
+    module = node.add_bytes(wat.clock_random_and_input("hello.txt"))
+    spec = parse_spec(
+        {
+            "engine": "wasm",
+            "wasm": {"module": module},
+            "inputs": [{"cid": piece.cid, "path": "/in"}],
+            "limits": {"timeout_s": 1},
+        }
+    )
+    began = time.monotonic()
+    with pytest.raises(JobFailed, match=r"^wall-time limit exceeded while fetching inputs.0"):
+        run(node, spec, tmp_path, [Location(sp.url)])
+    assert time.monotonic() - began < 5
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    with pytest.raises(JobCancelled):
+        run_job(
+            reader_spec(node, piece.cid, "/in", "hello.txt"),  # type: ignore[arg-type]
+            node,
+            cache=ModuleCache(None),
+            workdir=tmp_path / "work",
+            locate=lambda _cid: [Location(sp.url)],
+            cancel=cancel,
+        )
+    nothing_left(tmp_path, node)
