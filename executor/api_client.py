@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from executor.locations import Location, LocationError, locations_from_json
+
 __all__ = ["ApiError", "DashboardClient", "TERMINAL_STATES"]
 
 TERMINAL_STATES = ("completed", "failed", "cancelled")
@@ -134,6 +136,17 @@ class DashboardClient:
         """`outcome`: {"result_cid", "exit_code", "runtime_ms"}, or {"error"}."""
         kind = "failure" if "error" in outcome else "result"
         return self._json("POST", f"/api/v1/reexecutions/{run_id}/{kind}", json=outcome)
+
+    # --- where content is stored --------------------------------------------------------------
+
+    def locations(self, cid: str) -> list[Location]:
+        """The storage providers the dashboard knows to hold `cid` (`GET /api/v1/locations/
+        {cid}`: claims and deals of a piece, or of the piece a payload was sealed in). Hints
+        only: whatever they serve is verified. ApiError, or LocationError when malformed."""
+        body = self._json("GET", f"/api/v1/locations/{cid}")
+        if not isinstance(body, dict):
+            raise LocationError("the locations answer is not an object")
+        return locations_from_json(body.get("locations"))
 
     # --- content ---------------------------------------------------------------------------
 

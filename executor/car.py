@@ -146,13 +146,20 @@ class CarReader:
 
     `roots` is read on construction; iterate to get `(binary CID, parsed CID, block)`.
     A CARv2 file is read through to the CARv1 payload it wraps.
+
+    `zero_padded` reads a CARv1 as a storage provider serves it from a piece: the CAR, then
+    zero fill up to the piece's unpadded size. A zero-length section (which no block can
+    have) ends the CAR there, and everything after it must be zeros; `length` is then the
+    CAR's own length, without the fill.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, *, zero_padded: bool = False) -> None:
         self._stream = stream
         self._remaining: int | None = None
         self._header_length = 0
+        self._zero_padded = zero_padded
         self.roots: list[bytes] = self._read_header()
+        self.length = self._header_length  # bytes of the CAR read so far
 
     def _read_header(self) -> list[bytes]:
         size = _read_varint(self._stream)
@@ -211,6 +218,10 @@ class CarReader:
                 if self._remaining is not None:
                     raise CarError("CARv2 payload is shorter than its header says")
                 return
+            if size == 0 and self._zero_padded and self._remaining is None:
+                self._read_zero_fill()
+                return
+            self.length += len(encode_varint(size)) + size
             if size > MAX_BLOCK_SIZE + 128:
                 raise CarError(f"CAR section of {size} bytes is larger than any valid block")
             section = _read_exact(self._stream, size)
@@ -227,6 +238,11 @@ class CarReader:
             if not matches:
                 raise CarError(f"CAR block {cid_text(binary)} does not match its hash")
             yield binary, parts, block
+
+    def _read_zero_fill(self) -> None:
+        while chunk := self._stream.read(1 << 20):
+            if chunk.count(0) != len(chunk):
+                raise CarError("CAR is followed by bytes that are not zero fill")
 
 
 def blocks_within(reader: CarReader, max_bytes: int | None) -> Iterator[tuple[bytes, bytes]]:

@@ -17,7 +17,14 @@ import base58
 import cid as pycid
 import multibase
 
-__all__ = ["MAX_CID_LENGTH", "InvalidCID", "cid_from_bytes", "label_to_cid", "normalize_cid"]
+__all__ = [
+    "MAX_CID_LENGTH",
+    "InvalidCID",
+    "cid_from_bytes",
+    "is_piece_cid",
+    "label_to_cid",
+    "normalize_cid",
+]
 
 _DAG_PB = b"\x70"
 _CIDV0_PREFIX = b"\x12\x20"  # sha2-256, 32 bytes: the only multihash CIDv0 allows
@@ -170,3 +177,18 @@ def label_to_cid(label: str) -> str | None:
         return normalize_cid(label)
     except InvalidCID:
         return None
+
+
+# CIDv1, codec fil-commitment-unsealed (0xf101), multihash sha2-256-trunc254-padded (0x1012),
+# 32 bytes: the binary prefix of every v1 piece CID, so its base32 text starts baga6ea4seaq.
+PIECE_CID_PREFIX = bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])
+
+
+def is_piece_cid(value: str) -> bool:
+    """Whether a CID (any form) is a v1 piece CID (CommP)."""
+    try:
+        canonical = normalize_cid(value)
+    except InvalidCID:
+        return False
+    binary = base64.b32decode(canonical[1:].upper() + "=" * (-(len(canonical) - 1) % 8))
+    return len(binary) == 39 and binary.startswith(PIECE_CID_PREFIX)

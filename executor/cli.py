@@ -22,6 +22,7 @@ from executor import environment
 from executor.api_client import ApiError, DashboardClient
 from executor.backend import open_storage
 from executor.cids import InvalidCID, normalize_cid
+from executor.retrieval import RetrievalSettings
 from executor.run import JobFailed, module_cache, run_job
 from executor.spec import JobSpec, SpecError, parse_mount, parse_spec
 from executor.storage import Storage, StorageError
@@ -320,7 +321,7 @@ def _execute(
     if client is None:
         assert storage is not None
         cache = module_cache(environment.data_dir() / "wasm-cache")
-        result = run_job(spec, storage, cache=cache, progress=say)
+        result = run_job(spec, storage, cache=cache, progress=say, retrieval=_retrieval())
         if not opts.quiet:
             _show(lambda cid: storage.iter_cat(cid), result.stdout_cid, result.stderr_cid)
         fuel = f"; fuel {result.fuel_used}" if result.fuel_used is not None else ""
@@ -350,6 +351,14 @@ def _execute(
     say(f"exit code {result['exit_code']}; {result['runtime_ms']} ms")
     print(result["result_cid"])
     return _exit_status(result["exit_code"])
+
+
+def _retrieval() -> RetrievalSettings:
+    """Where a local run fetches inputs its store lacks: IPNI_URL, IPFS_GATEWAYS."""
+    try:
+        return RetrievalSettings.from_environment()
+    except environment.BadSetting as exc:
+        raise JobFailed(str(exc)) from None
 
 
 SHOW_BYTES = 64 * 1024  # of each stream on the terminal; the rest stays in the result
@@ -477,10 +486,11 @@ def _cmd_verify(argv: Sequence[str]) -> int:
         raise UsageError("executor verify: needs --api URL (or FILPLUS_API_URL)")
     storage = open_storage()
     cache = module_cache(environment.data_dir() / "wasm-cache")
+    retrieval = _retrieval()
     with client:
         try:
             while True:
-                done = verify_one(client, storage, cache, _say)
+                done = verify_one(client, storage, cache, _say, retrieval)
                 if done is not None:
                     print(done["job_id"], done["state"], flush=True)
                 elif opts.once:

@@ -12,22 +12,38 @@ per level. Whole zero subtrees at the end are taken from precomputed zero commit
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from executor.cids import cid_from_bytes
+from executor.cids import cid_from_bytes, normalize_cid
 
-__all__ = ["MIN_PIECE_SIZE", "Piece", "commp", "piece_cid_from_root", "unpadded_size"]
+__all__ = [
+    "MAX_PIECE_SIZE",
+    "MIN_PIECE_SIZE",
+    "CommP",
+    "Piece",
+    "commp",
+    "minimal_piece_size",
+    "piece_cid_from_root",
+    "root_of_piece_cid",
+    "unpadded_size",
+]
 
 NODE = 32
 QUAD_IN = 127
 QUAD_OUT = 128
 MIN_PIECE_SIZE = 128  # bytes, padded: one quad
+MAX_PIECE_SIZE = 64 << 30  # the largest sector, so the largest piece a deal can hold
 _CID_PREFIX = bytes([0x01, 0x81, 0xE2, 0x03, 0x92, 0x20, 0x20])  # v1, 0xf101, 0x1012, 32 bytes
 _MASK254 = (1 << 254) - 1
 _READ = QUAD_IN * 8192  # about 1 MiB of input at a time
+# Input hashed as one whole subtree: 8192 quads are 2**15 leaves. Hashing a level at a time
+# costs half what pushing each leaf through the stack does (benchmarks/bench_retrieval.py).
+_BLOCK_IN = QUAD_IN * 8192
+_BLOCK_LEVEL = 15
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,7 @@ def minimal_piece_size(payload: int) -> int:
     return size
 
 
-def _fr32(block: bytes) -> bytes:
+def _fr32(block: bytes | memoryview) -> bytes:
     """Fr32-pad whole quads: each 127 bytes, read as a little-endian 1016-bit number, become
     four 254-bit numbers in four 32-byte little-endian slots."""
     out = bytearray()
@@ -80,6 +96,32 @@ def _fr32(block: bytes) -> bytes:
         )
         out += quad.to_bytes(QUAD_OUT, "little")
     return bytes(out)
+
+
+def _level_mask(size: int) -> int:
+    """The AND mask that clears the top two bits of every 32-byte node in `size` bytes."""
+    mask = _MASKS.get(size)
+    if mask is None:
+        mask = _MASKS[size] = int.from_bytes((b"\xff" * 31 + b"\x3f") * (size // NODE), "little")
+    return mask
+
+
+_MASKS: dict[int, int] = {}
+
+
+def _subtree(padded: bytes) -> bytes:
+    """The root of a power-of-two run of leaves, a level at a time: one SHA-256 per node, and
+    the truncation of a whole level as one big-integer AND."""
+    level = padded
+    while len(level) > NODE:
+        view = memoryview(level)
+        sha256 = hashlib.sha256
+        joined = b"".join(
+            [sha256(view[i : i + 2 * NODE]).digest() for i in range(0, len(level), 2 * NODE)]
+        )
+        size = len(joined)
+        level = (int.from_bytes(joined, "little") & _level_mask(size)).to_bytes(size, "little")
+    return level
 
 
 class _Tree:
@@ -102,42 +144,116 @@ class _Tree:
         self.leaves += len(padded) // NODE
 
     def root(self, levels: int) -> bytes:
+        """The root of a tree of 2**levels leaves, the rest zero; the tree itself is kept
+        as it is, so that it may grow and be asked again."""
         # Complete the tree with zero subtrees: the rest of the piece is zero bytes, and
         # Fr32 of zeros is zeros.
         if not self.stack:
             return _ZERO[levels]
-        while not (len(self.stack) == 1 and self.stack[0][0] == levels):
-            self.push(self.stack[-1][0], _ZERO[self.stack[-1][0]])
-        return self.stack[0][1]
+        stack = list(self.stack)
+        level, node = stack.pop()
+        while stack or level < levels:
+            if stack and stack[-1][0] == level:
+                node = _parent(stack.pop()[1], node)
+            else:
+                node = _parent(node, _ZERO[level])
+            level += 1
+        if level != levels:
+            raise ValueError(f"{self.leaves} leaves do not fit a tree of {levels} levels")
+        return node
 
 
 def piece_cid_from_root(root: bytes) -> str:
     return cid_from_bytes(_CID_PREFIX + root)
 
 
-def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:
-    """The piece CID of `data` in a piece of `piece_size` bytes (default: the smallest that
-    fits). ValueError when piece_size is not a power of two or cannot hold the data."""
-    tree = _Tree()
-    pending = b""
-    total = 0
-    for chunk in _chunks(data):
-        total += len(chunk)
-        pending += chunk
-        whole = len(pending) - len(pending) % QUAD_IN
-        if whole:
-            tree.add(_fr32(pending[:whole]))
-            pending = pending[whole:]
-    if pending:
-        tree.add(_fr32(pending + bytes(QUAD_IN - len(pending))))
-    minimal = minimal_piece_size(total)
-    size = minimal if piece_size is None else piece_size
+def root_of_piece_cid(cid: str) -> bytes:
+    """The 32-byte root a v1 piece CID carries; ValueError for any other CID."""
+    canonical = normalize_cid(cid)
+    binary = base64.b32decode(canonical[1:].upper() + "=" * (-(len(canonical) - 1) % 8))
+    if len(binary) != len(_CID_PREFIX) + NODE or not binary.startswith(_CID_PREFIX):
+        raise ValueError(f"{cid} is not a piece CID")
+    return binary[len(_CID_PREFIX) :]
+
+
+def _check_size(size: int, minimal: int, total: int) -> None:
     if size < MIN_PIECE_SIZE or size & (size - 1):
         raise ValueError(f"a piece size is a power of two of at least 128 bytes, not {size}")
     if size < minimal:
         raise ValueError(f"{total} bytes need a piece of at least {minimal} bytes, not {size}")
-    levels = (size // NODE).bit_length() - 1
-    return Piece(cid=piece_cid_from_root(tree.root(levels)), size=size, payload_size=total)
+
+
+class CommP:
+    """CommP computed as bytes arrive, for a download that must not be held in memory:
+    `update()` with each chunk, then `root_at(size)` or `cid_at(size)` for any piece size
+    that holds them (asking costs a few hashes a level, so trying several sizes is cheap)."""
+
+    def __init__(self) -> None:
+        self._tree = _Tree()
+        self._pending = bytearray()  # less than one block: the tree holds whole blocks only
+        self.payload_size = 0
+
+    def update(self, chunk: bytes) -> None:
+        self.payload_size += len(chunk)
+        self._pending += chunk
+        if len(self._pending) < _BLOCK_IN:
+            return
+        whole = len(self._pending) - len(self._pending) % _BLOCK_IN
+        with memoryview(self._pending) as view:
+            for start in range(0, whole, _BLOCK_IN):
+                node = _subtree(_fr32(view[start : start + _BLOCK_IN]))
+                self._tree.push(_BLOCK_LEVEL, node)
+                self._tree.leaves += 1 << _BLOCK_LEVEL
+        del self._pending[:whole]
+
+    @property
+    def minimal_size(self) -> int:
+        return minimal_piece_size(self.payload_size)
+
+    def root_at(self, piece_size: int) -> bytes:
+        """The 32-byte root of the bytes so far zero-filled to a piece of `piece_size`."""
+        _check_size(piece_size, self.minimal_size, self.payload_size)
+        levels = (piece_size // NODE).bit_length() - 1
+        if not self._pending:
+            return self._tree.root(levels)
+        # The last part block is hashed leaf by leaf, and its partial last quad zero-filled,
+        # on a copy, so that update() may go on.
+        tail = _Tree()
+        tail.stack = list(self._tree.stack)
+        tail.leaves = self._tree.leaves
+        pending = bytes(self._pending)
+        tail.add(_fr32(pending + bytes(-len(pending) % QUAD_IN)))
+        return tail.root(levels)
+
+    def size_of(self, root: bytes, largest: int = MAX_PIECE_SIZE) -> int | None:
+        """The piece size, up to `largest`, at which these bytes have `root`; None when none
+        does. Each size up is one hash: root(2n) = parent(root(n), zero subtree of size n)."""
+        size = self.minimal_size
+        node = self.root_at(size)
+        level = (size // NODE).bit_length() - 1
+        while size <= largest:
+            if node == root:
+                return size
+            node = _parent(node, _ZERO[level])
+            level += 1
+            size <<= 1
+        return None
+
+    def cid_at(self, piece_size: int) -> str:
+        return piece_cid_from_root(self.root_at(piece_size))
+
+    def piece(self, piece_size: int | None = None) -> Piece:
+        size = self.minimal_size if piece_size is None else piece_size
+        return Piece(cid=self.cid_at(size), size=size, payload_size=self.payload_size)
+
+
+def commp(data: bytes | BinaryIO | Iterable[bytes], *, piece_size: int | None = None) -> Piece:
+    """The piece CID of `data` in a piece of `piece_size` bytes (default: the smallest that
+    fits). ValueError when piece_size is not a power of two or cannot hold the data."""
+    hasher = CommP()
+    for chunk in _chunks(data):
+        hasher.update(chunk)
+    return hasher.piece(piece_size)
 
 
 def _chunks(data: bytes | BinaryIO | Iterable[bytes]) -> Iterable[bytes]:

@@ -24,7 +24,10 @@ __all__ = [
     "docker_pull",
     "ipfs_api_url",
     "ipfs_find_timeout_s",
+    "ipfs_gateways",
+    "ipni_url",
     "max_input_bytes",
+    "retrieval_timeout_s",
 ]
 
 # A node's limit on what one job's inputs may write to its disk.
@@ -32,6 +35,10 @@ DEFAULT_MAX_INPUT_BYTES = 4 << 30
 # How long a node may look for a block before we call it absent: 2 s suits an offline node; an
 # online Kubo searching the network needs longer.
 DEFAULT_IPFS_FIND_TIMEOUT_S = 2.0
+# Delegated routing (IPNI) that names the storage providers serving a CID over HTTP.
+DEFAULT_IPNI_URL = "https://cid.contact"
+# One request to one provider, whatever it sends: a stalled or dripping peer is given up on.
+DEFAULT_RETRIEVAL_TIMEOUT_S = 600.0
 # Named in the message that tells how to switch pulls on.
 DOCKER_PULL = "EXECUTOR_DOCKER_PULL"
 
@@ -104,3 +111,43 @@ def max_input_bytes() -> int:
             f"EXECUTOR_MAX_INPUT_BYTES must be a positive number of bytes, got {raw!r}"
         )
     return limit
+
+
+def ipni_url() -> str | None:
+    """IPNI_URL (default https://cid.contact): delegated routing (`/routing/v1/providers/`)
+    asked for providers of a missing input. Set but empty: no routing."""
+    raw = os.environ.get("IPNI_URL")
+    if raw is None:
+        return DEFAULT_IPNI_URL
+    raw = raw.strip().rstrip("/")
+    if raw and not raw.startswith(("http://", "https://")):
+        raise BadSetting(f"IPNI_URL must be an http(s) URL or empty, got {raw!r}")
+    return raw or None
+
+
+def ipfs_gateways() -> tuple[str, ...]:
+    """IPFS_GATEWAYS (default none): comma-separated trustless gateways' base URLs, asked last
+    for a missing payload CID (`/ipfs/{cid}?format=car`)."""
+    urls = tuple(u.strip().rstrip("/") for u in os.environ.get("IPFS_GATEWAYS", "").split(","))
+    urls = tuple(u for u in urls if u)
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise BadSetting(f"IPFS_GATEWAYS must be http(s) URLs, got {url!r}")
+    return urls
+
+
+def retrieval_timeout_s() -> float:
+    """EXECUTOR_RETRIEVAL_TIMEOUT_S (default 600): the most one request to one provider may
+    take, start to last byte; the job's own wall time bounds it too."""
+    raw = _value("EXECUTOR_RETRIEVAL_TIMEOUT_S")
+    if raw is None:
+        return DEFAULT_RETRIEVAL_TIMEOUT_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise BadSetting(
+            f"EXECUTOR_RETRIEVAL_TIMEOUT_S must be a positive number of seconds, got {raw!r}"
+        )
+    return seconds

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from executor import environment
 from executor.environment import DEFAULT_MAX_INPUT_BYTES
+from executor.retrieval import Locate, NotRetrieved, RetrievalSettings, Retriever
 from executor.spec import OUTPUTS_PATH, JobSpec
 from executor.storage import (
     ContentNotFound,
@@ -84,6 +85,9 @@ class RunResult:
     runtime_ms: int
     fuel_used: int | None = None
     compiled: bool | None = None  # WASM: False when the module came from the cache
+    # Where each input came from and how it was proven, in the spec's order
+    # (executor.retrieval.InputRecord.to_json()).
+    inputs: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The result as a node reports it (POST /jobs/{id}/results, less the provider)."""
@@ -95,6 +99,7 @@ class RunResult:
             "outputs_cid": self.outputs_cid,
             "size_bytes": self.size_bytes,
             "runtime_ms": self.runtime_ms,
+            "inputs": [dict(item) for item in self.inputs],
         }
 
 
@@ -113,8 +118,18 @@ def _overlaps(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
-def prepare_inputs(spec: JobSpec, storage: Storage, root: Path, limit: FetchLimit) -> list[Mount]:
+def prepare_inputs(
+    spec: JobSpec,
+    storage: Storage,
+    root: Path,
+    limit: FetchLimit,
+    retriever: Retriever | None = None,
+) -> list[Mount]:
     """Fetch every input under `root` and describe the read-only preopens that mount them.
+
+    An input missing from the store is fetched by `retriever` (default: none, only the
+    store), which also records where each input came from; a piece input is mounted as the
+    DAG or the file its piece was stored as.
 
     A directory CID is preopened at its path. A file CID at `/dir/name` appears as `name` in
     a preopened `/dir`; files that share a directory share one preopen. Preopens may not nest,
@@ -126,28 +141,35 @@ def prepare_inputs(spec: JobSpec, storage: Storage, root: Path, limit: FetchLimi
     preopens: dict[str, Path] = {}
     file_dirs: set[str] = set()
     kinds = []
+    cids = []
     declared = 0
+    if retriever is None:
+        retriever = Retriever(storage, root.parent / "fetch")
     for i, mount in enumerate(spec.inputs):
         field = f"inputs.{i}"
         try:
-            kinds.append(storage.is_dir(mount.cid))
             room = FetchLimit(limit.max_bytes - declared, limit.deadline, limit.cancel)
-            declared += declared_size(storage, mount.cid, room)
+            cid = retriever.resolve(mount, room)
+            cids.append(cid)
+            kinds.append(storage.is_dir(cid))
+            declared += declared_size(storage, cid, room)
         except LimitExceeded:
             raise JobFailed(
                 f"{field}: the inputs declare more than their limit of {limit.max_bytes} bytes"
                 " (file bytes plus 4096 a file or folder)"
             ) from None
+        except NotRetrieved as exc:
+            raise _not_retrieved(field, exc) from None
         except StorageError as exc:
             raise _fetch_failed(field, mount.cid, exc) from None
-    for i, (mount, is_dir) in enumerate(zip(spec.inputs, kinds, strict=True)):
+    for i, (mount, cid, is_dir) in enumerate(zip(spec.inputs, cids, kinds, strict=True)):
         field = f"inputs.{i}"
         if is_dir:
             guest = mount.path
             if guest in preopens:
                 raise JobFailed(f"{field}: {guest} is already a mount")
             host = root / f"in{i}"
-            _get(storage, mount.cid, host, field, limit)
+            _get(storage, cid, host, field, limit)
             preopens[guest] = host
             continue
         guest, name = posixpath.split(mount.path)
@@ -158,7 +180,7 @@ def prepare_inputs(spec: JobSpec, storage: Storage, root: Path, limit: FetchLimi
         host = preopens.setdefault(guest, root / f"in{i}")
         file_dirs.add(guest)
         host.mkdir(parents=True, exist_ok=True)
-        _get(storage, mount.cid, host / name, field, limit)
+        _get(storage, cid, host / name, field, limit)
     guests = sorted(preopens)
     for a_index, a in enumerate(guests):
         for b in guests[a_index + 1 :]:
@@ -176,6 +198,16 @@ def _get(storage: Storage, cid: str, dest: Path, field: str, limit: FetchLimit) 
         storage.get(cid, dest, limit)
     except StorageError as exc:
         raise _fetch_failed(field, cid, exc) from None
+
+
+def _not_retrieved(field: str, exc: NotRetrieved) -> JobFailed:
+    if not exc.attempts:
+        return JobFailed(f"{field}: {exc.cid} was not found in the IPFS store")
+    lines = "".join(f"\n  {attempt.line()}" for attempt in exc.attempts)
+    return JobFailed(
+        f"{field}: {exc.cid} is not in the IPFS store and no location could give it"
+        f" ({len(exc.attempts)} tried):{lines}"
+    )
 
 
 def _fetch_failed(field: str, cid: str, exc: StorageError) -> JobFailed:
@@ -224,13 +256,19 @@ def run_job(
     progress: Callable[[str], None] | None = None,
     cancel: threading.Event | None = None,
     input_limit: int | None = None,
+    locate: Locate | None = None,
+    retrieval: RetrievalSettings | None = None,
 ) -> RunResult:
     """Run a job and publish its result; raises JobFailed with a one-line reason, or
     JobCancelled when `cancel` is set while it runs.
 
     The job's wall time covers fetching its inputs and running it. Its inputs may write at
     most `input_limit` bytes (default EXECUTOR_MAX_INPUT_BYTES), or the spec's
-    `limits.input_bytes` when that is lower."""
+    `limits.input_bytes` when that is lower.
+
+    An input missing from `storage` is fetched from the locations `locate(cid)` names, then
+    from the routing and gateways of `retrieval` (default: neither, and no piece index),
+    verified, and kept in `storage` (executor.retrieval)."""
     say = progress or (lambda _msg: None)
     deadline = time.monotonic() + spec.limits.timeout_s
     node_limit = input_limit if input_limit is not None else max_input_bytes()
@@ -241,9 +279,10 @@ def run_job(
         cancel=cancel,
     )
     base = Path(tempfile.mkdtemp(prefix="filplus-job-", dir=workdir))
+    retriever = Retriever(storage, base / "fetch", locate=locate, settings=retrieval)
     try:
         say(f"fetching {len(spec.inputs)} input(s)")
-        mounts = prepare_inputs(spec, storage, base / "inputs", limit)
+        mounts = prepare_inputs(spec, storage, base / "inputs", limit, retriever)
         result_dir = base / "result"
         outputs = result_dir / "outputs"
         outputs.mkdir(parents=True)
@@ -279,8 +318,10 @@ def run_job(
             runtime_ms=outcome.runtime_ms,
             fuel_used=getattr(outcome, "fuel_used", None),
             compiled=getattr(outcome, "compiled", None),
+            inputs=tuple(record.to_json() for record in retriever.records),
         )
     finally:
+        retriever.close()
         shutil.rmtree(base, ignore_errors=True)
 
 

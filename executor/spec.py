@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from executor.cids import InvalidCID, normalize_cid
+from executor.cids import InvalidCID, is_piece_cid, normalize_cid
 
 __all__ = [
     "DEFAULT_MEMORY_BYTES",
@@ -53,8 +53,16 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class InputMount:
-    cid: str  # canonical
+    cid: str  # canonical: a payload CID (a UnixFS DAG) or a piece CID (baga6ea4seaq…)
     path: str  # absolute, normalised guest path
+    raw: bool = False  # a piece only: mount its bytes as one file even when they are a CAR
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"cid": self.cid, "path": self.path}
+        # Written only when set, so that specs from before the field keep their seed.
+        if self.raw:
+            body["raw"] = True
+        return body
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,7 @@ class JobSpec:
                 "entrypoint": list(self.entrypoint),
                 "env": dict(self.env),
             }
-        body["inputs"] = [{"cid": m.cid, "path": m.path} for m in self.inputs]
+        body["inputs"] = [m.to_json() for m in self.inputs]
         body["limits"] = {
             "timeout_s": self.limits.timeout_s,
             "memory_bytes": self.limits.memory_bytes,
@@ -222,14 +230,16 @@ def _inputs(value: Any) -> tuple[InputMount, ...]:
             mounts.append(parse_mount(item, f"inputs.{i}"))
             continue
         _require(item, dict, f"inputs.{i}", "an object with cid and path")
-        unknown = set(item) - {"cid", "path"}
+        unknown = set(item) - {"cid", "path", "raw"}
         if unknown:
             raise SpecError(f"inputs.{i}.{sorted(unknown)[0]}", "unknown field")
+        cid = _cid(item.get("cid"), f"inputs.{i}.cid")
+        raw = item.get("raw", False)
+        _require(raw, bool, f"inputs.{i}.raw", "true or false")
+        if raw and not is_piece_cid(cid):
+            raise SpecError(f"inputs.{i}.raw", "applies to a piece CID (baga6ea4seaq…) only")
         mounts.append(
-            InputMount(
-                cid=_cid(item.get("cid"), f"inputs.{i}.cid"),
-                path=_guest_path(item.get("path"), f"inputs.{i}.path"),
-            )
+            InputMount(cid=cid, path=_guest_path(item.get("path"), f"inputs.{i}.path"), raw=raw)
         )
     seen: dict[str, int] = {}
     for i, mount in enumerate(mounts):

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from executor.api_client import ApiError, DashboardClient
+from executor.retrieval import RetrievalSettings
 from executor.run import JobCancelled, JobFailed, run_job
 from executor.spec import SpecError, parse_spec
 from executor.storage import Storage
@@ -75,9 +76,13 @@ def verify_one(
     storage: Storage,
     cache: ModuleCache,
     say: Callable[[str], None],
+    retrieval: RetrievalSettings | None = None,
 ) -> dict[str, Any] | None:
     """Claim one re-execution, run it, report it. None when nothing was queued; otherwise
-    {"job_id", "state"} with the dashboard's verdict, or state "lost" when the lease was."""
+    {"job_id", "state"} with the dashboard's verdict, or state "lost" when the lease was.
+
+    Inputs missing here are fetched as the original run's were: from the locations the
+    dashboard names, then the routing and gateways of `retrieval`."""
     task = client.claim_reexecution()
     if task is None:
         return None
@@ -86,7 +91,14 @@ def verify_one(
     renewer.start()
     outcome: dict[str, Any] | None = None
     try:
-        result = run_job(parse_spec(task["spec"]), storage, cache=cache, cancel=renewer.stop_run)
+        result = run_job(
+            parse_spec(task["spec"]),
+            storage,
+            cache=cache,
+            cancel=renewer.stop_run,
+            locate=client.locations,
+            retrieval=retrieval,
+        )
         outcome = {
             "result_cid": result.result_cid,
             "exit_code": result.exit_code,

@@ -166,3 +166,39 @@ def test_carv2_with_an_absurd_data_offset_is_refused_without_reading_it_whole() 
     fixed = bytes(16) + (1 << 62).to_bytes(8, "little") + bytes(16)
     with pytest.raises(CarError, match="truncated before its data"):
         _read(pragma + fixed + b"\x00" * 100)
+
+
+def _read_padded(car: bytes) -> tuple[CarReader, list[bytes]]:
+    reader = CarReader(io.BytesIO(car), zero_padded=True)
+    return reader, [block for _, _, block in reader]
+
+
+def test_a_piece_is_read_up_to_its_zero_fill() -> None:
+    # booster-http serves a piece as the CAR then zeros up to the unpadded piece size.
+    blocks = [_raw(b"one"), _raw(b"two")]
+    car = _car([blocks[0][0]], blocks)
+    reader, read = _read_padded(car + bytes(3000))
+    assert read == [b"one", b"two"]
+    assert reader.length == len(car)
+    reader, read = _read_padded(car)  # no fill at all (Curio knows the raw size)
+    assert read == [b"one", b"two"] and reader.length == len(car)
+
+
+def test_zero_fill_is_still_refused_by_a_plain_read() -> None:
+    blocks = [_raw(b"one")]
+    with pytest.raises(CarError):
+        _read(_car([blocks[0][0]], blocks) + bytes(100))
+
+
+def test_bytes_after_the_zero_fill_are_refused() -> None:
+    blocks = [_raw(b"one")]
+    car = _car([blocks[0][0]], blocks)
+    with pytest.raises(CarError, match="not zero fill"):
+        _read_padded(car + bytes(2000) + b"\x01" + bytes(10))
+
+
+def test_a_bad_block_before_the_zero_fill_is_still_refused() -> None:
+    cid, _ = _raw(b"one")
+    car = _car([cid], [(cid, b"on3")])
+    with pytest.raises(CarError, match="does not match"):
+        _read_padded(car + bytes(100))

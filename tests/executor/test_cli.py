@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from executor.embedded_store import EmbeddedStore
 from tests.executor import wat_modules as wat
+from tests.fake_routing import FakeRouting
+from tests.fake_sp import FakeSP
 from tests.helpers import ROOT, process_env
 
 HELLO_V1 = "bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4"
@@ -227,3 +230,33 @@ def test_help(cli) -> None:
     assert proc.returncode == 0
     assert "wasm run" in proc.stdout
     assert cli("wasm", "run", "--help").returncode == 0
+
+
+def test_a_local_run_fetches_a_missing_input_from_routing_or_a_gateway(cli, tmp_path) -> None:
+    # No dashboard: IPNI_URL and IPFS_GATEWAYS alone find a provider; the input is kept.
+    elsewhere = EmbeddedStore(tmp_path / "sp")
+    (tmp_path / "payload").mkdir()
+    (tmp_path / "payload" / "hello.txt").write_bytes(b"fetched from afar\n")
+    folder = elsewhere.add_path(tmp_path / "payload")[-1].cid
+    (tmp_path / "reader.wasm").write_bytes(wat.clock_random_and_input("hello.txt"))
+    with FakeSP(elsewhere) as sp, FakeRouting() as router:
+        router.add(folder, sp.multiaddr)
+        nowhere = cli("wasm", "run", "reader.wasm", "-v", f"{folder}:/in", IPNI_URL="")
+        assert nowhere.returncode == 1 and f"{folder} was not found" in one_line_error(nowhere)
+        routed = cli("wasm", "run", "reader.wasm", "-v", f"{folder}:/in", IPNI_URL=router.url)
+        assert routed.returncode == 0, routed.stderr
+        assert "fetched from afar" in routed.stdout
+        assert router.requests[folder] == 1 and sp.total_requests() == 1
+        again = cli("wasm", "run", "reader.wasm", "-v", f"{folder}:/in", IPNI_URL="")
+        assert again.returncode == 0 and sp.total_requests() == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    with FakeSP(elsewhere) as sp:
+        by_gateway = cli(
+            "wasm", "run", "reader.wasm", "-v", f"{folder}:/in",
+            IPNI_URL="", IPFS_GATEWAYS=f"{sp.url}/", DATA_DIR=str(other),
+        )  # fmt: skip
+        assert by_gateway.returncode == 0, by_gateway.stderr
+        assert "fetched from afar" in by_gateway.stdout
+    bad = cli("wasm", "run", "reader.wasm", "-v", f"{folder}:/in", IPFS_GATEWAYS="ftp://x")
+    assert bad.returncode == 1 and "IPFS_GATEWAYS" in one_line_error(bad)

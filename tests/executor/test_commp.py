@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.commp import commp, unpadded_size
+from executor.commp import CommP, commp, root_of_piece_cid, unpadded_size
 from tests.executor.node_oracles import require_oracle, run_oracle
 
 
@@ -117,3 +117,70 @@ def test_matches_web3_storage_data_segment(tmp_path: Path) -> None:
         piece = commp(data)
         assert root_of(piece.cid).hex() == answer["root"], len(data)
         assert piece.size == answer["size"]
+
+
+def test_incremental_hashing_at_any_piece_size() -> None:
+    # Odd chunk sizes cross quad boundaries; a root may be asked mid-stream and again later.
+    data = random.Random(11).randbytes(5000)
+    hasher = CommP()
+    for start in range(0, 2000, 333):
+        hasher.update(data[start : start + 333])
+    done = hasher.payload_size  # 2331: seven chunks
+    assert hasher.cid_at(4096) == commp(data[:done], piece_size=4096).cid
+    for start in range(done, len(data), 777):
+        hasher.update(data[start : start + 777])
+    assert hasher.payload_size == len(data)
+    assert hasher.root_at(8192) == reference_root(data, 8192)
+    for size in (8192, 16384, 1 << 20):
+        assert hasher.cid_at(size) == commp(data, piece_size=size).cid
+    with pytest.raises(ValueError, match="at least 8192"):
+        hasher.root_at(4096)
+
+
+def test_a_piece_grows_by_zero_subtrees() -> None:
+    # What retrieval relies on to find the size of a piece whose size it was not told: each
+    # size's root is the parent of the one below and a zero subtree.
+    data = random.Random(12).randbytes(1000)
+    hasher = CommP()
+    hasher.update(data)
+    assert [hasher.cid_at(128 << k) for k in range(3, 8)] == [
+        commp(data, piece_size=128 << k).cid for k in range(3, 8)
+    ]
+    assert len({hasher.cid_at(128 << k) for k in range(3, 8)}) == 5
+
+
+def test_incremental_matches_web3_storage_data_segment(tmp_path: Path) -> None:
+    require_oracle("@web3-storage/data-segment")
+    rng = random.Random(43)
+    cases = [rng.randbytes(n) for n in (1, 127, 4000, 127 * 8192 + 1, 700_000)]
+    for i, data in enumerate(cases):
+        (tmp_path / f"{i}.bin").write_bytes(data)
+    out = run_oracle(
+        "import { Piece } from '@web3-storage/data-segment'\n"
+        "import { readFileSync } from 'node:fs'\n"
+        "const out = process.argv.slice(2).map(f => {\n"
+        "  const p = Piece.fromPayload(readFileSync(f))\n"
+        "  return { root: Buffer.from(p.link.multihash.digest.slice(-32)).toString('hex'),\n"
+        "           size: Number(p.size) }\n"
+        "})\n"
+        "console.log(JSON.stringify(out))\n",
+        *(str(tmp_path / f"{i}.bin") for i in range(len(cases))),
+    )
+    for data, answer in zip(cases, json.loads(out), strict=True):
+        hasher = CommP()
+        step = 1 + len(data) // 7
+        for start in range(0, len(data), step):
+            hasher.update(data[start : start + step])
+        assert hasher.minimal_size == answer["size"]
+        assert hasher.root_at(answer["size"]).hex() == answer["root"], len(data)
+
+
+def test_the_size_of_a_piece_is_found_from_its_root() -> None:
+    data = random.Random(13).randbytes(3000)
+    hasher = CommP()
+    hasher.update(data)
+    for size in (4096, 8192, 1 << 20, 32 << 30):
+        assert hasher.size_of(root_of_piece_cid(commp(data, piece_size=size).cid)) == size
+    assert hasher.size_of(root_of_piece_cid(commp(data + b"x").cid)) is None
+    with pytest.raises(ValueError, match="not a piece CID"):
+        root_of_piece_cid("bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4")

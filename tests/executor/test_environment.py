@@ -118,3 +118,45 @@ def test_a_bad_input_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch, v
     with pytest.raises(JobFailed) as failure:
         max_input_bytes()
     assert str(failure.value) == message
+
+
+def test_retrieval_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from executor.retrieval import RetrievalSettings
+
+    for name in ("IPNI_URL", "IPFS_GATEWAYS", "EXECUTOR_RETRIEVAL_TIMEOUT_S", "DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert RetrievalSettings.from_environment() == RetrievalSettings(
+        ipni_url="https://cid.contact", gateways=(), timeout_s=600.0, piece_dir=Path("data/pieces")
+    )
+    monkeypatch.setenv("IPNI_URL", "")  # set but empty: routing off, unlike other variables
+    monkeypatch.setenv("IPFS_GATEWAYS", " https://gw.example/ ,,http://127.0.0.1:8080")
+    monkeypatch.setenv("EXECUTOR_RETRIEVAL_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("DATA_DIR", "/var/lib/filplus")
+    assert RetrievalSettings.from_environment() == RetrievalSettings(
+        ipni_url=None,
+        gateways=("https://gw.example", "http://127.0.0.1:8080"),
+        timeout_s=2.5,
+        piece_dir=Path("/var/lib/filplus/pieces"),
+    )
+    monkeypatch.setenv("IPNI_URL", "https://ipni.example/")
+    assert environment.ipni_url() == "https://ipni.example"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("IPNI_URL", "cid.contact"),
+        ("IPFS_GATEWAYS", "https://ok.example,file:///etc"),
+        ("EXECUTOR_RETRIEVAL_TIMEOUT_S", "0"),
+        ("EXECUTOR_RETRIEVAL_TIMEOUT_S", "inf"),
+        ("EXECUTOR_RETRIEVAL_TIMEOUT_S", "soon"),
+    ],
+)
+def test_bad_retrieval_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    from executor.retrieval import RetrievalSettings
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(BadSetting, match=name):
+        RetrievalSettings.from_environment()

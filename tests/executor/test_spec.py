@@ -125,3 +125,39 @@ def test_parse_mount() -> None:
     assert (mount.cid, mount.path) == (HELLO_V1_DAGPB, "/data/hello.txt")
     with pytest.raises(SpecError, match="CID:/path"):
         parse_mount("/data/hello.txt")
+
+
+PIECE = "baga6ea4seaqae5ysjdbsr4b5jhotaz5ooh62jrrdbxwygfpkkfjz44kvywycmgy"
+
+
+def test_a_piece_input_and_its_raw_flag() -> None:
+    plain = parse_spec(wasm(inputs=[{"cid": RAW, "path": "/in/a"}]))
+    # `raw` absent or false leaves the canonical form (and so the seed) as it always was.
+    assert b'"raw"' not in plain.canonical_json()
+    assert parse_spec(wasm(inputs=[{"cid": RAW, "path": "/in/a", "raw": False}])) == plain
+    assert (
+        plain.canonical_json()
+        == b'{"annotations":[],"engine":"wasm","inputs":[{"cid":"' + RAW.encode()
+        + b'",'
+        b'"path":"/in/a"}],"limits":{"fuel":null,"memory_bytes":268435456,"timeout_s":600},'
+        b'"wasm":{"args":[],"entry_point":"_start","env":{},"module":"' + RAW.encode() + b'"}}'
+    )
+    piece = parse_spec(wasm(inputs=[{"cid": PIECE, "path": "/in/p", "raw": True}]))
+    assert piece.inputs[0].raw is True
+    assert piece.to_json()["inputs"] == [{"cid": PIECE, "path": "/in/p", "raw": True}]
+    assert parse_spec(piece.to_json()) == piece
+    assert piece.seed() != parse_spec(wasm(inputs=[{"cid": PIECE, "path": "/in/p"}])).seed()
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"cid": RAW, "path": "/in/a", "raw": True}, "piece CID"),
+        ({"cid": PIECE, "path": "/in/a", "raw": 1}, "true or false"),
+        ({"cid": PIECE, "path": "/in/a", "raw": "yes"}, "true or false"),
+    ],
+)
+def test_raw_is_a_boolean_for_pieces_only(item: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message) as err:
+        parse_spec(wasm(inputs=[item]))
+    assert err.value.field == "inputs.0.raw"
