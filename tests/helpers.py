@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -141,10 +142,31 @@ def celery(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
 
 
 @contextlib.contextmanager
-def silent_node() -> Iterator[str]:
-    """A JSON-RPC URL whose server accepts connections (the kernel completes them from the
-    listen backlog) and never reads or answers: a client waits until its own timeout."""
+def silent_node(asked: threading.Event | None = None) -> Iterator[str]:
+    """A JSON-RPC URL whose server accepts connections and never answers: a client waits
+    until its own timeout. Given `asked`, it is set once a request's first bytes arrive, so
+    a test knows its client is waiting in the read (a fixed sleep raced a loaded machine)."""
+    held: list[socket.socket] = []
+
+    def listen(server: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # the server socket was closed
+            held.append(conn)  # kept open, never answered
+            if conn.recv(1) and asked is not None:
+                asked.set()
+
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        yield f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+        if asked is not None:
+            threading.Thread(target=listen, args=(silent,), daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{silent.getsockname()[1]}/rpc/v1"
+        finally:
+            if asked is not None:
+                silent.shutdown(socket.SHUT_RDWR)  # wakes the accept: the thread ends
+            for conn in held:
+                conn.close()

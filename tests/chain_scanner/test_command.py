@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -134,11 +135,13 @@ def test_progress_bars_on_a_terminal(tmp_path: Path) -> None:
 def test_follow_on_a_silent_node_second_ctrl_c_stops_at_once(tmp_path: Path) -> None:
     """The pass is stuck in a read from a node that never answers: the first Ctrl-C asks for
     a stop after the batch, the second ends the process at once, without a traceback."""
-    with silent_node() as url:
+    asked = threading.Event()
+    with silent_node(asked) as url:
         env = process_env(tmp_path, LOTUS_RPC_URL=url)
         assert manage(env, "migrate", "-v0").returncode == 0
         proc = spawn(env, "scan_chain", "--follow")
-        time.sleep(2)
+        assert asked.wait(60), "the scanner never asked the node"
+        time.sleep(0.3)  # from the request's bytes to the read that waits for its answer
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -108,9 +109,11 @@ def test_a_second_ctrl_c_leaves_at_once_while_the_scanner_waits_on_a_silent_node
 ) -> None:
     """A node that accepts the connection and never answers: the scanner's thread is stuck
     in a read, the first Ctrl-C gives it a moment, the second leaves at once, no traceback."""
-    with silent_node() as url:
+    asked_node = threading.Event()
+    with silent_node(asked_node) as url:
         proc, _ = _serve_offline(tmp_path, url)
-        time.sleep(1)
+        assert asked_node.wait(60), "the scanner never asked the node"
+        time.sleep(0.3)  # from the request's bytes to the read that waits for its answer
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
@@ -121,9 +124,11 @@ def test_a_second_ctrl_c_leaves_at_once_while_the_scanner_waits_on_a_silent_node
 
 
 def test_a_scanner_stuck_on_a_silent_node_does_not_hold_ctrl_c(tmp_path: Path) -> None:
-    with silent_node() as url:
+    asked_node = threading.Event()
+    with silent_node(asked_node) as url:
         proc, _ = _serve_offline(tmp_path, url)
-        time.sleep(1)
+        assert asked_node.wait(60), "the scanner never asked the node"
+        time.sleep(0.3)  # from the request's bytes to the read that waits for its answer
         asked = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
