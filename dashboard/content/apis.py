@@ -1,10 +1,10 @@
-"""`POST /api/v1/content` uploads and the read-only `GET /ipfs/{cid}[/path]` gateway."""
+"""`POST /api/v1/content` uploads and the read-only `GET /ipfs/{cid}[/path]` gateway, a
+trustless one too (`dashboard.content.trustless`)."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from django.http import HttpResponse, StreamingHttpResponse
@@ -20,10 +20,12 @@ from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey, api_k
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.content import services as content
+from dashboard.content import trustless
 from dashboard.errors import DomainError
+from executor.cids import InvalidCID, normalize_cid
 from executor.storage import ContentNotFound, StorageError
 
-CAR_TYPE = "application/vnd.ipld.car"
+CAR_TYPE = trustless.CAR_TYPE
 
 
 class UploadedSerializer(serializers.Serializer):
@@ -83,18 +85,27 @@ class _Bounded:
         return self.out.write(data)
 
 
-def _car(cid: str, caller: str) -> Iterator[bytes]:
-    """The CAR of `cid`, exported in full before its first byte is given (so that a DAG
-    that turns out incomplete or too large is an error, not a cut-off 200), and charged."""
-    with tempfile.TemporaryDirectory(prefix="filplus-car-") as tmp:
-        path = Path(tmp) / "out.car"
-        with path.open("wb") as out:
-            bounded = _Bounded(out)
-            content.storage().export_car(cid, bounded)  # type: ignore[arg-type]
+def _car(write: Callable[[BinaryIO], list[str]], caller: str) -> tuple[list[str], int, BinaryIO]:
+    """A CAR written in full by `write` before its first byte is given (so that a DAG that
+    turns out incomplete or too large is an error, not a cut-off 200), and charged: the
+    path's CIDs `write` returns, its size and the spooled file."""
+    # Closed by _chunks once the response has sent it, or here on an error.
+    spool = tempfile.TemporaryFile(prefix="filplus-car-")  # noqa: SIM115
+    try:
+        bounded = _Bounded(spool)
+        roots = write(bounded)  # type: ignore[arg-type]
         content.charge_egress(caller, bounded.size)
-        with path.open("rb") as data:
-            while chunk := data.read(1 << 20):
-                yield chunk
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return roots, bounded.size, spool
+
+
+def _chunks(spool: BinaryIO) -> Iterator[bytes]:
+    with spool:
+        while chunk := spool.read(1 << 20):
+            yield chunk
 
 
 def _caller(request: Request) -> str:
@@ -104,7 +115,9 @@ def _caller(request: Request) -> str:
 
 
 class GatewayView(APIView):
-    """Stored content, read-only: files as bytes, folders as a listing, `?format=car` a CAR.
+    """Stored content, read-only: files as bytes, folders as a listing; and as a trustless
+    gateway, a CAR (`?format=car` or `Accept: application/vnd.ipld.car`) or one raw block
+    (`?format=raw` or `Accept: application/vnd.ipld.raw`) that a client verifies itself.
 
     Any API key or a moderator's session may read; the store is not an open gateway.
     """
@@ -112,32 +125,19 @@ class GatewayView(APIView):
     permission_classes = [AnyKeyOrSession]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
-        # The body is bytes, HTML or a CAR whatever the Accept header says; only errors are
-        # rendered, and always as JSON.
+        # The body is bytes, HTML, a CAR or a block whatever the Accept header says (the
+        # view reads it itself); only errors are rendered, and always as JSON.
         return (JsonRenderer(), JsonRenderer.media_type)
 
     # Outside the API (docs/api.md): not part of the v1 schema.
     @extend_schema(exclude=True)
     def get(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
+        answer = trustless.wanted(request.query_params, request.headers.get("Accept", ""), path)
+        if answer is not None:
+            return _verifiable(request, cid, path, answer)
         target, is_dir, entries = content.resolve(cid, path)
-        wants_car = request.query_params.get("format") == "car" or CAR_TYPE in request.headers.get(
-            "Accept", ""
-        )
-        headers = {"X-Content-Type-Options": "nosniff", "X-Ipfs-Roots": target}
+        headers = {"X-Content-Type-Options": "nosniff", "X-Ipfs-Roots": target, "Vary": "Accept"}
         caller = _caller(request)
-        if wants_car:
-            try:
-                body = _car(target, caller)
-                first = next(body)  # fail before the 200 is sent
-            except ContentNotFound as exc:
-                raise DomainError("not_found", str(exc), status=404) from None
-            except StorageError as exc:
-                raise DomainError("storage_unavailable", str(exc), status=503) from None
-            return StreamingHttpResponse(
-                _chain(first, body),
-                content_type=CAR_TYPE,
-                headers={**headers, "Content-Disposition": f'attachment; filename="{target}.car"'},
-            )
         if is_dir:
             page = render_to_string(
                 "dashboard/ipfs_folder.html",
@@ -156,6 +156,60 @@ class GatewayView(APIView):
         )
 
 
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
+# Content under a CID never changes; the answers are for one key's eyes, so no shared cache.
+IMMUTABLE = "private, max-age=29030400, immutable"
+
+
+def _verifiable(
+    request: Request, cid: str, path: str, answer: trustless.Wanted
+) -> HttpResponseBase:
+    """A CAR or a raw block, as the trustless gateway spec has them."""
+    try:
+        canonical = normalize_cid(cid)
+    except InvalidCID:
+        raise DomainError("invalid_cid", f"{cid!r} is not a CID", fields={"cid": cid}) from None
+    etag = answer.etag(canonical, path)
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": IMMUTABLE,
+        "Etag": etag,
+        "Vary": "Accept",
+    }
+    if answer.negotiated:
+        query = request.query_params.copy()
+        query["format"] = answer.format
+        headers["Content-Location"] = f"{request.path}?{query.urlencode()}"
+    if etag in request.headers.get("If-None-Match", ""):
+        return HttpResponse(status=304, headers=headers)
+    caller = _caller(request)
+    store = content.storage()
+    try:
+        if answer.format == "raw":
+            block = trustless.read_block(store, canonical)
+            content.charge_egress(caller, len(block))
+            return HttpResponse(
+                block,
+                content_type=trustless.RAW_TYPE,
+                headers={
+                    **headers,
+                    "X-Ipfs-Roots": canonical,
+                    "Content-Disposition": f'attachment; filename="{canonical}.bin"',
+                },
+            )
+        roots, size, spool = _car(
+            lambda out: trustless.write_car(store, canonical, path, answer.scope, out), caller
+        )
+    except ContentNotFound as exc:
+        raise DomainError("not_found", str(exc), status=404) from None
+    except StorageError as exc:
+        raise DomainError("storage_unavailable", str(exc), status=503) from None
+    return StreamingHttpResponse(
+        _chunks(spool),
+        content_type=trustless.CAR_CONTENT_TYPE,
+        headers={
+            **headers,
+            "Content-Length": str(size),
+            "X-Ipfs-Roots": ",".join(roots),
+            "Content-Disposition": f'attachment; filename="{canonical}.car"',
+        },
+    )
