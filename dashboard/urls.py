@@ -122,7 +122,7 @@ urlpatterns = [
     path("requester/", include((requester, "requester"))),
     # Stored content by CID (outside the API, docs/api.md): result links in the pages, CLI `get`.
     path("ipfs/<str:cid>", content.GatewayView.as_view(), name="ipfs"),
-    path("ipfs/<str:cid>/<path:path>", content.GatewayView.as_view(), name="ipfs-path"),
+    path("ipfs/<str:cid>/<path:path>", content.GatewayPathView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its script from a URL rather than inline, as the CSP wants.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -10,12 +10,14 @@ from typing import BinaryIO
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey, api_key
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses, rendered
@@ -114,6 +116,45 @@ def _caller(request: Request) -> str:
     return f"key:{key.prefix}" if key is not None else f"user:{request.user.pk}"
 
 
+GATEWAY_DESCRIPTION = (
+    "Outside /api/v1 (docs/api.md). A trustless gateway too: a CAR (`format=car` or "
+    f"`Accept: {trustless.CAR_TYPE}`), always `{trustless.CAR_CONTENT_TYPE}`, or "
+    f"one raw block (`format=raw` or `Accept: {trustless.RAW_TYPE}`, no path)."
+)
+
+
+def _format(*forms: str) -> OpenApiParameter:
+    return OpenApiParameter(
+        "format",
+        {"type": "string", "enum": list(forms)},
+        description="a CAR (or, with no path, one raw block) instead of the content; beats Accept",
+    )
+
+
+# A CID in the path: "/" would start the path under it, so no base64 CID that holds one
+# (base64url, `u…`, is what URLs are for).
+IPFS_CID_SCHEMA = {**CID_SCHEMA, "pattern": "^[^/]+$"}
+GATEWAY_PARAMETERS = [
+    OpenApiParameter("cid", IPFS_CID_SCHEMA, OpenApiParameter.PATH),
+    OpenApiParameter(
+        "dag-scope",
+        {"type": "string", "enum": list(trustless.SCOPES), "default": "all"},
+        description="a CAR's blocks: the whole DAG, the file or folder itself, or one block",
+    ),
+    OpenApiParameter("car-version", {"type": "string", "enum": ["1"]}),
+    OpenApiParameter("car-order", {"type": "string", "enum": ["dfs", "unk"]}),
+    OpenApiParameter("car-dups", {"type": "string", "enum": ["n"]}),
+]
+GATEWAY_RESPONSES = {
+    (200, trustless.CAR_TYPE): OpenApiTypes.BINARY,
+    (200, trustless.RAW_TYPE): OpenApiTypes.BINARY,
+    (200, "application/octet-stream"): OpenApiTypes.BINARY,
+    (200, "text/html"): OpenApiTypes.STR,
+    304: OpenApiResponse(description="If-None-Match names this answer's Etag"),
+    **error_responses(400, 401, 403, 404, 406, 413, 429, 503),
+}
+
+
 class GatewayView(APIView):
     """Stored content, read-only: files as bytes, folders as a listing; and as a trustless
     gateway, a CAR (`?format=car` or `Accept: application/vnd.ipld.car`) or one raw block
@@ -129,8 +170,13 @@ class GatewayView(APIView):
         # view reads it itself); only errors are rendered, and always as JSON.
         return (JsonRenderer(), JsonRenderer.media_type)
 
-    # Outside the API (docs/api.md): not part of the v1 schema.
-    @extend_schema(exclude=True)
+    @extend_schema(
+        operation_id="ipfs_content",
+        summary="Stored content: a file's bytes, a folder's page, a CAR or one raw block",
+        description=GATEWAY_DESCRIPTION,
+        parameters=[*GATEWAY_PARAMETERS, _format("car", "raw")],
+        responses=GATEWAY_RESPONSES,
+    )
     def get(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
         answer = trustless.wanted(request.query_params, request.headers.get("Accept", ""), path)
         if answer is not None:
@@ -154,6 +200,24 @@ class GatewayView(APIView):
             content_type="application/octet-stream",
             headers={**headers, "Content-Length": str(size)},
         )
+
+
+class GatewayPathView(GatewayView):
+    """`/ipfs/{cid}/{path}`: the same, at a path under the CID (an operation of its own)."""
+
+    @extend_schema(
+        operation_id="ipfs_content_path",
+        summary="Stored content at a path under a CID (a CAR starts with the path's blocks)",
+        description=GATEWAY_DESCRIPTION,
+        parameters=[
+            *GATEWAY_PARAMETERS,
+            _format("car"),
+            OpenApiParameter("path", OpenApiTypes.STR, OpenApiParameter.PATH),
+        ],
+        responses=GATEWAY_RESPONSES,
+    )
+    def get(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
+        return super().get(request, cid, path)
 
 
 # Content under a CID never changes; the answers are for one key's eyes, so no shared cache.
