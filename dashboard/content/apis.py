@@ -145,7 +145,7 @@ GATEWAY_PARAMETERS = [
     OpenApiParameter("car-order", {"type": "string", "enum": ["dfs", "unk"]}),
     OpenApiParameter("car-dups", {"type": "string", "enum": ["n"]}),
 ]
-GATEWAY_RESPONSES = {
+GATEWAY_RESPONSES: dict[int | tuple[int, str], object] = {
     (200, trustless.CAR_TYPE): OpenApiTypes.BINARY,
     (200, trustless.RAW_TYPE): OpenApiTypes.BINARY,
     (200, "application/octet-stream"): OpenApiTypes.BINARY,
