@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -145,7 +145,7 @@ GATEWAY_PARAMETERS = [
     OpenApiParameter("car-order", {"type": "string", "enum": ["dfs", "unk"]}),
     OpenApiParameter("car-dups", {"type": "string", "enum": ["n"]}),
 ]
-GATEWAY_RESPONSES: dict[int | tuple[int, str], object] = {
+GATEWAY_RESPONSES: dict[Any, Any] = {  # keys: a status, or (status, media type)
     (200, trustless.CAR_TYPE): OpenApiTypes.BINARY,
     (200, trustless.RAW_TYPE): OpenApiTypes.BINARY,
     (200, "application/octet-stream"): OpenApiTypes.BINARY,
