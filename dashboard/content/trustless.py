@@ -106,20 +106,6 @@ def wanted(query: Mapping[str, str], accept: str, path: str) -> Wanted | None:
     """The verifiable answer a request asks for; None for the deserialized one (a file's
     bytes, a folder's page). `?format=` beats `Accept`. 400 for a query we cannot answer,
     406 when Accept names only CAR or raw forms we do not send."""
-    scope_text = query.get("dag-scope", "all")
-    if scope_text not in SCOPES:
-        raise DomainError(
-            "invalid_dag_scope",
-            f"dag-scope must be one of {', '.join(SCOPES)}",
-            fields={"dag-scope": scope_text},
-        )
-    scope: Scope = scope_text  # type: ignore[assignment]
-    if "entity-bytes" in query:
-        raise DomainError(
-            "unsupported_format",
-            "entity-bytes is not supported here: ask for dag-scope=entity",
-            fields={"entity-bytes": query["entity-bytes"]},
-        )
     chosen: Literal["car", "raw"] | None = None
     negotiated = False
     form = query.get("format")
@@ -151,12 +137,29 @@ def wanted(query: Mapping[str, str], accept: str, path: str) -> Wanted | None:
                 status=406,
             )
         negotiated = chosen is not None
-    if chosen == "raw" and path.strip("/"):
+    if chosen is None:
+        return None
+    if chosen == "raw":
+        if path.strip("/"):
+            raise DomainError(
+                "unsupported_format",
+                "a raw block is asked for by its CID alone, with no path: /ipfs/{cid}?format=raw",
+            )
+        return Wanted("raw", "block", negotiated)
+    scope = query.get("dag-scope", "all")
+    if scope not in SCOPES:
+        raise DomainError(
+            "invalid_dag_scope",
+            f"dag-scope must be one of {', '.join(SCOPES)}",
+            fields={"dag-scope": scope},
+        )
+    if "entity-bytes" in query:
         raise DomainError(
             "unsupported_format",
-            "a raw block is asked for by its CID alone, with no path: /ipfs/{cid}?format=raw",
+            "entity-bytes is not supported here: ask for dag-scope=entity",
+            fields={"entity-bytes": query["entity-bytes"]},
         )
-    return None if chosen is None else Wanted(chosen, scope, negotiated)
+    return Wanted("car", scope, negotiated)  # type: ignore[arg-type]
 
 
 # --- blocks out of the store's CAR export ---------------------------------------------------

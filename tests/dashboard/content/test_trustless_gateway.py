@@ -18,8 +18,11 @@ import httpx
 import pytest
 from django.test import Client
 
+from dashboard.content import trustless
 from executor.car import CarReader
 from executor.embedded_store import EmbeddedStore
+from executor.kubo import KuboClient
+from executor.storage import Storage
 from executor.unixfs import (
     CODEC_DAG_PB,
     DataType,
@@ -30,6 +33,7 @@ from executor.unixfs import (
     decode_unixfs,
 )
 from tests.base import Personas
+from tests.executor.ipfs_daemon import JsIpfsDaemon, jsipfs_missing
 from tests.executor.node_oracles import node22, require_oracle, run_oracle
 from tests.helpers import ROOT, answers, database_urls, free_port, manage, process_env, wait_until
 
@@ -266,6 +270,39 @@ def test_limits_auth_and_revalidation_hold_for_cars_and_blocks(
     assert over.status_code == 429 and over.json()["error"]["code"] == "egress_limit"
     assert client.get(f"/ipfs/{big}?format=car&dag-scope=block", **fresh).status_code == 200
     assert client.get(f"/ipfs/{big}?format=raw", **fresh).status_code == 200
+
+
+def car_from(store: Storage, cid: str, path: str, scope: trustless.Scope) -> bytes:
+    out = io.BytesIO()
+    trustless.write_car(store, cid, path, scope, out)
+    return out.getvalue()
+
+
+def test_with_an_ipfs_node_behind_the_store(tmp_path: Path) -> None:
+    """The CARs and blocks come from any store's export_car: here a real node's (js-ipfs,
+    Kubo's RPC), the export stopped after the block wanted."""
+    missing = jsipfs_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    daemon = JsIpfsDaemon(tmp_path / "repo")
+    daemon.start()
+    try:
+        with KuboClient(daemon.url, timeout=30) as node:
+            added = {e.path: e.cid for e in node.add_path(make_folder(tmp_path / "folder"))}
+            root, big = added["folder"], added["folder/big.bin"]
+            assert parse_car(car_from(node, root, "", "block")).cids == [root]
+            whole = parse_car(car_from(node, root, "", "all"))
+            assert whole.roots == [root] and len(whole.cids) == 9
+            assert whole.cids == dfs_order(root, dict(whole.blocks))
+            path = parse_car(car_from(node, root, "sub/big-copy.bin", "entity"))
+            assert path.cids[:2] == [root, added["folder/sub"]] and path.cids[2] == big
+            assert len(path.cids) == 2 + 5
+            block = trustless.read_block(node, big)
+            assert decode_cid(cid_to_bytes(big))[0].verify(block)
+    finally:
+        daemon.stop()
 
 
 # --- a real server, read by independent verifying clients -------------------------------------
