@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.template.loader import render_to_string
+from django.utils.encoding import escape_uri_path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -242,7 +243,7 @@ def _verifiable(
     if answer.negotiated:
         query = request.query_params.copy()
         query["format"] = answer.format
-        headers["Content-Location"] = f"{request.path}?{query.urlencode()}"
+        headers["Content-Location"] = f"{escape_uri_path(request.path)}?{query.urlencode()}"
     if etag in request.headers.get("If-None-Match", ""):
         return HttpResponse(status=304, headers=headers)
     caller = _caller(request)

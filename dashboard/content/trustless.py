@@ -308,6 +308,10 @@ def write_car(store: Storage, cid: str, path: str, scope: Scope, out: BinaryIO) 
         root = cid_to_bytes(normalize_cid(cid))
     except InvalidCID:
         raise DomainError("invalid_cid", f"{cid!r} is not a CID", fields={"cid": cid}) from None
+    names = [part for part in path.split("/") if part]
+    if scope == "all" and not names:  # the store's own export is that CAR
+        store.export_car(cid_text(root), out)
+        return [cid_text(root)]
     header = encode_header([root])
     out.write(encode_varint(len(header)) + header)
     sent: set[bytes] = set()  # multihashes, as the stores key their blocks
@@ -323,7 +327,7 @@ def write_car(store: Storage, cid: str, path: str, scope: Scope, out: BinaryIO) 
             send(binary, decode_cid(binary)[0], block)
 
     current, along = root, [cid_text(root)]
-    for name in (part for part in path.split("/") if part):
+    for name in names:
         folder = _folder(store, current)
         if folder is None:
             raise DomainError("not_found", f"{cid_text(current)} is a file, not a directory",
