@@ -178,6 +178,12 @@ class GatewayView(APIView):
         parameters=[*GATEWAY_PARAMETERS, _format("car", "raw")],
         responses=GATEWAY_RESPONSES,
     )
+    def head(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
+        answer = trustless.wanted(request.query_params, request.headers.get("Accept", ""), path)
+        if answer is None or path.strip("/"):
+            return self.get(request, cid, path)  # the whole answer, its body left unsent
+        return _verifiable(request, cid, path, answer, head=True)
+
     def get(self, request: Request, cid: str, path: str = "") -> HttpResponseBase:
         answer = trustless.wanted(request.query_params, request.headers.get("Accept", ""), path)
         if answer is not None:
@@ -226,9 +232,10 @@ IMMUTABLE = "private, max-age=29030400, immutable"
 
 
 def _verifiable(
-    request: Request, cid: str, path: str, answer: trustless.Wanted
+    request: Request, cid: str, path: str, answer: trustless.Wanted, *, head: bool = False
 ) -> HttpResponseBase:
-    """A CAR or a raw block, as the trustless gateway spec has them."""
+    """A CAR or a raw block, as the trustless gateway spec has them; for a HEAD with no path,
+    only whether the block of `cid` is here (404 otherwise), at no cost to the caller."""
     try:
         canonical = normalize_cid(cid)
     except InvalidCID:
@@ -248,18 +255,26 @@ def _verifiable(
         return HttpResponse(status=304, headers=headers)
     caller = _caller(request)
     store = content.storage()
+    named = {"X-Ipfs-Roots": canonical, "Content-Disposition": _attachment(canonical, answer)}
     try:
+        if head:
+            block = trustless.read_block(store, canonical)
+            if answer.format == "raw":
+                return HttpResponse(
+                    content_type=trustless.RAW_TYPE,
+                    headers={**headers, **named, "Content-Length": str(len(block))},
+                )
+            # Streaming: no Content-Length, which only writing the CAR would tell.
+            return StreamingHttpResponse(
+                iter(()), content_type=trustless.CAR_CONTENT_TYPE, headers={**headers, **named}
+            )
         if answer.format == "raw":
             block = trustless.read_block(store, canonical)
             content.charge_egress(caller, len(block))
             return HttpResponse(
                 block,
                 content_type=trustless.RAW_TYPE,
-                headers={
-                    **headers,
-                    "X-Ipfs-Roots": canonical,
-                    "Content-Disposition": f'attachment; filename="{canonical}.bin"',
-                },
+                headers={**headers, **named},
             )
         roots, size, spool = _car(
             lambda out: trustless.write_car(store, canonical, path, answer.scope, out), caller
@@ -274,7 +289,11 @@ def _verifiable(
         headers={
             **headers,
             "Content-Length": str(size),
+            **named,
             "X-Ipfs-Roots": ",".join(roots),
-            "Content-Disposition": f'attachment; filename="{canonical}.car"',
         },
     )
+
+
+def _attachment(cid: str, answer: trustless.Wanted) -> str:
+    return f'attachment; filename="{cid}.{"bin" if answer.format == "raw" else "car"}"'

@@ -216,6 +216,23 @@ def test_a_raw_block(client: Client, store: EmbeddedStore, auth: dict[str, str])
     assert body(client.get(f"/ipfs/{leaf}?format=raw", **auth)) == BIG[:262144]
 
 
+def test_head_says_whether_the_block_is_here_at_no_cost(
+    client: Client, store: EmbeddedStore, auth: dict[str, str], settings
+) -> None:
+    big = store.add_bytes(BIG)
+    settings.GATEWAY_BYTES_PER_HOUR = 1000
+    for form, kind in (("car", CAR_TYPE), ("raw", "application/vnd.ipld.raw")):
+        for _ in range(3):
+            answer = client.head(f"/ipfs/{big}?format={form}", **auth)
+            assert answer.status_code == 200 and answer["Content-Type"] == kind
+            assert answer["Etag"] and answer["Content-Disposition"].startswith("attachment")
+            assert body(answer) == b""
+    assert client.head(f"/ipfs/{big}?format=raw", **auth)["Content-Length"] != "0"
+    absent = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    assert client.head(f"/ipfs/{absent}?format=car", **auth).status_code == 404
+    assert client.head(f"/ipfs/{absent}?format=raw", **auth).status_code == 404
+
+
 def test_forms_not_served_are_refused_as_json(
     client: Client, store: EmbeddedStore, auth: dict[str, str]
 ) -> None:
