@@ -165,7 +165,7 @@ def wanted(query: Mapping[str, str], accept: str, path: str) -> Wanted | None:
 # --- blocks out of the store's CAR export ---------------------------------------------------
 
 
-class _Enough(Exception):  # noqa: N818 (not an error: the sections wanted have been read)
+class _Enough(Exception):
     """Stops an export once the sections wanted have been read."""
 
 
