@@ -337,6 +337,9 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    for package in ("@helia/verified-fetch", "helia", "@helia/http", "@ipld/car", "multiformats"):
+        require_oracle(package)  # before the server starts, to skip (or fail) at once
+    node22()
     tmp = tmp_path_factory.mktemp("gateway")
     databases = database_urls(tmp)
     env = process_env(tmp, DATABASE_URL=next(databases), API_RATE_LIMIT="0")
@@ -367,8 +370,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 
 def oracle(gateway: Gateway, mode: str, *args: str) -> dict:
-    require_oracle("@helia/verified-fetch")
-    require_oracle("@ipld/car")
     out = run_oracle(ORACLE.read_text(), mode, gateway.url, gateway.key, *args, node=node22())
     return json.loads(out)
 
