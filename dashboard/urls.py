@@ -49,6 +49,14 @@ class CidTextConverter:
 
 register_converter(CidTextConverter, "cid_text")
 
+
+class SubpathConverter(CidTextConverter):
+    """A path under a CID in `/ipfs/`: any text, newlines included, so that a name no entry
+    has is the gateway's JSON 404, not Django's page."""
+
+
+register_converter(SubpathConverter, "subpath")
+
 api_v1 = [
     # any text: multibase base64 CIDs (m…) may contain "/"
     path("cids/<cid_text:cid>", eligibility.CidView.as_view(), name="api-cid"),
@@ -123,7 +131,7 @@ urlpatterns = [
     path("requester/", include((requester, "requester"))),
     # Stored content by CID (outside the API, docs/api.md): result links in the pages, CLI `get`.
     path("ipfs/<str:cid>", content.GatewayView.as_view(), name="ipfs"),
-    path("ipfs/<str:cid>/<path:path>", content.GatewayView.as_view(), name="ipfs-path"),
+    path("ipfs/<str:cid>/<subpath:path>", content.GatewayPathView.as_view(), name="ipfs-path"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its script from a URL rather than inline, as the CSP wants.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

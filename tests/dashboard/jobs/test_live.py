@@ -160,7 +160,7 @@ def test_content_upload_and_gateway(live: Live) -> None:
     assert (file.status_code, file.content) == (200, b"bb\n")
     assert file.headers["content-type"] == "application/octet-stream"
     car = httpx.get(f"{live.url}/ipfs/{root}?format=car", headers=headers)
-    assert car.headers["content-type"] == "application/vnd.ipld.car"
+    assert car.headers["content-type"] == "application/vnd.ipld.car; version=1; order=dfs; dups=n"
     assert EmbeddedStore(live.tmp / "from-car").import_car(io.BytesIO(car.content)) == [root]
     assert httpx.get(f"{live.url}/ipfs/{root}").status_code == 401
     missing = httpx.get(f"{live.url}/ipfs/{root}/nope", headers=headers)
