@@ -137,6 +137,14 @@ def env_url(name: str, default: str | None = None, *, schemes: tuple[str, ...]) 
     return value
 
 
+def env_url_or_off(name: str, default: str, *, schemes: tuple[str, ...]) -> str | None:
+    """A URL with a default, where NAME set but empty turns the feature off (None)."""
+    raw = _raw(name)
+    if raw is not None and not raw.strip():
+        return None
+    return env_url(name, default, schemes=schemes)
+
+
 def env_list(name: str) -> list[str]:
     """Comma-separated items, each stripped; empty items are dropped (unset: none)."""
     return [item.strip() for item in (env_str(name) or "").split(",") if item.strip()]

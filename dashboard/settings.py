@@ -23,6 +23,7 @@ from dashboard.env import (
     env_rate,
     env_str,
     env_url,
+    env_url_or_off,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -187,6 +188,12 @@ EXECUTOR_MAX_ATTEMPTS = env_int("EXECUTOR_MAX_ATTEMPTS", 3, minimum=1)
 EXECUTOR_WORKERS = env_int("EXECUTOR_WORKERS", 1, minimum=0)
 # What one job's inputs may write to the worker's disk: file bytes plus 4096 a file or folder.
 EXECUTOR_MAX_INPUT_BYTES = env_int("EXECUTOR_MAX_INPUT_BYTES", 4 << 30, minimum=1)
+# Where the bundled executor fetches an input its store lacks, after the storage providers
+# the chain names (docs/jobs.md): delegated routing (set but empty: none) and trustless
+# gateways; each request to one of them has EXECUTOR_RETRIEVAL_TIMEOUT_S, start to last byte.
+IPNI_URL = env_url_or_off("IPNI_URL", "https://cid.contact", schemes=("http", "https"))
+IPFS_GATEWAYS = env_http_urls("IPFS_GATEWAYS")
+EXECUTOR_RETRIEVAL_TIMEOUT_S = env_int("EXECUTOR_RETRIEVAL_TIMEOUT_S", 600, minimum=1)
 # Largest upload `POST /content` takes: its body, and for a CAR what its blocks take on disk
 # (each its bytes plus 4096).
 CONTENT_MAX_BYTES = env_int("CONTENT_MAX_BYTES", 256 * 1024 * 1024, minimum=1)

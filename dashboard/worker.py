@@ -28,10 +28,12 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from dashboard.content.services import storage
+from dashboard.eligibility.locations import locate
 from dashboard.jobs import services as jobs
 from dashboard.models import Job, Reexecution
 from dashboard.queue import LeaseKeeper, wait_for_work
 from dashboard.reexecution import services as reexecution
+from executor.retrieval import RetrievalSettings
 from executor.run import JobCancelled, JobFailed, module_cache, run_job
 from executor.spec import SpecError, parse_spec
 
@@ -61,6 +63,17 @@ def _cancel_requested(job_id: str) -> bool:
     return Job.objects.filter(id=job_id, cancel_requested=True).exists()
 
 
+def _retrieval() -> RetrievalSettings:
+    """Where an input missing from the store is fetched from, after the providers `locate`
+    names: the settings' router and gateways; fetched pieces are indexed beside the store."""
+    return RetrievalSettings(
+        ipni_url=settings.IPNI_URL,
+        gateways=tuple(settings.IPFS_GATEWAYS),
+        timeout_s=settings.EXECUTOR_RETRIEVAL_TIMEOUT_S,
+        piece_dir=Path(settings.DATA_DIR) / "pieces",
+    )
+
+
 def execute_job(job: Job, *, worker: str) -> str:
     """Run a job this worker has claimed; returns its final state."""
     keeper = LeaseKeeper(
@@ -83,6 +96,8 @@ def execute_job(job: Job, *, worker: str) -> str:
                 cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
                 cancel=keeper.stop_run,
                 input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
+                locate=locate,
+                retrieval=_retrieval(),
             )
         except JobCancelled as exc:
             if keeper.lost:
@@ -137,6 +152,8 @@ def execute_reexecution(
                 cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
                 cancel=keeper.stop_run,
                 input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
+                locate=locate,
+                retrieval=_retrieval(),
             )
         except JobCancelled:
             if keeper.lost or preempt is None:  # the lease was lost: whoever recovered it runs it

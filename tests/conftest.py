@@ -11,6 +11,16 @@ from chain_scanner.lotus import LotusClient
 from tests.fake_lotus import FakeChain, FakeLotusServer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard.settings")
+# The suite asks no public router: an input missing from a store is fetched only from the
+# fakes a test starts (IPNI_URL set but empty turns routing off, here and in child processes).
+os.environ.setdefault("IPNI_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def _no_public_router(settings):  # type: ignore[no-untyped-def]
+    """pytest-django read the settings before this file set IPNI_URL: the same rule for the
+    bundled executor in this process."""
+    settings.IPNI_URL = None
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from executor.api_client import DashboardClient
 from executor.embedded_store import EmbeddedStore
 from executor.run import run_job
 from executor.spec import parse_spec
+from tests.dashboard.reexecution.common import report_of
 from tests.executor import wat_modules as wat
 from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
 
@@ -287,7 +288,7 @@ def test_an_external_nodes_wasm_job_is_reexecuted_by_serve(live: Live) -> None:
                 http.post("/api/v1/jobs", json={**spec, "external": True, "id": job_id}).status_code
                 == 201
             )
-            reported = http.post(f"/api/v1/jobs/{job_id}/results", json=result.to_json())
+            reported = http.post(f"/api/v1/jobs/{job_id}/results", json=report_of(result, spec))
             assert reported.status_code == 201, reported.text
         states = {}
         deadline = time.monotonic() + 60

@@ -31,6 +31,7 @@ from tests.dashboard.reexecution.common import (
     job_json,
     node_reports,
     reads_clock_random_and_input,
+    report_of,
     run_reexecutions,
 )
 from tests.executor import wat_modules as wat
@@ -359,7 +360,7 @@ def test_a_docker_job_is_marked_not_deterministic(
         parse_spec(reads_clock_random_and_input([store])), store
     )  # any result in the store
     reported = call(
-        client, "post", "/api/v1/jobs/d/results", personas.node_key, ran.to_json()
+        client, "post", "/api/v1/jobs/d/results", personas.node_key, report_of(ran, spec)
     ).json()
     # Docker is not re-executed by the policy, only on request, and never as evidence
     rerun = reported["reexecution"]

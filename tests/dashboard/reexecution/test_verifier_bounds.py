@@ -185,6 +185,9 @@ class FakeDashboard:
         self.reports.append(outcome)
         return {"state": "match"}
 
+    def locations(self, cid: str) -> list[Any]:
+        return []  # the run's module is in the verifier's store: nothing to fetch
+
 
 def test_executor_verify_stops_a_run_at_its_deadline(tmp_path: Path) -> None:
     store = EmbeddedStore(tmp_path / "verifier")

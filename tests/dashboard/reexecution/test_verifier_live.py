@@ -14,6 +14,7 @@ import httpx
 from executor.embedded_store import EmbeddedStore
 from executor.run import run_job
 from executor.spec import parse_spec
+from tests.dashboard.reexecution.common import report_of
 from tests.executor import wat_modules as wat
 from tests.helpers import database_urls, free_port, manage, process_env, spawn
 
@@ -78,7 +79,9 @@ def test_executor_verify_reruns_reported_jobs(tmp_path: Path) -> None:
                 made = http.post("/api/v1/jobs", json={**job_spec, "external": True, "id": job_id})
                 assert made.status_code == 201, made.text
                 assert (
-                    http.post(f"/api/v1/jobs/{job_id}/results", json=result.to_json()).status_code
+                    http.post(
+                        f"/api/v1/jobs/{job_id}/results", json=report_of(result, job_spec)
+                    ).status_code
                     == 201
                 )
             lines = []
@@ -106,7 +109,9 @@ def test_executor_verify_reruns_reported_jobs(tmp_path: Path) -> None:
                 == 201
             )
             assert (
-                http.post("/api/v1/jobs/v-slow/results", json=reports[0][2].to_json()).status_code
+                http.post(
+                    "/api/v1/jobs/v-slow/results", json=report_of(reports[0][2], slow)
+                ).status_code
                 == 201
             )
             running = subprocess.Popen(
