@@ -32,6 +32,7 @@ import gzip
 import io
 import re
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -366,11 +367,29 @@ class _Handler(BaseHTTPRequestHandler):
             sent += len(chunk)
 
 
+def _pack(sp: FakeSP, path: Path) -> tuple[Piece, str]:
+    """Serve a CAR of `path` as a piece: (the piece, the CAR's root)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = EmbeddedStore(Path(scratch))
+        [*_, top] = store.add_path(path)
+        car = io.BytesIO()
+        store.export_car(top.cid, car)
+    return sp.add_piece(car.getvalue()), top.cid
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve pieces as a fake storage provider.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7777)
     parser.add_argument("--piece", type=Path, action="append", default=[], metavar="FILE")
+    parser.add_argument(
+        "--car-of",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="pack FILE into a CAR (as `ipfs add --cid-version=1` would) and serve that piece",
+    )
     parser.add_argument("--store", type=Path, default=None, help="an embedded store for /ipfs/")
     parser.add_argument("--curio", action="store_true", help="send the data only, no zero fill")
     parser.add_argument("--mode", default="honest", choices=MODES)
@@ -378,10 +397,13 @@ def main(argv: list[str] | None = None) -> None:
     store = EmbeddedStore(args.store) if args.store is not None else None
     sp = FakeSP(store, mode=args.mode, curio=args.curio, host=args.host, port=args.port)
     pieces = [sp.add_piece_file(path) for path in args.piece]
+    packed = [_pack(sp, path) for path in args.car_of]
     sp.start()
     sys.stdout.write(f"{sp.url}\n")
     for path, piece in zip(args.piece, pieces, strict=True):
         sys.stdout.write(f"{piece.cid} {piece.size} {path}\n")
+    for piece, root in packed:  # the payload root is what a deal's label would name
+        sys.stdout.write(f"{piece.cid} {piece.size} {root}\n")
     sys.stdout.flush()
     try:
         while True:

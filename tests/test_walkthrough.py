@@ -22,7 +22,7 @@ import pytest
 from tests.helpers import ROOT
 
 SECTION = "## Walkthrough: the whole loop"
-PORTS = (1234, 8000)  # the fake Lotus's and the dashboard's, as the walkthrough says
+PORTS = (1234, 7777, 8000)  # the fake Lotus's, the fake SP's, the dashboard's, as it says
 # Settings that would take the walkthrough off the embedded defaults.
 NOT_DEFAULTS = (
     "DATABASE_URL",
@@ -55,7 +55,10 @@ def _in_use(port: int) -> bool:
 def test_the_walkthrough_is_found_and_covers_the_whole_loop() -> None:
     script = "\n".join(walkthrough_blocks((ROOT / "README.md").read_text()))
     for step in (
-        "tests.fake_lotus --port 1234 --fixtures",
+        "tests.fake_sp --port 7777 --car-of hello.txt",
+        "tests.fake_lotus --port 1234 --fixtures --provider-url f01234=",
+        "/locations/$BLESSED",
+        "-v $BLESSED:/inputs/hello.txt --wait",
         "manage.py serve",
         "create_moderator",
         "executor wasm run examples/wasm/cat.wat",
@@ -105,23 +108,38 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             out, err = proc.communicate()
             pytest.fail(f"the walkthrough took over 240 s\n--- stdout\n{out}\n--- stderr\n{err}")
-        # `kill %1 %2` stops both servers, each within its grace period.
+        # `kill %1 %2 %3` stops the servers, each within its grace period.
         stopped = _ports_free_within(10.0)
     finally:
         _kill_session(proc.pid)
     logs = "".join(
         f"\n--- {log}\n{(checkout / log).read_text()[-4000:]}"
-        for log in ("serve.log", "lotus.log")
+        for log in ("serve.log", "lotus.log", "sp.log")
         if (checkout / log).exists()
     )
     shown = f"\n--- stdout\n{out}\n--- stderr\n{err}{logs}"
     assert proc.returncode == 0, f"exit {proc.returncode}{shown}"
-    assert stopped, f"ports {PORTS} still answer after the walkthrough's `kill %1 %2`"
+    assert stopped, f"ports {PORTS} still answer after the walkthrough's `kill %1 %2 %3`"
 
     lines = out.splitlines()
     answers = [json.loads(line) for line in lines if line.startswith("{")]
+    piece, piece_size, root = (checkout / "sp.txt").read_text().splitlines()[1].split()
     blessed = next(a for a in answers if "blessed" in a)
-    assert blessed["blessed"] is True and blessed["scanner"]["complete"] is True
+    assert blessed["cid"] == piece and blessed["blessed"] is True, blessed
+    assert blessed["scanner"]["complete"] is True
+    # Where the blessed piece is: f01234, at the fake SP's URL, as its chain address says.
+    located = next(a for a in answers if "locations" in a)
+    assert [(x["provider"], x["url"]) for x in located["locations"]] == [
+        ("f01234", "http://127.0.0.1:7777")
+    ], located
+    assert located["piece_size"] == int(piece_size) and located["blessed"] is True
+    # The API job mounted the piece, fetched from f01234 and checked by its CommP.
+    job = next(a for a in answers if "spec" in a and "inputs" in a)
+    [used] = job["inputs"]
+    assert used["cid"] == piece and used["blessed"] is True, used
+    assert used["retrieval"]["verified"] == "piece", used
+    assert used["retrieval"]["provider"] == "f01234", used
+    assert used["retrieval"]["url"] == f"http://127.0.0.1:7777/piece/{piece}", used
     # The local run and the API run print the file, and the same result CID.
     assert lines.count("Hello, FIL+!") == 2, out
     run = (checkout / "run.txt").read_text().splitlines()
@@ -129,7 +147,7 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     assert result_cid.startswith("bafy") and lines.count(result_cid) == 2, out
     # The moderator's re-execution of the job gave the same result CID.
     assert re.search(r'"reexecution": ?\{"state": ?"match"', out), out
-    decided = next(a for a in answers if "moderation" in a)
+    decided = [a for a in answers if "moderation" in a][-1]  # the decision's answer
     piece_cid, size = (checkout / "piece.txt").read_text().split()
     assert decided["moderation"]["state"] == "verified"
     assert decided["moderation"]["datacap_bytes"] == int(size) == 512
