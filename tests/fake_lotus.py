@@ -67,6 +67,7 @@ from tests.chain_data import (
     synthetic_object_cid,
     synthetic_tipset_cid,
 )
+from tests.fake_server import ServedFake
 
 # go-jsonrpc protocol error codes; these go out with HTTP 500 (400 for -32600).
 PARSE_ERROR = -32700
@@ -1097,7 +1098,7 @@ class MethodCounter(Counter):
         return super().get(_bare(key), default)
 
 
-class FakeLotusServer:
+class FakeLotusServer(ServedFake):
     """`with FakeLotusServer(chain, token=None) as lotus:` serves `chain` at `lotus.url`
     (/rpc/v1; `lotus.url_v0` for /rpc/v0) on a random port, in daemon threads.
 
@@ -1118,17 +1119,11 @@ class FakeLotusServer:
         self.faults = Faults()
         self.requests = MethodCounter()
         self.http_requests = 0
-        self._host = host
-        self._port = port
+        super().__init__(host=host, port=port)
         self._stats_lock = threading.Lock()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return self._httpd.server_address[1]
+    def _server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _HTTPServer(address, _Handler)
 
     @property
     def url(self) -> str:
@@ -1137,30 +1132,6 @@ class FakeLotusServer:
     @property
     def url_v0(self) -> str:
         return f"http://{self._host}:{self.port}/rpc/v0"
-
-    def start(self) -> FakeLotusServer:
-        self._httpd = _HTTPServer((self._host, self._port), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeLotusServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def reset_stats(self) -> None:
         with self._stats_lock:

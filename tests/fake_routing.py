@@ -20,22 +20,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from executor.cids import InvalidCID, normalize_cid
+from tests.fake_server import ServedFake
 
 GATEWAY_METADATA = "oBIA"  # 0x0920 transport-ipfs-gateway-http, no payload
 BITSWAP_METADATA = "gBI="  # 0x0900 transport-bitswap
 
 
-class FakeRouting:
+class FakeRouting(ServedFake):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.providers: dict[str, list[dict[str, Any]]] = {}
         self.requests: Counter[str] = Counter()
         self.oversize = False
         self.status: int | None = None  # answer every lookup with this status instead
         self._lock = threading.Lock()
-        self._host = host
-        self._port = port
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
 
     def add(
         self,
@@ -54,39 +52,8 @@ class FakeRouting:
         }
         self.providers.setdefault(normalize_cid(cid), []).append(record)
 
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
-
-    def start(self) -> FakeRouting:
-        self._httpd = _HTTPServer((self._host, self._port), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeRouting:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _HTTPServer(address, _Handler)
 
 
 class _HTTPServer(ThreadingHTTPServer):

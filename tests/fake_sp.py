@@ -47,6 +47,7 @@ from executor.cids import InvalidCID, normalize_cid
 from executor.commp import Piece, commp, unpadded_size
 from executor.embedded_store import EmbeddedStore
 from executor.unixfs import CODEC_RAW, hash_block
+from tests.fake_server import ServedFake
 
 MODES = (
     "honest",
@@ -88,7 +89,7 @@ class _Stored:
         return out + bytes(end - start - len(out))
 
 
-class FakeSP:
+class FakeSP(ServedFake):
     """One fake provider in one mode; see the module docstring."""
 
     def __init__(
@@ -112,10 +113,7 @@ class FakeSP:
         self.other: bytes = b"another piece entirely" * 50  # what "other" serves
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._host = host
-        self._port = port
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(host=host, port=port)
 
     # --- content -------------------------------------------------------------------------------
 
@@ -142,43 +140,12 @@ class FakeSP:
 
     # --- server --------------------------------------------------------------------------------
 
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server not started")
-        return self._httpd.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+    def _server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        return _HTTPServer(address, _Handler)
 
     @property
     def multiaddr(self) -> str:
         return f"/ip4/{self._host}/tcp/{self.port}/http"
-
-    def start(self) -> FakeSP:
-        self._httpd = _HTTPServer((self._host, self._port), _Handler)
-        self._httpd.fake = self
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeSP:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _count(self, path: str) -> None:
         with self._lock:

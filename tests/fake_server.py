@@ -1,0 +1,57 @@
+"""How every fake peer serves HTTP: a ThreadingHTTPServer on 127.0.0.1 in a thread of its own,
+started and stopped by the test (or used as a context manager). A fake subclasses `ServedFake`
+and names its server and handler in `_server`; its handler reads the fake as `server.fake`."""
+
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+from typing import Any, Self
+
+__all__ = ["ServedFake"]
+
+
+class ServedFake:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _server(self, address: tuple[str, int]) -> ThreadingHTTPServer:
+        raise NotImplementedError
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._host}:{self.port}"
+
+    def start(self) -> Self:
+        httpd: Any = self._server((self._host, self._port))
+        httpd.fake = self
+        self._httpd = httpd
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
