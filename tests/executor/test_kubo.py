@@ -7,6 +7,7 @@ import io
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +18,16 @@ from executor.car import CarReader
 from executor.cids import cid_from_bytes, normalize_cid
 from executor.embedded_store import EmbeddedStore
 from executor.kubo import KuboClient, _multipart_body, _multipart_parts
+from executor.locations import Location
+from executor.retrieval import RetrievalSettings
+from executor.run import run_job
+from executor.spec import parse_spec
 from executor.storage import ContentNotFound, Storage, StorageError, StorageUnavailable
+from executor.wasm import ModuleCache
+from tests.executor import wat_modules as wat
 from tests.executor.ipfs_daemon import JsIpfsDaemon
 from tests.executor.ipfs_vectors import FOLDER_CIDV1, GOLDEN, golden_bytes, make_folder
+from tests.fake_sp import FakeSP
 from tests.helpers import free_port
 
 # A well-formed CID no node holds: the empty file's CID with one digit changed.
@@ -323,3 +331,47 @@ def test_a_name_that_is_not_utf8_is_sent_as_its_bytes(kubo: KuboClient, tmp_path
         assert "refused" in str(exc) or "failed" in str(exc), exc
     else:
         assert added == EmbeddedStore(tmp_path / "store").add_path(folder)[-1].cid
+
+
+def test_a_piece_fetched_from_a_provider_is_kept_in_the_ipfs_node(
+    kubo: KuboClient, tmp_path: Path
+) -> None:
+    """Retrieval with Kubo as the store: the piece is proved by its CommP, its CAR imported
+    into the node, the job reads the file, and a second run finds it there (no request)."""
+    hello = f"fetched into the IPFS node {uuid.uuid4()}\n".encode()  # no test added it before
+    payload = tmp_path / "payload"
+    payload.mkdir()
+    (payload / "hello.txt").write_bytes(hello)
+    (payload / "big.bin").write_bytes(os.urandom(600 * 1024))  # several blocks
+    provider_store = EmbeddedStore(tmp_path / "sp")
+    root = provider_store.add_path(payload)[-1].cid
+    car = io.BytesIO()
+    provider_store.export_car(root, car)
+    module = kubo.add_bytes(wat.clock_random_and_input("hello.txt"))
+    with FakeSP() as sp:
+        piece = sp.add_piece(car.getvalue())
+        spec = parse_spec(
+            {
+                "engine": "wasm",
+                "wasm": {"module": module},
+                "inputs": [{"cid": piece.cid, "path": "/in"}],
+            }
+        )
+        where = Location(sp.url, "f01234", piece.cid, piece.size, root, "claim 7")
+        runs = [
+            run_job(
+                spec,
+                kubo,
+                cache=ModuleCache(None),
+                locate=lambda _cid: [where],
+                retrieval=RetrievalSettings(piece_dir=tmp_path / "pieces"),
+            )
+            for _ in range(2)
+        ]
+        served = sp.total_requests()
+    first, second = runs
+    assert first.exit_code == 0 and hello in kubo.cat(first.stdout_cid)
+    assert first.inputs[0]["verified"] == "piece" and first.inputs[0]["provider"] == "f01234"
+    assert kubo.has(root)
+    assert second.result_cid == first.result_cid
+    assert second.inputs[0]["verified"] == "store" and served == 1
