@@ -172,6 +172,10 @@ SCANNER_EVENT_RANGE = env_int("SCANNER_EVENT_RANGE", 2880, minimum=1, maximum=28
 PROVIDER_ADDRESS_TTL_S = env_int("PROVIDER_ADDRESS_TTL_S", 3600, minimum=1)
 PROVIDER_ADDRESS_TIMEOUT_S = env_int("PROVIDER_ADDRESS_TIMEOUT_S", 2, minimum=1, maximum=60)
 
+# How long the overview's job and DataCap figures are kept before they are computed again
+# (grouping every job by day is slow with many jobs; benchmarks/README.md, bench_pages).
+OVERVIEW_CACHE_S = env_int("OVERVIEW_CACHE_S", 30, minimum=0)
+
 # --- executor and IPFS (used by later components) ---------------------------------------------
 IPFS_API_URL = env_url("IPFS_API_URL", None, schemes=("http", "https"))
 IPFS_GATEWAY_URL = env_url("IPFS_GATEWAY_URL", None, schemes=("http", "https"))

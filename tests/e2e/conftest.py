@@ -63,7 +63,9 @@ class LiveDashboard:
 def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDashboard]:
     tmp = tmp_path_factory.mktemp("e2e")
     urls = database_urls(tmp)
-    env = process_env(tmp, DATABASE_URL=next(urls))
+    # Figures computed on every view: a test that decides a job then reads the overview must
+    # not meet figures another test's visit kept (the tests run in any order).
+    env = process_env(tmp, DATABASE_URL=next(urls), OVERVIEW_CACHE_S="0")
     env.pop("IPFS_API_URL", None)
     env.pop("CACHE_URL", None)
     try:

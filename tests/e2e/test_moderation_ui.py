@@ -71,9 +71,11 @@ def test_verify_a_job_from_the_queue_and_find_it_in_the_audit_log(
     shot(page, screenshots, "audit")
 
     page.get_by_role("link", name="Overview").click()
+    page.wait_for_url(re.compile(r".*/overview/$"))  # count() does not wait for the page
     assert page.locator("svg.chart").count() == 2
     shot(page, screenshots, "overview")
     page.get_by_role("link", name="Scanner", exact=True).click()
+    page.wait_for_url(re.compile(r".*/scanner/$"))
     main = page.locator("main").inner_text()
     assert "The scanner has not run yet" in main
     for label in ("Blessed CIDs", "Deals fetched", "Unverified deals skipped", "Claim events"):
@@ -201,10 +203,12 @@ def test_a_mismatched_reexecution_is_flagged_shown_and_asked_for_again(
     assert "A re-execution of job job-mismatch is queued." in page.locator(".messages").inner_text()
     assert page.locator("#reexecution-state").inner_text() == "queued"
     assert "mismatch (policy, asked by policy)" in page.locator("#reexecution-history").inner_text()
-    page.get_by_role("button", name="Re-execute again").click()  # a second ask queues nothing
+    with page.expect_navigation():  # the page before had a message too: wait for the new one
+        page.get_by_role("button", name="Re-execute again").click()  # a second ask queues nothing
     assert "already queued or running" in page.locator(".messages").inner_text()
 
     page.get_by_role("link", name="Nodes").click()
+    page.wait_for_url(re.compile(r".*/nodes/$"))
     liar = page.locator("#node-records tbody tr", has_text="node-liar")
     cells = [c.strip() for c in liar.locator("td").all_inner_texts()]
     # asked again: the node stays caught until the new run has an outcome (no re-run of it

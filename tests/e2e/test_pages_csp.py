@@ -1,8 +1,5 @@
 """The pages under their Content-Security-Policy in Chromium: every page and the API docs
-render with no violation reported.
-
-Named to run after test_moderation_ui.py: the server keeps the overview's figures for 30 s,
-so visiting the overview first would fix them before that test's decision is made."""
+render with no violation reported."""
 
 from __future__ import annotations
 
