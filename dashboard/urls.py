@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path, re_path, register_converter
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard.bacalhau import apis as bacalhau
@@ -134,6 +136,8 @@ urlpatterns = [
     path("admin/login/", auth.login_view),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # What browsers ask for unprompted: the icon base.html links.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
     path("api/v1/requester/", include((requester_v1, "requester"), namespace="requester-v1")),
     path("api/v1/", include(api_v1)),
     path("requester/", include((requester, "requester"))),
