@@ -87,6 +87,16 @@ class AuditFilterForm(forms.Form):
         self.fields["action"].choices = [("", "any"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
 
 
+class RevokeKeyForm(forms.Form):
+    """Revoking a key is at once and for good: the admin ticks a box to say so (checked by
+    the server too, so a form posted without it revokes nothing)."""
+
+    confirm = forms.BooleanField(
+        label="Revoke this key now: whatever uses it is refused from its next request",
+        error_messages={"required": "Tick the box to confirm the revocation."},
+    )
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(label="Name", max_length=100)
     scope = forms.ChoiceField(label="Scope", choices=ApiKey.Scope.choices)

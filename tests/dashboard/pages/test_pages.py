@@ -608,14 +608,40 @@ def test_bad_keys_are_explained(ada: Client) -> None:
 
 def test_an_admin_revokes_a_key(ada: Client, mona: Client, personas: Personas) -> None:
     prefix = personas.node.prefix
-    assert mona.post(f"/keys/{prefix}/revoke").status_code == 403
+    assert mona.post(f"/keys/{prefix}/revoke", {"confirm": "on"}).status_code == 403
+    assert mona.get(f"/keys/{prefix}/revoke").status_code == 403
     assert ApiKey.objects.get(prefix=prefix).revoked_at is None
-    response = ada.post(f"/keys/{prefix}/revoke")
+    response = ada.post(f"/keys/{prefix}/revoke", {"confirm": "on"})
     assert response.status_code == 302
     assert ApiKey.objects.get(prefix=prefix).revoked_at is not None
     assert AuditEvent.objects.filter(action="api_key.revoke", actor="user:ada").exists()
     assert "revoked" in text(ada.get("/keys/"))
-    assert ada.post("/keys/fpk_nothing/revoke").status_code == 404
+    assert ada.post("/keys/fpk_nothing/revoke", {"confirm": "on"}).status_code == 404
+    assert ada.get("/keys/fpk_nothing/revoke").status_code == 404
+
+
+def test_revoking_a_key_asks_for_confirmation_first(ada: Client, personas: Personas) -> None:
+    prefix = personas.node.prefix
+    keys = ada.get("/keys/").content.decode()
+    # The key's action sits in an Actions column, and leads to a confirmation, not a revocation.
+    assert '<th scope="col">Actions</th>' in keys and '<th scope="col">Status</th>' not in keys
+    assert f'href="/keys/{prefix}/revoke"' in keys
+    confirm = ada.get(f"/keys/{prefix}/revoke")
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert personas.node.name in page and f"{prefix}…" in page
+    assert 'name="confirm"' in page and "required" in page  # a checkbox the form needs
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is None
+    # Posted without the box ticked (no browser check, e.g. a script): nothing is revoked.
+    unconfirmed = ada.post(f"/keys/{prefix}/revoke")
+    assert unconfirmed.status_code == 400
+    assert "Tick the box to confirm" in text(unconfirmed)
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is None
+    assert not AuditEvent.objects.filter(action="api_key.revoke").exists()
+    # Confirmed: revoked, and the list says so, with no action left on that key.
+    assert ada.post(f"/keys/{prefix}/revoke", {"confirm": "on"}).status_code == 302
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is not None
+    assert f'href="/keys/{prefix}/revoke"' not in ada.get("/keys/").content.decode()
 
 
 def test_mona_signs_in_with_her_password(personas: Personas) -> None:
