@@ -79,6 +79,7 @@ class ConfirmForm(forms.Form):
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Actor", required=False, max_length=200)
     action = forms.ChoiceField(label="Action", required=False, choices=[("", "any")])
+    job = forms.CharField(label="Job", required=False, max_length=110)
     since = forms.DateField(label="From", required=False, widget=DATE)
     until = forms.DateField(label="Until", required=False, widget=DATE)
 

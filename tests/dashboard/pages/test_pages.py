@@ -535,6 +535,49 @@ def test_the_audit_log_filters_by_actor_action_and_date(mona: Client, ada: Clien
     assert 'href="/jobs/job-1/"' in text(mona.get("/audit/"))
 
 
+def test_the_audit_log_filters_by_job(mona: Client, ada: Client) -> None:
+    make_job("job-1")
+    make_job("job-10")
+    mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 GiB"})
+    ada.post("/jobs/job-10/decide", {"decision": "reject", "reason": "nope"})
+    AuditEvent.objects.create(actor="script", action="api_key.create", target="api_key:fpk_1")
+
+    def targets(**params: str) -> list[str]:
+        response = mona.get("/audit/", params)
+        assert response.status_code == 200
+        return [e.target for e in response.context["page"].object_list]
+
+    assert targets(job="job-1") == ["job:job-1"]  # that job only, not job-10
+    assert targets(job=" job-10 ") == ["job:job-10"]
+    assert targets(job="job:job-1") == ["job:job-1"]  # as the Target column shows it
+    assert targets(job="job-1", actor="ada") == []
+    assert targets(job="job-10", action="job.reject", actor="ada") == ["job:job-10"]
+    page = text(mona.get("/audit/", {"job": "job-1"}))
+    assert 'name="job" value="job-1"' in page  # the form on the page keeps the filter
+
+
+def test_the_audit_log_shows_changes_field_by_field(mona: Client) -> None:
+    AuditEvent.objects.create(
+        actor="user:ada",
+        action="api_key.create",
+        target="api_key:fpk_1",
+        after={"name": "node-9", "scope": "node", "limits": {"a": 1}},
+    )
+    AuditEvent.objects.create(
+        actor="user:ada",
+        action="job.verify",
+        target="job:job-1",
+        before={"moderation_state": "pending", "datacap_bytes": None},
+        after={"moderation_state": "verified", "datacap_bytes": 1024},
+    )
+    body = re.sub(r"<[^>]+>", "", text(mona.get("/audit/")))  # what a person reads
+    assert "moderation_state: pending → verified" in body
+    assert "datacap_bytes: — → 1024" in body
+    # a new object: each field with its value, not one line of JSON
+    assert "name: node-9" in body and "scope: node" in body and "limits: a: 1" in body
+    assert "{" not in body.split("Reason")[-1]  # the table's rows, after its headings
+
+
 def test_the_audit_log_is_paginated(mona: Client) -> None:
     for n in range(60):
         AuditEvent.objects.create(actor="script", action="api_key.create", target=f"k{n}")
