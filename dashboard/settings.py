@@ -389,6 +389,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# `manage.py serve`'s port when --port is not given (gunicorn binds GUNICORN_BIND instead).
+PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import include, path, register_converter
+from django.templatetags.static import static
+from django.urls import include, path, re_path, register_converter
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from dashboard.bacalhau import apis as bacalhau
@@ -121,11 +124,20 @@ requester_v1 = [
     path("results", bacalhau.LegacyResultsV1View.as_view(), name="bacalhau-results"),
 ]
 
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """Every method on a path under /api/ that no endpoint has."""
+    return JsonResponse(error_body("not_found", "no such endpoint"), status=404)
+
+
 urlpatterns = [
     # The admin signs in through our page, with its limits, not through its own.
     path("admin/login/", auth.login_view),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # What browsers ask for unprompted: the icon base.html links.
+    path("favicon.ico", RedirectView.as_view(url=static("dashboard/favicon.svg"), permanent=True)),
     path("api/v1/requester/", include((requester_v1, "requester"), namespace="requester-v1")),
     path("api/v1/", include(api_v1)),
     path("requester/", include((requester, "requester"))),
@@ -135,13 +147,16 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view loads its script from a URL rather than inline, as the CSP wants.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # Anything else under /api/ is the API's JSON 404 (api_not_found, below), routed rather
+    # than left to handler404: DEBUG's HTML page and APPEND_SLASH's redirect never reach it.
+    re_path(r"^api/", api_not_found),
     path("", include("dashboard.pages.urls")),
 ]
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body("not_found", "no such endpoint"), status=404)
+        return api_not_found(request)
     return defaults.page_not_found(request, exception)
 
 

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
@@ -98,6 +99,12 @@ def submit_job(
         job.save(force_insert=True)
     JobInput.objects.bulk_create(
         JobInput(job=job, position=i, cid=m.cid, path=m.path) for i, m in enumerate(spec.inputs)
+    )
+    record(
+        actor=f"{key.scope}:{key.name}",
+        action="job.submit",
+        target=f"job:{job.id}",
+        after={"engine": job.engine, "external": external, "inputs": len(spec.inputs)},
     )
     if external:
         # The node runs it now: its inputs' status now is their status at run time.
@@ -275,6 +282,19 @@ def record_result(
             **asdict(result),
         )
         provenance.record_retrievals(result.inputs)  # once: only a new result gets here
+        record(
+            actor=f"{key.scope}:{key.name}" if key is not None else "executor",
+            action="job.result",
+            target=f"job:{job_id}",
+            before={"state": job.state},
+            after={
+                "state": Job.State.COMPLETED.value,
+                "result_cid": stored.result_cid,
+                "exit_code": stored.exit_code,
+                "size_bytes": stored.size_bytes,
+                "provider": stored.provider,
+            },
+        )
         Job.objects.filter(id=job_id).update(
             state=Job.State.COMPLETED,
             finished_at=timezone.now(),

@@ -48,11 +48,9 @@ def login_view(request: HttpRequest) -> HttpResponse:
             return redirect(_next_url(request))
         sign_in.failed(attempt, checked=True)
         if not attempt.exhausted:
+            # The form's error on the page, as 200: a wrong password is not a bad request.
             return render(
-                request,
-                "dashboard/login.html",
-                {"form": form, "next": _next_url(request)},
-                status=400,
+                request, "dashboard/login.html", {"form": form, "next": _next_url(request)}
             )
     else:
         sign_in.failed(attempt, checked=False)

@@ -79,12 +79,23 @@ class ConfirmForm(forms.Form):
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Actor", required=False, max_length=200)
     action = forms.ChoiceField(label="Action", required=False, choices=[("", "any")])
+    job = forms.CharField(label="Job", required=False, max_length=110)
     since = forms.DateField(label="From", required=False, widget=DATE)
     until = forms.DateField(label="Until", required=False, widget=DATE)
 
     def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "any"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+
+
+class RevokeKeyForm(forms.Form):
+    """Revoking a key is at once and for good: the admin ticks a box to say so (checked by
+    the server too, so a form posted without it revokes nothing)."""
+
+    confirm = forms.BooleanField(
+        label="Revoke this key now: whatever uses it is refused from its next request",
+        error_messages={"required": "Tick the box to confirm the revocation."},
+    )
 
 
 class ApiKeyForm(forms.Form):

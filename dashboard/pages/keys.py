@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.http import require_http_methods
 
 from dashboard.errors import DomainError
 from dashboard.keys.services import create_api_key, revoke_api_key
-from dashboard.models import Role
+from dashboard.models import ApiKey, Role
 from dashboard.pages import selectors
 from dashboard.pages.base import render_page, role_required
-from dashboard.pages.forms import ApiKeyForm, add_service_errors
+from dashboard.pages.forms import ApiKeyForm, RevokeKeyForm, add_service_errors
 
 
 def _actor(request: HttpRequest) -> str:
@@ -56,9 +56,17 @@ def keys(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @role_required(Role.ADMIN)
 def revoke_key(request: HttpRequest, prefix: str) -> HttpResponse:
+    """GET asks for confirmation; POST revokes only with the box ticked."""
+    key = get_object_or_404(ApiKey.objects.select_related("user"), prefix=prefix)
+    form = RevokeKeyForm(request.POST if request.method == "POST" else None)
+    if key.revoked_at is not None or not form.is_valid():
+        status = 400 if form.is_bound else 200
+        return render_page(
+            request, "dashboard/revoke_key.html", {"key": key, "form": form}, status=status
+        )
     try:
         key = revoke_api_key(prefix=prefix, actor=_actor(request))
     except DomainError as err:

@@ -247,6 +247,7 @@ def job_detail(job_id: str) -> JobDetail | None:
 class AuditFilters:
     actor: str = ""
     action: str = ""
+    job: str = ""  # a job id: the events whose target is that job
     since: date | None = None
     until: date | None = None
 
@@ -258,6 +259,8 @@ def audit_page(filters: AuditFilters, page: int | str | None) -> Page:
         events = events.filter(Q(actor=filters.actor) | Q(actor=f"user:{filters.actor}"))
     if filters.action:
         events = events.filter(action=filters.action)
+    if filters.job:
+        events = events.filter(target=f"job:{filters.job}")
     if filters.since:
         events = events.filter(created_at__gte=_day_start(filters.since))
     if filters.until:

@@ -179,8 +179,19 @@ def test_an_admin_creates_a_key_shown_once(sign_in: Any, screenshots: Path) -> N
     shot(page, screenshots, "keys")
     page.goto("/keys/")  # a new GET: the raw key is gone
     assert raw not in page.content()
-    page.get_by_role("button", name=re.compile(r"Revoke key e2e-node")).click()
+    # Revoking asks first, on a page of its own, with a box to tick (the browser and the
+    # server both refuse the form without it).
+    page.get_by_role("link", name=re.compile(r"Revoke key e2e-node")).click()
+    page.wait_for_url(re.compile(r".*/keys/fpk_[^/]+/revoke$"))
+    revoke = page.get_by_role("button", name="Revoke key e2e-node")
+    revoke.click()
+    assert page.url.endswith("/revoke") and not page.locator(".messages").count()
+    page.get_by_label(re.compile("Revoke this key now")).check()
+    shot(page, screenshots, "revoke-key")
+    revoke.click()
     assert "revoked" in page.locator(".messages").inner_text()
+    row = page.locator("tbody tr", has_text="e2e-node")
+    assert "revoked" in row.inner_text()
 
 
 def test_a_mismatched_reexecution_is_flagged_shown_and_asked_for_again(

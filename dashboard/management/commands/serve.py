@@ -35,8 +35,16 @@ class Command(BaseCommand):
     help = "Migrate, then run the web server, the chain scanner and the executor together."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)"
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=settings.PORT,
+            help="the web server's port "
+            f"(default: the PORT variable, else 8000; now {settings.PORT})",
+        )
         parser.add_argument(
             "--no-scanner", action="store_true", help="no chain or Bacalhau scanners"
         )

@@ -112,7 +112,8 @@ def test_failed_sign_ins_lock_the_account_for_a_while(personas: Personas, settin
     client = Client()
     for _ in range(2):
         response = client.post("/login/", {"username": "mona", "password": "wrong"})
-        assert response.status_code == 400
+        # A wrong password is the form's error, shown on an ordinary page: not a bad request.
+        assert response.status_code == 200
         assert "enter a correct username and password" in text(response)
     locked = client.post("/login/", {"username": "mona", "password": "wrong"})
     assert locked.status_code == 429
@@ -534,6 +535,49 @@ def test_the_audit_log_filters_by_actor_action_and_date(mona: Client, ada: Clien
     assert 'href="/jobs/job-1/"' in text(mona.get("/audit/"))
 
 
+def test_the_audit_log_filters_by_job(mona: Client, ada: Client) -> None:
+    make_job("job-1")
+    make_job("job-10")
+    mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 GiB"})
+    ada.post("/jobs/job-10/decide", {"decision": "reject", "reason": "nope"})
+    AuditEvent.objects.create(actor="script", action="api_key.create", target="api_key:fpk_1")
+
+    def targets(**params: str) -> list[str]:
+        response = mona.get("/audit/", params)
+        assert response.status_code == 200
+        return [e.target for e in response.context["page"].object_list]
+
+    assert targets(job="job-1") == ["job:job-1"]  # that job only, not job-10
+    assert targets(job=" job-10 ") == ["job:job-10"]
+    assert targets(job="job:job-1") == ["job:job-1"]  # as the Target column shows it
+    assert targets(job="job-1", actor="ada") == []
+    assert targets(job="job-10", action="job.reject", actor="ada") == ["job:job-10"]
+    page = text(mona.get("/audit/", {"job": "job-1"}))
+    assert 'name="job" value="job-1"' in page  # the form on the page keeps the filter
+
+
+def test_the_audit_log_shows_changes_field_by_field(mona: Client) -> None:
+    AuditEvent.objects.create(
+        actor="user:ada",
+        action="api_key.create",
+        target="api_key:fpk_1",
+        after={"name": "node-9", "scope": "node", "limits": {"a": 1}},
+    )
+    AuditEvent.objects.create(
+        actor="user:ada",
+        action="job.verify",
+        target="job:job-1",
+        before={"moderation_state": "pending", "datacap_bytes": None},
+        after={"moderation_state": "verified", "datacap_bytes": 1024},
+    )
+    body = re.sub(r"<[^>]+>", "", text(mona.get("/audit/")))  # what a person reads
+    assert "moderation_state: pending → verified" in body
+    assert "datacap_bytes: — → 1024" in body
+    # a new object: each field with its value, not one line of JSON
+    assert "name: node-9" in body and "scope: node" in body and "limits: a: 1" in body
+    assert "{" not in body.split("Reason")[-1]  # the table's rows, after its headings
+
+
 def test_the_audit_log_is_paginated(mona: Client) -> None:
     for n in range(60):
         AuditEvent.objects.create(actor="script", action="api_key.create", target=f"k{n}")
@@ -607,14 +651,40 @@ def test_bad_keys_are_explained(ada: Client) -> None:
 
 def test_an_admin_revokes_a_key(ada: Client, mona: Client, personas: Personas) -> None:
     prefix = personas.node.prefix
-    assert mona.post(f"/keys/{prefix}/revoke").status_code == 403
+    assert mona.post(f"/keys/{prefix}/revoke", {"confirm": "on"}).status_code == 403
+    assert mona.get(f"/keys/{prefix}/revoke").status_code == 403
     assert ApiKey.objects.get(prefix=prefix).revoked_at is None
-    response = ada.post(f"/keys/{prefix}/revoke")
+    response = ada.post(f"/keys/{prefix}/revoke", {"confirm": "on"})
     assert response.status_code == 302
     assert ApiKey.objects.get(prefix=prefix).revoked_at is not None
     assert AuditEvent.objects.filter(action="api_key.revoke", actor="user:ada").exists()
     assert "revoked" in text(ada.get("/keys/"))
-    assert ada.post("/keys/fpk_nothing/revoke").status_code == 404
+    assert ada.post("/keys/fpk_nothing/revoke", {"confirm": "on"}).status_code == 404
+    assert ada.get("/keys/fpk_nothing/revoke").status_code == 404
+
+
+def test_revoking_a_key_asks_for_confirmation_first(ada: Client, personas: Personas) -> None:
+    prefix = personas.node.prefix
+    keys = ada.get("/keys/").content.decode()
+    # The key's action sits in an Actions column, and leads to a confirmation, not a revocation.
+    assert '<th scope="col">Actions</th>' in keys and '<th scope="col">Status</th>' not in keys
+    assert f'href="/keys/{prefix}/revoke"' in keys
+    confirm = ada.get(f"/keys/{prefix}/revoke")
+    assert confirm.status_code == 200
+    page = confirm.content.decode()
+    assert personas.node.name in page and f"{prefix}…" in page
+    assert 'name="confirm"' in page and "required" in page  # a checkbox the form needs
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is None
+    # Posted without the box ticked (no browser check, e.g. a script): nothing is revoked.
+    unconfirmed = ada.post(f"/keys/{prefix}/revoke")
+    assert unconfirmed.status_code == 400
+    assert "Tick the box to confirm" in text(unconfirmed)
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is None
+    assert not AuditEvent.objects.filter(action="api_key.revoke").exists()
+    # Confirmed: revoked, and the list says so, with no action left on that key.
+    assert ada.post(f"/keys/{prefix}/revoke", {"confirm": "on"}).status_code == 302
+    assert ApiKey.objects.get(prefix=prefix).revoked_at is not None
+    assert f'href="/keys/{prefix}/revoke"' not in ada.get("/keys/").content.decode()
 
 
 def test_mona_signs_in_with_her_password(personas: Personas) -> None:
