@@ -72,6 +72,7 @@ class QueueFilters:
     until: date | None = None
     annotation: str = ""
     q: str = ""  # a job id, or an input or result CID in any form
+    state: str = ""  # a key of STATE_FILTERS; "" awaiting a decision, or "all" for a search
 
 
 # The queue's order: jobs whose inputs are all blessed, then those with an unblessed input,
@@ -80,11 +81,37 @@ SEGMENTS: tuple[bool | None, ...] = (True, False, None)
 MAX_SEARCH_MATCHES = 1000
 
 
+AWAITING = Q(state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING)
+# What each state of the jobs list's filter selects.
+STATE_FILTERS: dict[str, Q] = {
+    "awaiting": AWAITING,
+    "verified": Q(moderation_state=Job.Moderation.VERIFIED),
+    "rejected": Q(moderation_state=Job.Moderation.REJECTED),
+    "revoked": Q(moderation_state=Job.Moderation.REVOKED),
+    "failed": Q(state=Job.State.FAILED),
+    "all": Q(),
+    # HOOK (issue 30, second approval): Job.Moderation has no AWAITING_SECOND_APPROVAL yet, so
+    # no job is in that state. When the model gains it, select it here:
+    #   Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)
+    "awaiting_second_approval": (
+        Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)  # type: ignore[attr-defined]
+        if hasattr(Job.Moderation, "AWAITING_SECOND_APPROVAL")
+        else Q(pk__in=[])
+    ),
+}
+
+
+def list_state(filters: QueueFilters) -> str:
+    """The state the list shows: the one asked for; else every state for a search (a decided
+    job is found), else the jobs awaiting a decision."""
+    if filters.state in STATE_FILTERS:
+        return filters.state
+    return "all" if filters.q else "awaiting"
+
+
 def queue_jobs(filters: QueueFilters) -> QuerySet[Job]:
-    """Completed jobs awaiting a decision that match the filters, in no particular order."""
-    jobs = Job.objects.filter(
-        state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING
-    ).select_related("node", "result")
+    """Jobs in the list's state that match the filters, in no particular order."""
+    jobs = Job.objects.filter(STATE_FILTERS[list_state(filters)]).select_related("node", "result")
     if filters.blessed == "yes":
         jobs = jobs.filter(inputs_blessed=True)
     elif filters.blessed == "no":

@@ -222,7 +222,8 @@ def test_empty_states(mona: Client) -> None:
     body = text(mona.get("/"))
     assert "Nothing to review" in body
     make_job("done", moderation=Job.Moderation.REJECTED)
-    body = text(mona.get("/", {"q": "done"}))
+    assert queue_ids(mona.get("/", {"q": "done"})) == ["done"]  # a search finds decided jobs
+    body = text(mona.get("/", {"q": "done", "state": "awaiting"}))
     assert "No job awaiting a decision matches these filters" in body
     assert 'href="/jobs/done/"' in body and "already decided" in body
     assert "Show the whole queue" in body
