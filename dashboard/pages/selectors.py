@@ -27,6 +27,8 @@ from django.db.models import (
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
+from chain_scanner.models import ProviderAddress
+from dashboard.eligibility.locations import provider_urls
 from dashboard.models import (
     ApiKey,
     AuditEvent,
@@ -34,6 +36,7 @@ from dashboard.models import (
     Decision,
     Job,
     JobInput,
+    JobPiece,
     JobResult,
     Reexecution,
 )
@@ -238,13 +241,17 @@ class JobDetail:
     awarded_bytes: int
     award_count: int
     reexecutions: list[Reexecution]
+    pieces: list[JobPiece]
+    awards: list[Award]
 
 
 def job_detail(job_id: str) -> JobDetail | None:
-    """A job with its result, inputs, decision history, awards and re-executions: five
-    queries."""
+    """A job with its submitter, result, inputs, decision history, pieces, awards and
+    re-executions: six queries."""
     job = (
-        Job.objects.select_related("node", "result", "bacalhau", "bacalhau__orchestrator")
+        Job.objects.select_related(
+            "node", "owner", "owner__user", "result", "bacalhau", "bacalhau__orchestrator"
+        )
         .filter(id=job_id)
         .first()
     )
@@ -254,20 +261,35 @@ def job_detail(job_id: str) -> JobDetail | None:
         result: JobResult | None = job.result
     except JobResult.DoesNotExist:
         result = None
-    awards = Award.objects.filter(job_id=job.id).aggregate(n=Count("id"), total=Sum("piece_size"))
+    awards = list(
+        Award.objects.filter(job_id=job.id).select_related("notary").order_by("created_at", "id")
+    )
     return JobDetail(
         job=job,
         result=result,
         inputs=list(JobInput.objects.filter(job_id=job.id).order_by("position")),
         decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
-        awarded_bytes=awards["total"] or 0,
-        award_count=awards["n"],
+        awarded_bytes=sum(award.piece_size for award in awards),
+        award_count=len(awards),
         reexecutions=list(
             job.reexecutions.select_related("verifier", "overrun_by").order_by(
                 "-created_at", "-id"
             )[:REEXECUTIONS_SHOWN]
         ),
+        pieces=list(
+            JobPiece.objects.filter(job_id=job.id)
+            .select_related("node")
+            .order_by("created_at", "id")
+        ),
+        awards=awards,
     )
+
+
+def provider_urls_known(providers: list[str]) -> dict[str, list[str]]:
+    """The HTTP URLs storage providers publish on chain, as last read (ProviderAddress): one
+    query, never a call to Lotus from a page."""
+    rows = ProviderAddress.objects.in_bulk([p for p in dict.fromkeys(providers) if p])
+    return {provider: provider_urls(row) for provider, row in rows.items()}
 
 
 @dataclass

@@ -47,3 +47,9 @@ def epoch_utc(epoch: int | None) -> str:
     if epoch is None or epoch == "":
         return ""
     return utc(epoch_time(int(epoch)), False)
+
+
+@register.filter
+def urls_for(known: dict[str, list[str]] | None, provider: str) -> list[str]:
+    """The HTTP URLs a provider publishes on chain, from the page's `provider_urls`."""
+    return (known or {}).get(provider, [])

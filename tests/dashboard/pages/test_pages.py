@@ -504,7 +504,7 @@ def test_no_revocation_once_datacap_was_awarded(ada: Client, mona: Client) -> No
     mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 GiB"})
     Award.objects.create(job=job, piece_cid="baga-x", provider="f01234", piece_size=2048)
     page = text(ada.get("/jobs/job-1/"))
-    assert 'id="revoke-form"' not in page and "2 KiB in 1 deal" in page
+    assert 'id="revoke-form"' not in page and "2 KiB in 1 award" in page
     response = ada.post("/jobs/job-1/revoke", {"reason": "mistake"})
     assert response.status_code == 409 and "cannot be revoked" in text(response)
 
