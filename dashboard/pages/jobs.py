@@ -91,6 +91,9 @@ def _page(
         rerun["diff"] = with_contents(storage(), rerun["diff"])
     storage_on_chain = chain_storage(job, result) if result else None
     providers = [result.provider if result else "", *(a.provider for a in detail.awards)]
+    for item in detail.inputs:
+        sources = item.sources if isinstance(item.sources, list) else []
+        providers += [s["provider"] for s in sources if isinstance(s.get("provider"), str)]
     if storage_on_chain:
         providers += [row["provider"] for row in storage_on_chain["deals"]]
         providers += [row["provider"] for row in storage_on_chain["claims"]]

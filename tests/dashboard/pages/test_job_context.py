@@ -153,3 +153,34 @@ def test_a_diff_shows_at_most_4_kib_a_side(mona: Client, store) -> None:  # type
 def test_input_cid_is_on_the_page(mona: Client) -> None:
     make_job("job-1")
     assert BLESSED_CID in text(mona.get("/jobs/job-1/"))
+
+
+def test_the_job_page_costs_the_same_with_many_pieces_and_awards(
+    mona: Client, personas: Personas
+) -> None:
+    from dashboard.eligibility.selectors import forget_epoch
+    from tests.dashboard.pages.test_pages import queries
+
+    job = awarded_job(personas)
+    forget_epoch()
+    one = queries(mona, "/jobs/job-awarded/")
+    notary, _ = create_api_key(scope="notary", name="other-notary", actor="test")
+    for n in range(20):
+        JobPiece.objects.create(
+            job=job, piece_cid=f"{PIECE}{n}", piece_size=2048, payload_cid="x", node=personas.node
+        )
+        Award.objects.create(
+            job=job, piece_cid=PIECE, provider=f"f0{n}", piece_size=1, notary=notary
+        )
+    forget_epoch()
+    assert queries(mona, "/jobs/job-awarded/") == one
+
+
+def test_an_input_source_provider_shows_its_address(mona: Client) -> None:
+    make_job("job-1")
+    url = base64.b64encode(to_binary(parse_text("/ip4/127.0.0.1/tcp/7777/http"))).decode()
+    ProviderAddress.objects.create(
+        provider="f01234", multiaddrs=[url], checked_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    inputs = text(mona.get("/jobs/job-1/")).split('id="inputs"')[1].split("</table>")[0]
+    assert "http://127.0.0.1:7777" in inputs
