@@ -14,7 +14,7 @@ DATE = forms.DateInput(attrs={"type": "date"})
 # The jobs list's views of the jobs (dashboard/pages/selectors.py: STATE_FILTERS says what
 # each one means). "" is the default: awaiting a decision, or every state for a search.
 JOB_LIST_STATES = [
-    ("", "awaiting a decision (all states when searching)"),
+    ("", "default: awaiting; any for a search"),
     ("awaiting", "awaiting a decision"),
     ("awaiting_second_approval", "awaiting a second approval"),
     ("verified", "verified"),
