@@ -94,8 +94,10 @@ def test_claims_show_dates_and_providers_their_address(mona: Client, personas: P
     assert "4000000" in chain and "2024-06-13 19:20 UTC" in chain  # the claim's start
     assert "2025-11-16 15:20 UTC" in chain  # its end: term_start + term_max
     assert "http://127.0.0.1:7777" in chain  # where f01234 says it serves
-    # The input's claim: epochs with their dates too.
-    assert "2024-06-13 19:20 UTC" in body.split('id="inputs"')[1].split("</table>")[0]
+    # The input's claim and the epoch its status was read at: epochs with their dates too.
+    inputs = body.split('id="inputs"')[1].split("</table>")[0]
+    assert "2024-06-13 19:20 UTC" in inputs
+    assert "as of epoch 4900000 (2025-04-22 07:20 UTC)" in inputs
 
 
 def test_the_page_names_the_submitter_and_the_module(
