@@ -186,3 +186,13 @@ def test_an_input_source_provider_shows_its_address(mona: Client) -> None:
     )
     inputs = text(mona.get("/jobs/job-1/")).split('id="inputs"')[1].split("</table>")[0]
     assert "http://127.0.0.1:7777" in inputs
+
+
+def test_epochs_convert_from_mainnet_genesis_30_s_each() -> None:
+    from dashboard.eligibility.selectors import epoch_time
+    from dashboard.templatetags.pages import epoch_utc, utc
+
+    assert epoch_time(0) == datetime(2020, 8, 24, 22, 0, tzinfo=UTC)
+    assert epoch_time(2880) == datetime(2020, 8, 25, 22, 0, tzinfo=UTC)  # a day of epochs
+    assert epoch_utc(1) == "2020-08-24 22:00 UTC" and epoch_utc(None) == ""
+    assert utc(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02 03:04:05 UTC"
