@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from chain_scanner.models import Claim, ProviderAddress
 from dashboard.content.services import storage
 from dashboard.keys.services import create_api_key
 from dashboard.models import (
@@ -22,6 +24,7 @@ from dashboard.models import (
     JobResult,
     Reexecution,
 )
+from executor.multiaddr import parse_text, to_binary
 
 BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 OTHER_CID = "bafkreiaqm3h2tqilzbgtglsabqeqoyh3rbwlpwlgwtwmevvpgyxfdhhfeq"
@@ -176,6 +179,16 @@ def seed_decided() -> None:
     Award.objects.create(
         job=awarded, piece_cid=AWARDED_PIECE, provider="f01234", piece_size=2048, notary=notary
     )
+    # its claim on chain, by the holder, and the holder's published address
+    Claim.objects.create(
+        claim_id=4242, provider=1234, client=5678, piece_cid=AWARDED_PIECE, piece_size=2048,
+        term_min=518400, term_max=5_000_000, term_start=4_000_000, sector=7, height=4_000_000,
+    )  # fmt: skip
+    address = to_binary(parse_text("/ip4/127.0.0.1/tcp/7777/http"))
+    ProviderAddress.objects.create(
+        provider="f01234", multiaddrs=[base64.b64encode(address).decode()],
+        checked_at=timezone.now(),
+    )  # fmt: skip
     reported = stored_result(stdout=b"reported <b>not markup</b>\n")
     rerun = stored_result(stdout=b"re-computed line\n")
     differs = make_job("job-diff", cids=reported, moderation=Job.Moderation.REJECTED,

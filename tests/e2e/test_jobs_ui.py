@@ -50,7 +50,10 @@ def test_a_decided_job_shows_its_history_pieces_and_awards(sign_in: Any, screens
     assert "evergreen" in awards and "f01234" in awards and "2048 bytes" in awards
     main = page.locator("main").inner_text()
     assert "in 1 award" in main and "1 deal" not in main
-    assert "No verified deal or claim stores this job's results yet" in main
+    chain = page.locator("#chain-storage").inner_text()
+    assert "4242" in chain and "active" in chain
+    assert "4000000" in chain and "2024-06-13 19:20 UTC" in chain  # epoch and its date
+    assert "http://127.0.0.1:7777" in chain  # where the provider says it serves
     shot(page, screenshots, "job-awarded")
 
 
