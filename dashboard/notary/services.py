@@ -401,8 +401,6 @@ def _assess(
                 "piece_cid": deal.piece_cid,
                 "piece_size": deal.piece_size,
                 "status": status,
-                "start_epoch": deal.start_epoch,
-                "end_epoch": deal.end_epoch,
             }
         )
         if deal.provider != holder:
@@ -420,8 +418,6 @@ def _assess(
                 "piece_cid": claim.piece_cid,
                 "piece_size": claim.piece_size,
                 "status": status,
-                "start_epoch": claim.term_start,
-                "end_epoch": claim.end_epoch,
             }
         )
         if provider != holder:

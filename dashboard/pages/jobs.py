@@ -28,7 +28,7 @@ from dashboard.pages.forms import (
     add_service_errors,
     first_error,
 )
-from dashboard.pages.selectors import JobDetail, job_detail, provider_urls_known
+from dashboard.pages.selectors import JobDetail, job_detail, provider_urls_known, with_epochs
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution import services as reexecution
 from dashboard.reexecution.diff import with_contents
@@ -89,7 +89,7 @@ def _page(
     if rerun["state"] == Reexecution.State.MISMATCH:
         # The two versions of stdout, stderr, exitCode and small text outputs, side by side.
         rerun["diff"] = with_contents(storage(), rerun["diff"])
-    storage_on_chain = chain_storage(job, result) if result else None
+    storage_on_chain = with_epochs(chain_storage(job, result)) if result else None
     providers = [result.provider if result else "", *(a.provider for a in detail.awards)]
     for item in detail.inputs:
         sources = item.sources if isinstance(item.sources, list) else []

@@ -27,7 +27,7 @@ from django.db.models import (
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
-from chain_scanner.models import ProviderAddress
+from chain_scanner.models import Claim, Deal, ProviderAddress
 from dashboard.eligibility.locations import provider_urls
 from dashboard.models import (
     ApiKey,
@@ -283,6 +283,39 @@ def job_detail(job_id: str) -> JobDetail | None:
         ),
         awards=awards,
     )
+
+
+def with_epochs(storage: dict[str, Any]) -> dict[str, Any]:
+    """`notary.services.chain_storage`'s deals and claims with the epochs they start and end
+    at (`start_epoch`, `end_epoch`), which the job page shows with their dates: one query
+    for the deals, one for the claims, none when there are none. The API's answer is left
+    as it is."""
+    deal_ids = [row["id"] for row in storage["deals"]]
+    claim_ids = [row["id"] for row in storage["claims"]]
+    deals = (
+        {
+            deal_id: (start, end)
+            for deal_id, start, end in Deal.objects.filter(deal_id__in=deal_ids).values_list(
+                "deal_id", "start_epoch", "end_epoch"
+            )
+        }
+        if deal_ids
+        else {}
+    )
+    claims = (
+        {
+            claim_id: (start, start + term_max)
+            for claim_id, start, term_max in Claim.objects.filter(
+                claim_id__in=claim_ids
+            ).values_list("claim_id", "term_start", "term_max")
+        }
+        if claim_ids
+        else {}
+    )
+    for rows, epochs in ((storage["deals"], deals), (storage["claims"], claims)):
+        for row in rows:
+            row["start_epoch"], row["end_epoch"] = epochs.get(row["id"], (None, None))
+    return storage
 
 
 def provider_urls_known(providers: list[str]) -> dict[str, list[str]]:
