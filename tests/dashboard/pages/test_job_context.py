@@ -196,3 +196,17 @@ def test_epochs_convert_from_mainnet_genesis_30_s_each() -> None:
     assert epoch_time(2880) == datetime(2020, 8, 25, 22, 0, tzinfo=UTC)  # a day of epochs
     assert epoch_utc(1) == "2020-08-24 22:00 UTC" and epoch_utc(None) == ""
     assert utc(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02 03:04:05 UTC"
+
+
+def test_deals_show_their_epochs_and_dates(mona: Client, personas: Personas) -> None:
+    from chain_scanner.models import Deal
+
+    awarded_job(personas)
+    Deal.objects.create(
+        deal_id=77, piece_cid=PIECE, piece_size=2048, client="f05678", provider="f01234",
+        label="", start_epoch=2880, end_epoch=5760, sector_start_epoch=2880,
+    )  # fmt: skip
+    chain = text(mona.get("/jobs/job-awarded/")).split('id="chain-storage"')[1]
+    chain = chain.split("</table>")[0]
+    assert "2880" in chain and "2020-08-25 22:00 UTC" in chain
+    assert "5760" in chain and "2020-08-26 22:00 UTC" in chain
