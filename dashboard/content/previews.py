@@ -12,7 +12,7 @@ from django.conf import settings
 from dashboard.content.services import storage
 from executor.storage import ContentNotFound, StorageError
 
-__all__ = ["Outputs", "Preview", "ipfs_link", "outputs", "preview"]
+__all__ = ["Outputs", "Preview", "ipfs_link", "outputs", "preview", "stored_size"]
 
 PREVIEW_BYTES = 64 * 1024
 MAX_OUTPUT_ENTRIES = 500
@@ -45,19 +45,29 @@ def _storage_error(exc: StorageError, cid: str) -> str:
     return f"IPFS could not be read: {exc}"
 
 
-def preview(cid: str) -> Preview:
-    """The first PREVIEW_BYTES of a file, as text."""
+def stored_size(cid: str) -> int | None:
+    """A stored file's size (a folder's: 0), or None when it is not in the store."""
+    if not cid:
+        return None
+    try:
+        return storage().size(cid)
+    except StorageError:
+        return None
+
+
+def preview(cid: str, limit: int = PREVIEW_BYTES) -> Preview:
+    """The first `limit` bytes (PREVIEW_BYTES by default) of a file, as text."""
     if not cid:
         return Preview(url="", error="No content was recorded.")
     chunks: list[bytes] = []
     size = 0
     try:
-        reader = storage().iter_cat(cid, chunk_size=PREVIEW_BYTES)
+        reader = storage().iter_cat(cid, chunk_size=limit)
         try:
             for chunk in reader:
                 chunks.append(chunk)
                 size += len(chunk)
-                if size > PREVIEW_BYTES:
+                if size > limit:
                     break
         finally:
             close = getattr(reader, "close", None)
@@ -68,8 +78,8 @@ def preview(cid: str) -> Preview:
     data = b"".join(chunks)
     return Preview(
         url=ipfs_link(cid),
-        text=data[:PREVIEW_BYTES].decode("utf-8", "replace"),
-        truncated=len(data) > PREVIEW_BYTES,
+        text=data[:limit].decode("utf-8", "replace"),
+        truncated=len(data) > limit,
     )
 
 

@@ -7,6 +7,7 @@ epoch the answer is valid at, one for all the CIDs together.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
@@ -21,7 +22,13 @@ from executor.cids import InvalidCID, normalize_cid
 
 MAX_BATCH = 1000
 MAX_SOURCES = 100
-MAINNET_GENESIS = 1598306400  # unix time of epoch 0; 30 s an epoch
+MAINNET_GENESIS = 1598306400  # unix time of epoch 0 (2020-08-24 22:00:00 UTC); 30 s an epoch
+EPOCH_SECONDS = 30
+
+
+def epoch_time(epoch: int) -> datetime:
+    """When a Filecoin mainnet epoch began, in UTC: the one conversion the pages use."""
+    return datetime.fromtimestamp(MAINNET_GENESIS + EPOCH_SECONDS * epoch, tz=UTC)
 
 
 _epoch_cache: tuple[float, int, Freshness] | None = None
@@ -48,7 +55,7 @@ def _scanner_view() -> tuple[int, Freshness]:
         )
     height = row[0] if row is not None and row[0] is not None else None
     if height is None:
-        height = int((time.time() - MAINNET_GENESIS) // 30)
+        height = int((time.time() - MAINNET_GENESIS) // EPOCH_SECONDS)
     view = freshness(checkpoint)
     _epoch_cache = (now, height, view)
     return height, view

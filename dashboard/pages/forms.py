@@ -11,14 +11,29 @@ from dashboard.moderation.services import DECISION_RULE
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
+# The jobs list's views of the jobs (dashboard/pages/selectors.py: STATE_FILTERS says what
+# each one means). "" is the default: awaiting a decision, or every state for a search.
+JOB_LIST_STATES = [
+    ("", "default: awaiting; any for a search"),
+    ("awaiting", "awaiting a decision"),
+    ("awaiting_second_approval", "awaiting a second approval"),
+    ("verified", "verified"),
+    ("rejected", "rejected"),
+    ("revoked", "revoked"),
+    ("failed", "failed"),
+    ("all", "all"),
+]
+
 
 class QueueFilterForm(forms.Form):
     q = forms.CharField(
         label="Job id or CID",
         required=False,
         max_length=200,
-        help_text="An input CID or a result CID, in any form.",
+        help_text="An input CID or a result CID, in any form; searches every state unless one "
+        "is chosen.",
     )
+    state = forms.ChoiceField(label="State", required=False, choices=JOB_LIST_STATES)
     blessed = forms.ChoiceField(
         label="Inputs",
         required=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,7 +12,8 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_decide, is_admin, role_of
-from dashboard.content.previews import ipfs_link, outputs, preview
+from dashboard.content.previews import ipfs_link, outputs, preview, stored_size
+from dashboard.content.services import storage
 from dashboard.errors import DomainError
 from dashboard.jobs import provenance
 from dashboard.models import Job, Reexecution
@@ -26,9 +28,10 @@ from dashboard.pages.forms import (
     add_service_errors,
     first_error,
 )
-from dashboard.pages.selectors import JobDetail, job_detail
+from dashboard.pages.selectors import JobDetail, job_detail, provider_urls_known, with_epochs
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution import services as reexecution
+from dashboard.reexecution.diff import with_contents
 
 
 def typed_amount(value: int | None) -> str:
@@ -40,6 +43,16 @@ def typed_amount(value: int | None) -> str:
         return text if parse_datacap(text) == value else str(value)
     except ValueError:
         return str(value)
+
+
+def module_of(job: Job) -> dict[str, Any] | None:
+    """A WASM job's module as the page shows it: CID, link and stored size (None when the
+    module is not in the store)."""
+    wasm = job.spec.get("wasm") if isinstance(job.spec, dict) else None
+    cid = wasm.get("module") if isinstance(wasm, dict) else None
+    if not isinstance(cid, str) or not cid:
+        return None
+    return {"cid": cid, "url": ipfs_link(cid), "size": stored_size(cid)}
 
 
 def runner(run: Reexecution) -> str:
@@ -73,6 +86,17 @@ def _page(
         item.retrieval = provenance.reported_for(result.inputs if result else None, item)  # type: ignore[attr-defined]
     revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
     rerun = reexecutions.summary(job)
+    if rerun["state"] == Reexecution.State.MISMATCH:
+        # The two versions of stdout, stderr, exitCode and small text outputs, side by side.
+        rerun["diff"] = with_contents(storage(), rerun["diff"])
+    storage_on_chain = with_epochs(chain_storage(job, result)) if result else None
+    providers = [result.provider if result else "", *(a.provider for a in detail.awards)]
+    for item in detail.inputs:
+        sources = item.sources if isinstance(item.sources, list) else []
+        providers += [s["provider"] for s in sources if isinstance(s.get("provider"), str)]
+    if storage_on_chain:
+        providers += [row["provider"] for row in storage_on_chain["deals"]]
+        providers += [row["provider"] for row in storage_on_chain["claims"]]
     return render_page(
         request,
         "dashboard/job.html",
@@ -98,7 +122,11 @@ def _page(
             or DecisionForm(initial={"decision": "verify", "datacap": typed_amount(suggestion)}),
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
-            "storage": chain_storage(job, result) if result else None,
+            "storage": storage_on_chain,
+            "provider_urls": provider_urls_known(providers),
+            "pieces": detail.pieces,
+            "awards": detail.awards,
+            "module": module_of(job),
             "reexecution": rerun,
             # An external WASM job whose latest re-execution could not check its result.
             "unchecked": job.external

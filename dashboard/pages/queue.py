@@ -1,4 +1,5 @@
-"""The moderation queue: completed jobs awaiting a decision, blessed inputs first."""
+"""The jobs list: by default the moderation queue (completed jobs awaiting a decision, blessed
+inputs first); a state filter and a search find decided and failed jobs too."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     rest.pop("page", None)
     elsewhere = None
     if filters.q and not page.object_list:
-        # Searching for a job that is not in the queue: say where it is.
-        elsewhere = Job.objects.filter(id=filters.q.strip()).only("id", "state").first()
+        # Searching for a job that is not in the state asked for: say where it is.
+        found = Job.objects.filter(id=filters.q.strip())
+        elsewhere = found.only("id", "state", "moderation_state").first()
     return render_page(
         request,
         "dashboard/queue.html",
@@ -36,6 +38,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "form": form,
             "page": page,
             "filtered": any(v not in (None, "") for v in vars(filters).values()),
+            "list_state": selectors.list_state(filters),
             "query": rest.urlencode(),
             "elsewhere": elsewhere,
             "flagged": [job for job in flagged if job.chain_flags],

@@ -27,6 +27,8 @@ from django.db.models import (
 from django.db.models.functions import Substr, TruncDate
 from django.utils import timezone
 
+from chain_scanner.models import Claim, Deal, ProviderAddress
+from dashboard.eligibility.locations import provider_urls
 from dashboard.models import (
     ApiKey,
     AuditEvent,
@@ -34,6 +36,7 @@ from dashboard.models import (
     Decision,
     Job,
     JobInput,
+    JobPiece,
     JobResult,
     Reexecution,
 )
@@ -72,6 +75,7 @@ class QueueFilters:
     until: date | None = None
     annotation: str = ""
     q: str = ""  # a job id, or an input or result CID in any form
+    state: str = ""  # a key of STATE_FILTERS; "" awaiting a decision, or "all" for a search
 
 
 # The queue's order: jobs whose inputs are all blessed, then those with an unblessed input,
@@ -80,11 +84,37 @@ SEGMENTS: tuple[bool | None, ...] = (True, False, None)
 MAX_SEARCH_MATCHES = 1000
 
 
+AWAITING = Q(state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING)
+# What each state of the jobs list's filter selects.
+STATE_FILTERS: dict[str, Q] = {
+    "awaiting": AWAITING,
+    "verified": Q(moderation_state=Job.Moderation.VERIFIED),
+    "rejected": Q(moderation_state=Job.Moderation.REJECTED),
+    "revoked": Q(moderation_state=Job.Moderation.REVOKED),
+    "failed": Q(state=Job.State.FAILED),
+    "all": Q(),
+    # HOOK (issue 30, second approval): Job.Moderation has no AWAITING_SECOND_APPROVAL yet, so
+    # no job is in that state. When the model gains it, select it here:
+    #   Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)
+    "awaiting_second_approval": (
+        Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)  # type: ignore[attr-defined]
+        if hasattr(Job.Moderation, "AWAITING_SECOND_APPROVAL")
+        else Q(pk__in=[])
+    ),
+}
+
+
+def list_state(filters: QueueFilters) -> str:
+    """The state the list shows: the one asked for; else every state for a search (a decided
+    job is found), else the jobs awaiting a decision."""
+    if filters.state in STATE_FILTERS:
+        return filters.state
+    return "all" if filters.q else "awaiting"
+
+
 def queue_jobs(filters: QueueFilters) -> QuerySet[Job]:
-    """Completed jobs awaiting a decision that match the filters, in no particular order."""
-    jobs = Job.objects.filter(
-        state=Job.State.COMPLETED, moderation_state=Job.Moderation.PENDING
-    ).select_related("node", "result")
+    """Jobs in the list's state that match the filters, in no particular order."""
+    jobs = Job.objects.filter(STATE_FILTERS[list_state(filters)]).select_related("node", "result")
     if filters.blessed == "yes":
         jobs = jobs.filter(inputs_blessed=True)
     elif filters.blessed == "no":
@@ -211,13 +241,17 @@ class JobDetail:
     awarded_bytes: int
     award_count: int
     reexecutions: list[Reexecution]
+    pieces: list[JobPiece]
+    awards: list[Award]
 
 
 def job_detail(job_id: str) -> JobDetail | None:
-    """A job with its result, inputs, decision history, awards and re-executions: five
-    queries."""
+    """A job with its submitter, result, inputs, decision history, pieces, awards and
+    re-executions: six queries."""
     job = (
-        Job.objects.select_related("node", "result", "bacalhau", "bacalhau__orchestrator")
+        Job.objects.select_related(
+            "node", "owner", "owner__user", "result", "bacalhau", "bacalhau__orchestrator"
+        )
         .filter(id=job_id)
         .first()
     )
@@ -227,20 +261,68 @@ def job_detail(job_id: str) -> JobDetail | None:
         result: JobResult | None = job.result
     except JobResult.DoesNotExist:
         result = None
-    awards = Award.objects.filter(job_id=job.id).aggregate(n=Count("id"), total=Sum("piece_size"))
+    awards = list(
+        Award.objects.filter(job_id=job.id).select_related("notary").order_by("created_at", "id")
+    )
     return JobDetail(
         job=job,
         result=result,
         inputs=list(JobInput.objects.filter(job_id=job.id).order_by("position")),
         decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
-        awarded_bytes=awards["total"] or 0,
-        award_count=awards["n"],
+        awarded_bytes=sum(award.piece_size for award in awards),
+        award_count=len(awards),
         reexecutions=list(
             job.reexecutions.select_related("verifier", "overrun_by").order_by(
                 "-created_at", "-id"
             )[:REEXECUTIONS_SHOWN]
         ),
+        pieces=list(
+            JobPiece.objects.filter(job_id=job.id)
+            .select_related("node")
+            .order_by("created_at", "id")
+        ),
+        awards=awards,
     )
+
+
+def with_epochs(storage: dict[str, Any]) -> dict[str, Any]:
+    """`notary.services.chain_storage`'s deals and claims with the epochs they start and end
+    at (`start_epoch`, `end_epoch`), which the job page shows with their dates: one query
+    for the deals, one for the claims, none when there are none. The API's answer is left
+    as it is."""
+    deal_ids = [row["id"] for row in storage["deals"]]
+    claim_ids = [row["id"] for row in storage["claims"]]
+    deals = (
+        {
+            deal_id: (start, end)
+            for deal_id, start, end in Deal.objects.filter(deal_id__in=deal_ids).values_list(
+                "deal_id", "start_epoch", "end_epoch"
+            )
+        }
+        if deal_ids
+        else {}
+    )
+    claims = (
+        {
+            claim_id: (start, start + term_max)
+            for claim_id, start, term_max in Claim.objects.filter(
+                claim_id__in=claim_ids
+            ).values_list("claim_id", "term_start", "term_max")
+        }
+        if claim_ids
+        else {}
+    )
+    for rows, epochs in ((storage["deals"], deals), (storage["claims"], claims)):
+        for row in rows:
+            row["start_epoch"], row["end_epoch"] = epochs.get(row["id"], (None, None))
+    return storage
+
+
+def provider_urls_known(providers: list[str]) -> dict[str, list[str]]:
+    """The HTTP URLs storage providers publish on chain, as last read (ProviderAddress): one
+    query, never a call to Lotus from a page."""
+    rows = ProviderAddress.objects.in_bulk([p for p in dict.fromkeys(providers) if p])
+    return {provider: provider_urls(row) for provider, row in rows.items()}
 
 
 @dataclass

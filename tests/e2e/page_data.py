@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -10,9 +11,20 @@ from typing import Any
 
 from django.utils import timezone
 
+from chain_scanner.models import Claim, ProviderAddress
 from dashboard.content.services import storage
 from dashboard.keys.services import create_api_key
-from dashboard.models import ApiKey, Job, JobInput, JobResult, Reexecution
+from dashboard.models import (
+    ApiKey,
+    Award,
+    Decision,
+    Job,
+    JobInput,
+    JobPiece,
+    JobResult,
+    Reexecution,
+)
+from executor.multiaddr import parse_text, to_binary
 
 BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 OTHER_CID = "bafkreiaqm3h2tqilzbgtglsabqeqoyh3rbwlpwlgwtwmevvpgyxfdhhfeq"
@@ -140,3 +152,52 @@ def seed_e2e() -> None:
         diff=[{"path": "stdout", "reported": cids["stdout_cid"], "rerun": rerun["stdout_cid"]}],
     )
     Job.objects.filter(id=caught.id).update(reexecution_verdict=Reexecution.State.MISMATCH)
+    seed_decided()
+
+
+AWARDED_PIECE = "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
+
+
+def seed_decided() -> None:
+    """Decided jobs the jobs list finds: one verified, its piece registered and awarded (no
+    deal on chain yet); one rejected after a re-execution gave another stdout (the diff shows
+    both versions, one with markup that must stay text). Neither is awaiting a decision."""
+    cids = stored_result()
+    node, _ = create_api_key(scope="node", name="sp-holder", provider="f01234", actor="seed")
+    notary, _ = create_api_key(scope="notary", name="evergreen", actor="seed")
+    awarded = make_job("job-awarded", cids=cids, moderation=Job.Moderation.VERIFIED,
+                       finished_ago=timedelta(days=2))  # fmt: skip
+    Job.objects.filter(id=awarded.id).update(datacap_bytes=2048, decided_at=timezone.now())
+    Decision.objects.create(
+        job=awarded, action=Decision.Action.VERIFY, datacap_bytes=2048,
+        reason="inputs blessed, output read", actor="user:mona",
+    )  # fmt: skip
+    JobPiece.objects.create(
+        job=awarded, piece_cid=AWARDED_PIECE, piece_size=2048, payload_cid=cids["result_cid"],
+        node=node,
+    )  # fmt: skip
+    Award.objects.create(
+        job=awarded, piece_cid=AWARDED_PIECE, provider="f01234", piece_size=2048, notary=notary
+    )
+    # its claim on chain, by the holder, and the holder's published address
+    Claim.objects.create(
+        claim_id=4242, provider=1234, client=5678, piece_cid=AWARDED_PIECE, piece_size=2048,
+        term_min=518400, term_max=5_000_000, term_start=4_000_000, sector=7, height=4_000_000,
+    )  # fmt: skip
+    address = to_binary(parse_text("/ip4/127.0.0.1/tcp/7777/http"))
+    ProviderAddress.objects.create(
+        provider="f01234", multiaddrs=[base64.b64encode(address).decode()],
+        checked_at=timezone.now(),
+    )  # fmt: skip
+    reported = stored_result(stdout=b"reported <b>not markup</b>\n")
+    rerun = stored_result(stdout=b"re-computed line\n")
+    differs = make_job("job-diff", cids=reported, moderation=Job.Moderation.REJECTED,
+                       finished_ago=timedelta(days=3))  # fmt: skip
+    Decision.objects.create(
+        job=differs, action=Decision.Action.REJECT, reason="re-run differs", actor="user:mona"
+    )
+    Reexecution.objects.create(
+        job=differs, state=Reexecution.State.MISMATCH, reason="policy", requested_by="policy",
+        finished_at=timezone.now(), ran_by="dashboard-host:1", result_cid=rerun["result_cid"],
+        diff=[{"path": "stdout", "reported": reported["stdout_cid"], "rerun": rerun["stdout_cid"]}],
+    )  # fmt: skip

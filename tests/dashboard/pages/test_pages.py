@@ -223,7 +223,8 @@ def test_empty_states(mona: Client) -> None:
     body = text(mona.get("/"))
     assert "Nothing to review" in body
     make_job("done", moderation=Job.Moderation.REJECTED)
-    body = text(mona.get("/", {"q": "done"}))
+    assert queue_ids(mona.get("/", {"q": "done"})) == ["done"]  # a search finds decided jobs
+    body = text(mona.get("/", {"q": "done", "state": "awaiting"}))
     assert "No job awaiting a decision matches these filters" in body
     assert 'href="/jobs/done/"' in body and "already decided" in body
     assert "Show the whole queue" in body
@@ -504,7 +505,7 @@ def test_no_revocation_once_datacap_was_awarded(ada: Client, mona: Client) -> No
     mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 GiB"})
     Award.objects.create(job=job, piece_cid="baga-x", provider="f01234", piece_size=2048)
     page = text(ada.get("/jobs/job-1/"))
-    assert 'id="revoke-form"' not in page and "2 KiB in 1 deal" in page
+    assert 'id="revoke-form"' not in page and "2 KiB in 1 award" in page
     response = ada.post("/jobs/job-1/revoke", {"reason": "mistake"})
     assert response.status_code == 409 and "cannot be revoked" in text(response)
 
