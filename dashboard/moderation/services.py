@@ -210,16 +210,17 @@ def decide(
                 status=409,
             )
         before = _snapshot(job)
+        gated = _needs_match(job, state)
+        if gated and job.reexecution_verdict != Reexecution.State.MATCH:
+            raise _not_reexecuted(job)
         accepted: list[str] = []
         if state == Job.Moderation.VERIFIED and job.moderation_state == Job.Moderation.PENDING:
             accepted = _check_risks(job, accept_risks or [], reason)
             assert amount is not None
             _check_amount(job, amount)
-        gated = _needs_match(job, state)
         if (
             state == Job.Moderation.VERIFIED
-            and amount
-            and amount > (settings.DATACAP_SECOND_APPROVAL_BYTES)
+            and (amount or 0) > settings.DATACAP_SECOND_APPROVAL_BYTES
         ):
             state = Job.Moderation.AWAITING_SECOND_APPROVAL
         now = timezone.now()
@@ -227,8 +228,6 @@ def decide(
             id=job_id, moderation_state=Job.Moderation.PENDING, state=Job.State.COMPLETED
         )
         if gated:
-            if job.reexecution_verdict != Reexecution.State.MATCH:
-                raise _not_reexecuted(job)
             pending = pending.filter(reexecution_verdict=Reexecution.State.MATCH)
         won = pending.update(moderation_state=state, datacap_bytes=amount, decided_at=now)
         if not won:
