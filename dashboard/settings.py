@@ -363,7 +363,21 @@ SPECTACULAR_SETTINGS = {
         "LocationKindEnum": ["piece", "payload"],
         "HealthStatusEnum": ["ok", "stale", "error"],
         "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
-        "ModerationStateEnum": ["pending", "verified", "rejected", "revoked"],
+        "ModerationStateEnum": [
+            "pending",
+            "verified",
+            "rejected",
+            "revoked",
+            "awaiting_second_approval",
+        ],
+        # dashboard.moderation.risks.RISK_LABELS
+        "RiskEnum": [
+            "inputs_not_blessed",
+            "nonzero_exit",
+            "rerun_not_match",
+            "node_caught",
+            "result_not_measured",
+        ],
         "ReexecutionStateEnum": [
             "not_verified_by_rerun",
             "queued",
