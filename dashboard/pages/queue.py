@@ -49,5 +49,6 @@ def queue(request: HttpRequest) -> HttpResponse:
             "flagged": [job for job in flagged if job.chain_flags],
             "review": [job for job in flagged if job.mismatch_review],
             "caught": caught,
+            "awaiting": selectors.awaiting_approval(),
         },
     )

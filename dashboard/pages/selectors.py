@@ -384,3 +384,13 @@ def flagged_jobs() -> list[Job]:
         .only("id", "moderation_state", "chain_flags", "mismatch_review", "decided_at")
         .order_by("-decided_at", "-id")[:FLAGGED_SHOWN]
     )
+
+
+def awaiting_approval() -> list[Job]:
+    """Verifications over DATACAP_SECOND_APPROVAL_BYTES waiting for a second moderator: one
+    query, oldest first (they hold DataCap back longest)."""
+    return list(
+        Job.objects.filter(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)
+        .only("id", "datacap_bytes", "decided_at")
+        .order_by("decided_at", "id")[:FLAGGED_SHOWN]
+    )

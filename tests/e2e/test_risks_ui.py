@@ -143,8 +143,10 @@ def test_a_large_verification_waits_for_a_second_moderator(
     assert "you submitted this job" in ada.locator("#decision-error").inner_text()
     shot(ada, screenshots, "approve-refused-submitter")
     # a second moderator can
-    sam = sign_in("sam")
-    sam.goto("/jobs/job-big/")
+    sam = sign_in("sam")  # the queue lists what awaits a second approval
+    assert "job-big with 2 TiB" in sam.locator("#awaiting-jobs").inner_text()
+    sam.locator("#awaiting-jobs").get_by_role("link", name="job-big").click()
+    sam.wait_for_url(re.compile(r".*/jobs/job-big/$"))
     shot(sam, screenshots, "awaiting-second-approval")
     sam.get_by_role("button", name="Approve").click()
     sam.wait_for_url(re.compile(r".*/jobs/job-big/$"))

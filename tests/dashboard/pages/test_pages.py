@@ -282,10 +282,10 @@ def queries(client: Client, url: str) -> int:
 
 
 # Session, user, role, the node filter's choices, the jobs flagged on chain, the nodes caught
-# by a re-execution, the segment counts, then one query per blessed segment (all, some, no
-# inputs) the page overlaps: at most three; then the page's inputs and re-executions, for
-# the risk badges.
-QUEUE_QUERIES = 7 + 3 + 2
+# by a re-execution, the verifications awaiting a second approval, the segment counts, then
+# one query per blessed segment (all, some, no inputs) the page overlaps: at most three; then
+# the page's inputs and re-executions, for the risk badges.
+QUEUE_QUERIES = 8 + 3 + 2
 
 
 def test_the_queue_and_job_pages_run_a_constant_number_of_queries(
