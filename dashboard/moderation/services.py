@@ -374,8 +374,13 @@ def confirm(*, job_id: str, user: Any, reason: str) -> Job:
     return job
 
 
+# What an admin's revocation withdraws: a verification, or one awaiting its second approval.
+WITHDRAWABLE = (Job.Moderation.VERIFIED, Job.Moderation.AWAITING_SECOND_APPROVAL)
+
+
 def revoke(*, job_id: str, user: Any, reason: str) -> Job:
-    """An admin withdraws a verification, as long as no DataCap has been awarded for it."""
+    """An admin withdraws a verification (awaiting a second approval or not), as long as no
+    DataCap has been awarded for it."""
     require_role(user, Role.ADMIN)
     reason = (reason or "").strip()
     if not reason:
@@ -386,7 +391,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
             raise job_not_found(job_id)
-        if job.moderation_state != Job.Moderation.VERIFIED:
+        if job.moderation_state not in WITHDRAWABLE:
             raise DomainError(
                 "not_verified",
                 f"job {job_id} is {job.moderation_state}, not verified",
@@ -399,7 +404,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
                 status=409,
             )
         before = _snapshot(job)
-        won = Job.objects.filter(id=job_id, moderation_state=Job.Moderation.VERIFIED).update(
+        won = Job.objects.filter(id=job_id, moderation_state=job.moderation_state).update(
             moderation_state=Job.Moderation.REVOKED,
             decided_at=timezone.now(),
             mismatch_review=False,

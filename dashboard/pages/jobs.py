@@ -72,7 +72,7 @@ def _page(
         item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]
         item.blessed_by = provenance.blessed_by(item)  # type: ignore[attr-defined]
         item.retrieval = provenance.reported_for(result.inputs if result else None, item)  # type: ignore[attr-defined]
-    revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
+    revocable = job.moderation_state in moderation.WITHDRAWABLE and detail.award_count == 0
     rerun = reexecutions.summary(job)
     risks = job_risks(job)
     # No default decision: the amount starts empty; "use suggestion" (a link, no script)

@@ -19,6 +19,7 @@ from dashboard.models import (
     ModeratorProfile,
     Reexecution,
 )
+from dashboard.moderation import services as moderation
 from tests.base import Personas
 from tests.e2e.page_data import BLESSED_CID, SOURCE, make_job
 
@@ -220,3 +221,18 @@ def test_up_to_the_line_one_moderator_is_enough(
     held = decide(client, personas.moderator_key, "over", {"decision": "verify",
                                                           "datacap_bytes": 1024})  # fmt: skip
     assert held.json()["moderation"]["state"] == "awaiting_second_approval"
+
+
+def test_an_admin_can_withdraw_a_verification_awaiting_approval(
+    client: Client, personas: Personas
+) -> None:
+    job = make_job("big", cids=CIDS)
+    JobResult.objects.filter(job=job).update(car_bytes=CAR_OF_2_TIB)
+    decide(client, personas.moderator_key, "big", {"decision": "verify", "datacap_bytes": "2 TiB"})
+    moderation.revoke(job_id="big", user=personas.admin, reason="too much for one job")
+    assert Job.objects.get(id="big").moderation_state == "revoked"
+    ada = moderator_key_for("ada")
+    assert error(decide(client, ada, "big", {"decision": "approve"})) == (
+        409,
+        "not_awaiting_approval",
+    )
