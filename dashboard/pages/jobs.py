@@ -163,6 +163,10 @@ def decide(request: HttpRequest, job_id: str) -> HttpResponse:
         )
     except DomainError as err:
         add_service_errors(form, err.fields, err.message)
+        if err.code == "risks_not_accepted":  # each unticked risk says so beside its box
+            for name in (err.fields or {}).get("accept_risks", []):
+                if f"accept_{name}" in form.fields:
+                    form.add_error(f"accept_{name}", "Tick to accept this risk, or reject.")
         message = err.message
         if err.code == "already_decided":  # someone else was quicker: say ours did not count
             message = f"Your decision was not recorded: {message}."

@@ -690,3 +690,20 @@ def test_jobs_stored_wrongly_on_chain_are_flagged_in_the_queue_and_on_the_page(
     Deal.objects.filter(deal_id=77).delete()
     assert refresh_chain_flags() == 1  # cleared
     assert 'id="flagged-jobs"' not in mona.get("/").content.decode()
+
+
+def test_a_risky_verification_on_the_page_marks_each_unticked_risk(mona: Client) -> None:
+    make_job("job-1", blessed=False)
+    page = text(mona.get("/jobs/job-1/"))
+    assert 'name="accept_inputs_not_blessed"' in page and "checked" not in page
+    refused = mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 KiB"})
+    assert refused.status_code == 409
+    body = text(refused)
+    assert "accepting these risks: inputs_not_blessed" in body
+    assert 'id="id_accept_inputs_not_blessed_error"' in body
+    form = {"decision": "verify", "datacap": "1 KiB", "accept_inputs_not_blessed": "on"}
+    assert mona.post("/jobs/job-1/decide", form).status_code == 400  # and a reason
+    ok = mona.post("/jobs/job-1/decide", dict(form, reason="the input is ours"))
+    assert ok.status_code == 302
+    event = AuditEvent.objects.get(action="job.verify")
+    assert event.after["accepted_risks"] == ["inputs_not_blessed"]
