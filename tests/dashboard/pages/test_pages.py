@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.eligibility.selectors import forget_epoch
-from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job
+from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobResult, Reexecution
 from tests.base import PASSWORD, Personas
 from tests.e2e.page_data import BLESSED_CID, OTHER_CID, make_job, stored_result
 
@@ -707,3 +707,26 @@ def test_a_risky_verification_on_the_page_marks_each_unticked_risk(mona: Client)
     assert ok.status_code == 302
     event = AuditEvent.objects.get(action="job.verify")
     assert event.after["accepted_risks"] == ["inputs_not_blessed"]
+
+
+def test_the_queue_badges_name_failed_programs_and_failed_reruns(
+    mona: Client, personas: Personas
+) -> None:
+    make_job("clean")
+    make_job("exit-2")
+    JobResult.objects.filter(job_id="exit-2").update(exit_code=2)
+    rerun_failed = make_job("rerun-failed", node=personas.node)
+    Reexecution.objects.create(
+        job=rerun_failed,
+        state=Reexecution.State.FAILED,
+        reason="policy",
+        requested_by="policy",
+        error="module not found",
+    )
+    rows = {
+        row.split('href="/jobs/')[1].split("/")[0]: row
+        for row in text(mona.get("/")).split("<tr>")[2:]
+    }
+    assert "badge-" not in rows["clean"]
+    assert "program failed (exit 2)" in rows["exit-2"] and "1 risk<" in rows["exit-2"]
+    assert "re-run failed" in rows["rerun-failed"] and "1 risk<" in rows["rerun-failed"]
