@@ -142,6 +142,8 @@ class Job(models.Model):
         VERIFIED = "verified"
         REJECTED = "rejected"
         REVOKED = "revoked"
+        # Verified for more than DATACAP_SECOND_APPROVAL_BYTES: waits for a second moderator.
+        AWAITING_SECOND_APPROVAL = "awaiting_second_approval"
 
     id = models.CharField(primary_key=True, max_length=100)
     engine = models.CharField(max_length=8, choices=Engine.choices)
@@ -170,7 +172,7 @@ class Job(models.Model):
     # True when every input was blessed when the job ran (null until it ran, or no inputs).
     inputs_blessed = models.BooleanField(null=True)
     moderation_state = models.CharField(
-        max_length=12, choices=Moderation.choices, default=Moderation.PENDING
+        max_length=24, choices=Moderation.choices, default=Moderation.PENDING
     )
     datacap_bytes = models.BigIntegerField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -357,6 +359,8 @@ class Decision(models.Model):
         REVOKE = "revoke"
         # A moderator keeps a verification after a re-execution mismatched (Job.mismatch_review).
         CONFIRM = "confirm"
+        # A second moderator approves a verification awaiting second approval.
+        APPROVE = "approve"
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="decisions")
     action = models.CharField(max_length=8, choices=Action.choices)

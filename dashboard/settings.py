@@ -273,6 +273,11 @@ LOGIN_FAILURES_ALLOWED = env_int("LOGIN_FAILURES_ALLOWED", 5, minimum=1)
 LOGIN_LOCKOUT_S = env_int("LOGIN_LOCKOUT_S", 900, minimum=1)
 # The suggested DataCap is the result's padded piece size times this.
 DATACAP_REPLICAS = env_int("DATACAP_REPLICAS", 1, minimum=1)
+# A verification may grant at most this many times the suggested DataCap (the replica count
+# is already in the suggestion), and one above DATACAP_SECOND_APPROVAL_BYTES waits for a
+# second moderator's approval before the notary may award it (dashboard/moderation/).
+DATACAP_MAX_OVER_SUGGESTION = env_int("DATACAP_MAX_OVER_SUGGESTION", 1, minimum=1)
+DATACAP_SECOND_APPROVAL_BYTES = env_int("DATACAP_SECOND_APPROVAL_BYTES", 1 << 40, minimum=1)
 
 # --- background work ------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url(
@@ -362,7 +367,21 @@ SPECTACULAR_SETTINGS = {
         "LocationKindEnum": ["piece", "payload"],
         "HealthStatusEnum": ["ok", "stale", "error"],
         "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
-        "ModerationStateEnum": ["pending", "verified", "rejected", "revoked"],
+        "ModerationStateEnum": [
+            "pending",
+            "verified",
+            "rejected",
+            "revoked",
+            "awaiting_second_approval",
+        ],
+        # dashboard.moderation.risks.RISK_LABELS
+        "RiskEnum": [
+            "inputs_not_blessed",
+            "nonzero_exit",
+            "rerun_not_match",
+            "node_caught",
+            "result_not_measured",
+        ],
         "ReexecutionStateEnum": [
             "not_verified_by_rerun",
             "queued",

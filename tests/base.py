@@ -9,8 +9,12 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from dashboard.keys.services import create_api_key
 from dashboard.models import ApiKey, ModeratorProfile, Role
+from dashboard.moderation.risks import RISK_LABELS
 
 PASSWORD = "correct horse battery staple"
+# For tests about something else than the risks: accept every one there is, with a reason.
+# The keys are those of the decision API's body and of moderation.decide alike.
+ACCEPT_RISKS: dict = {"accept_risks": list(RISK_LABELS), "reason": "risks accepted in a test"}
 
 
 @dataclass

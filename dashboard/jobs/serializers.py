@@ -25,6 +25,7 @@ from dashboard.jobs.selectors import (
 )
 from dashboard.jobs.services import JOB_ID
 from dashboard.models import Job
+from dashboard.moderation.risks import RISK_LABELS, job_risks
 from dashboard.notary.serializers import ChainStorageSerializer, PieceRefSerializer
 from dashboard.notary.services import chain_storage
 from dashboard.reexecution import selectors as reexecutions
@@ -277,10 +278,44 @@ class JobSerializer(serializers.Serializer):
         return ReexecutionSerializer(reexecutions.summary(job)).data
 
 
-# The detail view only: pieces and storage cost queries per job, which a listing must not.
+# What verifying a job risks (dashboard/moderation/risks.py).
+class RisksSerializer(serializers.Serializer):
+    inputs = serializers.ChoiceField(
+        choices=["all", "some", "none", "no_inputs"], help_text="which inputs were blessed"
+    )
+    blessed_by = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='per blessed input CID, the claims and deals behind it: "claim 7", "deal 12"',
+    )
+    exit_code = serializers.IntegerField(allow_null=True, help_text="null: no result")
+    reexecution = serializers.CharField(help_text="the latest re-execution's state")
+    node_caught = serializers.BooleanField(
+        help_text="the node's key has a WASM job whose latest re-execution mismatched"
+    )
+    result_measured = serializers.BooleanField(help_text="the result's CAR was measured here")
+    novelty = serializers.ChoiceField(
+        choices=["not_measured"], help_text="how new the result is (not measured yet)"
+    )
+    datacap_suggested = serializers.IntegerField(allow_null=True)
+    datacap_asked = serializers.IntegerField(
+        allow_null=True, help_text="what a verification granted; null before one"
+    )
+    open = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(RISK_LABELS)),
+        help_text="the risks a verification must name in accept_risks",
+    )
+
+
+# The detail view only: pieces, storage and risks cost queries per job, which a listing must
+# not.
 class JobDetailSerializer(JobSerializer):
     pieces = PieceRefSerializer(many=True)
     storage = serializers.SerializerMethodField()
+    risks = serializers.SerializerMethodField()
+
+    @extend_schema_field(RisksSerializer)
+    def get_risks(self, job: Job) -> dict[str, Any]:
+        return RisksSerializer(job_risks(job).as_dict()).data
 
     @extend_schema_field(ChainStorageSerializer)
     def get_storage(self, job: Job) -> dict[str, Any]:
@@ -317,9 +352,10 @@ class DecisionSerializer(Body):
     error_code = "invalid_decision"
 
     decision = serializers.ChoiceField(
-        choices=["verify", "reject", "confirm"],
+        choices=["verify", "reject", "confirm", "approve"],
         help_text="confirm: keep a verification after a re-execution mismatched "
-        "(reexecution.mismatch_review), with a reason",
+        "(reexecution.mismatch_review), with a reason; approve: a second moderator approves "
+        "a verification awaiting_second_approval",
     )
     datacap_bytes = DataCapField(
         source="datacap",
@@ -328,4 +364,14 @@ class DecisionSerializer(Body):
         min_value=1,
         help_text='bytes (required to verify); the API also takes text like "32 GiB"',
     )
-    reason = Text(required=False, allow_blank=True, help_text="required to reject or confirm")
+    reason = Text(
+        required=False,
+        allow_blank=True,
+        help_text="required to reject or confirm, and to verify accepting risks",
+    )
+    accept_risks = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(RISK_LABELS)),
+        required=False,
+        default=list,
+        help_text="to verify: every risk in the job's risks.open (409 risks_not_accepted)",
+    )

@@ -19,11 +19,12 @@ from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import MAX_REASON, Award, Decision, Job, Reexecution, Role
-from dashboard.moderation.datacap import parse_datacap
+from dashboard.moderation.datacap import format_bytes, parse_datacap
+from dashboard.moderation.risks import RISK_LABELS, job_risks
 from dashboard.reexecution import selectors as reexecutions
 from executor.spec import storable_text
 
-__all__ = ["DECISION_RULE", "confirm", "decide", "revoke"]
+__all__ = ["DECISION_RULE", "approve", "confirm", "decide", "revoke"]
 
 DECISION_RULE = 'decision must be "verify" or "reject"'
 
@@ -87,10 +88,62 @@ def _latest_run(job: Job) -> str:
     return f"its latest re-execution is {state}"
 
 
+def _check_risks(job: Job, accepted: list[str], reason: str) -> list[str]:
+    """A verification against a risk (risks.job_risks) names each one accepted, and then says
+    why. Returns the risks accepted, for the audit event."""
+    unknown = sorted(set(accepted) - set(RISK_LABELS))
+    if unknown:
+        raise DomainError(
+            "invalid_decision",
+            f"unknown risks: {', '.join(unknown)}; known: {', '.join(RISK_LABELS)}",
+            fields={"accept_risks": "unknown risk"},
+        )
+    risks = job_risks(job)
+    missing = [name for name in risks.open if name not in accepted]
+    if missing:
+        raise DomainError(
+            "risks_not_accepted",
+            f"verifying job {job.id} means accepting these risks: "
+            + "; ".join(f"{name} ({RISK_LABELS[name]})" for name in missing),
+            status=409,
+            fields={"accept_risks": missing},
+        )
+    if risks.open and not reason:
+        raise DomainError(
+            "invalid_decision",
+            "a verification that accepts risks needs a reason",
+            fields={"reason": "required when accepting risks"},
+        )
+    return list(risks.open)
+
+
+def _check_amount(job: Job, amount: int) -> None:
+    """DATACAP_MAX_OVER_SUGGESTION: no more than that many times the suggestion. A result
+    with no suggestion (not measured) is a risk accepted instead."""
+    suggestion = job_risks(job).datacap_suggested
+    if suggestion is None:
+        return
+    cap = suggestion * settings.DATACAP_MAX_OVER_SUGGESTION
+    if amount > cap:
+        raise DomainError(
+            "datacap_over_cap",
+            f"{format_bytes(amount)} is more than {settings.DATACAP_MAX_OVER_SUGGESTION} × the "
+            f"suggested {format_bytes(suggestion)} ({cap} bytes at most)",
+            fields={"datacap_bytes": f"at most {cap}"},
+        )
+
+
 def decide(
-    *, job_id: str, user: Any, decision: str, datacap: str | int | None = None, reason: str = ""
+    *,
+    job_id: str,
+    user: Any,
+    decision: str,
+    datacap: str | int | None = None,
+    reason: str = "",
+    accept_risks: list[str] | None = None,
 ) -> Job:
-    """Verify (with a DataCap amount) or reject (with a reason) a finished job, once."""
+    """Verify (with a DataCap amount, accepting each risk) or reject (with a reason) a
+    finished job, once; approve a verification awaiting a second moderator."""
     require_role(user, *DECIDERS)
     reason = (reason or "").strip()
     if not storable_text(reason):
@@ -111,6 +164,14 @@ def decide(
                 fields={"datacap_bytes": "not allowed with confirm"},
             )
         return confirm(job_id=job_id, user=user, reason=reason)
+    if decision == "approve":
+        if datacap not in (None, "") or accept_risks:
+            raise DomainError(
+                "invalid_decision",
+                "an approval keeps the verification as it was asked: no amount, no risks",
+                fields={"datacap_bytes": "not allowed with approve"},
+            )
+        return approve(job_id=job_id, user=user, reason=reason)
     if decision == "verify":
         if datacap in (None, ""):
             raise DomainError(
@@ -149,14 +210,24 @@ def decide(
                 status=409,
             )
         before = _snapshot(job)
+        gated = _needs_match(job, state)
+        if gated and job.reexecution_verdict != Reexecution.State.MATCH:
+            raise _not_reexecuted(job)
+        accepted: list[str] = []
+        if state == Job.Moderation.VERIFIED and job.moderation_state == Job.Moderation.PENDING:
+            accepted = _check_risks(job, accept_risks or [], reason)
+            assert amount is not None
+            _check_amount(job, amount)
+        if (
+            state == Job.Moderation.VERIFIED
+            and (amount or 0) > settings.DATACAP_SECOND_APPROVAL_BYTES
+        ):
+            state = Job.Moderation.AWAITING_SECOND_APPROVAL
         now = timezone.now()
         pending = Job.objects.filter(
             id=job_id, moderation_state=Job.Moderation.PENDING, state=Job.State.COMPLETED
         )
-        gated = _needs_match(job, state)
         if gated:
-            if job.reexecution_verdict != Reexecution.State.MATCH:
-                raise _not_reexecuted(job)
             pending = pending.filter(reexecution_verdict=Reexecution.State.MATCH)
         won = pending.update(moderation_state=state, datacap_bytes=amount, decided_at=now)
         if not won:
@@ -173,9 +244,68 @@ def decide(
             user=user,
         )
         job.refresh_from_db()
+        after = _snapshot(job)
+        if decision == "verify":
+            after["accepted_risks"] = accepted
         record(
             actor=_actor(user),
             action=f"job.{decision}",
+            target=f"job:{job_id}",
+            before=before,
+            after=after,
+            reason=reason,
+        )
+    return job
+
+
+def approve(*, job_id: str, user: Any, reason: str = "") -> Job:
+    """A second moderator approves a verification over DATACAP_SECOND_APPROVAL_BYTES: not the
+    moderator who verified it, nor the job's submitter (its owner key's user)."""
+    require_role(user, *DECIDERS)
+    with transaction.atomic():
+        job = Job.objects.select_related("owner").filter(id=job_id).first()
+        if job is None:
+            raise job_not_found(job_id)
+        if job.moderation_state != Job.Moderation.AWAITING_SECOND_APPROVAL:
+            raise DomainError(
+                "not_awaiting_approval",
+                f"job {job_id} is {job.moderation_state}: only a verification awaiting a "
+                "second approval can be approved",
+                status=409,
+            )
+        first = (
+            job.decisions.filter(action=Decision.Action.VERIFY).order_by("-created_at", "-id")
+        ).first()
+        if first is not None and first.user_id == user.pk:
+            raise DomainError(
+                "second_approver_required",
+                "you verified this job: another moderator must approve it",
+                status=403,
+            )
+        if job.owner is not None and job.owner.user_id == user.pk:
+            raise DomainError(
+                "second_approver_required",
+                "you submitted this job: another moderator must approve its verification",
+                status=403,
+            )
+        before = _snapshot(job)
+        won = Job.objects.filter(
+            id=job_id, moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL
+        ).update(moderation_state=Job.Moderation.VERIFIED, decided_at=timezone.now())
+        if not won:
+            raise _conflict(job_id)
+        Decision.objects.create(
+            job_id=job_id,
+            action=Decision.Action.APPROVE,
+            datacap_bytes=job.datacap_bytes,
+            reason=reason,
+            actor=_actor(user),
+            user=user,
+        )
+        job.refresh_from_db()
+        record(
+            actor=_actor(user),
+            action="job.approve",
             target=f"job:{job_id}",
             before=before,
             after=_snapshot(job),
@@ -244,8 +374,13 @@ def confirm(*, job_id: str, user: Any, reason: str) -> Job:
     return job
 
 
+# What an admin's revocation withdraws: a verification, or one awaiting its second approval.
+WITHDRAWABLE = (Job.Moderation.VERIFIED, Job.Moderation.AWAITING_SECOND_APPROVAL)
+
+
 def revoke(*, job_id: str, user: Any, reason: str) -> Job:
-    """An admin withdraws a verification, as long as no DataCap has been awarded for it."""
+    """An admin withdraws a verification (awaiting a second approval or not), as long as no
+    DataCap has been awarded for it."""
     require_role(user, Role.ADMIN)
     reason = (reason or "").strip()
     if not reason:
@@ -256,7 +391,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
             raise job_not_found(job_id)
-        if job.moderation_state != Job.Moderation.VERIFIED:
+        if job.moderation_state not in WITHDRAWABLE:
             raise DomainError(
                 "not_verified",
                 f"job {job_id} is {job.moderation_state}, not verified",
@@ -269,7 +404,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
                 status=409,
             )
         before = _snapshot(job)
-        won = Job.objects.filter(id=job_id, moderation_state=Job.Moderation.VERIFIED).update(
+        won = Job.objects.filter(id=job_id, moderation_state=job.moderation_state).update(
             moderation_state=Job.Moderation.REVOKED,
             decided_at=timezone.now(),
             mismatch_review=False,

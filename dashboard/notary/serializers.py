@@ -50,6 +50,7 @@ class NotVerifiedReasonSerializer(serializers.Serializer):
             "not_moderated",
             "rejected",
             "revoked",
+            "awaiting_second_approval",
             "rerun_mismatch",
             "no_holder",
             "other_provider",

@@ -252,6 +252,12 @@ def _not_verified_because(
         return {"code": "rejected", "message": "a moderator rejected this job"}
     if state == Job.Moderation.REVOKED:
         return {"code": "revoked", "message": "this job's verification was revoked"}
+    if state == Job.Moderation.AWAITING_SECOND_APPROVAL:
+        return {
+            "code": "awaiting_second_approval",
+            "message": "a moderator verified this job for more than "
+            "DATACAP_SECOND_APPROVAL_BYTES: a second moderator has not approved it yet",
+        }
     if mismatch_review:
         return {"code": RERUN_MISMATCH, "message": MISMATCH_REVIEW}
     if holder is None and bacalhau_node is not None:

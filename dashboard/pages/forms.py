@@ -57,7 +57,6 @@ class DecisionForm(forms.Form):
         label="Decision",
         choices=[("verify", "Verify"), ("reject", "Reject")],
         widget=forms.RadioSelect,
-        initial="verify",
         error_messages={"required": DECISION_RULE, "invalid_choice": DECISION_RULE},
     )
     datacap = forms.CharField(
@@ -71,8 +70,27 @@ class DecisionForm(forms.Form):
         required=False,
         max_length=MAX_REASON,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required to reject; recorded in the audit log either way.",
+        help_text="Required to reject, and to verify accepting risks; recorded in the audit "
+        "log either way.",
     )
+
+    def __init__(self, *args: Any, risks: list[tuple[str, str]] = (), **kwargs: Any) -> None:  # type: ignore[assignment]
+        super().__init__(*args, **kwargs)
+        # One checkbox per open risk (moderation.risks), named accept_<risk>.
+        for name, label in risks:
+            self.fields[f"accept_{name}"] = forms.BooleanField(
+                label=f"I accept: {label}", required=False
+            )
+
+    def accepted_risks(self) -> list[str]:
+        return [
+            name.removeprefix("accept_")
+            for name, value in self.cleaned_data.items()
+            if name.startswith("accept_") and value
+        ]
+
+    def risk_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("accept_")]
 
 
 class RevokeForm(forms.Form):

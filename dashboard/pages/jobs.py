@@ -19,6 +19,7 @@ from dashboard.jobs import provenance
 from dashboard.models import Job, Reexecution
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
+from dashboard.moderation.risks import job_risks
 from dashboard.notary.services import chain_storage
 from dashboard.pages.base import render_page, role_required
 from dashboard.pages.forms import (
@@ -84,7 +85,7 @@ def _page(
         item.url = ipfs_link(item.cid)  # type: ignore[attr-defined]
         item.blessed_by = provenance.blessed_by(item)  # type: ignore[attr-defined]
         item.retrieval = provenance.reported_for(result.inputs if result else None, item)  # type: ignore[attr-defined]
-    revocable = job.moderation_state == Job.Moderation.VERIFIED and detail.award_count == 0
+    revocable = job.moderation_state in moderation.WITHDRAWABLE and detail.award_count == 0
     rerun = reexecutions.summary(job)
     if rerun["state"] == Reexecution.State.MISMATCH:
         # The two versions of stdout, stderr, exitCode and small text outputs, side by side.
@@ -97,6 +98,11 @@ def _page(
     if storage_on_chain:
         providers += [row["provider"] for row in storage_on_chain["deals"]]
         providers += [row["provider"] for row in storage_on_chain["claims"]]
+    risks = job_risks(job)
+    # No default decision: the amount starts empty; "use suggestion" (a link, no script)
+    # fills it in.
+    initial = {"datacap": typed_amount(suggestion)} if request.GET.get("datacap") else {}
+    awaiting = job.moderation_state == Job.Moderation.AWAITING_SECOND_APPROVAL
     return render_page(
         request,
         "dashboard/job.html",
@@ -118,8 +124,10 @@ def _page(
             "decidable": decidable,
             "show_decide": decidable and can_decide(role),
             "show_revoke": revocable and is_admin(role),
-            "decision_form": decision_form
-            or DecisionForm(initial={"decision": "verify", "datacap": typed_amount(suggestion)}),
+            "suggestion_text": typed_amount(suggestion),
+            "risks": risks,
+            "decision_form": decision_form or DecisionForm(initial=initial, risks=risks.labelled()),
+            "show_approve": awaiting and can_decide(role),
             "revoke_form": revoke_form or RevokeForm(),
             "error": error,
             "storage": storage_on_chain,
@@ -163,8 +171,10 @@ def decide(request: HttpRequest, job_id: str) -> HttpResponse:
     """Verify or reject. The form reads the input; the service checks the role, the amount,
     the reason and that the job is still pending. A refusal is shown on the job page with its
     HTTP status (400, 403, 409)."""
-    _detail(job_id)
-    form = DecisionForm(request.POST)
+    detail = _detail(job_id)
+    if request.POST.get("decision") == "approve":
+        return _approve(request, job_id)
+    form = DecisionForm(request.POST, risks=job_risks(detail.job).labelled())
     if not form.is_valid():
         return _page(
             request, _detail(job_id), status=400, error=first_error(form), decision_form=form
@@ -177,20 +187,41 @@ def decide(request: HttpRequest, job_id: str) -> HttpResponse:
             decision=decision,
             datacap=form.cleaned_data["datacap"] if decision == "verify" else None,
             reason=form.cleaned_data["reason"],
+            accept_risks=form.accepted_risks() if decision == "verify" else None,
         )
     except DomainError as err:
         add_service_errors(form, err.fields, err.message)
+        if err.code == "risks_not_accepted":  # each unticked risk says so beside its box
+            for name in (err.fields or {}).get("accept_risks", []):
+                if f"accept_{name}" in form.fields:
+                    form.add_error(f"accept_{name}", "Tick to accept this risk, or reject.")
         message = err.message
         if err.code == "already_decided":  # someone else was quicker: say ours did not count
             message = f"Your decision was not recorded: {message}."
         return _page(request, _detail(job_id), status=err.status, error=message, decision_form=form)
     detail = _detail(job_id)
-    if decision == "verify":
+    if detail.job.moderation_state == Job.Moderation.AWAITING_SECOND_APPROVAL:
+        messages.success(
+            request,
+            f"Job {job_id} verified with {format_bytes(detail.job.datacap_bytes)}: more than "
+            "DATACAP_SECOND_APPROVAL_BYTES, so it awaits a second moderator's approval.",
+        )
+    elif decision == "verify":
         messages.success(
             request, f"Job {job_id} verified with {format_bytes(detail.job.datacap_bytes)}."
         )
     else:
         messages.success(request, f"Job {job_id} rejected.")
+    return redirect("dashboard:job", job_id=job_id)
+
+
+def _approve(request: HttpRequest, job_id: str) -> HttpResponse:
+    """A second moderator approves a verification awaiting it; the service checks who."""
+    try:
+        moderation.approve(job_id=job_id, user=request.user, reason=request.POST.get("reason", ""))
+    except DomainError as err:
+        return _page(request, _detail(job_id), status=err.status, error=err.message)
+    messages.success(request, f"The verification of job {job_id} is approved.")
     return redirect("dashboard:job", job_id=job_id)
 
 

@@ -3,9 +3,11 @@ inputs first); a state filter and a search find decided and failed jobs too."""
 
 from __future__ import annotations
 
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 
 from dashboard.models import Job
+from dashboard.moderation.risks import job_risks
 from dashboard.pages import selectors
 from dashboard.pages.base import render_page, role_required
 from dashboard.pages.forms import QueueFilterForm
@@ -31,6 +33,12 @@ def queue(request: HttpRequest) -> HttpResponse:
         # Searching for a job that is not in the state asked for: say where it is.
         found = Job.objects.filter(id=filters.q.strip())
         elsewhere = found.only("id", "state", "moderation_state").first()
+    caught = selectors.caught_nodes()
+    # The risks behind each row's badges: two queries for the page, not a few per row.
+    rows: list[Job] = list(page.object_list)
+    prefetch_related_objects(rows, "inputs", "reexecutions")
+    for row in rows:
+        row.risks = job_risks(row, caught=row.node_id in caught)  # type: ignore[attr-defined]
     return render_page(
         request,
         "dashboard/queue.html",
@@ -43,6 +51,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "elsewhere": elsewhere,
             "flagged": [job for job in flagged if job.chain_flags],
             "review": [job for job in flagged if job.mismatch_review],
-            "caught": selectors.caught_nodes(),
+            "caught": caught,
+            "awaiting": selectors.awaiting_approval(),
         },
     )

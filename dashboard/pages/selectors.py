@@ -93,14 +93,7 @@ STATE_FILTERS: dict[str, Q] = {
     "revoked": Q(moderation_state=Job.Moderation.REVOKED),
     "failed": Q(state=Job.State.FAILED),
     "all": Q(),
-    # HOOK (issue 30, second approval): Job.Moderation has no AWAITING_SECOND_APPROVAL yet, so
-    # no job is in that state. When the model gains it, select it here:
-    #   Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)
-    "awaiting_second_approval": (
-        Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)  # type: ignore[attr-defined]
-        if hasattr(Job.Moderation, "AWAITING_SECOND_APPROVAL")
-        else Q(pk__in=[])
-    ),
+    "awaiting_second_approval": Q(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL),
 }
 
 
@@ -468,4 +461,14 @@ def flagged_jobs() -> list[Job]:
         Job.objects.filter(~Q(chain_flags="") | Q(mismatch_review=True))
         .only("id", "moderation_state", "chain_flags", "mismatch_review", "decided_at")
         .order_by("-decided_at", "-id")[:FLAGGED_SHOWN]
+    )
+
+
+def awaiting_approval() -> list[Job]:
+    """Verifications over DATACAP_SECOND_APPROVAL_BYTES waiting for a second moderator: one
+    query, oldest first (they hold DataCap back longest)."""
+    return list(
+        Job.objects.filter(moderation_state=Job.Moderation.AWAITING_SECOND_APPROVAL)
+        .only("id", "datacap_bytes", "decided_at")
+        .order_by("decided_at", "id")[:FLAGGED_SHOWN]
     )

@@ -41,18 +41,22 @@ def test_verify_a_job_from_the_queue_and_find_it_in_the_audit_log(
     page.wait_for_url(re.compile(r".*/jobs/job-blessed/$"))
     assert "hello from the job" in page.locator("pre.output").first.inner_text()
     assert page.get_by_role("link", name="report.txt").count() == 1
-    assert page.get_by_label("DataCap").input_value() == "8 KiB"  # 5000 bytes → 8 KiB piece
+    # No default decision: nothing chosen, the amount empty, the suggestion beside it.
+    assert not page.get_by_label("Verify").is_checked()
+    assert not page.get_by_label("Reject").is_checked()
+    assert page.get_by_label("DataCap").input_value() == ""
     shot(page, screenshots, "job")
+    page.get_by_role("link", name="Use suggestion").click()
+    assert page.get_by_label("DataCap").input_value() == "8 KiB"  # 5000 bytes → 8 KiB piece
 
     page.get_by_label("Verify").check()
-    page.get_by_label("DataCap").fill("12 KiB")
     page.get_by_label("Reason").fill("inputs are blessed, output checked")
     page.get_by_role("button", name="Record decision").click()
     page.wait_for_url(re.compile(r".*/jobs/job-blessed/$"))
-    assert "Job job-blessed verified with 12 KiB." in page.locator(".messages").inner_text()
+    assert "Job job-blessed verified with 8 KiB." in page.locator(".messages").inner_text()
     assert page.locator("#moderation-state").inner_text() == "verified"
     history = page.locator("#decision-history").inner_text()
-    assert "verify by mona with 12 KiB (12288 bytes)" in history
+    assert "verify by mona with 8 KiB (8192 bytes)" in history
     assert page.locator("#decide-form").count() == 0
     shot(page, screenshots, "job-verified")
 
@@ -138,7 +142,8 @@ def test_two_moderators_deciding_at_once_make_one_decision(
     ada = sign_in("ada")
     for page in (mona, ada):
         page.goto("/jobs/job-race/")
-    mona.get_by_label("DataCap").fill("4 KiB")
+    mona.get_by_label("Verify").check()
+    mona.get_by_label("DataCap").fill("1 KiB")
     ada.get_by_label("Reject").check()
     ada.get_by_label("Reason").fill("not what the annotations say")
     # Both forms go out before either answer comes back.

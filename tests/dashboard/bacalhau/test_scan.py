@@ -35,7 +35,7 @@ from dashboard.models import (
 from dashboard.moderation import services as moderation
 from dashboard.reexecution.selectors import node_records
 from executor.embedded_store import EmbeddedStore
-from tests.base import make_personas
+from tests.base import ACCEPT_RISKS, make_personas
 from tests.dashboard.bacalhau.shapes import (
     MODULE,
     NODE_ID,
@@ -303,7 +303,11 @@ def test_unmapped_nodes_cannot_be_awarded_until_an_admin_maps_them(orchestrator,
     scan(orchestrator)
     imported = our_job("e-1")
     moderation.decide(
-        job_id=imported.id, user=personas.moderator, decision="verify", datacap="1 GiB"
+        job_id=imported.id,
+        user=personas.moderator,
+        decision="verify",
+        datacap="1 GiB",
+        **ACCEPT_RISKS,
     )
     path = f"/api/v1/notary/verifications/{RESULT}"
     auth = {"HTTP_AUTHORIZATION": f"Bearer {personas.notary_key}"}

@@ -20,6 +20,7 @@ from executor.api_client import DashboardClient
 from executor.embedded_store import EmbeddedStore
 from executor.run import run_job
 from executor.spec import parse_spec
+from tests.base import ACCEPT_RISKS
 from tests.dashboard.reexecution.common import report_of
 from tests.executor import wat_modules as wat
 from tests.helpers import ROOT, database_urls, free_port, manage, process_env, spawn
@@ -187,7 +188,8 @@ def test_two_scripts_deciding_at_once_get_one_decision(live: Live) -> None:
         job_id = client.submit({"engine": "wasm", "wasm": {"module": module}})["id"]
         assert client.wait(job_id, timeout_s=60, poll_s=0.1)["state"] == "completed"
     bodies = [
-        {"decision": "verify", "datacap_bytes": "8 GiB"},
+        # the smallest piece: never over the suggestion
+        {"decision": "verify", "datacap_bytes": 128, **ACCEPT_RISKS},
         {"decision": "reject", "reason": "no"},
     ]
     start = threading.Barrier(2)

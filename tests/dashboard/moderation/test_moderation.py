@@ -12,15 +12,18 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.errors import DomainError
-from dashboard.models import AuditEvent, Award, Decision, Job, JobResult
+from dashboard.models import AuditEvent, Award, Decision, Job, JobInput, JobResult
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from tests.base import Personas
 
 RESULT_CID = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"
+# A result CAR whose smallest piece is 64 GiB: the suggestion, and the cap by default.
+CAR_OF_64_GIB = (64 << 30) * 127 // 128
 
 
 def finished_job(job_id: str = "job-1", *, state: str = "completed") -> Job:
+    """A bundled job with no risk: its one input blessed, exit 0, its result measured."""
     job = Job.objects.create(
         id=job_id,
         engine="wasm",
@@ -28,6 +31,16 @@ def finished_job(job_id: str = "job-1", *, state: str = "completed") -> Job:
         spec_digest="0" * 64,
         state=state,
         finished_at=timezone.now(),
+        inputs_blessed=True,
+    )
+    JobInput.objects.create(
+        job=job,
+        position=0,
+        cid=RESULT_CID,
+        path="/inputs/a",
+        blessed=True,
+        status="active",
+        sources=[{"kind": "claim", "id": 7, "status": "active"}],
     )
     if state == "completed":
         JobResult.objects.create(
@@ -38,6 +51,7 @@ def finished_job(job_id: str = "job-1", *, state: str = "completed") -> Job:
             stderr_cid=RESULT_CID,
             outputs_cid=RESULT_CID,
             size_bytes=1000,
+            car_bytes=CAR_OF_64_GIB,
             runtime_ms=5,
         )
     return job
@@ -114,7 +128,8 @@ def test_rules(personas: Personas) -> None:
     refused("invalid_decision", decision="verify")
     refused("invalid_decision", decision="verify", datacap="lots")
     refused("invalid_decision", decision="reject", reason="  ")
-    refused("invalid_decision", decision="approve")
+    refused("invalid_decision", decision="approve", datacap="1 GiB")
+    refused("not_awaiting_approval", decision="approve")
     refused("not_found", job_id="nope", decision="reject", reason="x")
     refused("job_not_finished", job_id="still-running", decision="reject", reason="x")
     assert (

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from executor.commp import Piece, commp
+from tests.base import ACCEPT_RISKS
 from tests.chain_data import make_deal
 from tests.executor import wat_modules as wat
 from tests.fake_lotus import FakeChain, FakeLotusServer
@@ -128,7 +129,7 @@ def test_evergreen_end_to_end(tmp_path: Path) -> None:
             # 4. a moderator's script verifies it with room for the small and medium pieces
             decided = api(moderator).post(
                 f"/api/v1/jobs/{job_id}/decision",
-                json={"decision": "verify", "datacap_bytes": small.size},
+                json={"decision": "verify", "datacap_bytes": small.size, **ACCEPT_RISKS},
             )
             assert decided.status_code == 200, decided.text
             answer = notary.verification(result_cid, HOLDER)

@@ -22,11 +22,17 @@ from dashboard.worker import execute_job
 from executor.commp import commp
 from executor.embedded_store import EmbeddedStore
 from executor.spec import parse_spec
-from tests.base import Personas
+from tests.base import ACCEPT_RISKS, Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.executor import wat_modules as wat
 
 HOLDER = "f01234"  # the node persona's provider
+
+
+@pytest.fixture(autouse=True)
+def uncapped(settings) -> None:  # type: ignore[no-untyped-def]
+    """These tests are about awards, not DATACAP_MAX_OVER_SUGGESTION: any amount goes."""
+    settings.DATACAP_MAX_OVER_SUGGESTION = 1 << 40
 
 
 @pytest.fixture
@@ -124,7 +130,11 @@ def test_awards_and_every_refusal(client: Client, personas: Personas, store) -> 
     assert verification.status_code == 200 and verification.json()["verified"] is False
     assert verification.json()["reason"]["code"] == "not_moderated"
     moderation.decide(
-        job_id=job.id, user=personas.moderator, decision="verify", datacap=piece.size * 2
+        job_id=job.id,
+        user=personas.moderator,
+        decision="verify",
+        datacap=piece.size * 2,
+        **ACCEPT_RISKS,
     )
     assert award_code(award) == (409, "unknown_piece")
     post(client, personas.node_key, f"/api/v1/jobs/{job.id}/pieces",
@@ -187,7 +197,9 @@ def test_revoked_jobs_get_no_datacap(client: Client, personas: Personas, store) 
     piece = piece_of(store, result_cid)
     post(client, personas.node_key, f"/api/v1/jobs/{job.id}/pieces",
          {"piece_cid": piece.cid, "piece_size": piece.size, "payload_cid": result_cid})  # fmt: skip
-    moderation.decide(job_id=job.id, user=personas.moderator, decision="verify", datacap="1 GiB")
+    moderation.decide(
+        job_id=job.id, user=personas.moderator, decision="verify", datacap="1 GiB", **ACCEPT_RISKS
+    )
     moderation.revoke(job_id=job.id, user=personas.admin, reason="wrong data")
     body = {"cid": result_cid, "provider": HOLDER, "piece_cid": piece.cid, "piece_size": piece.size}
     response = post(client, personas.notary_key, "/api/v1/notary/awards", body)
@@ -206,7 +218,9 @@ def test_results_no_provider_holds_are_not_verified_and_the_answer_says_why(
     settings.EXECUTOR_PROVIDER = None
     job = completed_job(personas, store)
     assert job.result.provider == ""
-    moderation.decide(job_id=job.id, user=personas.moderator, decision="verify", datacap="1 KiB")
+    moderation.decide(
+        job_id=job.id, user=personas.moderator, decision="verify", datacap="1 KiB", **ACCEPT_RISKS
+    )
     path = f"/api/v1/notary/verifications/{job.result.result_cid}"
     answer = get(client, personas.notary_key, path).json()
     assert answer["moderation_state"] == "verified" and answer["verified"] is False
@@ -261,7 +275,9 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
     pieces = [piece_of(store, result_cid, size) for size in (1024, 2048, 4096, 8192)]
     for p in pieces:
         JobPiece.objects.create(job=job, piece_cid=p.cid, piece_size=p.size, payload_cid=result_cid)
-    moderation.decide(job_id=job.id, user=personas.moderator, decision="verify", datacap=8192)
+    moderation.decide(
+        job_id=job.id, user=personas.moderator, decision="verify", datacap=8192, **ACCEPT_RISKS
+    )
     from dashboard.models import ApiKey
 
     notary_key = ApiKey.objects.get(scope="notary")

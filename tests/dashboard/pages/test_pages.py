@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.eligibility.selectors import forget_epoch
-from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job
+from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobResult, Reexecution
 from tests.base import PASSWORD, Personas
 from tests.e2e.page_data import BLESSED_CID, OTHER_CID, make_job, stored_result
 
@@ -32,6 +32,13 @@ def client_for(user) -> Client:  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(autouse=True)
+def uncapped(settings) -> None:  # type: ignore[no-untyped-def]
+    """Most of these tests are about the pages, not DATACAP_MAX_OVER_SUGGESTION (tested in
+    tests/dashboard/moderation/test_risks.py): any amount goes."""
+    settings.DATACAP_MAX_OVER_SUGGESTION = 1 << 40
 
 
 @pytest.fixture
@@ -277,9 +284,10 @@ def queries(client: Client, url: str) -> int:
 
 
 # Session, user, role, the node filter's choices, the jobs flagged on chain, the nodes caught
-# by a re-execution, the segment counts, then one query per blessed segment (all, some, no
-# inputs) the page overlaps: at most three.
-QUEUE_QUERIES = 7 + 3
+# by a re-execution, the verifications awaiting a second approval, the segment counts, then
+# one query per blessed segment (all, some, no inputs) the page overlaps: at most three; then
+# the page's inputs and re-executions, for the risk badges.
+QUEUE_QUERIES = 8 + 3 + 2
 
 
 def test_the_queue_and_job_pages_run_a_constant_number_of_queries(
@@ -325,7 +333,11 @@ def test_the_job_page_shows_what_a_moderator_needs(mona: Client, store) -> None:
     assert "1000 bytes" in body
     # 1000 bytes pad to a 1 KiB piece, times one replica.
     assert 'id="suggested-datacap">1 KiB (1024 bytes)' in body
-    assert 'value="1 KiB"' in body  # the amount field is prefilled, with units
+    # no default decision: nothing checked, the amount empty, the suggestion beside it
+    assert 'value="1 KiB"' not in body and "checked" not in body
+    assert 'href="?datacap=suggested#decide-form"' in body
+    # "use suggestion" fills it in, with units, and no script
+    assert 'value="1 KiB"' in text(mona.get("/jobs/job-1/?datacap=suggested"))
     assert "&quot;engine&quot;: &quot;docker&quot;" in body  # the spec
     assert "No decision yet" in body
 
@@ -333,7 +345,7 @@ def test_the_job_page_shows_what_a_moderator_needs(mona: Client, store) -> None:
 def test_the_suggestion_follows_the_replica_count(mona: Client, settings) -> None:  # type: ignore[no-untyped-def]
     settings.DATACAP_REPLICAS = 11
     make_job("job-1", size=100)  # a 128-byte piece: 1408 bytes, not a round KiB figure
-    assert 'value="1408"' in text(mona.get("/jobs/job-1/"))
+    assert 'value="1408"' in text(mona.get("/jobs/job-1/?datacap=suggested"))
 
 
 def test_missing_content_is_said_plainly(mona: Client, store) -> None:  # type: ignore[no-untyped-def]
@@ -374,16 +386,16 @@ def test_viewers_see_no_decision_form(victor: Client) -> None:
 def test_a_moderator_verifies_with_an_amount_typed_with_units(mona: Client) -> None:
     make_job("job-1")
     response = mona.post(
-        "/jobs/job-1/decide", {"decision": "verify", "datacap": "1.5 TiB", "reason": "looks good"}
+        "/jobs/job-1/decide", {"decision": "verify", "datacap": "1.5 GiB", "reason": "looks good"}
     )
     assert response.status_code == 302 and response["Location"] == "/jobs/job-1/"
     job = Job.objects.get(id="job-1")
-    assert job.moderation_state == "verified" and job.datacap_bytes == 3 << 39
+    assert job.moderation_state == "verified" and job.datacap_bytes == 3 << 29
     event = AuditEvent.objects.get(action="job.verify")
     assert (event.actor, event.target, event.reason) == ("user:mona", "job:job-1", "looks good")
     page = text(mona.get("/jobs/job-1/"))
-    assert "Job job-1 verified with 1.50 TiB" in page  # the flash message
-    assert "verify</strong> by mona" in page and "1649267441664 bytes" in page
+    assert "Job job-1 verified with 1.50 GiB" in page  # the flash message
+    assert "verify</strong> by mona" in page and "1610612736 bytes" in page
     assert 'id="decide-form"' not in page
     assert mona.get("/").context["page"].paginator.count == 0  # out of the queue
 
@@ -749,3 +761,43 @@ def test_jobs_stored_wrongly_on_chain_are_flagged_in_the_queue_and_on_the_page(
     Deal.objects.filter(deal_id=77).delete()
     assert refresh_chain_flags() == 1  # cleared
     assert 'id="flagged-jobs"' not in mona.get("/").content.decode()
+
+
+def test_a_risky_verification_on_the_page_marks_each_unticked_risk(mona: Client) -> None:
+    make_job("job-1", blessed=False)
+    page = text(mona.get("/jobs/job-1/"))
+    assert 'name="accept_inputs_not_blessed"' in page and "checked" not in page
+    refused = mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 KiB"})
+    assert refused.status_code == 409
+    body = text(refused)
+    assert "accepting these risks: inputs_not_blessed" in body
+    assert 'id="id_accept_inputs_not_blessed_error"' in body
+    form = {"decision": "verify", "datacap": "1 KiB", "accept_inputs_not_blessed": "on"}
+    assert mona.post("/jobs/job-1/decide", form).status_code == 400  # and a reason
+    ok = mona.post("/jobs/job-1/decide", dict(form, reason="the input is ours"))
+    assert ok.status_code == 302
+    event = AuditEvent.objects.get(action="job.verify")
+    assert event.after["accepted_risks"] == ["inputs_not_blessed"]
+
+
+def test_the_queue_badges_name_failed_programs_and_failed_reruns(
+    mona: Client, personas: Personas
+) -> None:
+    make_job("clean")
+    make_job("exit-2")
+    JobResult.objects.filter(job_id="exit-2").update(exit_code=2)
+    rerun_failed = make_job("rerun-failed", node=personas.node)
+    Reexecution.objects.create(
+        job=rerun_failed,
+        state=Reexecution.State.FAILED,
+        reason="policy",
+        requested_by="policy",
+        error="module not found",
+    )
+    rows = {
+        row.split('href="/jobs/')[1].split("/")[0]: row
+        for row in text(mona.get("/")).split("<tr>")[2:]
+    }
+    assert "badge-" not in rows["clean"]
+    assert "program failed (exit 2)" in rows["exit-2"] and "1 risk<" in rows["exit-2"]
+    assert "re-run failed" in rows["rerun-failed"] and "1 risk<" in rows["rerun-failed"]

@@ -26,7 +26,7 @@ from dashboard.reexecution.selectors import node_records
 from dashboard.worker import execute_reexecution
 from executor.run import run_job
 from executor.spec import parse_spec
-from tests.base import Personas
+from tests.base import ACCEPT_RISKS, Personas
 from tests.dashboard.reexecution.common import (
     call,
     job_json,
@@ -67,7 +67,7 @@ def test_a_spec_over_the_limits_is_not_verifiable_and_never_run(
     assert Reexecution.objects.filter(state="queued").count() == 0
     # and with REEXECUTE_BEFORE_VERIFY the job cannot be verified: its result is unchecked
     settings.REEXECUTE_BEFORE_VERIFY = True
-    decision = {"decision": "verify", "datacap_bytes": "1 GiB"}
+    decision = {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS}
     verify = call(client, "post", "/api/v1/jobs/greedy/decision", personas.moderator_key, decision)
     assert verify.status_code == 409 and verify.json()["error"]["code"] == "not_reexecuted"
     message = verify.json()["error"]["message"]

@@ -14,7 +14,7 @@ from dashboard.models import AuditEvent, Decision, Job
 from dashboard.reexecution.selectors import node_records
 from executor.run import run_job
 from executor.spec import parse_spec
-from tests.base import Personas
+from tests.base import ACCEPT_RISKS, Personas
 from tests.dashboard.reexecution.common import (
     call,
     node_reports,
@@ -25,8 +25,14 @@ from tests.e2e.page_data import make_job
 
 pytestmark = pytest.mark.django_db
 
-VERIFY = {"decision": "verify", "datacap_bytes": "1 GiB"}
+VERIFY = {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS}
 PIECE = "baga6ea4seaqa32zgo7twhtpi62quq3mcggvjnl5wdh76xb6wns6kyw6zxxcb6jy"  # any piece CID
+
+
+@pytest.fixture(autouse=True)
+def uncapped(settings) -> None:  # type: ignore[no-untyped-def]
+    """These tests are about re-executions, not DATACAP_MAX_OVER_SUGGESTION: any amount goes."""
+    settings.DATACAP_MAX_OVER_SUGGESTION = 1 << 40
 
 
 def notary(client: Client, personas: Personas, cid: str) -> dict:

@@ -24,7 +24,7 @@ from dashboard.worker import run_once
 from executor.embedded_store import EmbeddedStore
 from executor.run import run_job
 from executor.spec import parse_spec
-from tests.base import Personas
+from tests.base import ACCEPT_RISKS, Personas
 from tests.dashboard.reexecution.common import (
     INPUT,
     call,
@@ -153,7 +153,7 @@ def test_a_lying_node_is_caught_flagged_and_its_job_cannot_be_verified(
         "post",
         "/api/v1/jobs/liar-1/decision",
         personas.moderator_key,
-        {"decision": "verify", "datacap_bytes": "1 GiB"},
+        {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS},
     )
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "not_reexecuted"
@@ -202,7 +202,7 @@ def test_without_the_setting_a_mismatched_job_can_still_be_verified(
         "post",
         "/api/v1/jobs/liar-ok/decision",
         personas.moderator_key,
-        {"decision": "verify", "datacap_bytes": "1 GiB"},
+        {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS},
     )
     assert verified.status_code == 200  # REEXECUTE_BEFORE_VERIFY is off: the moderator's call
 
@@ -213,7 +213,7 @@ def test_the_setting_holds_back_verification_until_the_rerun_matched(
     settings.REEXECUTE_BEFORE_VERIFY = True
     spec = reads_clock_random_and_input([store, node_store])
     node_reports(client, personas.node_key, "waits", spec, run_job(parse_spec(spec), node_store))
-    decision = {"decision": "verify", "datacap_bytes": "1 GiB"}
+    decision = {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS}
     early = call(client, "post", "/api/v1/jobs/waits/decision", personas.moderator_key, decision)
     assert early.status_code == 409 and "queued" in early.json()["error"]["message"]
     assert run_reexecutions() == ["match"]
