@@ -13,7 +13,7 @@ from dashboard.models import Job, JobResult, Reexecution
 from dashboard.moderation.datacap import suggested_datacap
 from dashboard.reexecution import selectors as reexecutions
 
-__all__ = ["RISK_LABELS", "NOT_MEASURED", "Risks", "job_risks", "node_caught"]
+__all__ = ["RISK_LABELS", "NOT_MEASURED", "Risks", "job_risks"]
 
 # The risks a verification must accept, by the name the API and the form use, in the order
 # the page lists them.
@@ -58,18 +58,6 @@ class Risks:
         return [(name, RISK_LABELS[name]) for name in self.open]
 
 
-def node_caught(job: Job) -> bool:
-    """The job's node key has a WASM job whose latest re-execution mismatched (this one
-    included): the queue's "node caught"."""
-    if job.node_id is None:
-        return False
-    return Job.objects.filter(
-        node_id=job.node_id,
-        engine=Job.Engine.WASM,
-        reexecution_verdict=Reexecution.State.MISMATCH,
-    ).exists()
-
-
 def _blessed_by(sources: Any) -> list[str]:
     # The same reading as jobs.provenance.blessed_by, which stands above this room.
     return [
@@ -95,7 +83,7 @@ def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
     except JobResult.DoesNotExist:
         result = None
     rerun = reexecutions.summary(job)["state"]
-    is_caught = node_caught(job) if caught is None else caught
+    is_caught = reexecutions.node_caught(job, counting_this=True) if caught is None else caught
     measured = result is not None and result.car_bytes is not None
     opened = {
         "inputs_not_blessed": coverage != "all",

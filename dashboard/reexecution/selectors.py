@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Count, Q
 
-from dashboard.models import ApiKey, Job, JobResult, Reexecution
+from dashboard.models import ApiKey, BacalhauExecution, Job, JobResult, Reexecution
 
 __all__ = ["NOT_RERUN", "deterministic", "node_records", "summary"]
 
@@ -153,3 +153,34 @@ def node_records() -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def same_node(job: Job) -> Q | None:
+    """The jobs of the compute node that ran `job`: its key, or its Bacalhau node (the node
+    id on the orchestrator that reported it: another orchestrator's node of that id is
+    another node); None when no node is known."""
+    if job.node_id is not None:
+        return Q(node_id=job.node_id)
+    origin = (
+        BacalhauExecution.objects.filter(job_id=job.id)
+        .values_list("orchestrator_id", "node_id")
+        .first()
+    )
+    if origin is None or not origin[1]:
+        return None
+    return Q(bacalhau__orchestrator_id=origin[0], bacalhau__node_id=origin[1])
+
+
+def node_caught(job: Job, *, counting_this: bool = False) -> bool:
+    """The one "node caught" rule: the compute node that ran `job` has a WASM job whose
+    latest re-execution mismatched; `counting_this` counts `job` itself (a moderator's risk),
+    else only its other jobs (whether to re-run this one)."""
+    same = same_node(job)
+    if same is None:
+        return False
+    caught = Job.objects.filter(
+        same, engine=Job.Engine.WASM, reexecution_verdict=Reexecution.State.MISMATCH
+    )
+    if not counting_this:
+        caught = caught.exclude(id=job.id)
+    return caught.exists()

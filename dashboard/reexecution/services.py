@@ -53,7 +53,7 @@ from dashboard.models import (
 )
 from dashboard.queue import REEXECUTE_TASK, Queue
 from dashboard.reexecution.diff import result_diff
-from dashboard.reexecution.selectors import deterministic
+from dashboard.reexecution.selectors import deterministic, node_caught
 from executor.spec import SpecError, parse_spec
 
 __all__ = [
@@ -85,33 +85,6 @@ QUOTA_WINDOW = timedelta(hours=1)
 # --- queueing ------------------------------------------------------------------------------------
 
 
-def _same_node(job: Job) -> Q | None:
-    """The jobs of the compute node that ran `job`: its key, or its Bacalhau node (the node
-    id on the orchestrator that reported it: another orchestrator's node of that id is
-    another node)."""
-    if job.node_id is not None:
-        return Q(node_id=job.node_id)
-    origin = (
-        BacalhauExecution.objects.filter(job_id=job.id)
-        .values_list("orchestrator_id", "node_id")
-        .first()
-    )
-    if origin is None or not origin[1]:
-        return None
-    return Q(bacalhau__orchestrator_id=origin[0], bacalhau__node_id=origin[1])
-
-
-def _node_caught(job: Job) -> bool:
-    same = _same_node(job)
-    return same is not None and (
-        Job.objects.filter(
-            same, engine=Job.Engine.WASM, reexecution_verdict=Reexecution.State.MISMATCH
-        )
-        .exclude(id=job.id)
-        .exists()
-    )
-
-
 def _sampled(job_id: str) -> bool:
     # By the job's id, not a random draw: the same job is always in or out of the sample.
     draw = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big") % 100
@@ -121,7 +94,7 @@ def _sampled(job_id: str) -> bool:
 def _automatic_reason(job: Job) -> str | None:
     if not job.external or not deterministic(job):
         return None
-    if _node_caught(job):
+    if node_caught(job):
         return "node_mismatched"
     if settings.REEXECUTE_POLICY == "all":
         return "policy"

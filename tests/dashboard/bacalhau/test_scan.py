@@ -33,6 +33,7 @@ from dashboard.models import (
     Reexecution,
 )
 from dashboard.moderation import services as moderation
+from dashboard.moderation.risks import job_risks
 from dashboard.reexecution.selectors import node_records
 from executor.embedded_store import EmbeddedStore
 from tests.base import ACCEPT_RISKS, make_personas
@@ -754,6 +755,9 @@ def test_a_node_id_reported_by_another_orchestrator_is_another_node(
     scan(hostile)
     reruns = dict(Reexecution.objects.values_list("job__bacalhau__orchestrator__url", "reason"))
     assert reruns == {hostile.url: "node_mismatched"}
+    # and a moderator verifying its next job is told so (the one "node caught" rule)
+    assert "node_caught" in job_risks(our_job_on(hostile, "e-2")).open
+    assert "node_caught" not in job_risks(our_job_on(orchestrator, "e-2")).open
     assert our_job_on(orchestrator, "e-2").result.provider == "f01234"
     records = [r for r in node_records() if r["kind"] == "bacalhau"]
     assert sorted((r["id"], r["caught"]) for r in records) == sorted(
