@@ -238,3 +238,13 @@ def cid_report(cid: str) -> dict[str, Any]:
         "as_of_epoch": epoch,
         "scanner": scanner_freshness(),
     }
+
+
+def blessed_by(sources: Any) -> list[str]:
+    """The active claims and deals among the sources an input's FIL+ status was read from
+    (what jobs.services.mark_inputs_blessed recorded): "claim 7", "deal 12"."""
+    return [
+        f"{source['kind']} {source['id']}"
+        for source in sources or []
+        if isinstance(source, dict) and source.get("status") == "active"
+    ]

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from django.db import transaction
 
 from dashboard.addresses import PROVIDER_ADDRESS
+from dashboard.eligibility import selectors as eligibility
 from dashboard.errors import DomainError
 from dashboard.models import JobInput, ProviderRetrieval
 from executor.cids import InvalidCID, normalize_cid
@@ -185,11 +186,7 @@ def check_against_spec(inputs: list[dict[str, Any]], spec: list[tuple[str, str]]
 
 def blessed_by(item: JobInput) -> list[str]:
     """The active claims and deals behind an input when the job ran: "claim 7", "deal 12"."""
-    return [
-        f"{source['kind']} {source['id']}"
-        for source in item.sources or []
-        if isinstance(source, dict) and source.get("status") == "active"
-    ]
+    return eligibility.blessed_by(item.sources)
 
 
 def reported_for(reported: Any, item: JobInput) -> dict[str, Any] | None:

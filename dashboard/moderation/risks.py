@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 
+from dashboard.eligibility import selectors as eligibility
 from dashboard.models import Job, JobResult, Reexecution
 from dashboard.moderation.datacap import suggested_datacap
 from dashboard.reexecution import selectors as reexecutions
@@ -58,15 +59,6 @@ class Risks:
         return [(name, RISK_LABELS[name]) for name in self.open]
 
 
-def _blessed_by(sources: Any) -> list[str]:
-    # The same reading as jobs.provenance.blessed_by, which stands above this room.
-    return [
-        f"{source['kind']} {source['id']}"
-        for source in sources or []
-        if isinstance(source, dict) and source.get("status") == "active"
-    ]
-
-
 def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
     """The risks of verifying `job`. `caught` may be given by a caller that read it for many
     jobs at once (the queue)."""
@@ -95,7 +87,7 @@ def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
     }
     return Risks(
         inputs=coverage,
-        blessed_by={item.cid: _blessed_by(item.sources) for item in blessed},
+        blessed_by={item.cid: eligibility.blessed_by(item.sources) for item in blessed},
         exit_code=result.exit_code if result else None,
         reexecution=rerun,
         node_caught=is_caught,
