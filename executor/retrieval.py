@@ -347,6 +347,8 @@ class Retriever:
             answer = json.loads(body)
         except ValueError:
             raise Unusable("answer is not JSON") from None
+        except RecursionError:  # a hostile router's [[[…]]]: its failure, not the job's crash
+            raise Unusable("answer is JSON nested too deep") from None
         providers = answer.get("Providers") if isinstance(answer, dict) else None
         if providers is None:
             return []

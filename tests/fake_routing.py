@@ -8,7 +8,8 @@ real HTTP server on 127.0.0.1 for retrieval tests instead of mocking httpx.
 What cid.contact does that the spec does not (indexstar's delegated translator): 404 when
 it knows no provider (the spec says 200 with none), keys sorted, each protocol also a key
 holding the base64 of its metadata (`"transport-ipfs-gateway-http": "oBIA"`).
-`oversize` answers with a body larger than any real one, for the size bound.
+`oversize` answers with a body larger than any real one, for the size bound; `nest_depth`
+with JSON nested that deep, for the nesting bound.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FakeRouting(ServedFake):
         self.providers: dict[str, list[dict[str, Any]]] = {}
         self.requests: Counter[str] = Counter()
         self.oversize = False
+        self.nest_depth = 0  # answer JSON nested this deep instead (under the size bound)
         self.status: int | None = None  # answer every lookup with this status instead
         self._lock = threading.Lock()
         super().__init__(host=host, port=port)
@@ -83,6 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests[cid] += 1
         if fake.status is not None:
             return self._send(fake.status, b"error\n", "text/plain")
+        if fake.nest_depth:
+            body = b'{"Providers": ' + b"[" * fake.nest_depth + b"]" * fake.nest_depth + b"}"
+            return self._send(200, body, "application/json")
         if fake.oversize:
             filler = [{"Schema": "peer", "ID": "x" * 100, "Addrs": []}] * 20000
             return self._send(200, json.dumps({"Providers": filler}).encode(), "application/json")

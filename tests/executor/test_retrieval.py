@@ -462,6 +462,18 @@ def test_an_oversized_routing_answer_is_refused(
     assert "answer larger than" in routing["reason"] and gateway["ok"]
 
 
+def test_a_routing_answer_nested_too_deep_is_one_failed_attempt(
+    node: EmbeddedStore, sp_store: EmbeddedStore, folder: str, tmp_path: Path, servers: list
+) -> None:
+    sp = start(servers, FakeSP(sp_store))
+    router = start(servers, FakeRouting())
+    router.nest_depth = 100_000  # 200 KB: within the size bound, past Python's recursion
+    spec = reader_spec(node, folder, "/in", "hello.txt")
+    result = run(node, spec, tmp_path, ipni_url=router.url, gateways=(sp.url,))
+    routing, gateway = result.inputs[0]["attempts"]
+    assert "nested too deep" in routing["reason"] and gateway["ok"]
+
+
 def test_gateway_only(
     node: EmbeddedStore, sp_store: EmbeddedStore, folder: str, tmp_path: Path, servers: list
 ) -> None:
