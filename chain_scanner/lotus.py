@@ -325,7 +325,7 @@ def _request(method: str, params: Sequence[Any], request_id: int) -> dict[str, A
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a hostile node's [[[…]]]
         return None
 
 

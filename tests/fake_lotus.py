@@ -842,9 +842,10 @@ def _same_address(a: str, b: str) -> bool:
 
 @dataclass
 class _Fault:
-    kind: str  # "status" | "drop" | "delay" | "rpc_error"
+    kind: str  # "status" | "drop" | "delay" | "rpc_error" | "body"
     remaining: int
     status: int = 0
+    body: bytes = b""
     seconds: float = 0.0
     method: str = ""
     code: int = 1
@@ -872,6 +873,10 @@ class Faults:
     def drop_connection(self, times: int = 1) -> None:
         """Read the request, then close the socket without writing anything."""
         self._add_http(_Fault("drop", times))
+
+    def raw_body(self, body: bytes, times: int = 1) -> None:
+        """Answer 200 with these bytes as JSON, whatever was asked (a hostile node)."""
+        self._add_http(_Fault("body", times, body=body))
 
     def delay(self, seconds: float, times: int = 1) -> None:
         """Sleep before answering normally (for client timeouts)."""
@@ -1292,6 +1297,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "status":
             text = f"{fault.status} {self.responses.get(fault.status, ('',))[0]}\n".encode()
             self._send(fault.status, text, "text/plain; charset=utf-8")
+            return
+        if fault is not None and fault.kind == "body":
+            self._send(200, fault.body, "application/json")
             return
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)

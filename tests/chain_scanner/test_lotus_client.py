@@ -53,6 +53,16 @@ def test_retries_http_503_then_succeeds(rpc: LotusClient, lotus: FakeLotusServer
     assert lotus.http_requests == 3
 
 
+def test_an_answer_nested_too_deep_is_a_protocol_error(
+    rpc: LotusClient, lotus: FakeLotusServer
+) -> None:
+    """JSON nested 100,000 deep raised RecursionError out of the client (and out of a
+    locations request that read a provider's addresses); now a node that sends it is wrong."""
+    lotus.faults.raw_body(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(LotusProtocolError, match="without a JSON-RPC body"):
+        rpc.chain_head()
+
+
 def test_retries_dropped_connections(rpc: LotusClient, lotus: FakeLotusServer) -> None:
     lotus.faults.drop_connection(times=2)
     assert rpc.chain_head().height == lotus.chain.head_height
