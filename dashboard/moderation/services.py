@@ -55,6 +55,38 @@ def _conflict(job_id: str) -> DomainError:
     )
 
 
+def _keep(
+    job: Job,
+    action: str,
+    user: Any,
+    reason: str,
+    before: dict[str, Any],
+    *,
+    datacap_bytes: int | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """Keep a decision whose conditional update of the job has won: its Decision row, then
+    the job as it now is, then its audit event (`job.<action>`, `after` added to the job's
+    snapshot)."""
+    Decision.objects.create(
+        job_id=job.id,
+        action=action,
+        datacap_bytes=datacap_bytes,
+        reason=reason,
+        actor=_actor(user),
+        user=user,
+    )
+    job.refresh_from_db()
+    record(
+        actor=_actor(user),
+        action=f"job.{action}",
+        target=f"job:{job.id}",
+        before=before,
+        after={**_snapshot(job), **(after or {})},
+        reason=reason,
+    )
+
+
 def _needs_match(job: Job, state: str) -> bool:
     """REEXECUTE_BEFORE_VERIFY: an external WASM job is verified only once a re-execution of
     it gave the result its node reported (bundled jobs ran here already)."""
@@ -235,26 +267,8 @@ def decide(
             if gated and job.moderation_state == Job.Moderation.PENDING:
                 raise _not_reexecuted(job)  # a re-execution finished in this moment
             raise _conflict(job_id)
-        Decision.objects.create(
-            job_id=job_id,
-            action=decision,
-            datacap_bytes=amount,
-            reason=reason,
-            actor=_actor(user),
-            user=user,
-        )
-        job.refresh_from_db()
-        after = _snapshot(job)
-        if decision == "verify":
-            after["accepted_risks"] = accepted
-        record(
-            actor=_actor(user),
-            action=f"job.{decision}",
-            target=f"job:{job_id}",
-            before=before,
-            after=after,
-            reason=reason,
-        )
+        accepted_risks = {"accepted_risks": accepted} if decision == "verify" else {}
+        _keep(job, decision, user, reason, before, datacap_bytes=amount, after=accepted_risks)
     return job
 
 
@@ -294,23 +308,7 @@ def approve(*, job_id: str, user: Any, reason: str = "") -> Job:
         ).update(moderation_state=Job.Moderation.VERIFIED, decided_at=timezone.now())
         if not won:
             raise _conflict(job_id)
-        Decision.objects.create(
-            job_id=job_id,
-            action=Decision.Action.APPROVE,
-            datacap_bytes=job.datacap_bytes,
-            reason=reason,
-            actor=_actor(user),
-            user=user,
-        )
-        job.refresh_from_db()
-        record(
-            actor=_actor(user),
-            action="job.approve",
-            target=f"job:{job_id}",
-            before=before,
-            after=_snapshot(job),
-            reason=reason,
-        )
+        _keep(job, Decision.Action.APPROVE, user, reason, before, datacap_bytes=job.datacap_bytes)
     return job
 
 
@@ -411,20 +409,5 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
         )
         if not won:
             raise _conflict(job_id)
-        Decision.objects.create(
-            job_id=job_id,
-            action=Decision.Action.REVOKE,
-            reason=reason,
-            actor=_actor(user),
-            user=user,
-        )
-        job.refresh_from_db()
-        record(
-            actor=_actor(user),
-            action="job.revoke",
-            target=f"job:{job_id}",
-            before=before,
-            after=_snapshot(job),
-            reason=reason,
-        )
+        _keep(job, Decision.Action.REVOKE, user, reason, before)
     return job
