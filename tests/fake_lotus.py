@@ -41,7 +41,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -67,7 +67,7 @@ from tests.chain_data import (
     synthetic_object_cid,
     synthetic_tipset_cid,
 )
-from tests.fake_server import ServedFake
+from tests.fake_server import FakeHandler, FakeHTTPServer, ServedFake
 
 # go-jsonrpc protocol error codes; these go out with HTTP 500 (400 for -32600).
 PARSE_ERROR = -32700
@@ -1261,21 +1261,12 @@ class FakeLotusServer(ServedFake):
         raise AssertionError(name)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(FakeHTTPServer):
     fake: FakeLotusServer
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from Lotus
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle + delayed ACK
-    # add ~40 ms to every response on a kept-alive connection.
-    disable_nagle_algorithm = True
+class _Handler(FakeHandler):
     server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests stay quiet
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # Go's net/http sends Date but no Server header.

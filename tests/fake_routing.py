@@ -17,11 +17,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from executor.cids import InvalidCID, normalize_cid
-from tests.fake_server import ServedFake
+from tests.fake_server import FakeHandler, FakeHTTPServer, ServedFake
 
 GATEWAY_METADATA = "oBIA"  # 0x0920 transport-ipfs-gateway-http, no payload
 BITSWAP_METADATA = "gBI="  # 0x0900 transport-bitswap
@@ -58,19 +58,12 @@ class FakeRouting(ServedFake):
         return _HTTPServer(address, _Handler)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(FakeHTTPServer):
     fake: FakeRouting
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(FakeHandler):
     server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         fake = self.server.fake

@@ -5,10 +5,26 @@ and names its server and handler in `_server`; its handler reads the fake as `se
 from __future__ import annotations
 
 import threading
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-__all__ = ["ServedFake"]
+__all__ = ["FakeHandler", "FakeHTTPServer", "ServedFake"]
+
+
+class FakeHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: Any  # the ServedFake it serves, set by start()
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects from a real peer
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle + delayed ACK
+    # add ~40 ms to every response on a kept-alive connection.
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests stay quiet
 
 
 class ServedFake:

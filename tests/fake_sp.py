@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -47,7 +47,7 @@ from executor.cids import InvalidCID, normalize_cid
 from executor.commp import Piece, commp, unpadded_size
 from executor.embedded_store import EmbeddedStore
 from executor.unixfs import CODEC_RAW, hash_block
-from tests.fake_server import ServedFake
+from tests.fake_server import FakeHandler, FakeHTTPServer, ServedFake
 
 MODES = (
     "honest",
@@ -186,19 +186,12 @@ def _rewrite_car(car: bytes, mode: str, other: bytes) -> bytes:
     return out.getvalue()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _HTTPServer(FakeHTTPServer):
     fake: FakeSP
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(FakeHandler):
     server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_HEAD(self) -> None:
         self._route(head=True)
