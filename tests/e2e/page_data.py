@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from chain_scanner.models import Claim, ProviderAddress
 from dashboard.content.services import storage
+from dashboard.jobs.provenance import record_retrievals
 from dashboard.keys.services import create_api_key
 from dashboard.models import (
     ApiKey,
@@ -116,12 +117,40 @@ def make_job(
     return job
 
 
+def fetched_from_providers(job: Job) -> None:
+    """The job's node reports where its input came from: a provider that stalled, then one
+    that served the piece; the Nodes page adds it up as every recorded result is."""
+    url = f"http://sp.example:7777/piece/{SOURCE['piece_cid']}"
+    slow = f"http://slow.example/piece/{SOURCE['piece_cid']}"
+    inputs = [
+        {
+            "cid": BLESSED_CID,
+            "path": "/data/in.txt",
+            "verified": "piece",
+            "provider": "f01234",
+            "url": url,
+            "bytes": 5000,
+            "seconds": 0.4,
+            "attempts": [
+                {"provider": "f05555", "url": slow, "ok": False,
+                 "reason": "not done after 600 s (1048576 bytes)", "bytes": 1048576,
+                 "seconds": 600.0},
+                {"provider": "f01234", "url": url, "ok": True, "reason": None, "bytes": 5000,
+                 "seconds": 0.4},
+            ],
+        }
+    ]  # fmt: skip
+    JobResult.objects.filter(job=job).update(inputs=inputs)
+    record_retrievals(inputs)
+
+
 def seed_e2e() -> None:
     """What the browser tests open: a blessed docker job with real content, an unblessed
     wasm job, two jobs for the concurrent decision, and an already decided one."""
     cids = stored_result()
-    make_job("job-blessed", engine="docker", annotations=("filplus", "genomics"), cids=cids,
-             size=5000)  # fmt: skip
+    blessed = make_job("job-blessed", engine="docker", annotations=("filplus", "genomics"),
+                       cids=cids, size=5000)  # fmt: skip
+    fetched_from_providers(blessed)
     make_job("job-unblessed", blessed=False, annotations=("other",), cids=cids)
     make_job("job-race", cids=cids, finished_ago=timedelta(hours=3))
     make_job("job-viewer", cids=cids, finished_ago=timedelta(hours=4))

@@ -45,6 +45,8 @@ def test_verify_a_job_from_the_queue_and_find_it_in_the_audit_log(
     assert not page.get_by_label("Verify").is_checked()
     assert not page.get_by_label("Reject").is_checked()
     assert page.get_by_label("DataCap").input_value() == ""
+    fetched = page.locator("td.retrieval").first.inner_text()
+    assert "f01234" in fetched and "piece" in fetched, fetched  # where the node got its input
     shot(page, screenshots, "job")
     page.get_by_role("link", name="Use suggestion").click()
     assert page.get_by_label("DataCap").input_value() == "8 KiB"  # 5000 bytes → 8 KiB piece
@@ -230,4 +232,8 @@ def test_a_mismatched_reexecution_is_flagged_shown_and_asked_for_again(
     # asked again: the node stays caught until the new run has an outcome (no re-run of it
     # failed or was refused over quota)
     assert cells[3:9] == ["1", "1", "0", "1", "0", "0"] and cells[9] == "caught", cells
+    retrievals = page.locator("#provider-retrievals tbody tr")
+    rows = {r.locator("td").first.inner_text(): r.inner_text() for r in retrievals.all()}
+    assert set(rows) == {"f01234", "f05555"}, rows
+    assert "not done after 600 s" in rows["f05555"]
     shot(page, screenshots, "nodes")
