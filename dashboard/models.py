@@ -279,6 +279,90 @@ class ProviderRetrieval(models.Model):
         return f"retrievals from {self.key}"
 
 
+class IndexedContent(models.Model):
+    """Stored content whose chunk fingerprints are in the copy index (ContentChunk), by the
+    CID it was named with: a job's input, an upload or a job's result. Written only by
+    dashboard/content/index.py; novelty looks results up in it."""
+
+    class Origin(models.TextChoices):
+        INPUT = "input"
+        UPLOAD = "upload"
+        RESULT = "result"
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        INDEXED = "indexed"
+        MISSING = "missing"  # not wholly in the store when it was looked for
+        FAILED = "failed"  # too large, or unreadable: `error` says which
+
+    cid = models.CharField(max_length=200, unique=True)
+    origin = models.CharField(max_length=8, choices=Origin.choices)
+    state = models.CharField(
+        max_length=8, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    bytes = models.BigIntegerField(default=0)  # read to index it, decompressed views included
+    # fingerprints written (distinct within each batch of 5000; the index keeps each once)
+    chunks = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    noted_at = models.DateTimeField(auto_now_add=True)
+    indexed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.origin} {self.cid} ({self.state})"
+
+
+class ContentChunk(models.Model):
+    """One distinct fingerprint of indexed content (dashboard/content/fingerprints.py). The
+    unique index on (fingerprint, content) is also the lookup's index."""
+
+    fingerprint = models.BigIntegerField()
+    content = models.ForeignKey(
+        IndexedContent, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["fingerprint", "content"], name="content_chunk_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint:#x} in {self.content_id}"
+
+
+class Novelty(models.Model):
+    """How much of a job's result is new data: queued when the result is recorded, measured
+    by a worker under a lease (dashboard/novelty/), never on a request."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        MEASURED = "measured"
+        NOT_IN_STORE = "not_in_store"  # measured once the result is in this dashboard's store
+        FAILED = "failed"
+
+    job = models.OneToOneField(
+        Job, primary_key=True, on_delete=models.CASCADE, related_name="novelty"
+    )
+    result_cid = models.CharField(max_length=200)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=100, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    novel_bytes = models.BigIntegerField(null=True, blank=True)
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    # [{cid, kind: input|blessed|result, job_id, bytes}], most bytes first, at most MAX_SOURCES
+    sources = models.JSONField(null=True, blank=True)
+    method = models.CharField(max_length=100, blank=True, default="")
+    measured_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"novelty of {self.job_id}: {self.state}"
+
+
 class Reexecution(models.Model):
     """One run of a finished job's spec again on the bundled executor, to check the result
     its node reported: the same spec gives the same result CID when the engine is

@@ -1,4 +1,5 @@
-"""Queues of work run under a lease: bundled jobs and re-executions, one helper for both.
+"""Queues of work run under a lease: bundled jobs, re-executions and novelty measurements, one
+helper for all.
 
 A row waits `queued`. A worker claims it (the oldest first) with a conditional UPDATE that
 moves it to `running` under a lease of EXECUTOR_LEASE_S and counts the attempt; a thread
@@ -32,6 +33,7 @@ from django.utils import timezone
 from chain_scanner import leases
 
 __all__ = [
+    "MEASURE_NOVELTY_TASK",
     "REEXECUTE_TASK",
     "RUN_JOB_TASK",
     "LeaseKeeper",
@@ -45,6 +47,7 @@ __all__ = [
 
 RUN_JOB_TASK = "dashboard.run_job"  # runs one queued job (dashboard/tasks.py)
 REEXECUTE_TASK = "dashboard.reexecute"  # runs one queued re-execution (its own queue)
+MEASURE_NOVELTY_TASK = "dashboard.measure_novelty"  # measures one result's novelty
 
 # The states every queued model spells these ways (Job.State, Reexecution.State).
 QUEUED, RUNNING, FAILED = "queued", "running", "failed"

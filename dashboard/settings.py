@@ -278,6 +278,11 @@ DATACAP_REPLICAS = env_int("DATACAP_REPLICAS", 1, minimum=1)
 # second moderator's approval before the notary may award it (dashboard/moderation/).
 DATACAP_MAX_OVER_SUGGESTION = env_int("DATACAP_MAX_OVER_SUGGESTION", 1, minimum=1)
 DATACAP_SECOND_APPROVAL_BYTES = env_int("DATACAP_SECOND_APPROVAL_BYTES", 1 << 40, minimum=1)
+# A result less than this percent of which is new data (not found in its inputs, blessed
+# content or earlier results: dashboard/novelty/) is a risk a verification must accept.
+NOVELTY_MIN_PERCENT = env_int("NOVELTY_MIN_PERCENT", 50, minimum=0, maximum=100)
+# The most bytes one measurement or one indexed item reads, decompressed views included.
+NOVELTY_MAX_BYTES = env_int("NOVELTY_MAX_BYTES", 16 << 30, minimum=1)
 
 # --- background work ------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url(
@@ -297,6 +302,8 @@ CELERY_TASK_ROUTES = {
     "dashboard.recover_jobs": {"queue": "executor"},
     # Re-executions have a queue of their own, so that submitted jobs never wait behind them.
     "dashboard.reexecute": {"queue": "reexecute"},
+    # Novelty is measured after a job, by the workers that run jobs.
+    "dashboard.measure_novelty": {"queue": "executor"},
     "dashboard.refresh_chain_flags": {"queue": "scanner"},
     "dashboard.scan_bacalhau": {"queue": "scanner"},
 }

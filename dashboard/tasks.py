@@ -7,9 +7,10 @@ from typing import Any
 from celery import shared_task
 
 from dashboard.jobs import services as jobs
-from dashboard.queue import REEXECUTE_TASK, RUN_JOB_TASK
+from dashboard.novelty import services as novelty
+from dashboard.queue import MEASURE_NOVELTY_TASK, REEXECUTE_TASK, RUN_JOB_TASK
 from dashboard.reexecution import services as reexecution
-from dashboard.worker import execute_job, execute_reexecution, worker_name
+from dashboard.worker import execute_job, execute_reexecution, measure_novelty, worker_name
 
 
 @shared_task(name=RUN_JOB_TASK, acks_late=True, ignore_result=True)
@@ -32,12 +33,27 @@ def reexecute(run_id: int) -> str | None:
     return execute_reexecution(run, worker=worker)
 
 
+@shared_task(name=MEASURE_NOVELTY_TASK, acks_late=True, ignore_result=True)
+def measure_queued_novelty(job_id: str) -> str | None:
+    """Measure how new one recorded result is; a duplicate delivery does nothing."""
+    worker = worker_name()
+    row = novelty.claim(job_id=job_id, worker=worker)
+    if row is None:
+        return None
+    return measure_novelty(row, worker=worker)
+
+
 @shared_task(name="dashboard.recover_jobs", ignore_result=True)
 def recover_jobs() -> dict[str, list[Any]]:
-    """Beat: send jobs and re-executions whose worker died back to the queue (or fail them
-    after N tries)."""
+    """Beat: send jobs, re-executions and novelty measurements whose worker died back to
+    the queue (or fail them after N tries)."""
     lost = reexecution.recover_expired()
-    return {**jobs.recover_expired(), **{f"reexecutions_{k}": v for k, v in lost.items()}}
+    measuring = novelty.recover_expired()
+    return {
+        **jobs.recover_expired(),
+        **{f"reexecutions_{k}": v for k, v in lost.items()},
+        **{f"novelty_{k}": v for k, v in measuring.items()},
+    }
 
 
 @shared_task(name="dashboard.refresh_chain_flags", ignore_result=True)

@@ -1,4 +1,5 @@
-"""The bundled executor inside the dashboard: it runs queued jobs and re-executions.
+"""The bundled executor inside the dashboard: it runs queued jobs and re-executions, and
+measures how new each recorded result is (dashboard/novelty/).
 
 A job: claim it, record its inputs' FIL+ status, run it, record its result. A re-execution:
 claim it, run the job's spec again with the original's limits, let re-execution compare the
@@ -30,7 +31,8 @@ from django.db import close_old_connections
 from dashboard.content.services import storage
 from dashboard.eligibility.locations import locate
 from dashboard.jobs import services as jobs
-from dashboard.models import Job, Reexecution
+from dashboard.models import Job, Novelty, Reexecution
+from dashboard.novelty import services as novelty
 from dashboard.queue import LeaseKeeper, wait_for_work
 from dashboard.reexecution import services as reexecution
 from executor.retrieval import RetrievalSettings
@@ -41,6 +43,7 @@ __all__ = [
     "PREEMPTED",
     "execute_job",
     "execute_reexecution",
+    "measure_novelty",
     "run_once",
     "run_worker",
     "worker_name",
@@ -179,7 +182,23 @@ def execute_reexecution(
         exit_code=result.exit_code,
         runtime_ms=result.runtime_ms,
     )
+    if outcome is not None:
+        novelty.remeasure(run.job_id)  # a match put the reported result in the store
     return outcome or Reexecution.State.RUNNING
+
+
+def measure_novelty(row: Novelty, *, worker: str) -> str:
+    """Measure a claimed result's novelty, its lease renewed meanwhile; its final state."""
+    keeper = LeaseKeeper(
+        f"novelty-{row.pk}",
+        renew=lambda: novelty.renew_lease(job_id=row.pk, worker=worker),
+        cancelled=lambda: False,
+    )
+    keeper.start()
+    try:
+        return novelty.run_measurement(row, worker=worker)
+    finally:
+        keeper.stop()
 
 
 def _job_waiting() -> bool:
@@ -201,11 +220,12 @@ def _run_beside(run: Reexecution, worker: str) -> None:
 def run_once(worker: str) -> str | None:
     """One pass of the embedded executor: recover lost work; start a re-execution that was
     stopped REEXECUTE_MAX_PREEMPTIONS times on a thread of its own (when none runs there);
-    then run a queued job, or when none is queued another re-execution, stopped when a job
-    comes. What it ran or started, as "job <id>" or "reexecution <id>", or None when
-    nothing was queued."""
+    then run a queued job, or when none is queued measure a result's novelty, or run
+    another re-execution, stopped when a job comes. What it ran or started, as "job <id>",
+    "novelty <id>" or "reexecution <id>", or None when nothing was queued."""
     jobs.recover_expired()
     reexecution.recover_expired()
+    novelty.recover_expired()
     started = None
     if _beside.acquire(blocking=False):
         beside = f"{worker}:beside"
@@ -222,6 +242,11 @@ def run_once(worker: str) -> str | None:
         state = execute_job(job, worker=worker)
         log.info("job %s %s", job.id, state)
         return f"job {job.id}"
+    row = novelty.claim_next(worker=worker)
+    if row is not None:
+        state = measure_novelty(row, worker=worker)
+        log.info("novelty of job %s: %s", row.pk, state)
+        return f"novelty {row.pk}"
     run = reexecution.claim_next(worker=worker, preemptible=True)
     if run is not None:
         outcome = execute_reexecution(run, worker=worker, preempt=_job_waiting)

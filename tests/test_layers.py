@@ -43,6 +43,7 @@ ROOMS = (
     "content",
     "eligibility",
     "reexecution",
+    "novelty",
     "moderation",
     "notary",
     "jobs",

@@ -24,6 +24,7 @@ from dashboard.eligibility import selectors
 from dashboard.errors import DomainError, job_not_found
 from dashboard.jobs import provenance
 from dashboard.models import MAX_REASON, ApiKey, Job, JobInput, JobResult, Reexecution
+from dashboard.novelty import services as novelty
 from dashboard.queue import RUN_JOB_TASK, Queue
 from dashboard.reexecution import services as reexecution
 from executor.run import RunResult
@@ -303,6 +304,7 @@ def record_result(
             error="",
         )
         reexecution.after_result(job)
+        novelty.queue_measurement(job, stored, in_store=measured is not None)
         return stored, True
 
 
