@@ -22,9 +22,10 @@ from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import AnyKeyOrSession, SubmitterOrNodeKey, api_key
 from dashboard.api.renderers import JsonRenderer
 from dashboard.api.serializers import error_responses, rendered
+from dashboard.content import index, trustless
 from dashboard.content import services as content
-from dashboard.content import trustless
 from dashboard.errors import DomainError
+from dashboard.models import IndexedContent
 from executor.cids import InvalidCID, normalize_cid
 from executor.storage import ContentNotFound, StorageError
 
@@ -51,6 +52,7 @@ class ContentView(APIView):
         car = request.content_type.split(";")[0].strip() == CAR_TYPE
         read, declared = _body(request)
         cid = content.store_upload(read, declared=declared, car=car)
+        index.note([cid], IndexedContent.Origin.UPLOAD)  # fingerprinted later, off this request
         return Response(rendered(UploadedSerializer, {"cid": cid}), status=201)
 
 

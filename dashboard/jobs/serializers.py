@@ -28,6 +28,8 @@ from dashboard.models import Job
 from dashboard.moderation.risks import RISK_LABELS, job_risks
 from dashboard.notary.serializers import ChainStorageSerializer, PieceRefSerializer
 from dashboard.notary.services import chain_storage
+from dashboard.novelty.selectors import novelty_of
+from dashboard.novelty.serializers import NoveltySerializer
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution.serializers import ReexecutionSerializer
 from executor.spec import MAX_ANNOTATION_LENGTH, SpecError, parse_spec
@@ -267,6 +269,14 @@ class JobSerializer(serializers.Serializer):
         help_text="where a job imported from a Bacalhau orchestrator ran; null for others"
     )
     reexecution = serializers.SerializerMethodField()
+    novelty = serializers.SerializerMethodField(
+        help_text="how much of the result is new data; null while the job has no result"
+    )
+
+    @extend_schema_field(NoveltySerializer(allow_null=True))
+    def get_novelty(self, job: Job) -> dict[str, Any] | None:
+        found = novelty_of(job)
+        return NoveltySerializer(found).data if found is not None else None
 
     @extend_schema_field(BacalhauOriginSerializer(allow_null=True))
     def get_bacalhau(self, job: Job) -> dict[str, Any] | None:
@@ -293,9 +303,7 @@ class RisksSerializer(serializers.Serializer):
         help_text="the node's key has a WASM job whose latest re-execution mismatched"
     )
     result_measured = serializers.BooleanField(help_text="the result's CAR was measured here")
-    novelty = serializers.ChoiceField(
-        choices=["not_measured"], help_text="how new the result is (not measured yet)"
-    )
+    novelty = NoveltySerializer(allow_null=True, help_text="how new the result is; null: no result")
     datacap_suggested = serializers.IntegerField(allow_null=True)
     datacap_asked = serializers.IntegerField(
         allow_null=True, help_text="what a verification granted; null before one"

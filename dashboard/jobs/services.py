@@ -357,7 +357,7 @@ def cancel_job(*, job_id: str, key: ApiKey) -> Job:
 def visible_jobs(who: ApiKey | None) -> QuerySet[Job]:
     """Jobs a caller may see: a key its own (submitted or run), moderators all (who=None)."""
     jobs = Job.objects.select_related(
-        "node", "result", "bacalhau", "bacalhau__orchestrator"
+        "node", "result", "novelty", "bacalhau", "bacalhau__orchestrator"
     ).prefetch_related(
         Prefetch("inputs", queryset=JobInput.objects.order_by("position")),
         Prefetch("reexecutions", queryset=Reexecution.objects.order_by("-created_at", "-id")),

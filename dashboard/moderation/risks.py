@@ -12,9 +12,10 @@ from django.conf import settings
 from dashboard.eligibility import selectors as eligibility
 from dashboard.models import Job, JobResult, Reexecution
 from dashboard.moderation.datacap import suggested_datacap
+from dashboard.novelty.selectors import novelty_of
 from dashboard.reexecution import selectors as reexecutions
 
-__all__ = ["RISK_LABELS", "NOT_MEASURED", "Risks", "job_risks"]
+__all__ = ["RISK_LABELS", "Risks", "job_risks"]
 
 # The risks a verification must accept, by the name the API and the form use, in the order
 # the page lists them.
@@ -24,8 +25,9 @@ RISK_LABELS = {
     "rerun_not_match": "no re-execution gave the reported result",
     "node_caught": "the compute node was caught reporting a result its job does not give",
     "result_not_measured": "the result was not measured here, so no DataCap can be suggested",
+    "novelty_not_measured": "how much of the result is new data has not been measured yet",
+    "novelty_low": "less of the result is new data than NOVELTY_MIN_PERCENT asks",
 }
-NOT_MEASURED = "not_measured"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class Risks:
     reexecution: str  # the latest re-execution's state (reexecution.selectors.summary)
     node_caught: bool
     result_measured: bool
-    novelty: str  # how new the result is; NOT_MEASURED until something measures it
+    novelty: dict[str, Any] | None  # how new the result is (novelty.selectors); None: no result
     datacap_suggested: int | None
     datacap_asked: int | None  # what the decision granted, or None before one
     open: list[str] = field(default_factory=list)  # keys of RISK_LABELS, in their order
@@ -77,6 +79,12 @@ def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
     rerun = reexecutions.summary(job)["state"]
     is_caught = reexecutions.node_caught(job, counting_this=True) if caught is None else caught
     measured = result is not None and result.car_bytes is not None
+    new = novelty_of(job)
+    low = (
+        new is not None
+        and new["percent"] is not None
+        and new["percent"] < settings.NOVELTY_MIN_PERCENT
+    )
     opened = {
         "inputs_not_blessed": coverage != "all",
         "nonzero_exit": result is not None and result.exit_code != 0,
@@ -84,6 +92,9 @@ def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
         "rerun_not_match": job.external and rerun != Reexecution.State.MATCH,
         "node_caught": is_caught,
         "result_not_measured": not measured,
+        # A result not in the store is already the risk above: nothing here can measure it.
+        "novelty_not_measured": measured and (new is None or new["state"] != "measured"),
+        "novelty_low": low,
     }
     return Risks(
         inputs=coverage,
@@ -92,7 +103,7 @@ def job_risks(job: Job, *, caught: bool | None = None) -> Risks:
         reexecution=rerun,
         node_caught=is_caught,
         result_measured=measured,
-        novelty=NOT_MEASURED,
+        novelty=new,
         datacap_suggested=suggested_datacap(
             result.car_bytes if result else None, settings.DATACAP_REPLICAS
         ),

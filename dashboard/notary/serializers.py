@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from dashboard.api.fields import Body, CidField, PieceCidField, PieceSizeField, ProviderField
+from dashboard.novelty.serializers import NoveltySerializer
 from dashboard.reexecution.serializers import ReexecutionSerializer
 
 
@@ -81,6 +82,9 @@ class VerificationSerializer(serializers.Serializer):
     on_chain = ChainStorageSerializer()
     reexecution = ReexecutionSerializer(
         help_text="whether re-running the job gave the result CID its node reported"
+    )
+    novelty = NoveltySerializer(
+        allow_null=True, help_text="how much of the result is new data rather than a copy"
     )
 
 

@@ -23,6 +23,7 @@ from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
+from dashboard.novelty.selectors import novelty_of
 from dashboard.reexecution import selectors as reexecutions
 from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
@@ -233,6 +234,7 @@ def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
         ],
         "on_chain": chain_storage(job, found.result),
         "reexecution": reexecutions.summary(job),
+        "novelty": novelty_of(job),
     }
 
 

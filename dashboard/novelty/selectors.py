@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.models import Job, JobResult, Novelty
+from dashboard.models import Job, Novelty
 
 __all__ = ["NOT_MEASURED", "novelty_of", "percent"]
 
@@ -21,13 +21,12 @@ def percent(novel: int | None, total: int | None) -> float | None:
 
 
 def novelty_of(job: Job) -> dict[str, Any] | None:
-    """The job's novelty; None when it has no result."""
-    try:
-        row: Novelty | None = job.novelty
-    except Novelty.DoesNotExist:
-        row = None
+    """The job's novelty; None when it has no result. Reads `job.result` and `job.novelty`,
+    which a list selects with the job (select_related) to spare two queries a row."""
+    # A missing reverse one-to-one raises a DoesNotExist that is also an AttributeError.
+    row: Novelty | None = getattr(job, "novelty", None)
     if row is None:
-        if not JobResult.objects.filter(job=job).exists():
+        if getattr(job, "result", None) is None:
             return None
         return {
             "state": NOT_MEASURED,

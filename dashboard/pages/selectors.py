@@ -107,7 +107,9 @@ def list_state(filters: QueueFilters) -> str:
 
 def queue_jobs(filters: QueueFilters) -> QuerySet[Job]:
     """Jobs in the list's state that match the filters, in no particular order."""
-    jobs = Job.objects.filter(STATE_FILTERS[list_state(filters)]).select_related("node", "result")
+    jobs = Job.objects.filter(STATE_FILTERS[list_state(filters)]).select_related(
+        "node", "result", "novelty"
+    )
     if filters.blessed == "yes":
         jobs = jobs.filter(inputs_blessed=True)
     elif filters.blessed == "no":
@@ -202,7 +204,7 @@ class QueueList:
                 # then skips index entries, not joined rows.
                 ids = segment.order_by(*order).values("pk")[low:high]
                 # The ids carry every filter; the outer query only looks them up by key.
-                rows = Job.objects.select_related("node", "result").filter(pk__in=ids)
+                rows = Job.objects.select_related("node", "result", "novelty").filter(pk__in=ids)
                 found.extend(rows.order_by(*order))
             offset += size
         return found
@@ -243,7 +245,13 @@ def job_detail(job_id: str) -> JobDetail | None:
     re-executions: six queries."""
     job = (
         Job.objects.select_related(
-            "node", "owner", "owner__user", "result", "bacalhau", "bacalhau__orchestrator"
+            "node",
+            "owner",
+            "owner__user",
+            "result",
+            "novelty",
+            "bacalhau",
+            "bacalhau__orchestrator",
         )
         .filter(id=job_id)
         .first()

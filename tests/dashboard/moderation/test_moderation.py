@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.errors import DomainError
-from dashboard.models import AuditEvent, Award, Decision, Job, JobInput, JobResult
+from dashboard.models import AuditEvent, Award, Decision, Job, JobInput, JobResult, Novelty
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
 from tests.base import Personas
@@ -23,7 +23,8 @@ CAR_OF_64_GIB = (64 << 30) * 127 // 128
 
 
 def finished_job(job_id: str = "job-1", *, state: str = "completed") -> Job:
-    """A bundled job with no risk: its one input blessed, exit 0, its result measured."""
+    """A bundled job with no risk: its one input blessed, exit 0, its result measured, all of
+    it new."""
     job = Job.objects.create(
         id=job_id,
         engine="wasm",
@@ -53,6 +54,14 @@ def finished_job(job_id: str = "job-1", *, state: str = "completed") -> Job:
             size_bytes=1000,
             car_bytes=CAR_OF_64_GIB,
             runtime_ms=5,
+        )
+        Novelty.objects.create(
+            job=job,
+            result_cid=RESULT_CID,
+            state=Novelty.State.MEASURED,
+            novel_bytes=1000,
+            total_bytes=1000,
+            sources=[],
         )
     return job
 

@@ -17,6 +17,7 @@ from dashboard.models import (
     JobInput,
     JobResult,
     ModeratorProfile,
+    Novelty,
     Reexecution,
 )
 from dashboard.moderation import services as moderation
@@ -70,7 +71,16 @@ def test_the_job_api_says_what_verifying_risks(client: Client, personas: Persona
         "reexecution": "not_verified_by_rerun",
         "node_caught": False,
         "result_measured": True,
-        "novelty": "not_measured",
+        "novelty": {
+            "state": "measured",
+            "novel_bytes": 14,
+            "total_bytes": 14,
+            "percent": 100.0,
+            "sources": [],
+            "method": "test",
+            "measured_at": clean["novelty"]["measured_at"],
+            "error": "",
+        },
         "datacap_suggested": 128,
         "datacap_asked": None,
         "open": [],
@@ -235,4 +245,58 @@ def test_an_admin_can_withdraw_a_verification_awaiting_approval(
     assert error(decide(client, ada, "big", {"decision": "approve"})) == (
         409,
         "not_awaiting_approval",
+    )
+
+
+def test_a_result_mostly_copied_is_a_risk_to_accept(
+    client: Client, personas: Personas, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """Below NOVELTY_MIN_PERCENT of new bytes, verifying names `novelty_low`; the source of
+    the copy is on the job API."""
+    make_job("copy", cids=CIDS, size=1000)
+    Novelty.objects.filter(job_id="copy").update(
+        novel_bytes=499,
+        sources=[{"cid": BLESSED_CID, "kind": "input", "job_id": None, "bytes": 501}],
+    )
+    risks = call(client, personas.moderator_key, "get", "/jobs/copy").json()["risks"]
+    assert risks["open"] == ["novelty_low"]
+    assert risks["novelty"]["percent"] == 49.9
+    assert risks["novelty"]["sources"][0]["kind"] == "input"
+    verify = {"decision": "verify", "datacap_bytes": 128}
+    refused = decide(client, personas.moderator_key, "copy", verify)
+    assert error(refused) == (409, "risks_not_accepted")
+    assert refused.json()["error"]["fields"]["accept_risks"] == ["novelty_low"]
+    settings.NOVELTY_MIN_PERCENT = 40  # 49.9 % new is enough now
+    assert call(client, personas.moderator_key, "get", "/jobs/copy").json()["risks"]["open"] == []
+    settings.NOVELTY_MIN_PERCENT = 50
+    accepted = dict(verify, accept_risks=["novelty_low"], reason="a copy we pay for on purpose")
+    assert decide(client, personas.moderator_key, "copy", accepted).status_code == 200
+
+
+@pytest.mark.parametrize("state", ["queued", "running", "failed"])
+def test_a_result_still_being_measured_is_a_risk_to_accept(
+    client: Client, personas: Personas, state: str
+) -> None:
+    make_job("waiting", cids=CIDS, size=1000)
+    Novelty.objects.filter(job_id="waiting").update(state=state, novel_bytes=None)
+    job = call(client, personas.moderator_key, "get", "/jobs/waiting").json()
+    assert job["novelty"]["state"] == state and job["novelty"]["percent"] is None
+    assert job["risks"]["open"] == ["novelty_not_measured"]
+    refused = decide(
+        client, personas.moderator_key, "waiting", {"decision": "verify", "datacap_bytes": 128}
+    )
+    assert refused.json()["error"]["fields"]["accept_risks"] == ["novelty_not_measured"]
+
+
+def test_a_result_recorded_before_measuring_began_is_not_measured(
+    client: Client, personas: Personas
+) -> None:
+    make_job("old", cids=CIDS, size=1000)
+    Novelty.objects.filter(job_id="old").delete()
+    job = call(client, personas.moderator_key, "get", "/jobs/old").json()
+    assert job["novelty"]["state"] == "not_measured"
+    assert job["risks"]["open"] == ["novelty_not_measured"]
+    queued = make_job("queued-job", state=Job.State.QUEUED)
+    assert (
+        call(client, personas.moderator_key, "get", f"/jobs/{queued.id}").json()["novelty"] is None
     )
