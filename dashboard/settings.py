@@ -388,6 +388,8 @@ SPECTACULAR_SETTINGS = {
             "rerun_not_match",
             "node_caught",
             "result_not_measured",
+            "novelty_not_measured",
+            "novelty_low",
         ],
         "ReexecutionStateEnum": [
             "not_verified_by_rerun",

@@ -283,3 +283,34 @@ def run_measurement(novelty: Novelty, *, worker: str) -> str:
 def waiting() -> Q:
     """Rows a moderator is told are still being measured."""
     return Q(state__in=(Novelty.State.QUEUED, Novelty.State.RUNNING))
+
+
+def queue_unmeasured() -> int:
+    """A Novelty row for each result that has none (recorded before measuring began):
+    queued when the result is in the store. How many were made."""
+    store = storage()
+    made = 0
+    for result in JobResult.objects.filter(job__novelty__isnull=True).select_related("job"):
+        try:
+            in_store = store.has(result.result_cid)
+        except StorageError:
+            in_store = False
+        with transaction.atomic():
+            queue_measurement(result.job, result, in_store=in_store)
+        made += 1
+    return made
+
+
+def backfill_notes() -> int:
+    """Note every job's inputs and results, and what the embedded store pins (uploads among
+    them), for the copy index; how many CIDs were looked at."""
+    inputs = list(JobInput.objects.values_list("cid", flat=True).distinct())
+    results = list(JobResult.objects.values_list("result_cid", flat=True).distinct())
+    index.note(inputs, IndexedContent.Origin.INPUT)
+    index.note(results, IndexedContent.Origin.RESULT)
+    pinned: list[str] = []
+    pins = getattr(storage(), "pins", None)  # the embedded store lists them; Kubo is not asked
+    if pins is not None:
+        pinned = list(pins())
+        index.note(pinned, IndexedContent.Origin.UPLOAD)
+    return len(set(inputs) | set(results) | set(pinned))

@@ -67,6 +67,22 @@ def runner(run: Reexecution) -> str:
     return f"bundled executor ({worker})" if worker else "not run"
 
 
+def _novelty_shown(novelty: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The job's novelty with a link and a share of the result for each source."""
+    if novelty is None:
+        return None
+    total = novelty["total_bytes"] or 0
+    sources = [
+        {
+            **source,
+            "url": ipfs_link(source["cid"]),
+            "share": round(100 * source["bytes"] / total, 1) if total else 0,
+        }
+        for source in novelty["sources"]
+    ]
+    return {**novelty, "sources": sources}
+
+
 def _page(
     request: HttpRequest,
     detail: JobDetail,
@@ -99,6 +115,7 @@ def _page(
         providers += [row["provider"] for row in storage_on_chain["deals"]]
         providers += [row["provider"] for row in storage_on_chain["claims"]]
     risks = job_risks(job)
+    novelty = _novelty_shown(risks.novelty)
     # No default decision: the amount starts empty; "use suggestion" (a link, no script)
     # fills it in.
     initial = {"datacap": typed_amount(suggestion)} if request.GET.get("datacap") else {}
@@ -126,6 +143,8 @@ def _page(
             "show_revoke": revocable and is_admin(role),
             "suggestion_text": typed_amount(suggestion),
             "risks": risks,
+            "novelty": novelty,
+            "novelty_min": settings.NOVELTY_MIN_PERCENT,
             "decision_form": decision_form or DecisionForm(initial=initial, risks=risks.labelled()),
             "show_approve": awaiting and can_decide(role),
             "revoke_form": revoke_form or RevokeForm(),

@@ -3,6 +3,7 @@ inputs first); a state filter and a search find decided and failed jobs too."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 
@@ -52,6 +53,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "flagged": [job for job in flagged if job.chain_flags],
             "review": [job for job in flagged if job.mismatch_review],
             "caught": caught,
+            "novelty_min": settings.NOVELTY_MIN_PERCENT,
             "awaiting": selectors.awaiting_approval(),
         },
     )
