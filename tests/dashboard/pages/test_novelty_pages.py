@@ -72,4 +72,4 @@ def test_the_queue_shows_the_percentage(mona: Client) -> None:
         r'class="novelty"><span class="pill warn">10.0 % new</span> \(most copied from its input\)',
         page,
     )
-    assert '<span>100.0 % new</span>' in page  # origin-job, all new
+    assert "<span>100.0 % new</span>" in page  # origin-job, all new
