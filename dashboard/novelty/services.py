@@ -35,6 +35,7 @@ from dashboard.content.services import storage
 from dashboard.eligibility import selectors as eligibility
 from dashboard.models import IndexedContent, Job, JobInput, JobResult, Novelty
 from dashboard.queue import MEASURE_NOVELTY_TASK, Queue
+from executor.cids import InvalidCID, normalize_cid
 from executor.spec import SpecError, parse_spec
 from executor.storage import ContentNotFound, Storage, StorageError
 
@@ -57,14 +58,27 @@ MAX_SOURCES = 20  # sources kept per measurement, most bytes first
 KINDS = ("input", "blessed", "result")
 
 
+def _inputs_of(job: Job) -> list[str]:
+    """The CIDs a job read: its inputs and its WASM module (a job that writes its own module
+    out copies it), canonical."""
+    cids = list(JobInput.objects.filter(job=job).values_list("cid", flat=True))
+    wasm = job.spec.get("wasm") if isinstance(job.spec, dict) else None
+    if isinstance(wasm, dict) and isinstance(wasm.get("module"), str):
+        cids.append(wasm["module"])
+    canonical = []
+    for cid in cids:
+        try:
+            canonical.append(normalize_cid(cid))
+        except InvalidCID:
+            continue
+    return canonical
+
+
 def queue_measurement(job: Job, result: JobResult, *, in_store: bool) -> None:
     """A result was recorded: measure it once it is in the store. Notes the job's inputs
     and its result for the copy index."""
     index.note([result.result_cid], IndexedContent.Origin.RESULT)
-    index.note(
-        JobInput.objects.filter(job=job).values_list("cid", flat=True),
-        IndexedContent.Origin.INPUT,
-    )
+    index.note(_inputs_of(job), IndexedContent.Origin.INPUT)
     state = Novelty.State.QUEUED if in_store else Novelty.State.NOT_IN_STORE
     _, created = Novelty.objects.get_or_create(
         job=job, defaults={"result_cid": result.result_cid, "state": state}
@@ -81,10 +95,7 @@ def remeasure(job_id: str) -> bool:
             state=Novelty.State.QUEUED, created_at=timezone.now(), error=""
         )
         if updated:
-            index.note(
-                JobInput.objects.filter(job_id=job_id).values_list("cid", flat=True),
-                IndexedContent.Origin.INPUT,
-            )
+            index.note(_inputs_of(Job.objects.get(pk=job_id)), IndexedContent.Origin.INPUT)
             NOVELTY.enqueue(job_id)
     return bool(updated)
 
@@ -128,7 +139,7 @@ class _Sources:
     def __init__(self, job: Job, result: JobResult) -> None:
         self.job = job
         self.result = result
-        self.inputs = set(JobInput.objects.filter(job=job).values_list("cid", flat=True))
+        self.inputs = set(_inputs_of(job))
         self.known: dict[int, Source | None] = {}
 
     def of(self, content_id: int) -> Source | None:
@@ -239,7 +250,7 @@ def measure(novelty: Novelty) -> dict[str, Any]:
     job = novelty.job
     result = JobResult.objects.get(job=job)
     store = storage()
-    index.index_pending(cids=JobInput.objects.filter(job=job).values_list("cid", flat=True))
+    index.index_pending(cids=_inputs_of(job))
     index.index_pending()
     files = index.files_of(store, result.result_cid, max_bytes=settings.NOVELTY_MAX_BYTES)
     sources = _Sources(job, result)

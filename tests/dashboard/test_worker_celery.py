@@ -30,6 +30,7 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 def test_routes_and_beat_entry() -> None:
     assert app.conf.task_routes["dashboard.run_job"] == {"queue": "executor"}
+    assert app.conf.task_routes["dashboard.measure_novelty"] == {"queue": "executor"}
     assert app.conf.beat_schedule["recover-jobs"]["task"] == "dashboard.recover_jobs"
 
 
@@ -173,6 +174,14 @@ def test_a_reexecution_runs_on_its_own_queue_and_survives_a_killed_worker(
         job_id = job_id.json()["id"]
         done = _wait(client, job_id, {"completed", "failed"}, 120)
         assert done["state"] == "completed", done
+        deadline = time.monotonic() + 60  # the executor's worker measures it after the job
+        while (found := client.get(f"/api/v1/jobs/{job_id}").json()["novelty"])["state"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        assert found["state"] == "measured" and found["total_bytes"] > 0, found
 
         asked = moderating.post(f"/api/v1/jobs/{job_id}/reexecutions")
         assert asked.status_code == 201, asked.text
@@ -207,4 +216,5 @@ def test_a_reexecution_runs_on_its_own_queue_and_survives_a_killed_worker(
         databases.close()
     executor_log = logs[1]  # the worker on the executor queue ran the job and no re-execution
     assert "Task dashboard.run_job[" in executor_log
+    assert "Task dashboard.measure_novelty[" in executor_log
     assert "Task dashboard.reexecute[" not in executor_log

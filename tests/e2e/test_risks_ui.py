@@ -29,6 +29,12 @@ owner, _ = create_api_key(scope="submitter", name="ada-submits", actor="e2e")
 ApiKey.objects.filter(pk=owner.pk).update(user=get_user_model().objects.get(username="ada"))
 Job.objects.filter(id="job-big").update(owner=owner)
 _, notary = create_api_key(scope="notary", name="e2e-notary", actor="e2e")
+from dashboard.models import Novelty
+from tests.e2e.page_data import BLESSED_CID
+make_job("job-copy", cids=stored_result(stdout=b"copied\\n"), size=1000)
+Novelty.objects.filter(job_id="job-copy").update(novel_bytes=120, sources=[
+    {"cid": BLESSED_CID, "kind": "input", "job_id": None, "bytes": 700},
+    {"cid": big["result_cid"], "kind": "result", "job_id": "job-big", "bytes": 180}])
 print(big["result_cid"], notary)
 """
 
@@ -154,3 +160,30 @@ def test_a_large_verification_waits_for_a_second_moderator(
     assert "approve by sam" in sam.locator("#decision-history").inner_text()
     shot(sam, screenshots, "approved")
     assert notary_says()["verified"] is True
+
+
+def test_a_copied_result_shows_its_sources_and_must_be_accepted(
+    sign_in: Any, screenshots: Path, live_dashboard: LiveDashboard
+) -> None:
+    seeded(live_dashboard)
+    page = sign_in("mona")
+    row = page.locator("tr", has=page.get_by_role("link", name="job-copy"))
+    assert "12.0 % new" in row.locator("td.novelty").inner_text()
+    page.goto("/jobs/job-copy/")
+    summary = page.locator("#novelty-summary").inner_text()
+    assert "12.0 % new" in summary and "NOVELTY_MIN_PERCENT" in summary
+    sources = page.locator("#novelty-sources tbody tr")
+    assert sources.count() == 2
+    assert "this job's input" in sources.nth(0).inner_text()
+    assert "70.0 %" in sources.nth(0).inner_text()
+    assert page.locator("#risk-list").inner_text().startswith("novelty_low")
+    assert "New data in the result: 120 B of 1000 B" in page.locator("#suggestion").inner_text()
+    shot(page, screenshots, "job-novelty")
+    page.get_by_label("Verify").check()
+    page.get_by_role("link", name="Use suggestion").click()
+    page.get_by_label("Verify").check()
+    page.get_by_role("button", name="Record decision").click()
+    assert "novelty_low" in page.locator("#decision-error").inner_text()
+    # The source result's link leads to the job that produced it.
+    page.get_by_role("link", name="job-big").first.click()
+    page.wait_for_url("**/jobs/job-big/")

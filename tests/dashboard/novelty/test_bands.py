@@ -67,13 +67,13 @@ def add_result(store: EmbeddedStore, tmp_path: Path, outputs: dict[str, bytes]) 
     return store.add_path(root)[-1].cid
 
 
-def submitted(job_id: str, inputs: list[str]) -> Job:
+def submitted(job_id: str, inputs: list[str], module: str = "bafkqaaa") -> Job:
     job = Job.objects.create(
         id=job_id,
         engine="wasm",
         spec={
             "engine": "wasm",
-            "wasm": {"module": inputs[0] if inputs else "bafkqaaa"},
+            "wasm": {"module": module},
             "inputs": [{"cid": c, "path": f"/in/{i}"} for i, c in enumerate(inputs)],
         },
         spec_digest="0" * 64,
@@ -250,3 +250,14 @@ def test_an_image_transform_is_at_least_95_percent_new(store, tmp_path) -> None:
         )
     row = run("carve", store, tmp_path, [source], b"".join(rows))
     assert percent(row) >= 95
+
+
+def test_a_job_writing_out_its_own_module_copies_an_input(store, tmp_path) -> None:
+    module = data(12, 300_000)
+    cid = add_file(store, module)
+    job = submitted("quine", [], module=cid)
+    record(job, add_result(store, tmp_path, {"me.wasm": module}))
+    measure_all()
+    row = Novelty.objects.get(job=job)
+    assert percent(row) <= 1
+    assert top(row) == {"cid": cid, "kind": "input", "job_id": None, "bytes": len(module)}
