@@ -12,6 +12,7 @@ from django.db import models
 from django.test import Client
 
 from chain_scanner import lotus
+from dashboard.content import fingerprints
 from dashboard.jobs import provenance
 from dashboard.keys import services as api_keys
 from dashboard.models import Decision, Job, JobInput
@@ -169,6 +170,8 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Reexecution", "requested_by"): len("user:") + USERNAME,  # or "policy"
     ("Reexecution", "lease_owner"): HOST + len(":4194304:") + 20,  # worker_name()
     ("Reexecution", "ran_by"): HOST + len(":4194304:") + 20,  # worker_name()
+    ("Novelty", "lease_owner"): HOST + len(":4194304:") + 20,  # worker_name()
+    ("Novelty", "method"): len(fingerprints.METHOD),
     ("JobInput", "path"): job_spec.MAX_PATH_LENGTH,
     ("JobInput", "status"): len("expired"),  # active, pending, expired or ""
     ("Deal", "client"): len("f0") + 20,  # the market actor stores ID addresses

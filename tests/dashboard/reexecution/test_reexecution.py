@@ -17,7 +17,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.models import AuditEvent, Job, Reexecution
+from dashboard.models import AuditEvent, Job, Novelty, Reexecution
 from dashboard.reexecution import services as reexecution
 from dashboard.reexecution.selectors import node_records
 from dashboard.worker import run_once
@@ -383,8 +383,14 @@ def test_the_embedded_worker_runs_submitted_jobs_before_reexecutions(
     assert run_once("w") == f"job {submitted}"
     assert Job.objects.get(id=submitted).state == "completed"
     assert Reexecution.objects.get(pk=queued.pk).state == "queued"
+    # How new the job's result is, measured before any re-execution runs.
+    assert run_once("w") == f"novelty {submitted}"
     assert run_once("w") == f"reexecution {queued.pk}"
     assert Reexecution.objects.get(pk=queued.pk).state == "match"
+    # The match put the node's result in our store: now its novelty can be measured.
+    assert Novelty.objects.get(job_id="older").state == "queued"
+    assert run_once("w") == "novelty older"
+    assert Novelty.objects.get(job_id="older").state == "measured"
     assert run_once("w") is None
 
 
