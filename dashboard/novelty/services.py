@@ -134,7 +134,8 @@ class Source:
 
 class _Sources:
     """What each indexed item is to the job measured (a Source), or None when it does not
-    count: the job's own result, a later result, an upload nobody blessed."""
+    count: the job's own result, a later result, an upload nobody blessed. Items are
+    classified a batch at a time, in four queries, however many hold a fingerprint."""
 
     def __init__(self, job: Job, result: JobResult) -> None:
         self.job = job
@@ -143,31 +144,49 @@ class _Sources:
         self.known: dict[int, Source | None] = {}
 
     def of(self, content_id: int) -> Source | None:
-        if content_id not in self.known:
-            self.known[content_id] = self._classify(content_id)
-        return self.known[content_id]
+        return self.known.get(content_id)
 
-    def _classify(self, content_id: int) -> Source | None:
-        cid = IndexedContent.objects.filter(pk=content_id).values_list("cid", flat=True).first()
-        if cid is None:
-            return None
+    def learn(self, content_ids: set[int]) -> None:
+        new = content_ids - self.known.keys()
+        if not new:
+            return
         before = self.result.recorded_at
-        earlier = (
-            JobResult.objects.filter(result_cid=cid, recorded_at__lte=before)
+        cids = dict(IndexedContent.objects.filter(pk__in=new).values_list("pk", "cid"))
+        wanted = set(cids.values())
+        read_before = set(
+            JobInput.objects.filter(cid__in=wanted, job__created_at__lte=before)
             .exclude(job=self.job)
-            .order_by("recorded_at", "job_id")
-            .values_list("job_id", flat=True)
-            .first()
+            .values_list("cid", flat=True)
         )
+        # Blessed on chain now: DataCap was given for these bytes, whenever that was.
+        statuses = eligibility.statuses(wanted, eligibility.as_of_epoch()) if wanted else {}
+        earlier: dict[str, str] = {}
+        results = (
+            JobResult.objects.filter(result_cid__in=wanted, recorded_at__lte=before)
+            .exclude(job=self.job)
+            .order_by("-recorded_at", "-job_id")  # the earliest written last, so it stays
+            .values_list("result_cid", "job_id")
+        )
+        for result_cid, job_id in results:
+            earlier[result_cid] = job_id
+        for content_id in new:
+            cid = cids.get(content_id)
+            self.known[content_id] = (
+                None
+                if cid is None
+                else self._classify(
+                    cid, cid in read_before, statuses.get(cid) == "active", earlier.get(cid)
+                )
+            )
+
+    def _classify(
+        self, cid: str, read_before: bool, blessed: bool, earlier: str | None
+    ) -> Source | None:
         if cid == self.result.result_cid:  # itself, unless another job gave it first
             return Source(cid, "result", earlier) if earlier is not None else None
         if cid in self.inputs:
             return Source(cid, "input")
-        other_inputs = JobInput.objects.filter(cid=cid, job__created_at__lte=before)
-        if other_inputs.exclude(job=self.job).exists():
-            return Source(cid, "blessed")
-        # Blessed on chain now: DataCap was given for these bytes, whenever that was.
-        if eligibility.statuses({cid}, eligibility.as_of_epoch()).get(cid) == "active":
+        if read_before or blessed:
             return Source(cid, "blessed")
         if earlier is not None:
             return Source(cid, "result", earlier)
@@ -192,6 +211,7 @@ def _measure_view(stream: Any, sources: _Sources) -> _View:
     for batch in pieces(stream):
         view.total = max(view.total, max(p.end for p in batch))
         holders = index.owners(p.fingerprint for p in batch)
+        sources.learn({content_id for held in holders.values() for content_id in held})
         for piece in batch:
             best: Source | None = None
             for content_id in holders.get(piece.fingerprint, ()):

@@ -143,3 +143,22 @@ def test_the_notary_is_told_how_new_a_result_is(
         "job_id": None,
         "bytes": len(body),
     }
+
+
+def test_a_chunk_held_by_many_items_costs_a_few_queries(
+    store, tmp_path: Path, django_assert_max_num_queries
+) -> None:
+    """A hostile node may upload the same bytes in a thousand wrappers: the items holding a
+    fingerprint are classified a batch at a time, not one query each."""
+    common = data(36, 64 * 1024)
+    for n in range(300):
+        index.note([add_file(store, common + data(100 + n, 3000))], IndexedContent.Origin.UPLOAD)
+    index.index_pending()
+    job = submitted("common", [])
+    record(job, add_result(store, tmp_path, {"c.bin": common}))
+    index.index_pending()
+    row = novelty.claim_next(worker="w")
+    assert row is not None
+    with django_assert_max_num_queries(20):
+        fields = novelty.measure(row)
+    assert fields["novel_bytes"] == fields["total_bytes"]  # unblessed uploads are no source
