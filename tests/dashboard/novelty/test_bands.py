@@ -261,3 +261,17 @@ def test_a_job_writing_out_its_own_module_copies_an_input(store, tmp_path) -> No
     row = Novelty.objects.get(job=job)
     assert percent(row) <= 1
     assert top(row) == {"cid": cid, "kind": "input", "job_id": None, "bytes": len(module)}
+
+
+def test_a_blessed_file_repacked_as_a_car_is_at_most_5_percent_new(store, tmp_path) -> None:
+    """The same bytes as another piece: the blessed file's own CAR, written out as a result
+    (its blocks with CID headers between them), found through an earlier job's input."""
+    body = data(13, 3 * MIB)
+    blessed = add_file(store, body)
+    submitted("reader", [blessed])  # an earlier job read it
+    index.note([blessed], IndexedContent.Origin.INPUT)
+    car = io.BytesIO()
+    store.export_car(blessed, car)
+    row = run("car-repack", store, tmp_path, [add_file(store, data(14, 4096))], car.getvalue())
+    assert percent(row) <= 5
+    assert top(row)["cid"] == blessed and top(row)["kind"] == "blessed"
