@@ -26,10 +26,14 @@ __all__ = [
     "CommP",
     "Piece",
     "commp",
+    "fr32_pad",
+    "fr32_unpad",
+    "merkle_parent",
     "minimal_piece_size",
     "piece_cid_from_root",
     "root_of_piece_cid",
     "unpadded_size",
+    "zero_commitment",
 ]
 
 NODE = 32
@@ -69,6 +73,16 @@ def _zero_commitments(levels: int = 64) -> list[bytes]:
 _ZERO = _zero_commitments()
 
 
+def merkle_parent(left: bytes, right: bytes) -> bytes:
+    """The parent of two 32-byte nodes: SHA-256 of both, top two bits cleared."""
+    return _parent(left, right)
+
+
+def zero_commitment(level: int) -> bytes:
+    """The root of a subtree of 2**level zero leaves (0 <= level <= 64)."""
+    return _ZERO[level]
+
+
 def unpadded_size(piece_size: int) -> int:
     """The payload bytes a padded piece holds: 127/128 of it."""
     return piece_size // QUAD_OUT * QUAD_IN
@@ -95,6 +109,31 @@ def _fr32(block: bytes | memoryview) -> bytes:
             | (value >> 762) << 768
         )
         out += quad.to_bytes(QUAD_OUT, "little")
+    return bytes(out)
+
+
+def fr32_pad(block: bytes | memoryview) -> bytes:
+    """Fr32-pad whole quads: 127*n bytes become 128*n."""
+    if len(block) % QUAD_IN:
+        raise ValueError(f"Fr32 padding takes whole 127-byte quads, not {len(block)} bytes")
+    return _fr32(block)
+
+
+def fr32_unpad(block: bytes | memoryview) -> bytes:
+    """The inverse of Fr32 padding: 128*n bytes become 127*n. ValueError when a 32-byte
+    slot has either of its top two bits set (such bytes are no Fr32 output)."""
+    if len(block) % QUAD_OUT:
+        raise ValueError(f"Fr32 unpadding takes whole 128-byte quads, not {len(block)} bytes")
+    out = bytearray()
+    for start in range(0, len(block), QUAD_OUT):
+        quad = int.from_bytes(block[start : start + QUAD_OUT], "little")
+        value = 0
+        for slot in range(4):
+            field = (quad >> (256 * slot)) & ((1 << 256) - 1)
+            if field >> 254:
+                raise ValueError(f"bytes at {start + NODE * slot} are not a field element")
+            value |= field << (254 * slot)
+        out += value.to_bytes(QUAD_IN, "little")
     return bytes(out)
 
 
