@@ -189,8 +189,8 @@ class MerklePath:
             raise ProofError("malformed", f"{name}.path: a list of at most {MAX_PATH} nodes")
         if not isinstance(offset, int) or isinstance(offset, bool):
             raise ProofError("malformed", f"{name}.offset: not an integer")
-        if not 0 <= offset < 1 << len(path):
-            raise ProofError("offset", f"{name}.offset {offset} is outside a {len(path)}-deep tree")
+        if offset < 0:
+            raise ProofError("malformed", f"{name}.offset: negative")
         nodes = []
         for node in path:
             try:
@@ -262,6 +262,10 @@ def verify_proof(
             f"{aggregate_size}-byte aggregate",
         )
     start = index_start(aggregate_size)
+    if proof.index.offset >> len(proof.index.path):
+        raise ProofError("outside_index", "the entry's position is past the aggregate's end")
+    if proof.tree.offset >> len(proof.tree.path):
+        raise ProofError("offset", "the piece's position is past the aggregate's end")
     offset = proof.tree.offset * piece_size
     if offset + piece_size > start:
         raise ProofError("offset", f"the piece at offset {offset} overlaps the index area")
@@ -377,8 +381,10 @@ def build_aggregate(pieces: Iterable[tuple[str, int]], size: int) -> Aggregate:
     placed: list[Placement] = []
     cursor = 0
     for cid, piece_size in pieces:
-        if not _power_of_two(piece_size) or not MIN_PIECE_SIZE <= piece_size <= size:
+        if not _power_of_two(piece_size) or piece_size < MIN_PIECE_SIZE:
             raise ValueError(f"{cid}: a piece size is a power of two of at least 128 bytes")
+        if piece_size > size:
+            raise ValueError(f"{cid} ({piece_size} bytes) does not fit in {size} bytes")
         root = root_of_piece_cid(cid)
         if len(placed) == limit:
             raise ValueError(f"more than {limit} pieces for a {size}-byte aggregate")

@@ -438,6 +438,100 @@ def _cmd_commp(argv: Sequence[str]) -> int:
     return 0
 
 
+# --- aggregate ---------------------------------------------------------------------------------
+
+_UNITS = {"": 1, "B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _parse_size(text: str) -> int:
+    """Bytes, or a number with KiB, MiB or GiB after it: 2048, 2KiB, 32GiB."""
+    number = text.rstrip("KMGiB")
+    unit = text[len(number) :]
+    if not number.isdigit() or unit not in _UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (bytes, or e.g. 32GiB)")
+    return int(number) * _UNITS[unit]
+
+
+def _aggregate_parser() -> _Parser:
+    parser = _Parser(
+        prog="executor aggregate",
+        description="Pack CAR files into one FRC-0058 aggregate (largest first): write its "
+        "bytes, print its piece CID and size, and write one registration JSON per CAR with "
+        "the CAR's piece and its inclusion proof.",
+    )
+    parser.add_argument("cars", nargs="*", type=Path, metavar="RESULT.car")
+    parser.add_argument(
+        "--size", type=_parse_size, required=True, help="padded aggregate size: bytes or 32GiB"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="AGG_FILE")
+    parser.add_argument(
+        "--registrations",
+        type=Path,
+        metavar="DIR",
+        help="where the registration files go (default: next to --out), one PIECE_CID.json each",
+    )
+    return parser
+
+
+def _cmd_aggregate(argv: Sequence[str]) -> int:
+    from executor.aggregate import build_aggregate, write_aggregate
+    from executor.car import CarError, CarReader
+    from executor.cids import cid_from_bytes
+    from executor.commp import commp
+
+    prog = "executor aggregate"
+    opts = _aggregate_parser().parse_args(argv)
+    if not opts.cars:
+        raise UsageError(f"{prog}: no CAR files given")
+    inputs = []
+    for path in opts.cars:
+        with path.open("rb") as data:
+            roots = CarReader(data).roots
+            if not roots:
+                raise CarError(f"{path}: the CAR names no root")
+            data.seek(0)
+            piece = commp(data)
+        inputs.append((path, cid_from_bytes(roots[0]), piece))
+    inputs.sort(key=lambda item: -item[2].size)  # largest first wastes least alignment
+    try:
+        aggregate = build_aggregate([(p.cid, p.size) for _, _, p in inputs], opts.size)
+    except ValueError as exc:
+        raise UsageError(f"{prog}: {exc}") from None
+
+    partial = opts.out.with_name(opts.out.name + ".part")
+    files = [path.open("rb") for path, _, _ in inputs]
+    try:
+        with partial.open("wb") as out:
+            write_aggregate(aggregate, files, out)
+    except ValueError as exc:  # a CAR changed since its CommP was computed
+        partial.unlink(missing_ok=True)
+        raise StorageError(str(exc)) from None
+    finally:
+        for file in files:
+            file.close()
+    partial.replace(opts.out)
+
+    folder = opts.registrations or opts.out.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, payload, piece in inputs:
+        body = {
+            "piece_cid": piece.cid,
+            "piece_size": piece.size,
+            "payload_cid": payload,
+            "aggregate": {
+                "piece_cid": aggregate.cid,
+                "piece_size": aggregate.size,
+                "proof": aggregate.proof(piece.cid).to_json(),
+            },
+        }
+        target = folder / f"{piece.cid}.json"
+        target.write_text(json.dumps(body, indent=2) + "\n")
+        _say(f"{path}: {piece.cid} ({piece.size} bytes) -> {target}")
+    _say(f"{len(inputs)} pieces in an aggregate of {aggregate.size} bytes -> {opts.out}")
+    print(aggregate.cid, aggregate.size)
+    return 0
+
+
 # --- describe ----------------------------------------------------------------------------------
 
 
@@ -513,6 +607,7 @@ _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
     ("docker", "run"): _cmd_docker_run,
     ("describe",): _cmd_describe,
     ("commp",): _cmd_commp,
+    ("aggregate",): _cmd_aggregate,
     ("verify",): _cmd_verify,
 }
 
@@ -530,6 +625,9 @@ commands:
   describe JOB_ID               a dashboard's job as JSON (needs --api)
   commp {FILE | CID} [--piece-size BYTES]
                                 the piece CID and padded size of a file, or of a CID's CAR
+  aggregate --size {BYTES | 32GiB} --out AGG_FILE [--registrations DIR] RESULT.car...
+                                pack CARs into an FRC-0058 aggregate; prints its piece CID
+                                and size, writes a registration JSON (with proof) per CAR
   verify [--once] [--poll SECONDS]
                                 as a verifier node: re-run other nodes' jobs a dashboard
                                 queued for re-execution, print "JOB_ID match|mismatch|failed"
