@@ -26,6 +26,7 @@ from executor.aggregate import (
     verify_proof,
     write_aggregate,
 )
+from executor.cli import main
 from executor.commp import commp, unpadded_size
 from executor.embedded_store import EmbeddedStore
 from tests.executor.node_oracles import require_oracle, run_oracle
@@ -305,18 +306,23 @@ def test_cli_builds_an_aggregate_with_registrations(tmp_path: Path) -> None:
     assert len(list((tmp_path / "regs").glob("*.json"))) == 1
 
 
-def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+def test_cli_errors_are_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
     _car(tmp_path, "big.car", random.Random(2).randbytes(3000))
     (tmp_path / "junk.car").write_bytes(b"\x05hello")
+    # one real process: exit status, one line, no traceback
+    line = _one_line_error(_cli(tmp_path, "--size", "8KiB", "--out", "a.bin", "junk.car"))
+    assert "CAR" in line
+    monkeypatch.chdir(tmp_path)
     cases = {
         "no CAR files": ["--size", "8KiB", "--out", "a.bin"],
         "does not fit": ["--size", "2KiB", "--out", "a.bin", "big.car"],
         "not a size": ["--size", "lots", "--out", "a.bin", "big.car"],
         "power of two": ["--size", "3000", "--out", "a.bin", "big.car"],
         "missing.car": ["--size", "8KiB", "--out", "a.bin", "missing.car"],
-        "CAR": ["--size", "8KiB", "--out", "a.bin", "junk.car"],
+        "Is a directory": ["--size", "8KiB", "--out", "a.bin", "."],
     }
     for needle, args in cases.items():
-        line = _one_line_error(_cli(tmp_path, *args))
-        assert needle in line, line
+        assert main(["aggregate", *args]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
     assert not (tmp_path / "a.bin").exists()
