@@ -290,6 +290,7 @@ def test_cli_builds_an_aggregate_with_registrations(tmp_path: Path) -> None:
     data = (tmp_path / "agg.bin").read_bytes()
     assert len(data) == unpadded_size(8192)
     assert commp(data, piece_size=8192).cid == aggregate_cid
+    checks = []
     for path, root in ((small, small_root), (big, big_root)):
         piece = commp(path.read_bytes())
         body = json.loads((tmp_path / f"{piece.cid}.json").read_text())
@@ -298,6 +299,11 @@ def test_cli_builds_an_aggregate_with_registrations(tmp_path: Path) -> None:
         assert body["aggregate"]["piece_cid"] == aggregate_cid
         assert body["aggregate"]["piece_size"] == 8192
         verify_proof(aggregate_cid, 8192, piece.cid, piece.size, body["aggregate"]["proof"])
+        checks.append(
+            {"piece": {"link": piece.cid, "size": piece.size}, "proof": body["aggregate"]["proof"]}
+        )
+    # and the npm implementation accepts the registrations' proofs
+    assert _oracle(tmp_path, {"verify": checks})["verified"] == [f"{aggregate_cid} 8192"] * 2
 
     elsewhere = _cli(
         tmp_path, "--size", "16384", "--out", "agg2.bin", "--registrations", "regs", "big.car"
