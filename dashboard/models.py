@@ -499,6 +499,25 @@ class JobPiece(models.Model):
         return f"{self.job_id}: {self.piece_cid} ({self.piece_size} B)"
 
 
+class PieceInAggregate(models.Model):
+    """A registered piece proven inside an FRC-0058 aggregate (executor/aggregate.py): the
+    aggregate is the piece a storage provider's deal, allocation and claim name."""
+
+    piece = models.ForeignKey(JobPiece, on_delete=models.CASCADE, related_name="aggregates")
+    aggregate_cid = models.CharField(max_length=200, db_index=True)
+    aggregate_size = models.BigIntegerField()
+    proof = models.JSONField()  # as registered, and verified then
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["piece", "aggregate_cid"], name="piece_aggregate_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.piece.piece_cid} in {self.aggregate_cid}"
+
+
 class BacalhauNode(models.Model):
     """A Bacalhau compute node, by the orchestrator that reports it and its node id there:
     the storage provider its results are stored with, as an admin maps it. Node ids are only

@@ -26,7 +26,8 @@ class JobPiecesView(APIView):
 
     @extend_schema(
         operation_id="job_pieces",
-        summary="Register the piece of a job's result CAR; its CommP is recomputed and checked",
+        summary="Register the piece of a job's result CAR (its CommP is recomputed and checked), "
+        "optionally inside an FRC-0058 aggregate (its inclusion proof is verified)",
         request=PieceInSerializer,
         responses={
             201: PieceSerializer,
@@ -40,8 +41,19 @@ class JobPiecesView(APIView):
         notary.holding(job_id=job_id, key=key)  # who may register, before the body is read
         body = PieceInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        piece, created = notary.register_piece(job_id=job_id, key=key, **body.validated_data)
-        return Response(rendered(PieceSerializer, piece), status=201 if created else 200)
+        piece, inside, created = notary.register_piece(
+            job_id=job_id, key=key, **body.validated_data
+        )
+        shown = {
+            "job_id": piece.job_id,
+            "piece_cid": piece.piece_cid,
+            "piece_size": piece.piece_size,
+            "payload_cid": piece.payload_cid,
+            "aggregate": None
+            if inside is None
+            else {"piece_cid": inside.aggregate_cid, "piece_size": inside.aggregate_size},
+        }
+        return Response(rendered(PieceSerializer, shown), status=201 if created else 200)
 
 
 class VerificationView(APIView):

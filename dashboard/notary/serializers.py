@@ -9,10 +9,28 @@ from dashboard.novelty.serializers import NoveltySerializer
 from dashboard.reexecution.serializers import ReexecutionSerializer
 
 
+class AggregateInSerializer(Body):
+    piece_cid = PieceCidField(help_text="the aggregate's piece CID")
+    piece_size = PieceSizeField(help_text="the aggregate's padded size")
+    proof = serializers.JSONField(
+        help_text="the FRC-0058 inclusion proof of the piece in the aggregate, as `executor "
+        'aggregate` writes it: {"tree": {"offset", "path"}, "index": {"offset", "path"}}, '
+        "nodes as hex (docs/aggregates.md)"
+    )
+
+
 class PieceInSerializer(Body):
     piece_cid = PieceCidField()
     piece_size = PieceSizeField()
     payload_cid = CidField(help_text="the job's result CID: the root of the CAR")
+    aggregate = AggregateInSerializer(
+        required=False, help_text="the FRC-0058 aggregate the piece is stored inside"
+    )
+
+
+class AggregateRefSerializer(serializers.Serializer):
+    piece_cid = serializers.CharField()
+    piece_size = serializers.IntegerField()
 
 
 class PieceSerializer(serializers.Serializer):
@@ -20,6 +38,9 @@ class PieceSerializer(serializers.Serializer):
     piece_cid = serializers.CharField()
     piece_size = serializers.IntegerField()
     payload_cid = serializers.CharField()
+    aggregate = AggregateRefSerializer(
+        allow_null=True, help_text="the aggregate this registration proved the piece inside"
+    )
 
 
 class PieceRefSerializer(serializers.Serializer):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q, Sum
 
 from chain_scanner.models import Claim, Deal
@@ -22,9 +22,10 @@ from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult
+from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult, PieceInAggregate
 from dashboard.novelty.selectors import novelty_of
 from dashboard.reexecution import selectors as reexecutions
+from executor.aggregate import ProofError, verify_proof
 from executor.commp import commp, minimal_piece_size
 from executor.storage import ContentNotFound, StorageError
 
@@ -43,9 +44,17 @@ __all__ = [
 
 
 def register_piece(
-    *, job_id: str, key: ApiKey, piece_cid: str, piece_size: int, payload_cid: str
-) -> tuple[JobPiece, bool]:
-    """A node registers the piece it will store for a job's result; we recompute its CommP."""
+    *,
+    job_id: str,
+    key: ApiKey,
+    piece_cid: str,
+    piece_size: int,
+    payload_cid: str,
+    aggregate: dict[str, Any] | None = None,
+) -> tuple[JobPiece, PieceInAggregate | None, bool]:
+    """A node registers the piece it will store for a job's result: we recompute its CommP.
+    With `aggregate`, the piece is stored inside an FRC-0058 aggregate, whose inclusion proof
+    is verified here. Returns the piece, the aggregate link, and whether anything was new."""
     job, result = holding(job_id=job_id, key=key)
     if job.state != Job.State.COMPLETED or result is None:
         raise DomainError("job_not_finished", f"job {job_id} has no result yet", status=409)
@@ -55,49 +64,110 @@ def register_piece(
             f"payload_cid {payload_cid} is not this job's result {result.result_cid}",
             status=409,
         )
+    if aggregate is not None:
+        _check_inclusion(job_id, key, piece_cid, piece_size, aggregate)
     existing = JobPiece.objects.filter(job=job, piece_cid=piece_cid).first()
-    if existing is not None:
-        if existing.piece_size != piece_size:
+    if existing is not None and existing.piece_size != piece_size:
+        raise DomainError(
+            "piece_conflict",
+            f"{piece_cid} is registered with piece_size {existing.piece_size}",
+            status=409,
+        )
+    if existing is None:
+        computed = _piece_of(result.result_cid, piece_size)
+        if computed != piece_cid:
+            record(
+                actor=f"node:{key.name}",
+                action="piece.refuse",
+                target=f"job:{job_id}",
+                after={"piece_cid": piece_cid, "piece_size": piece_size, "computed": computed},
+                reason="the piece CID does not match the result's CAR",
+            )
             raise DomainError(
-                "piece_conflict",
-                f"{piece_cid} is registered with piece_size {existing.piece_size}",
+                "piece_mismatch",
+                f"the CAR of {result.result_cid} in a {piece_size}-byte piece is {computed}, "
+                f"not {piece_cid}",
                 status=409,
             )
-        return existing, False
-    computed = _piece_of(result.result_cid, piece_size)
-    if computed != piece_cid:
+    created = False
+    with transaction.atomic():
+        piece = existing
+        if piece is None:
+            piece, created = JobPiece.objects.get_or_create(
+                job=job,
+                piece_cid=piece_cid,
+                defaults={"piece_size": piece_size, "payload_cid": payload_cid, "node": key},
+            )
+            if created:
+                record(
+                    actor=f"node:{key.name}",
+                    action="piece.register",
+                    target=f"job:{job_id}",
+                    after={"piece_cid": piece_cid, "piece_size": piece_size},
+                )
+        inside = None
+        if aggregate is not None:
+            inside, linked = _link_aggregate(piece, aggregate)
+            if linked:
+                created = True
+                record(
+                    actor=f"node:{key.name}",
+                    action="piece.aggregate",
+                    target=f"job:{job_id}",
+                    after={
+                        "piece_cid": piece_cid,
+                        "aggregate_cid": inside.aggregate_cid,
+                        "aggregate_size": inside.aggregate_size,
+                    },
+                )
+    if created:
+        refresh_chain_flags([job_id])  # the chain may already hold deals of this piece
+    return piece, inside, created
+
+
+def _check_inclusion(
+    job_id: str, key: ApiKey, piece_cid: str, piece_size: int, aggregate: dict[str, Any]
+) -> None:
+    """409 naming the failed check when the proof does not put the piece in the aggregate
+    (400 when it cannot be read); the refusal is audited."""
+    try:
+        verify_proof(
+            aggregate["piece_cid"],
+            aggregate["piece_size"],
+            piece_cid,
+            piece_size,
+            aggregate["proof"],
+        )
+    except ProofError as exc:
+        fields = {"aggregate.proof": exc.code}
+        if exc.code == "malformed":
+            raise DomainError("invalid_request", f"aggregate.proof: {exc}", fields=fields) from None
         record(
             actor=f"node:{key.name}",
             action="piece.refuse",
             target=f"job:{job_id}",
-            after={"piece_cid": piece_cid, "piece_size": piece_size, "computed": computed},
-            reason="the piece CID does not match the result's CAR",
+            after={"piece_cid": piece_cid, "aggregate_cid": aggregate["piece_cid"]},
+            reason=f"the inclusion proof failed: {exc.code}",
         )
         raise DomainError(
-            "piece_mismatch",
-            f"the CAR of {result.result_cid} in a {piece_size}-byte piece is {computed}, "
-            f"not {piece_cid}",
+            "invalid_proof", f"aggregate.proof: {exc}", status=409, fields=fields
+        ) from None
+
+
+def _link_aggregate(piece: JobPiece, aggregate: dict[str, Any]) -> tuple[PieceInAggregate, bool]:
+    inside, linked = PieceInAggregate.objects.get_or_create(
+        piece=piece,
+        aggregate_cid=aggregate["piece_cid"],
+        defaults={"aggregate_size": aggregate["piece_size"], "proof": aggregate["proof"]},
+    )
+    if inside.aggregate_size != aggregate["piece_size"]:
+        raise DomainError(
+            "aggregate_conflict",
+            f"{piece.piece_cid} is registered inside {inside.aggregate_cid} of "
+            f"{inside.aggregate_size} bytes",
             status=409,
         )
-    try:
-        with transaction.atomic():
-            piece = JobPiece.objects.create(
-                job=job,
-                piece_cid=piece_cid,
-                piece_size=piece_size,
-                payload_cid=payload_cid,
-                node=key,
-            )
-            record(
-                actor=f"node:{key.name}",
-                action="piece.register",
-                target=f"job:{job_id}",
-                after={"piece_cid": piece_cid, "piece_size": piece_size},
-            )
-    except IntegrityError:  # registered concurrently by the same node
-        return JobPiece.objects.get(job=job, piece_cid=piece_cid), False
-    refresh_chain_flags([job_id])  # the chain may already hold deals of this piece
-    return piece, True
+    return inside, linked
 
 
 def holding(*, job_id: str, key: ApiKey) -> tuple[Job, JobResult | None]:
