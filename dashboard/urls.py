@@ -108,6 +108,11 @@ api_v1 = [
         notary.VerificationView.as_view(),
         name="api-notary-verification",
     ),
+    path(
+        "notary/aggregates/<cid_text:cid>",
+        notary.AggregateView.as_view(),
+        name="api-notary-aggregate",
+    ),
     path("notary/awards", notary.AwardsView.as_view(), name="api-notary-awards"),
 ]
 

@@ -12,6 +12,7 @@ from dashboard.api.permissions import NodeKey, NotaryKey, api_key
 from dashboard.api.serializers import error_responses, rendered
 from dashboard.notary import services as notary
 from dashboard.notary.serializers import (
+    AggregateVerificationSerializer,
     AwardInSerializer,
     AwardSerializer,
     PieceInSerializer,
@@ -78,6 +79,34 @@ class VerificationView(APIView):
         query.is_valid(raise_exception=True)
         answer = notary.answer(**query.validated_data)
         return Response(rendered(VerificationSerializer, answer))
+
+
+class AggregateView(APIView):
+    permission_classes = [NotaryKey]
+
+    @extend_schema(
+        operation_id="notary_aggregate",
+        summary="Which verified jobs are inside this FRC-0058 aggregate, and how much DataCap "
+        "may go to it?",
+        parameters=[
+            OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "provider",
+                {"type": "string", "pattern": r"^f0\d{1,20}$"},
+                description="the provider the deal is with",
+            ),
+        ],
+        responses={
+            200: AggregateVerificationSerializer,
+            **error_responses(400, 401, 403, 404, 429),
+        },
+    )
+    def get(self, request: Request, cid: str) -> Response:
+        data = {"cid": cid, **request.query_params.dict()}
+        query = VerificationQuerySerializer(data=data)
+        query.is_valid(raise_exception=True)
+        found = notary.aggregate_answer(**query.validated_data)
+        return Response(rendered(AggregateVerificationSerializer, found))
 
 
 class AwardsView(APIView):

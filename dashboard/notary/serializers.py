@@ -130,3 +130,29 @@ class AwardSerializer(serializers.Serializer):
     awarded_bytes = serializers.IntegerField()
     remaining_bytes = serializers.IntegerField()
     created_at = serializers.DateTimeField()
+
+
+class AggregateJobSerializer(serializers.Serializer):
+    job_id = serializers.CharField()
+    piece_cid = serializers.CharField(help_text="the job's result piece, inside the aggregate")
+    piece_size = serializers.IntegerField()
+    verified = serializers.BooleanField(help_text="as the notary's question answers it")
+    reason = NotVerifiedReasonSerializer(allow_null=True)
+    moderation_state = serializers.ChoiceField(
+        choices=["pending", "verified", "rejected", "revoked", "awaiting_second_approval"]
+    )
+    datacap_bytes = serializers.IntegerField(allow_null=True)
+    awarded_bytes = serializers.IntegerField()
+    remaining_bytes = serializers.IntegerField()
+    reexecution = ReexecutionSerializer()
+    novelty = NoveltySerializer(allow_null=True)
+
+
+class AggregateVerificationSerializer(serializers.Serializer):
+    piece_cid = serializers.CharField(help_text="the aggregate's piece CID")
+    piece_size = serializers.IntegerField(help_text="the aggregate's padded size")
+    jobs = AggregateJobSerializer(many=True, help_text="the sub-pieces proven inside it")
+    truncated = serializers.BooleanField(help_text="more than 1,000 sub-pieces: the first listed")
+    awardable_bytes = serializers.IntegerField(
+        help_text="the verified sub-pieces' remaining DataCap, at most the aggregate's size"
+    )

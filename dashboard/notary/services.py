@@ -37,6 +37,7 @@ __all__ = [
     "record_award",
     "refresh_chain_flags",
     "register_piece",
+    "aggregate_answer",
 ]
 
 
@@ -264,6 +265,55 @@ def _find(cid: str, provider: str | None) -> _Found:
 
 def _awarded(job_id: str) -> int:
     return Award.objects.filter(job_id=job_id).aggregate(total=Sum("piece_size"))["total"] or 0
+
+
+MAX_AGGREGATE_JOBS = 1000  # sub-pieces listed in one aggregate answer
+
+
+def aggregate_answer(*, cid: str, provider: str | None) -> dict[str, Any]:
+    """`GET /notary/aggregates/{cid}`: the jobs whose results were proven inside this
+    FRC-0058 aggregate, each as the notary's question answers for its piece, and the DataCap
+    that may go to the aggregate: the verified sub-pieces' remaining DataCap, never more
+    than the aggregate's size."""
+    links = list(
+        PieceInAggregate.objects.filter(aggregate_cid=cid)
+        .select_related("piece")
+        .order_by("created_at", "id")[: MAX_AGGREGATE_JOBS + 1]
+    )
+    if not links:
+        raise DomainError("not_found", f"no registered piece was proven inside {cid}", status=404)
+    size = links[0].aggregate_size
+    jobs = []
+    for link in links[:MAX_AGGREGATE_JOBS]:
+        one = answer(cid=link.piece.piece_cid, provider=provider)
+        jobs.append(
+            {
+                "job_id": link.piece.job_id,
+                "piece_cid": link.piece.piece_cid,
+                "piece_size": link.piece.piece_size,
+                **{
+                    name: one[name]
+                    for name in (
+                        "verified",
+                        "reason",
+                        "moderation_state",
+                        "datacap_bytes",
+                        "awarded_bytes",
+                        "remaining_bytes",
+                        "reexecution",
+                        "novelty",
+                    )
+                },
+            }
+        )
+    remaining = sum(job["remaining_bytes"] for job in jobs if job["verified"])
+    return {
+        "piece_cid": cid,
+        "piece_size": size,
+        "jobs": jobs,
+        "truncated": len(links) > MAX_AGGREGATE_JOBS,
+        "awardable_bytes": min(size, remaining),
+    }
 
 
 def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
