@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,16 +47,25 @@ class JobPiecesView(APIView):
         piece, inside, created = notary.register_piece(
             job_id=job_id, key=key, **body.validated_data
         )
-        shown = {
-            "job_id": piece.job_id,
-            "piece_cid": piece.piece_cid,
-            "piece_size": piece.piece_size,
-            "payload_cid": piece.payload_cid,
-            "aggregate": None
-            if inside is None
-            else {"piece_cid": inside.aggregate_cid, "piece_size": inside.aggregate_size},
-        }
+        shown = notary.piece_json(piece, inside)
         return Response(rendered(PieceSerializer, shown), status=201 if created else 200)
+
+
+# The notary's questions: a CID in the path, and the provider the deal is with.
+NOTARY_QUESTION = [
+    OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH),
+    OpenApiParameter(
+        "provider",
+        {"type": "string", "pattern": r"^f0\d{1,20}$"},
+        description="the provider the deal is with",
+    ),
+]
+
+
+def _question(request: Request, cid: str) -> dict[str, Any]:
+    query = VerificationQuerySerializer(data={"cid": cid, **request.query_params.dict()})
+    query.is_valid(raise_exception=True)
+    return query.validated_data
 
 
 class VerificationView(APIView):
@@ -63,21 +74,11 @@ class VerificationView(APIView):
     @extend_schema(
         operation_id="notary_verification",
         summary="Is this result (or piece) verified, who holds it, how much DataCap is left?",
-        parameters=[
-            OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH),
-            OpenApiParameter(
-                "provider",
-                {"type": "string", "pattern": r"^f0\d{1,20}$"},
-                description="the provider the deal is with",
-            ),
-        ],
+        parameters=NOTARY_QUESTION,
         responses={200: VerificationSerializer, **error_responses(400, 401, 403, 404, 429)},
     )
     def get(self, request: Request, cid: str) -> Response:
-        data = {"cid": cid, **request.query_params.dict()}
-        query = VerificationQuerySerializer(data=data)
-        query.is_valid(raise_exception=True)
-        answer = notary.answer(**query.validated_data)
+        answer = notary.answer(**_question(request, cid))
         return Response(rendered(VerificationSerializer, answer))
 
 
@@ -88,24 +89,14 @@ class AggregateView(APIView):
         operation_id="notary_aggregate",
         summary="Which verified jobs are inside this FRC-0058 aggregate, and how much DataCap "
         "may go to it?",
-        parameters=[
-            OpenApiParameter("cid", CID_SCHEMA, OpenApiParameter.PATH),
-            OpenApiParameter(
-                "provider",
-                {"type": "string", "pattern": r"^f0\d{1,20}$"},
-                description="the provider the deal is with",
-            ),
-        ],
+        parameters=NOTARY_QUESTION,
         responses={
             200: AggregateVerificationSerializer,
             **error_responses(400, 401, 403, 404, 429),
         },
     )
     def get(self, request: Request, cid: str) -> Response:
-        data = {"cid": cid, **request.query_params.dict()}
-        query = VerificationQuerySerializer(data=data)
-        query.is_valid(raise_exception=True)
-        found = notary.aggregate_answer(**query.validated_data)
+        found = notary.aggregate_answer(**_question(request, cid))
         return Response(rendered(AggregateVerificationSerializer, found))
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "holding",
     "record_award",
     "refresh_chain_flags",
+    "piece_json",
     "register_piece",
     "aggregate_answer",
 ]
@@ -124,6 +125,20 @@ def register_piece(
     if created:
         refresh_chain_flags([job_id])  # the chain may already hold deals of this piece
     return piece, inside, created
+
+
+def piece_json(piece: JobPiece, inside: PieceInAggregate | None) -> dict[str, Any]:
+    """A registration as the API answers it: the piece, and the aggregate it was proven
+    inside (None without one)."""
+    return {
+        "job_id": piece.job_id,
+        "piece_cid": piece.piece_cid,
+        "piece_size": piece.piece_size,
+        "payload_cid": piece.payload_cid,
+        "aggregate": None
+        if inside is None
+        else {"piece_cid": inside.aggregate_cid, "piece_size": inside.aggregate_size},
+    }
 
 
 def _check_inclusion(

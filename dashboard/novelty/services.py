@@ -21,6 +21,7 @@ gzip of an input is a copy. Each distinct file counts once, as the result's CAR 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ __all__ = [
     "claim",
     "claim_next",
     "measure",
+    "measure_queued",
     "queue_measurement",
     "recover_expired",
     "remeasure",
@@ -345,3 +347,15 @@ def backfill_notes() -> int:
         pinned = list(pins())
         index.note(pinned, IndexedContent.Origin.UPLOAD)
     return len(set(inputs) | set(results) | set(pinned))
+
+
+def measure_queued(
+    *, worker: str, measure_one: Callable[[Novelty], str], progress: Callable[[str, str], None]
+) -> int:
+    """Measure every queued result here, one after the other, with `measure_one` (the
+    worker's, which renews the lease); `progress(job_id, state)` after each. How many."""
+    count = 0
+    while (row := claim_next(worker=worker)) is not None:
+        count += 1
+        progress(row.pk, measure_one(row))
+    return count

@@ -28,6 +28,10 @@ class Command(BaseCommand):
             help="queue the measurements for the workers instead of running them here",
         )
 
+    @staticmethod
+    def _measure(row: Novelty) -> str:
+        return measure_novelty(row, worker=row.lease_owner)
+
     def handle(self, *args: Any, **options: Any) -> None:
         looked = novelty.backfill_notes()
         pending = IndexedContent.objects.filter(state=IndexedContent.State.PENDING).count()
@@ -47,13 +51,15 @@ class Command(BaseCommand):
         queued = novelty.queue_unmeasured()
         self.stdout.write(f"{queued} results queued for measuring")
         if not options["no_measure"]:
-            worker = worker_name()
             total = Novelty.objects.filter(state=Novelty.State.QUEUED).count()
-            count = 0
-            while (row := novelty.claim_next(worker=worker)) is not None:
-                count += 1
-                state = measure_novelty(row, worker=worker)
-                self.stdout.write(f"measured {count}/{total}: job {row.pk} {state}")
+            done_measuring = 0
+
+            def report(job_id: str, state: str) -> None:
+                nonlocal done_measuring
+                done_measuring += 1
+                self.stdout.write(f"measured {done_measuring}/{total}: job {job_id} {state}")
+
+            novelty.measure_queued(worker=worker_name(), measure_one=self._measure, progress=report)
         states = dict(
             IndexedContent.objects.values_list("state").annotate(n=Count("pk")).order_by()
         )
