@@ -464,22 +464,61 @@ class Decision(models.Model):
 
 
 class Award(models.Model):
-    """DataCap the notary awarded to one deal of a verified job's results."""
+    """DataCap the notary awarded to one deal: a job's result piece, or an FRC-0058 aggregate
+    holding several jobs' result pieces. Its shares say which jobs' DataCap it spent; its
+    chain state, kept by notary.awards.follow_awards, says whether the deal landed."""
 
-    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="awards")
+    class ChainState(models.TextChoices):
+        AWAITING = "awaiting"  # no claim or verified deal yet, within the landing window
+        LANDED = "landed"  # claimed (or a verified deal activated) by the awarded provider
+        MISMATCHED_PROVIDER = "mismatched_provider"  # claimed by another provider only
+        NOT_LANDED = "not_landed"  # nothing on chain within the landing window
+        REMOVED = "removed"  # the claim removed, or the deal slashed, before its term
+
     piece_cid = models.CharField(max_length=200)
     provider = models.CharField(max_length=32)
     piece_size = models.BigIntegerField()
+    aggregate = models.BooleanField(default=False)  # the piece is an aggregate of job pieces
     notary = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The finalized epoch the scanner had reached when the award was taken: the landing
+    # window (AWARD_LANDING_EPOCHS) counts from it.
+    epoch = models.BigIntegerField(default=0)
+    chain_state = models.CharField(
+        max_length=20, choices=ChainState.choices, default=ChainState.AWAITING, db_index=True
+    )
+    # What the state rests on: the claim or deal, and its provider (another one when
+    # mismatched_provider); empty while awaiting or not_landed.
+    claim_id = models.BigIntegerField(null=True, blank=True)
+    deal_id = models.BigIntegerField(null=True, blank=True)
+    chain_provider = models.CharField(max_length=32, blank=True, default="")
+    checked_epoch = models.BigIntegerField(default=0)  # when the state was last worked out
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["piece_cid", "provider"], name="award_piece_provider")
         ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="award_recent")]
 
     def __str__(self) -> str:
         return f"{self.piece_size} B to {self.provider} for {self.piece_cid}"
+
+
+class AwardShare(models.Model):
+    """The DataCap of one job that one award spent: all of the award for a job's own piece;
+    for an aggregate, the remaining DataCap of each verified sub-piece, up to the aggregate's
+    size. A job's awarded bytes are the sum of its shares."""
+
+    award = models.ForeignKey(Award, on_delete=models.CASCADE, related_name="shares")
+    job = models.ForeignKey(Job, on_delete=models.PROTECT, related_name="award_shares")
+    piece = models.ForeignKey("JobPiece", on_delete=models.PROTECT, related_name="award_shares")
+    bytes = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["award", "job"], name="award_share_once")]
+
+    def __str__(self) -> str:
+        return f"{self.bytes} B of job {self.job_id} in award {self.award_id}"
 
 
 class JobPiece(models.Model):

@@ -283,6 +283,13 @@ DATACAP_SECOND_APPROVAL_BYTES = env_int("DATACAP_SECOND_APPROVAL_BYTES", 1 << 40
 NOVELTY_MIN_PERCENT = env_int("NOVELTY_MIN_PERCENT", 50, minimum=0, maximum=100)
 # The most bytes one measurement or one indexed item reads, decompressed views included.
 NOVELTY_MAX_BYTES = env_int("NOVELTY_MAX_BYTES", 16 << 30, minimum=1)
+# An award whose piece no claim (or verified deal) stores this many epochs after it was
+# taken is not_landed: the allocation's longest expiration, 60 days of 30-second epochs
+# (dashboard/notary/awards.py).
+AWARD_LANDING_EPOCHS = env_int("AWARD_LANDING_EPOCHS", 60 * 2880, minimum=1)
+# Refuse awards to a provider that has an award claimed by another provider
+# (mismatched_provider) until an admin looks: off by default, since the notary decides.
+NOTARY_REFUSE_MISMATCHED_PROVIDERS = env_bool("NOTARY_REFUSE_MISMATCHED_PROVIDERS", False)
 
 # --- background work ------------------------------------------------------------------------
 CELERY_BROKER_URL = env_url(
@@ -304,7 +311,7 @@ CELERY_TASK_ROUTES = {
     "dashboard.reexecute": {"queue": "reexecute"},
     # Novelty is measured after a job, by the workers that run jobs.
     "dashboard.measure_novelty": {"queue": "executor"},
-    "dashboard.refresh_chain_flags": {"queue": "scanner"},
+    "dashboard.follow_chain": {"queue": "scanner"},
     "dashboard.scan_bacalhau": {"queue": "scanner"},
 }
 CELERY_BEAT_SCHEDULE = {
@@ -314,8 +321,8 @@ CELERY_BEAT_SCHEDULE = {
         # A pass that is still queued when the next one is due is pointless.
         "options": {"expires": float(SCANNER_INTERVAL_S)},
     },
-    "refresh-chain-flags": {
-        "task": "dashboard.refresh_chain_flags",
+    "follow-chain": {
+        "task": "dashboard.follow_chain",
         "schedule": float(SCANNER_INTERVAL_S),
         "options": {"expires": float(SCANNER_INTERVAL_S)},
     },
@@ -374,6 +381,13 @@ SPECTACULAR_SETTINGS = {
         "LocationKindEnum": ["piece", "payload"],
         "HealthStatusEnum": ["ok", "stale", "error"],
         "JobStateEnum": ["queued", "running", "completed", "failed", "cancelled"],
+        "AwardChainStateEnum": [
+            "awaiting",
+            "landed",
+            "mismatched_provider",
+            "not_landed",
+            "removed",
+        ],
         "ModerationStateEnum": [
             "pending",
             "verified",

@@ -56,12 +56,13 @@ def recover_jobs() -> dict[str, list[Any]]:
     }
 
 
-@shared_task(name="dashboard.refresh_chain_flags", ignore_result=True)
-def refresh_chain_flags() -> int:
-    """Beat, after the scanner: flag jobs whose storage on chain needs a moderator's look."""
-    from dashboard.notary.services import refresh_chain_flags as refresh
+@shared_task(name="dashboard.follow_chain", ignore_result=True)
+def follow_chain() -> tuple[int, int]:
+    """Beat, after the scanner: flag jobs whose storage on chain needs a moderator's look, and
+    follow each award to the claim that lands on chain."""
+    from dashboard.notary.awards import follow_chain as follow
 
-    return refresh()
+    return follow()
 
 
 @shared_task(name="dashboard.scan_bacalhau", ignore_result=True)

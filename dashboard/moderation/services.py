@@ -18,7 +18,7 @@ from django.utils import timezone
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import MAX_REASON, Award, Decision, Job, Reexecution, Role
+from dashboard.models import MAX_REASON, AwardShare, Decision, Job, Reexecution, Role
 from dashboard.moderation.datacap import format_bytes, parse_datacap
 from dashboard.moderation.risks import RISK_LABELS, job_risks
 from dashboard.reexecution import selectors as reexecutions
@@ -395,7 +395,7 @@ def revoke(*, job_id: str, user: Any, reason: str) -> Job:
                 f"job {job_id} is {job.moderation_state}, not verified",
                 status=409,
             )
-        if Award.objects.filter(job_id=job_id).exists():
+        if AwardShare.objects.filter(job_id=job_id).exists():
             raise DomainError(
                 "has_awards",
                 f"DataCap has already been awarded for job {job_id}; it cannot be revoked",

@@ -12,10 +12,13 @@ from rest_framework.views import APIView
 from dashboard.api.fields import CID_SCHEMA
 from dashboard.api.permissions import NodeKey, NotaryKey, api_key
 from dashboard.api.serializers import error_responses, rendered
+from dashboard.notary import awards
 from dashboard.notary import services as notary
 from dashboard.notary.serializers import (
     AggregateVerificationSerializer,
     AwardInSerializer,
+    AwardListQuerySerializer,
+    AwardPageSerializer,
     AwardSerializer,
     PieceInSerializer,
     PieceSerializer,
@@ -104,8 +107,31 @@ class AwardsView(APIView):
     permission_classes = [NotaryKey]
 
     @extend_schema(
+        operation_id="notary_awards",
+        summary="Awards, newest first, each with what the chain made of it",
+        parameters=[AwardListQuerySerializer],
+        responses={200: AwardPageSerializer, **error_responses(400, 401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        query = AwardListQuerySerializer(data=request.query_params.dict())
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        filters = awards.AwardFilters(
+            state=data["state"], provider=data["provider"], notary=data["notary"]
+        )
+        page, before = awards.award_page(filters, limit=data["limit"], before=data["before"])
+        next_url = None
+        if before is not None:
+            params = request.query_params.copy()
+            params["before"] = str(before)
+            next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
+        shown = {"next": next_url, "results": [awards.award_json(award) for award in page]}
+        return Response(rendered(AwardPageSerializer, shown))
+
+    @extend_schema(
         operation_id="notary_award",
-        summary="Record DataCap awarded to one deal of a verified job's results (idempotent)",
+        summary="Record DataCap awarded to one deal: of a verified job's result piece, or of "
+        "an FRC-0058 aggregate of verified jobs' pieces (idempotent)",
         request=AwardInSerializer,
         responses={
             201: AwardSerializer,
@@ -118,5 +144,5 @@ class AwardsView(APIView):
         assert key is not None
         body = AwardInSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        award, created = notary.record_award(key=key, **body.validated_data)
+        award, created = awards.record_award(key=key, **body.validated_data)
         return Response(rendered(AwardSerializer, award), status=201 if created else 200)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from dashboard.api.fields import Body, CidField, PieceCidField, PieceSizeField, ProviderField
+from dashboard.api.fields import (
+    Body,
+    CidField,
+    Integer,
+    PieceCidField,
+    PieceSizeField,
+    ProviderField,
+    Text,
+)
 from dashboard.novelty.serializers import NoveltySerializer
 from dashboard.reexecution.serializers import ReexecutionSerializer
 
@@ -81,6 +89,17 @@ class NotVerifiedReasonSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+CHAIN_STATES = ["awaiting", "landed", "mismatched_provider", "not_landed", "removed"]
+
+
+class JobAwardSerializer(serializers.Serializer):
+    piece_cid = serializers.CharField()
+    provider = serializers.CharField()
+    aggregate = serializers.BooleanField()
+    bytes = serializers.IntegerField(help_text="this job's DataCap the award spent")
+    chain_state = serializers.ChoiceField(choices=CHAIN_STATES)
+
+
 class VerificationSerializer(serializers.Serializer):
     cid = serializers.CharField()
     verified = serializers.BooleanField(
@@ -101,6 +120,7 @@ class VerificationSerializer(serializers.Serializer):
     verified_at = serializers.DateTimeField(allow_null=True)
     pieces = PieceRefSerializer(many=True)
     on_chain = ChainStorageSerializer()
+    awards = JobAwardSerializer(many=True, help_text="the awards that spent this job's DataCap")
     reexecution = ReexecutionSerializer(
         help_text="whether re-running the job gave the result CID its node reported"
     )
@@ -110,10 +130,24 @@ class VerificationSerializer(serializers.Serializer):
 
 
 class AwardInSerializer(Body):
-    cid = CidField(help_text="the job's result CID or a registered piece CID")
+    cid = CidField(
+        default=None,
+        help_text="the job's result CID or a registered piece CID (default: piece_cid); for an "
+        "aggregate, absent or the aggregate's piece CID",
+    )
     provider = ProviderField()
-    piece_cid = PieceCidField()
+    piece_cid = PieceCidField(
+        help_text="the deal's piece: a job's registered result piece, or an aggregate that "
+        "registered pieces were proven inside"
+    )
     piece_size = PieceSizeField()
+    datacap_bytes = Integer(
+        default=None,
+        min_value=1,
+        help_text="for an aggregate: the DataCap the award spends (default: all that may go, "
+        "the awardable_bytes of GET /notary/aggregates/{cid}); for a job's own piece, "
+        "piece_size",
+    )
 
 
 class VerificationQuerySerializer(Body):
@@ -122,14 +156,63 @@ class VerificationQuerySerializer(Body):
     provider = ProviderField(default=None)
 
 
-class AwardSerializer(serializers.Serializer):
+class AwardShareSerializer(serializers.Serializer):
     job_id = serializers.CharField()
+    piece_cid = serializers.CharField(help_text="the job's result piece")
+    bytes = serializers.IntegerField(help_text="the job's DataCap this award spent")
+    awarded_bytes = serializers.IntegerField(help_text="all awards of the job, this one included")
+    remaining_bytes = serializers.IntegerField()
+
+
+class AwardChainSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=CHAIN_STATES,
+        help_text="awaiting: nothing on chain yet; landed: claimed (or a verified deal "
+        "activated) by the awarded provider; mismatched_provider: claimed by another provider "
+        "only; not_landed: nothing by landing_deadline_epoch; removed: the claim removed, or "
+        "the deal slashed, before its term",
+    )
+    claim_id = serializers.IntegerField(allow_null=True)
+    deal_id = serializers.IntegerField(allow_null=True)
+    provider = serializers.CharField(allow_null=True, help_text="who claimed the piece")
+    awarded_at_epoch = serializers.IntegerField(help_text="the scanner's epoch at the award")
+    landing_deadline_epoch = serializers.IntegerField(
+        help_text="awarded_at_epoch + AWARD_LANDING_EPOCHS (60 days by default)"
+    )
+    checked_epoch = serializers.IntegerField(
+        allow_null=True, help_text="the epoch the state was last worked out at"
+    )
+
+
+class AwardSerializer(serializers.Serializer):
     piece_cid = serializers.CharField()
     piece_size = serializers.IntegerField()
     provider = serializers.CharField()
-    awarded_bytes = serializers.IntegerField()
-    remaining_bytes = serializers.IntegerField()
+    aggregate = serializers.BooleanField(help_text="the piece is an FRC-0058 aggregate")
+    datacap_bytes = serializers.IntegerField(help_text="the DataCap this award spent")
+    job_id = serializers.CharField(allow_null=True, help_text="for a job's own piece")
+    awarded_bytes = serializers.IntegerField(allow_null=True, help_text="for a job's own piece")
+    remaining_bytes = serializers.IntegerField(allow_null=True, help_text="for a job's own piece")
+    shares = AwardShareSerializer(many=True, help_text="the jobs whose DataCap it spent")
+    notary = serializers.CharField(allow_null=True, help_text="the notary key's name")
     created_at = serializers.DateTimeField()
+    chain = AwardChainSerializer()
+
+
+class AwardPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    results = AwardSerializer(many=True)
+
+
+class AwardListQuerySerializer(Body):
+    ignores_unknown = True
+    state = serializers.ChoiceField(choices=CHAIN_STATES, default="", allow_blank=True)
+    provider = ProviderField(default="", allow_blank=True, help_text="awarded or claiming")
+    notary = Text(default="", allow_blank=True, max_length=100, help_text="the key's name")
+    limit = serializers.IntegerField(default=50, min_value=1, max_value=200)
+    before = serializers.IntegerField(
+        default=None, min_value=1, help_text="opaque: from the previous page's next link"
+    )
 
 
 class AggregateJobSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 
 from chain_scanner.models import Claim, Deal
 from dashboard.addresses import id_address
@@ -22,7 +22,8 @@ from dashboard.audit import record
 from dashboard.content import services as content
 from dashboard.eligibility.selectors import as_of_epoch
 from dashboard.errors import DomainError, job_not_found
-from dashboard.models import ApiKey, Award, Job, JobPiece, JobResult, PieceInAggregate
+from dashboard.models import ApiKey, Job, JobPiece, JobResult, PieceInAggregate
+from dashboard.notary.selectors import awarded_bytes, awarded_bytes_by_job, awards_of_job
 from dashboard.novelty.selectors import novelty_of
 from dashboard.reexecution import selectors as reexecutions
 from executor.aggregate import ProofError, verify_proof
@@ -31,10 +32,11 @@ from executor.storage import ContentNotFound, StorageError
 
 __all__ = [
     "answer",
+    "find_job",
+    "not_verified_because",
     "chain_flags",
     "chain_storage",
     "holding",
-    "record_award",
     "refresh_chain_flags",
     "piece_json",
     "register_piece",
@@ -247,12 +249,12 @@ MISMATCH_REVIEW = (
 
 
 @dataclass(frozen=True)
-class _Found:
+class Found:
     job: Job
     result: JobResult
 
 
-def _find(cid: str, provider: str | None) -> _Found:
+def find_job(cid: str, provider: str | None) -> Found:
     """The job a notary's CID belongs to: by result CID or a registered piece CID. When several
     jobs produced the same result, prefer a verified one held by the asked provider."""
     results = list(
@@ -275,11 +277,7 @@ def _find(cid: str, provider: str | None) -> _Found:
         )
 
     best = max(results, key=rank)
-    return _Found(job=best.job, result=best)
-
-
-def _awarded(job_id: str) -> int:
-    return Award.objects.filter(job_id=job_id).aggregate(total=Sum("piece_size"))["total"] or 0
+    return Found(job=best.job, result=best)
 
 
 MAX_AGGREGATE_JOBS = 1000  # sub-pieces listed in one aggregate answer
@@ -334,14 +332,14 @@ def aggregate_answer(*, cid: str, provider: str | None) -> dict[str, Any]:
 def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
     """`GET /notary/verifications/{cid}`: may DataCap go to this data, held by this provider?
     `cid` is canonical, a result CID or a registered piece CID."""
-    found = _find(cid, provider)
+    found = find_job(cid, provider)
     job, holder = found.job, found.result.provider or None
     is_verified = job.moderation_state == Job.Moderation.VERIFIED
-    awarded = _awarded(job.id)
+    awarded = awarded_bytes(job.id)
     datacap = job.datacap_bytes if is_verified else None
     provider_matches = None if provider is None else provider == holder
     origin = getattr(job, "bacalhau", None) if job.external else None
-    reason = _not_verified_because(
+    reason = not_verified_because(
         job.moderation_state,
         holder,
         provider,
@@ -368,12 +366,22 @@ def answer(*, cid: str, provider: str | None) -> dict[str, Any]:
             for p in JobPiece.objects.filter(job=job).order_by("created_at", "id")
         ],
         "on_chain": chain_storage(job, found.result),
+        "awards": [
+            {
+                "piece_cid": award.piece_cid,
+                "provider": award.provider,
+                "aggregate": award.aggregate,
+                "bytes": share,
+                "chain_state": award.chain_state,
+            }
+            for award, share in awards_of_job(job.id)
+        ],
         "reexecution": reexecutions.summary(job),
         "novelty": novelty_of(job),
     }
 
 
-def _not_verified_because(
+def not_verified_because(
     state: str,
     holder: str | None,
     asked: str | None,
@@ -416,94 +424,6 @@ def _not_verified_because(
             "message": f"the results are held by {holder}, not {asked}",
         }
     return None
-
-
-def _award_json(award: Award, job: Job, awarded: int) -> dict[str, Any]:
-    return {
-        "job_id": job.id,
-        "piece_cid": award.piece_cid,
-        "piece_size": award.piece_size,
-        "provider": award.provider,
-        "awarded_bytes": awarded,
-        "remaining_bytes": max(0, (job.datacap_bytes or 0) - awarded),
-        "created_at": award.created_at.isoformat().replace("+00:00", "Z"),
-    }
-
-
-def record_award(
-    *, key: ApiKey, cid: str, provider: str, piece_cid: str, piece_size: int
-) -> tuple[dict[str, Any], bool]:
-    """`POST /notary/awards`: DataCap awarded to one deal of a verified job's results.
-    `cid` is canonical (the job's result CID or a registered piece CID)."""
-    found = _find(cid, provider)
-    with transaction.atomic():
-        # The lock serialises awards of one job, so they cannot together exceed its DataCap.
-        job = Job.objects.select_for_update().get(id=found.job.id)
-        existing = Award.objects.filter(piece_cid=piece_cid, provider=provider).first()
-        if existing is not None:
-            if existing.job_id == job.id and existing.piece_size == piece_size:
-                return _award_json(existing, job, _awarded(job.id)), False
-            raise DomainError(
-                "award_conflict",
-                f"{piece_cid} was already awarded to {provider} with other details",
-                status=409,
-            )
-        if job.moderation_state == Job.Moderation.REVOKED:
-            raise DomainError(
-                "revoked", f"the verification of job {job.id} was revoked", status=409
-            )
-        if job.moderation_state != Job.Moderation.VERIFIED:
-            raise DomainError(
-                "not_verified", f"job {job.id} is {job.moderation_state}, not verified", status=409
-            )
-        if job.mismatch_review:
-            raise DomainError("rerun_mismatch", f"job {job.id}: {MISMATCH_REVIEW}", status=409)
-        holder = found.result.provider
-        if provider != holder:
-            raise DomainError(
-                "wrong_provider",
-                f"job {job.id}'s results are held by {holder or 'no provider'}, not {provider}",
-                status=409,
-            )
-        piece = JobPiece.objects.filter(job=job, piece_cid=piece_cid).first()
-        if piece is None:
-            raise DomainError(
-                "unknown_piece",
-                f"{piece_cid} is not a registered piece of job {job.id}",
-                status=409,
-            )
-        if piece.piece_size != piece_size:
-            raise DomainError(
-                "piece_size_mismatch",
-                f"{piece_cid} was registered as {piece.piece_size} bytes, not {piece_size}",
-                status=409,
-            )
-        awarded = _awarded(job.id)
-        remaining = (job.datacap_bytes or 0) - awarded
-        if piece_size > remaining:
-            raise DomainError(
-                "exceeds_remaining",
-                f"{piece_size} bytes exceed the {remaining} bytes of DataCap left for job {job.id}",
-                status=409,
-            )
-        award = Award.objects.create(
-            job=job, piece_cid=piece_cid, provider=provider, piece_size=piece_size, notary=key
-        )
-        record(
-            actor=f"notary:{key.name}",
-            action="notary.award",
-            target=f"job:{job.id}",
-            before={"awarded_bytes": awarded},
-            after={
-                "awarded_bytes": awarded + piece_size,
-                "piece_cid": piece_cid,
-                "provider": provider,
-                "piece_size": piece_size,
-            },
-        )
-        answer = _award_json(award, job, awarded + piece_size)
-    refresh_chain_flags([job.id])  # "more on chain than awarded" may have just cleared
-    return answer, True
 
 
 # --- on chain ----------------------------------------------------------------------------------
@@ -593,7 +513,7 @@ def chain_storage(job: Job, result: JobResult | None = None) -> dict[str, Any]:
     CID; a claim when its piece is registered. Bytes held by the holding provider are compared
     with what the notary awarded."""
     result = result or JobResult.objects.filter(job=job).first()
-    awarded = _awarded(job.id)
+    awarded = awarded_bytes(job.id)
     if result is None:
         return {
             "deals": [],
@@ -639,12 +559,7 @@ def chain_flags(job_ids: list[str]) -> dict[str, list[str]]:
         pieces.setdefault(job_id, set()).add(piece_cid)
     all_pieces = set().union(*pieces.values()) if pieces else set()
     deals, claims = _chain_rows(all_pieces, {cid for cid, _ in results.values()})
-    awarded = dict(
-        Award.objects.filter(job_id__in=job_ids)
-        .values("job_id")
-        .annotate(total=Sum("piece_size"))
-        .values_list("job_id", "total")
-    )
+    awarded = awarded_bytes_by_job(job_ids)
     epoch = as_of_epoch()
     flags: dict[str, list[str]] = {}
     for job_id, (result_cid, holder) in results.items():

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from dashboard.models import MAX_REASON, ApiKey, Job
+from dashboard.models import MAX_REASON, ApiKey, Award, Job
 from dashboard.moderation.services import DECISION_RULE
 
 DATE = forms.DateInput(attrs={"type": "date"})
@@ -119,6 +119,25 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args: Any, actions: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "any"), *((a, a) for a in actions)]  # type: ignore[attr-defined]
+
+
+class AwardFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label="On chain", required=False, choices=[("", "any"), *Award.ChainState.choices]
+    )
+    provider = forms.RegexField(
+        label="Provider",
+        required=False,
+        regex=r"^f0\d{1,20}$",
+        max_length=22,
+        help_text="f0… awarded, or claiming",
+        error_messages={"invalid": "A provider is an ID address like f01234."},
+    )
+    notary = forms.ChoiceField(label="Notary", required=False, choices=[("", "any")])
+
+    def __init__(self, *args: Any, notaries: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["notary"].choices = [("", "any"), *((n, n) for n in notaries)]  # type: ignore[attr-defined]
 
 
 class RevokeKeyForm(forms.Form):

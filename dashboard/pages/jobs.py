@@ -107,7 +107,7 @@ def _page(
         # The two versions of stdout, stderr, exitCode and small text outputs, side by side.
         rerun["diff"] = with_contents(storage(), rerun["diff"])
     storage_on_chain = with_epochs(chain_storage(job, result)) if result else None
-    providers = [result.provider if result else "", *(a.provider for a in detail.awards)]
+    providers = [result.provider if result else "", *(a.provider for a, _ in detail.awards)]
     for item in detail.inputs:
         sources = item.sources if isinstance(item.sources, list) else []
         providers += [s["provider"] for s in sources if isinstance(s.get("provider"), str)]

@@ -40,6 +40,7 @@ from dashboard.models import (
     JobResult,
     Reexecution,
 )
+from dashboard.notary.selectors import awards_of_job
 from executor.cids import InvalidCID, normalize_cid
 
 __all__ = [
@@ -237,7 +238,7 @@ class JobDetail:
     award_count: int
     reexecutions: list[Reexecution]
     pieces: list[JobPiece]
-    awards: list[Award]
+    awards: list[tuple[Award, int]]  # each with this job's share of it
 
 
 def job_detail(job_id: str) -> JobDetail | None:
@@ -262,15 +263,13 @@ def job_detail(job_id: str) -> JobDetail | None:
         result: JobResult | None = job.result
     except JobResult.DoesNotExist:
         result = None
-    awards = list(
-        Award.objects.filter(job_id=job.id).select_related("notary").order_by("created_at", "id")
-    )
+    awards = awards_of_job(job.id)
     return JobDetail(
         job=job,
         result=result,
         inputs=list(JobInput.objects.filter(job_id=job.id).order_by("position")),
         decisions=list(Decision.objects.filter(job_id=job.id).order_by("created_at", "id")),
-        awarded_bytes=sum(award.piece_size for award in awards),
+        awarded_bytes=sum(share for _, share in awards),
         award_count=len(awards),
         reexecutions=list(
             job.reexecutions.select_related("verifier", "overrun_by").order_by(

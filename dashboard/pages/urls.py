@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from dashboard.pages import audit, auth, jobs, keys, nodes, overview, queue
+from dashboard.pages import audit, auth, awards, jobs, keys, nodes, overview, queue
 
 app_name = "dashboard"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("jobs/<job_id:job_id>/reexecute", jobs.reexecute, name="reexecute"),
     path("nodes/", nodes.nodes, name="nodes"),
     path("audit/", audit.audit, name="audit"),
+    path("awards/", awards.awards, name="awards"),
     path("overview/", overview.overview, name="overview"),
     path("scanner/", overview.scanner, name="scanner"),
     path("keys/", keys.keys, name="keys"),

@@ -17,7 +17,6 @@ from dashboard.jobs.provenance import record_retrievals
 from dashboard.keys.services import create_api_key
 from dashboard.models import (
     ApiKey,
-    Award,
     Decision,
     Job,
     JobInput,
@@ -27,6 +26,7 @@ from dashboard.models import (
     Reexecution,
 )
 from executor.multiaddr import parse_text, to_binary
+from tests.awards import award
 
 BLESSED_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 OTHER_CID = "bafkreiaqm3h2tqilzbgtglsabqeqoyh3rbwlpwlgwtwmevvpgyxfdhhfeq"
@@ -217,9 +217,10 @@ def seed_decided() -> None:
         job=awarded, piece_cid=AWARDED_PIECE, piece_size=2048, payload_cid=cids["result_cid"],
         node=node,
     )  # fmt: skip
-    Award.objects.create(
-        job=awarded, piece_cid=AWARDED_PIECE, provider="f01234", piece_size=2048, notary=notary
-    )
+    award(
+        awarded, piece_cid=AWARDED_PIECE, provider="f01234", piece_size=2048, notary=notary,
+        chain_state="landed", claim_id=4242, chain_provider="f01234",
+    )  # fmt: skip
     # its claim on chain, by the holder, and the holder's published address
     Claim.objects.create(
         claim_id=4242, provider=1234, client=5678, piece_cid=AWARDED_PIECE, piece_size=2048,

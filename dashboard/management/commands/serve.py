@@ -22,7 +22,7 @@ from django.core.servers.basehttp import get_internal_wsgi_application, run
 from chain_scanner.lotus import LotusError
 from chain_scanner.services import ScanReport, follow
 from dashboard.bacalhau.scan import follow as bacalhau_loop
-from dashboard.notary.services import refresh_chain_flags
+from dashboard.notary.awards import follow_chain
 from dashboard.queue import wake_worker
 from dashboard.worker import run_worker
 
@@ -123,10 +123,12 @@ class Command(BaseCommand):
 
         def on_report(report: ScanReport) -> None:
             log.info("scan: %s", report.summary())
-            # New deals and claims may store (or misstore) jobs' results: flag them.
-            flagged = refresh_chain_flags()
+            # New deals and claims may store (or misstore) jobs' results and awarded pieces.
+            flagged, followed = follow_chain()
             if flagged:
                 log.info("chain flags changed on %d job(s)", flagged)
+            if followed:
+                log.info("chain state changed on %d award(s)", followed)
 
         def on_error(exc: LotusError, pause: float) -> None:
             log.warning("scan failed: %s; next pass in %.0f s", exc, pause)

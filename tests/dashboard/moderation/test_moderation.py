@@ -12,9 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.errors import DomainError
-from dashboard.models import AuditEvent, Award, Decision, Job, JobInput, JobResult, Novelty
+from dashboard.models import AuditEvent, Decision, Job, JobInput, JobResult, Novelty
 from dashboard.moderation import services as moderation
 from dashboard.moderation.datacap import format_bytes, parse_datacap, suggested_datacap
+from tests.awards import award
 from tests.base import Personas
 
 RESULT_CID = "bafybeibvbwys4xy7qangjbe5axy6yokd2lu4q5c7fjmhsgbf4qzjncj44a"
@@ -173,7 +174,7 @@ def test_revoke_by_admins_only_and_never_after_an_award(personas: Personas) -> N
     with pytest.raises(DomainError) as err:
         moderation.revoke(job_id="a", user=personas.admin, reason="again")
     assert err.value.code == "not_verified"
-    Award.objects.create(job_id="b", piece_cid="baga6ea4seaq", provider="f01234", piece_size=1024)
+    award("b", piece_cid="baga6ea4seaq", provider="f01234", piece_size=1024)
     with pytest.raises(DomainError) as err:
         moderation.revoke(job_id="b", user=personas.admin, reason="too late")
     assert err.value.code == "has_awards"

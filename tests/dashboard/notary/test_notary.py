@@ -18,10 +18,12 @@ from dashboard.jobs import services as jobs
 from dashboard.models import AuditEvent, Award, Job, JobPiece
 from dashboard.moderation import services as moderation
 from dashboard.notary import services as notary
+from dashboard.notary.selectors import awarded_bytes
 from dashboard.worker import execute_job
 from executor.commp import commp
 from executor.embedded_store import EmbeddedStore
 from executor.spec import parse_spec
+from tests.awards import award
 from tests.base import ACCEPT_RISKS, Personas
 from tests.dashboard.chain_rows import deal, scanned_at
 from tests.executor import wat_modules as wat
@@ -242,7 +244,7 @@ def test_chain_storage_links_deals_and_flags(personas: Personas, store) -> None:
     assert [d["id"] for d in view["deals"]] == [10] and view["deals"][0]["status"] == "active"
     assert view["on_chain_bytes"] == piece.size
     assert view["flags"] == ["more_on_chain_than_awarded"]  # nothing awarded yet
-    Award.objects.create(job=job, piece_cid=piece.cid, provider=HOLDER, piece_size=piece.size)
+    award(job, piece_cid=piece.cid, provider=HOLDER, piece_size=piece.size)
     assert notary.chain_storage(job)["flags"] == []
     deal(11, label="unrelated", piece_cid=piece.cid, piece_size=piece.size, provider="f05555")
     Claim.objects.create(
@@ -301,7 +303,7 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
         thread.start()
     for thread in threads:
         thread.join()
-    total = sum(Award.objects.filter(job=job).values_list("piece_size", flat=True))
+    total = awarded_bytes(job.id)
     assert total <= 8192
     assert outcomes.count("ok") >= 1 and set(outcomes) <= {"ok", "exceeds_remaining"}
     assert AuditEvent.objects.filter(action="notary.award").count() == outcomes.count("ok")
@@ -318,7 +320,7 @@ def test_chain_flags_for_a_page_match_the_job_view(personas: Personas, store) ->
         JobPiece.objects.create(
             job=job, piece_cid=piece.cid, piece_size=piece.size, payload_cid=result_cid
         )
-        Award.objects.create(job=job, piece_cid=piece.cid, provider=HOLDER, piece_size=piece.size)
+        award(job, piece_cid=piece.cid, provider=HOLDER, piece_size=piece.size)
         deal(int(job.result.exit_code) + 20, label="x", piece_cid=piece.cid,
              piece_size=piece.size, provider=provider)  # fmt: skip
     ids = [flagged.id, clean.id]

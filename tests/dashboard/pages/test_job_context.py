@@ -12,8 +12,9 @@ from django.test import Client
 
 from chain_scanner.models import Claim, ProviderAddress
 from dashboard.keys.services import create_api_key
-from dashboard.models import Award, Decision, Job, JobPiece, Reexecution
+from dashboard.models import Decision, Job, JobPiece, Reexecution
 from executor.multiaddr import parse_text, to_binary
+from tests.awards import award
 from tests.base import Personas
 from tests.dashboard.pages.test_pages import client_for, text
 from tests.e2e.page_data import BLESSED_CID, make_job, stored_result
@@ -48,9 +49,7 @@ def awarded_job(personas: Personas) -> Job:
         node=personas.node,
     )  # fmt: skip
     notary, _ = create_api_key(scope="notary", name="evergreen", actor="test")
-    Award.objects.create(
-        job=job, piece_cid=PIECE, provider="f01234", piece_size=2048, notary=notary
-    )
+    award(job, piece_cid=PIECE, provider="f01234", piece_size=2048, notary=notary)
     return job
 
 
@@ -171,9 +170,7 @@ def test_the_job_page_costs_the_same_with_many_pieces_and_awards(
         JobPiece.objects.create(
             job=job, piece_cid=f"{PIECE}{n}", piece_size=2048, payload_cid="x", node=personas.node
         )
-        Award.objects.create(
-            job=job, piece_cid=PIECE, provider=f"f0{n}", piece_size=1, notary=notary
-        )
+        award(job, piece_cid=PIECE, provider=f"f0{n}", piece_size=1, notary=notary)
     forget_epoch()
     assert queries(mona, "/jobs/job-awarded/") == one
 

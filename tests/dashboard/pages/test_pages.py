@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.eligibility.selectors import forget_epoch
-from dashboard.models import ApiKey, AuditEvent, Award, Decision, Job, JobResult, Reexecution
+from dashboard.models import ApiKey, AuditEvent, Decision, Job, JobResult, Reexecution
+from tests.awards import award
 from tests.base import PASSWORD, Personas
 from tests.e2e.page_data import BLESSED_CID, OTHER_CID, make_job, stored_result
 
@@ -515,7 +516,7 @@ def test_an_admin_revokes_a_verification_without_awards(ada: Client, mona: Clien
 def test_no_revocation_once_datacap_was_awarded(ada: Client, mona: Client) -> None:
     job = make_job("job-1")
     mona.post("/jobs/job-1/decide", {"decision": "verify", "datacap": "1 GiB"})
-    Award.objects.create(job=job, piece_cid="baga-x", provider="f01234", piece_size=2048)
+    award(job, piece_cid="baga-x", provider="f01234", piece_size=2048)
     page = text(ada.get("/jobs/job-1/"))
     assert 'id="revoke-form"' not in page and "2 KiB in 1 award" in page
     response = ada.post("/jobs/job-1/revoke", {"reason": "mistake"})
