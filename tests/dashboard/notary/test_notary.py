@@ -17,6 +17,7 @@ from dashboard.errors import DomainError
 from dashboard.jobs import services as jobs
 from dashboard.models import AuditEvent, Award, Job, JobPiece
 from dashboard.moderation import services as moderation
+from dashboard.notary import awards
 from dashboard.notary import services as notary
 from dashboard.notary.selectors import awarded_bytes
 from dashboard.worker import execute_job
@@ -286,10 +287,10 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
     start = threading.Barrier(len(pieces))
     outcomes: list[str] = []
 
-    def award(p) -> None:  # type: ignore[no-untyped-def]
+    def take(p) -> None:  # type: ignore[no-untyped-def]
         try:
             start.wait()
-            notary.record_award(
+            awards.record_award(
                 key=notary_key, cid=result_cid, provider=HOLDER, piece_cid=p.cid, piece_size=p.size
             )
             outcomes.append("ok")
@@ -298,7 +299,7 @@ def test_racing_awards_never_exceed_the_datacap(personas: Personas, store) -> No
         finally:
             close_old_connections()
 
-    threads = [threading.Thread(target=award, args=(p,)) for p in pieces]
+    threads = [threading.Thread(target=take, args=(p,)) for p in pieces]
     for thread in threads:
         thread.start()
     for thread in threads:
