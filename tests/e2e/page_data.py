@@ -219,7 +219,7 @@ def seed_decided() -> None:
     )  # fmt: skip
     award(
         awarded, piece_cid=AWARDED_PIECE, provider="f01234", piece_size=2048, notary=notary,
-        chain_state="landed", claim_id=4242, chain_provider="f01234",
+        chain_state="landed", claim_id=4242, chain_provider="f01234", epoch=3_999_000,
     )  # fmt: skip
     # its claim on chain, by the holder, and the holder's published address
     Claim.objects.create(

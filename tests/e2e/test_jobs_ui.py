@@ -48,6 +48,7 @@ def test_a_decided_job_shows_its_history_pieces_and_awards(sign_in: Any, screens
     assert AWARDED_PIECE in pieces and "sp-holder" in pieces and "UTC" in pieces
     awards = page.locator("#awards").inner_text()
     assert "evergreen" in awards and "f01234" in awards and "2048 bytes" in awards
+    assert "landed" in awards and "claim 4242" in awards
     main = page.locator("main").inner_text()
     assert "in 1 award" in main and "1 deal" not in main
     chain = page.locator("#chain-storage").inner_text()
@@ -55,6 +56,20 @@ def test_a_decided_job_shows_its_history_pieces_and_awards(sign_in: Any, screens
     assert "4000000" in chain and "2024-06-13 19:20 UTC" in chain  # epoch and its date
     assert "http://127.0.0.1:7777" in chain  # where the provider says it serves
     shot(page, screenshots, "job-awarded")
+
+
+def test_the_awards_page_filters_by_state(sign_in: Any, screenshots: Path) -> None:
+    page = sign_in("victor")
+    page.get_by_role("link", name="Awards").click()
+    page.wait_for_url(re.compile(r".*/awards/$"))
+    row = page.locator("#awards-table tbody tr", has_text=AWARDED_PIECE)
+    assert row.count() == 1 and "landed" in row.inner_text() and "evergreen" in row.inner_text()
+    shot(page, screenshots, "awards")
+    page.get_by_label("On chain").select_option("not_landed")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r".*state=not_landed.*"))
+    assert page.locator("#awards-table").count() == 0
+    assert "No award matches these filters" in page.locator("main").inner_text()
 
 
 def test_the_rerun_diff_shows_both_versions(sign_in: Any, screenshots: Path) -> None:

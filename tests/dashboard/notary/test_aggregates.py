@@ -269,7 +269,7 @@ def test_fifty_racing_aggregate_awards_never_exceed_what_was_verified(
     if connection.vendor == "sqlite":
         pytest.skip(
             "the in-memory SQLite test database cannot take writes from two threads; "
-            "tests/dashboard/notary/test_notary.py races awards on PostgreSQL"
+            "the PostgreSQL pass of .ci/run races these awards"
         )
     made = [completed_job(personas, store, code) for code in (0, 1)]
     pieces = [piece_of(store, job.result.result_cid) for job in made]
