@@ -10,6 +10,10 @@ Standalone: `python -m tests.fake_lotus --port 1234 --fixtures` (prints its URL)
 walkthrough of retrieval, `--provider-url f01234=http://127.0.0.1:7777` has StateMinerInfo
 answer that URL as f01234's on-chain multiaddr, and `--piece PIECE_CID:PADDED_SIZE[:PAYLOAD]`
 adds an active verified deal and claim of that piece held by f01234 (both repeatable).
+While it runs, `POST /fake/claim` with `{"piece_cid", "piece_size", "provider"}` makes a
+provider claim a piece *now* (a claim event on the next tipset, then the chain grown until
+it is final): the walkthrough's way to have an awarded aggregate land. `/fake/` is this
+fake's own control path, not Lotus': a real node answers 404 there.
 
 Behaviours copied from Lotus/go-jsonrpc on purpose, because a real node does them too:
 - envelopes are Go maps (sorted keys) written by json.Encoder (trailing "\\n"); a batch is
@@ -734,6 +738,34 @@ class FakeChain:
             )
             return deal_id, claim_id
 
+    def land_claim(self, piece_cid: str, piece_size: int, provider: str) -> int:
+        """`provider` claims the piece in the next tipset, and the chain grows until that
+        tipset is final, so a following scanner reads the claim on its next pass. Returns
+        the claim id."""
+        with self._lock:
+            height = self._head() + 1
+            claim_id = self._next_claim_id
+            self._next_claim_id += 1
+            self.add_event(
+                encode_claim_event(
+                    "claim",
+                    claim_id=claim_id,
+                    client=WALKTHROUGH_CLIENT,
+                    provider=provider,
+                    piece_cid=piece_cid,
+                    piece_size=piece_size,
+                    term_min=518_400,
+                    term_max=1_555_200,
+                    term_start=height,
+                    sector=claim_id,
+                    height=height,
+                    msg_cid=synthetic_message_cid(5_000_000_000 + claim_id),
+                    tipset_key=None,
+                )
+            )
+        self.advance(self.finality + 2)
+        return claim_id
+
     # --- chain methods ---------------------------------------------------------------------
 
     def state_network_version(self, tsk: list[dict[str, str]] | None) -> int:
@@ -1295,6 +1327,9 @@ class _Handler(FakeHandler):
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         url = urlsplit(self.path)
+        if url.path == "/fake/claim":
+            self._land_claim(fake.chain, body)
+            return
         version = {"/rpc/v1": "v1", "/rpc/v0": "v0"}.get(url.path)
         if version is None:
             self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
@@ -1304,6 +1339,17 @@ class _Handler(FakeHandler):
             return
         status, payload = fake.handle_body(body, version)
         self._send(status, payload, "application/json")
+
+    def _land_claim(self, chain: FakeChain, body: bytes) -> None:
+        try:
+            asked = json.loads(body)
+            claim_id = chain.land_claim(
+                str(asked["piece_cid"]), int(asked["piece_size"]), str(asked["provider"])
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            self._send(400, f"{exc!r}\n".encode(), "text/plain; charset=utf-8")
+            return
+        self._send(200, json.dumps({"claim_id": claim_id}).encode(), "application/json")
 
     def _authorized(self, token: str, query: str) -> bool:
         # go-jsonrpc auth.Handler: the header, or ?token= when the header is absent. (A real

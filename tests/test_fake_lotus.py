@@ -784,3 +784,24 @@ def test_a_bad_provider_url_or_piece_is_refused() -> None:
             timeout=30,
         )
         assert done.returncode == 2 and flag in done.stderr
+
+
+def test_fake_claim_lands_a_claim_the_next_finalized_tipset_shows(lotus: FakeLotusServer) -> None:
+    """The walkthrough's control path: a claim on the next tipset, the chain grown until that
+    tipset is final; a body it cannot read is a 400, and the chain is unchanged."""
+    chain = lotus.chain
+    control = lotus.url.replace("/rpc/v1", "/fake/claim")
+    piece = "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"
+    head = chain.head_height
+    refused = httpx.post(control, content=b'{"piece_cid": "x"}')
+    assert refused.status_code == 400 and chain.head_height == head
+    landed = httpx.post(
+        control, json={"piece_cid": piece, "piece_size": 8192, "provider": "f01234"}
+    )
+    assert landed.status_code == 200
+    claim_id = landed.json()["claim_id"]
+    assert chain.head_height == head + chain.finality + 2
+    final = chain.head_height - chain.finality
+    claims = chain.get_claims("f01234", chain.tipset_key(final))
+    assert claims[str(claim_id)]["Data"] == {"/": piece} and claims[str(claim_id)]["Size"] == 8192
+    assert claims[str(claim_id)]["TermStart"] == head + 1 < final

@@ -69,6 +69,10 @@ def test_the_walkthrough_is_found_and_covers_the_whole_loop() -> None:
         "/pieces",
         "/notary/verifications/",
         "/notary/awards",
+        "executor aggregate --size",
+        "/notary/aggregates/",
+        "/fake/claim",
+        "state=landed",
         "EXECUTOR_PROVIDER=",
     ):
         assert step in script, f"the walkthrough lost its step {step!r}"
@@ -162,9 +166,28 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     question = next(a for a in answers if "verified" in a)
     assert question["verified"] is True and question["provider"] == "f01234", question
     assert question["remaining_bytes"] == int(size)
-    award = answers[-1]
-    assert award["piece_cid"] == piece_cid and award["awarded_bytes"] == int(size)
-    assert award["remaining_bytes"] == 0
+    award = next(a for a in answers if a.get("piece_cid") == piece_cid and "chain" in a)
+    assert award["awarded_bytes"] == int(size) and award["remaining_bytes"] == 0
+    # Two more results registered inside one aggregate, awarded as one, landed on chain.
+    aggregate, aggregate_size = (checkout / "aggregate.txt").read_text().split()
+    registered = [
+        a
+        for a in answers
+        if isinstance(a.get("aggregate"), dict) and a["aggregate"]["piece_cid"] == aggregate
+    ]
+    assert len(registered) == 2 and {r["piece_size"] for r in registered} == {512}, registered
+    asked = next(a for a in answers if "awardable_bytes" in a)
+    assert asked["piece_cid"] == aggregate and [j["verified"] for j in asked["jobs"]] == [True] * 2
+    assert asked["awardable_bytes"] == 1024, asked
+    taken = next(a for a in answers if a.get("piece_cid") == aggregate and "chain" in a)
+    assert taken["aggregate"] is True and taken["datacap_bytes"] == 1024
+    assert taken["chain"]["state"] == "awaiting" and len(taken["shares"]) == 2
+    listed = answers[-1]["results"]
+    assert [(a["piece_cid"], a["chain"]["state"]) for a in listed] == [
+        (aggregate, "landed"),
+        (piece_cid, "awaiting"),  # the single piece: no claim of it on this chain
+    ], listed
+    assert listed[0]["piece_size"] == int(aggregate_size) == 8192
 
 
 def _ports_free_within(timeout: float) -> bool:
