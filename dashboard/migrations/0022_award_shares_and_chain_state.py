@@ -33,6 +33,20 @@ def share_existing_awards(apps, schema_editor):
         award.save(update_fields=["epoch"])
 
 
+def awards_of_one_job(apps, schema_editor):
+    """Back to one job per award: refused (nothing changed) while an award spans jobs."""
+    Award = apps.get_model("dashboard", "Award")
+    for award in Award.objects.all().iterator():
+        shares = list(award.shares.all())
+        if award.aggregate or len(shares) != 1:
+            raise RuntimeError(
+                f"award {award.id} of {award.piece_cid} spends the DataCap of {len(shares)} "
+                "jobs: before 0022 an award had one job; delete such awards to go back"
+            )
+        award.job_id = shares[0].job_id
+        award.save(update_fields=["job"])
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -106,7 +120,13 @@ class Migration(migrations.Migration):
             model_name='awardshare',
             constraint=models.UniqueConstraint(fields=('award', 'job'), name='award_share_once'),
         ),
-        migrations.RunPython(share_existing_awards, migrations.RunPython.noop),
+        # Nullable first, so that going back re-adds a column the reverse step can fill.
+        migrations.AlterField(
+            model_name='award',
+            name='job',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='awards', to='dashboard.job'),
+        ),
+        migrations.RunPython(share_existing_awards, awards_of_one_job),
         migrations.RemoveField(
             model_name='award',
             name='job',
