@@ -491,7 +491,7 @@ class Award(models.Model):
     # mismatched_provider); empty while awaiting or not_landed.
     claim_id = models.BigIntegerField(null=True, blank=True)
     deal_id = models.BigIntegerField(null=True, blank=True)
-    chain_provider = models.CharField(max_length=32, blank=True, default="")
+    chain_provider = models.CharField(max_length=100, blank=True, default="")  # as Deal.provider
     checked_epoch = models.BigIntegerField(default=0)  # when the state was last worked out
 
     class Meta:

@@ -70,7 +70,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='award',
             name='chain_provider',
-            field=models.CharField(blank=True, default='', max_length=32),
+            field=models.CharField(blank=True, default='', max_length=100),
         ),
         migrations.AddField(
             model_name='award',

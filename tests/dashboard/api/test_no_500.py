@@ -156,6 +156,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("ApiKey", "provider"): len("f0") + 20,  # api_keys.PROVIDER_RE
     ("JobResult", "provider"): len("f0") + 20,  # copied from the node's key
     ("Award", "provider"): len("f0") + 20,  # notary._provider takes an ID address
+    ("Award", "chain_provider"): 100,  # a claim's ID address, or Deal.provider (100)
     ("SignInThrottle", "key"): max(len("user:") + 40, len("ip:") + 39),  # digest; IPv6 text
     ("AuditEvent", "actor"): max(len("user:") + USERNAME, len("node:") + 100, len("address:") + 39),
     ("AuditEvent", "action"): len("bacalhau_client.bind"),
