@@ -863,7 +863,7 @@ def map_node(*, orchestrator: BacalhauOrchestrator, node_id: str, provider: str,
             JobResult.objects.filter(
                 job__bacalhau__orchestrator=orchestrator,
                 job__bacalhau__node_id=node_id,
-                job__awards__isnull=True,
+                job__award_shares__isnull=True,
             )
             .exclude(provider=provider)
             .update(provider=provider)
