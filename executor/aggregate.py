@@ -14,6 +14,11 @@ Layout (all offsets and sizes in padded bytes, the way piece sizes are counted):
   place, each used entry's two 32-byte halves as leaves, and zero commitments elsewhere, so
   it never needs the sub-pieces' bytes.
 
+`build_aggregate` places pieces known by CID and size; `write_aggregate` then writes their
+bytes (checking each CommP again by default). `pack_aggregate` does both from the bytes and
+their lengths in one pass: placement needs only the sizes, and the index, which needs the
+roots, comes last, so each sub-piece's CommP is computed while its bytes are copied out.
+
 An inclusion proof has two Merkle paths to the aggregate root: `tree`, from the sub-piece's
 root (its position is the sub-piece's offset divided by its size), and `index`, from the
 hash of the sub-piece's 64-byte index entry (a node one level above the leaves; its
@@ -47,6 +52,7 @@ from executor.commp import (
     fr32_pad,
     fr32_unpad,
     merkle_parent,
+    minimal_piece_size,
     piece_cid_from_root,
     root_of_piece_cid,
     unpadded_size,
@@ -67,6 +73,8 @@ __all__ = [
     "decode_entry",
     "index_entries",
     "index_start",
+    "pack_aggregate",
+    "place_pieces",
     "read_index",
     "verify_proof",
     "write_aggregate",
@@ -78,6 +86,7 @@ MIN_AGGREGATE_SIZE = 512  # the smallest index (4 entries) plus room for one 128
 MAX_AGGREGATE_SIZE = MAX_PIECE_SIZE
 MAX_PATH = 64  # nodes in one Merkle path; a 64 GiB tree is 31 levels deep
 _CHUNK = 1 << 20  # bytes written or read at a time
+_READ = 127 * 8192  # what pack_aggregate reads at a time: one block of CommP's
 
 
 class ProofError(ValueError):
@@ -370,34 +379,55 @@ class Aggregate:
         raise KeyError(f"{piece_cid} is not in aggregate {self.cid}")
 
 
-def build_aggregate(pieces: Iterable[tuple[str, int]], size: int) -> Aggregate:
-    """An aggregate of `size` padded bytes of (piece CID, padded piece size), in that order.
-    ValueError when a size is wrong, a CID is not a piece CID, or they do not fit."""
-    _check_aggregate_size(size)
+def _check_piece(name: str, piece_size: int, size: int) -> None:
+    if not _power_of_two(piece_size) or piece_size < MIN_PIECE_SIZE:
+        raise ValueError(f"{name}: a piece size is a power of two of at least 128 bytes")
+    if piece_size > size:
+        raise ValueError(f"{name} ({piece_size} bytes) does not fit in {size} bytes")
+
+
+def _next_offset(name: str, piece_size: int, size: int, count: int, cursor: int) -> int:
+    """Where the piece after `count` others, the last ending at `cursor`, goes."""
     limit = index_entries(size)
+    if count == limit:
+        raise ValueError(f"more than {limit} pieces for a {size}-byte aggregate")
+    offset = -(-cursor // piece_size) * piece_size
     start = index_start(size)
-    height = (size // NODE).bit_length() - 1
-    tree = _SparseTree(height)
-    placed: list[Placement] = []
+    if offset + piece_size > start:
+        raise ValueError(
+            f"{name} ({piece_size} bytes) does not fit: the pieces need "
+            f"{offset + piece_size} bytes and the index {size - start} of {size}"
+        )
+    return offset
+
+
+def place_pieces(
+    piece_sizes: Sequence[int], size: int, names: Sequence[str] | None = None
+) -> list[int]:
+    """The padded offsets of pieces of these padded sizes, in that order, in an aggregate of
+    `size` (the placement `build_aggregate` makes: it needs no CIDs). ValueError, naming the
+    piece by `names` (default: its number), when a size is wrong or they do not fit."""
+    _check_aggregate_size(size)
+    labels = [f"piece {n}" for n in range(len(piece_sizes))] if names is None else names
+    if len(labels) != len(piece_sizes):
+        raise ValueError(f"{len(piece_sizes)} pieces but {len(labels)} names")
+    offsets: list[int] = []
     cursor = 0
-    for cid, piece_size in pieces:
-        if not _power_of_two(piece_size) or piece_size < MIN_PIECE_SIZE:
-            raise ValueError(f"{cid}: a piece size is a power of two of at least 128 bytes")
-        if piece_size > size:
-            raise ValueError(f"{cid} ({piece_size} bytes) does not fit in {size} bytes")
-        root = root_of_piece_cid(cid)
-        if len(placed) == limit:
-            raise ValueError(f"more than {limit} pieces for a {size}-byte aggregate")
-        offset = -(-cursor // piece_size) * piece_size
-        if offset + piece_size > start:
-            raise ValueError(
-                f"{cid} ({piece_size} bytes) does not fit: the pieces need "
-                f"{offset + piece_size} bytes and the index {size - start} of {size}"
-            )
+    for name, piece_size in zip(labels, piece_sizes, strict=True):
+        _check_piece(name, piece_size, size)
+        offset = _next_offset(name, piece_size, size, len(offsets), cursor)
+        offsets.append(offset)
         cursor = offset + piece_size
-        placed.append(Placement(cid=cid, size=piece_size, offset=offset, root=root))
-        level = (piece_size // NODE).bit_length() - 1
-        tree.set(level, offset // piece_size, root)
+    return offsets
+
+
+def _assemble(size: int, placed: Sequence[Placement]) -> Aggregate:
+    """The aggregate of pieces already placed: its tree, index entries and root."""
+    start = index_start(size)
+    tree = _SparseTree((size // NODE).bit_length() - 1)
+    for piece in placed:
+        level = (piece.size // NODE).bit_length() - 1
+        tree.set(level, piece.offset // piece.size, piece.root)
     for number, piece in enumerate(placed):
         entry = piece.entry.to_bytes()
         leaf = start // NODE + 2 * number
@@ -407,6 +437,21 @@ def build_aggregate(pieces: Iterable[tuple[str, int]], size: int) -> Aggregate:
     return Aggregate(size=size, root=tree.root, pieces=tuple(placed), _tree=tree)
 
 
+def build_aggregate(pieces: Iterable[tuple[str, int]], size: int) -> Aggregate:
+    """An aggregate of `size` padded bytes of (piece CID, padded piece size), in that order.
+    ValueError when a size is wrong, a CID is not a piece CID, or they do not fit."""
+    _check_aggregate_size(size)
+    placed: list[Placement] = []
+    cursor = 0
+    for cid, piece_size in pieces:
+        _check_piece(cid, piece_size, size)
+        root = root_of_piece_cid(cid)
+        offset = _next_offset(cid, piece_size, size, len(placed), cursor)
+        cursor = offset + piece_size
+        placed.append(Placement(cid=cid, size=piece_size, offset=offset, root=root))
+    return _assemble(size, placed)
+
+
 def _write_zeros(out: BinaryIO, count: int) -> None:
     block = bytes(min(count, _CHUNK))
     while count > 0:
@@ -414,13 +459,25 @@ def _write_zeros(out: BinaryIO, count: int) -> None:
         count -= min(count, _CHUNK)
 
 
-def _chunks(source: BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
+def _chunks(source: BinaryIO | Iterable[bytes], size: int = _CHUNK) -> Iterable[bytes]:
     read = getattr(source, "read", None)
     if read is None:
         yield from source
         return
-    while chunk := read(_CHUNK):
+    while chunk := read(size):
         yield chunk
+
+
+def _write_index(aggregate: Aggregate, out: BinaryIO, position: int) -> None:
+    """The zeros from `position` (unpadded) to the index, the index, and the zeros after it."""
+    begin = index_start(aggregate.size)
+    _write_zeros(out, unpadded_size(begin) - position)
+    entries = b"".join(piece.entry.to_bytes() for piece in aggregate.pieces)
+    entries += bytes(-len(entries) % 128)
+    index = fr32_unpad(entries)
+    out.write(index)
+    position = unpadded_size(begin) + len(index)
+    _write_zeros(out, aggregate.payload_size - position)
 
 
 def write_aggregate(
@@ -434,7 +491,7 @@ def write_aggregate(
     piece, in the aggregate's order) at its unpadded offset, zeros between, the index at
     the end. With `check` each source's CommP must be its piece CID. Memory stays bounded
     by a block of input; returns the bytes written. ValueError when a source is too long or
-    does not match."""
+    does not match. (`pack_aggregate` does it from the bytes alone, hashing them once.)"""
     if len(sources) != len(aggregate.pieces):
         raise ValueError(f"{len(aggregate.pieces)} pieces but {len(sources)} sources")
     position = 0
@@ -454,15 +511,65 @@ def write_aggregate(
         if hasher is not None and hasher.root_at(piece.size) != piece.root:
             raise ValueError(f"{piece.cid}: the bytes given have another piece CID")
         position = start + written
-    begin = index_start(aggregate.size)
-    _write_zeros(out, unpadded_size(begin) - position)
-    entries = b"".join(piece.entry.to_bytes() for piece in aggregate.pieces)
-    entries += bytes(-len(entries) % 128)
-    index = fr32_unpad(entries)
-    out.write(index)
-    position = unpadded_size(begin) + len(index)
-    _write_zeros(out, aggregate.payload_size - position)
+    _write_index(aggregate, out, position)
     return aggregate.payload_size
+
+
+def pack_aggregate(
+    sources: Sequence[tuple[BinaryIO | Iterable[bytes], int]],
+    size: int,
+    out: BinaryIO,
+    *,
+    names: Sequence[str] | None = None,
+) -> Aggregate:
+    """Build and write an aggregate of `size` padded bytes in one pass over the bytes: each
+    (source, payload length) becomes a sub-piece of the smallest piece size that holds that
+    length, placed in the order given (as `build_aggregate` places them), its CommP computed
+    while its bytes are copied to `out`; the tree, the index and the aggregate's CID come at
+    the end. Returns the Aggregate (its pieces, proofs and CID, the same as build_aggregate
+    with those CIDs gives; the bytes the same as write_aggregate's).
+
+    ValueError before anything is written when a length or the size is wrong or the pieces
+    do not fit (naming the piece by `names`, default its number); ValueError while writing
+    when a source gives more or fewer bytes than its length (it changed since it was
+    measured), and then `out` holds a partial aggregate."""
+    labels = [f"piece {n}" for n in range(len(sources))] if names is None else list(names)
+    lengths = [length for _, length in sources]
+    for name, length in zip(labels, lengths, strict=False):
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise ValueError(f"{name}: a payload length is a number of bytes, not {length!r}")
+        if length > unpadded_size(MAX_PIECE_SIZE):
+            raise ValueError(f"{name}: {length} bytes are more than the largest piece holds")
+    piece_sizes = [minimal_piece_size(length) for length in lengths]
+    offsets = place_pieces(piece_sizes, size, labels)
+    placed: list[Placement] = []
+    position = 0
+    for name, (source, length), piece_size, offset in zip(
+        labels, sources, piece_sizes, offsets, strict=True
+    ):
+        start = unpadded_size(offset)
+        _write_zeros(out, start - position)
+        hasher = CommP()
+        for chunk in _chunks(source, _READ):
+            if hasher.payload_size + len(chunk) > length:
+                raise ValueError(
+                    f"{name}: more than the {length} bytes stated (it changed since it was "
+                    "measured)"
+                )
+            hasher.update(chunk)
+            out.write(chunk)
+        if hasher.payload_size != length:
+            raise ValueError(
+                f"{name}: {hasher.payload_size} bytes, not the {length} stated (it changed "
+                "since it was measured)"
+            )
+        root = hasher.root_at(piece_size)
+        cid = piece_cid_from_root(root)
+        placed.append(Placement(cid=cid, size=piece_size, offset=offset, root=root))
+        position = start + length
+    aggregate = _assemble(size, placed)
+    _write_index(aggregate, out, position)
+    return aggregate
 
 
 def read_index(data: BinaryIO, size: int) -> list[Entry | ProofError]:

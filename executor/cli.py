@@ -11,6 +11,7 @@ as 0); otherwise 0 done, 1 the job could not run or a store operation failed, 2 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -474,46 +475,50 @@ def _aggregate_parser() -> _Parser:
 
 
 def _cmd_aggregate(argv: Sequence[str]) -> int:
-    from executor.aggregate import build_aggregate, write_aggregate
+    from executor.aggregate import pack_aggregate, place_pieces
     from executor.car import CarError, CarReader
     from executor.cids import cid_from_bytes
-    from executor.commp import commp
+    from executor.commp import minimal_piece_size
 
     prog = "executor aggregate"
     opts = _aggregate_parser().parse_args(argv)
     if not opts.cars:
         raise UsageError(f"{prog}: no CAR files given")
-    inputs = []
-    for path in opts.cars:
-        with path.open("rb") as data:
+    with contextlib.ExitStack() as files:
+        # Each CAR is opened once: its length places it (placement needs only the piece
+        # sizes), and its CommP is computed while it is copied into the aggregate, so its
+        # bytes are read once. One that changes length meanwhile is refused.
+        inputs = []
+        for path in opts.cars:
+            data = files.enter_context(path.open("rb"))
             roots = CarReader(data).roots
             if not roots:
                 raise CarError(f"{path}: the CAR names no root")
+            length = data.seek(0, 2)
             data.seek(0)
-            piece = commp(data)
-        inputs.append((path, cid_from_bytes(roots[0]), piece))
-    inputs.sort(key=lambda item: -item[2].size)  # largest first wastes least alignment
-    try:
-        aggregate = build_aggregate([(p.cid, p.size) for _, _, p in inputs], opts.size)
-    except ValueError as exc:
-        raise UsageError(f"{prog}: {exc}") from None
+            inputs.append((path, cid_from_bytes(roots[0]), data, length))
+        # largest first wastes least alignment (a stable sort: ties keep the order given)
+        inputs.sort(key=lambda item: -minimal_piece_size(item[3]))
+        names = [str(path) for path, _, _, _ in inputs]
+        try:
+            place_pieces([minimal_piece_size(n) for _, _, _, n in inputs], opts.size, names)
+        except ValueError as exc:
+            raise UsageError(f"{prog}: {exc}") from None
 
-    partial = opts.out.with_name(opts.out.name + ".part")
-    files = [path.open("rb") for path, _, _ in inputs]
-    try:
-        with partial.open("wb") as out:
-            write_aggregate(aggregate, files, out)
-    except ValueError as exc:  # a CAR changed since its CommP was computed
-        partial.unlink(missing_ok=True)
-        raise StorageError(str(exc)) from None
-    finally:
-        for file in files:
-            file.close()
+        partial = opts.out.with_name(opts.out.name + ".part")
+        try:
+            with partial.open("wb") as out:
+                aggregate = pack_aggregate(
+                    [(data, length) for _, _, data, length in inputs], opts.size, out, names=names
+                )
+        except ValueError as exc:  # a CAR changed since it was measured
+            partial.unlink(missing_ok=True)
+            raise StorageError(str(exc)) from None
     partial.replace(opts.out)
 
     folder = opts.registrations or opts.out.parent
     folder.mkdir(parents=True, exist_ok=True)
-    for path, payload, piece in inputs:
+    for (path, payload, _, _), piece in zip(inputs, aggregate.pieces, strict=True):
         body = {
             "piece_cid": piece.cid,
             "piece_size": piece.size,

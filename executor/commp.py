@@ -255,13 +255,23 @@ class CommP:
         levels = (piece_size // NODE).bit_length() - 1
         if not self._pending:
             return self._tree.root(levels)
-        # The last part block is hashed leaf by leaf, and its partial last quad zero-filled,
-        # on a copy, so that update() may go on.
+        # The last part block, its partial last quad zero-filled, is hashed on a copy of the
+        # tree (so that update() may go on) as power-of-two runs of leaves, largest first, each
+        # a subtree a level at a time: the runs are aligned, since the tree holds whole blocks
+        # and each run is larger than the ones after it.
         tail = _Tree()
         tail.stack = list(self._tree.stack)
         tail.leaves = self._tree.leaves
         pending = bytes(self._pending)
-        tail.add(_fr32(pending + bytes(-len(pending) % QUAD_IN)))
+        padded = _fr32(pending + bytes(-len(pending) % QUAD_IN))
+        leaves = len(padded) // NODE  # at most a block's 2**15, its last quad zero-filled
+        start = 0
+        for level in range(_BLOCK_LEVEL, -1, -1):
+            if leaves >> level & 1:
+                end = start + (NODE << level)
+                tail.push(level, _subtree(padded[start:end]))
+                start = end
+        tail.leaves += leaves
         return tail.root(levels)
 
     def size_of(self, root: bytes, largest: int = MAX_PIECE_SIZE) -> int | None:

@@ -1,7 +1,8 @@
 """FRC-0058 aggregates against @web3-storage/data-segment (JavaScript) as an outside oracle:
 the same inputs give the same aggregate piece CID and the same proofs, each side verifies
 the other's proofs, and altered proofs are refused with the failure named. Plus the
-streaming writer's bytes and `python -m executor aggregate` end to end."""
+streaming writer's bytes, the one-pass writer against build + write, and `python -m
+executor aggregate` end to end."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from executor.aggregate import (
     decode_entry,
     index_entries,
     index_start,
+    pack_aggregate,
+    place_pieces,
     read_index,
     verify_proof,
     write_aggregate,
 )
 from executor.cli import main
-from executor.commp import commp, unpadded_size
+from executor.commp import _BLOCK_IN, commp, unpadded_size
 from executor.embedded_store import EmbeddedStore
 from tests.executor.node_oracles import require_oracle, run_oracle
 from tests.helpers import process_env
@@ -332,3 +335,116 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and needle in err[0], err
     assert not (tmp_path / "a.bin").exists()
+
+
+# --- one pass: pack_aggregate ---------------------------------------------------------------------
+
+# (aggregate size, payload lengths in the order given): the cases above, pieces of whole
+# CommP blocks and just around them, ties, and a mix largest first as the CLI orders them
+PACK_CASES = [
+    *CASES,
+    (16 << 20, [_BLOCK_IN, _BLOCK_IN - 1, _BLOCK_IN + 1, 2 * _BLOCK_IN + 5, 0]),
+    (4 << 20, [127, 127, 128, 1, 1, 500, 127 * 2 + 1]),
+    (16 << 20, sorted([3 << 20, 70_000, 65_000, 1 << 20, 1016, 127 * 8], reverse=True)),
+]
+
+
+def _odd_chunks(data: bytes, seed: int) -> list[bytes]:
+    """The bytes in chunks of random lengths, as an iterable source gives them."""
+    rng = random.Random(seed)
+    chunks, at = [], 0
+    while at < len(data):
+        step = rng.choice([1, 31, 127, 4096, 300_000, _BLOCK_IN + 3])
+        chunks.append(data[at : at + step])
+        at += step
+    return chunks
+
+
+@pytest.mark.parametrize(("size", "lengths"), PACK_CASES)
+def test_one_pass_matches_build_then_write(size: int, lengths: list[int]) -> None:
+    payloads = _payloads(lengths, size + len(lengths))
+    pieces = _pieces(payloads)
+    built = build_aggregate(pieces, size)
+    expected = io.BytesIO()
+    write_aggregate(built, [io.BytesIO(d) for d in payloads], expected)
+
+    for sources in (
+        [(io.BytesIO(d), len(d)) for d in payloads],
+        [(_odd_chunks(d, n), len(d)) for n, d in enumerate(payloads)],
+    ):
+        out = io.BytesIO()
+        packed = pack_aggregate(sources, size, out)
+        assert out.getvalue() == expected.getvalue()
+        assert (packed.cid, packed.size, packed.root) == (built.cid, built.size, built.root)
+        assert packed.pieces == built.pieces
+        assert [(p.cid, p.size) for p in packed.pieces] == pieces
+        for cid, piece_size in pieces:
+            proof = packed.proof(cid)
+            assert proof.to_json() == built.proof(cid).to_json()
+            verify_proof(packed.cid, size, cid, piece_size, proof.to_json())
+    assert place_pieces([s for _, s in pieces], size) == [p.offset for p in built.pieces]
+
+
+def test_one_pass_refuses_a_source_of_another_length() -> None:
+    data = random.Random(9).randbytes(1000)
+    for given, stated, message in (
+        (data, 999, "piece 1: more than the 999 bytes stated"),
+        (data[:-1], 1000, "piece 1: 999 bytes, not the 1000 stated"),
+        (data, 127, "piece 1: more than the 127 bytes stated"),
+        (b"", 1, "piece 1: 0 bytes, not the 1 stated"),
+    ):
+        sources = [(io.BytesIO(b"first"), 5), (io.BytesIO(given), stated)]
+        with pytest.raises(ValueError, match=f"^{message} \\(it changed since it was measured\\)"):
+            pack_aggregate(sources, 8192, io.BytesIO())
+    named = [(io.BytesIO(data), 2000)]
+    with pytest.raises(ValueError, match="^result.car: 1000 bytes, not the 2000 stated"):
+        pack_aggregate(named, 8192, io.BytesIO(), names=["result.car"])
+
+
+def test_one_pass_places_before_writing() -> None:
+    out = io.BytesIO()
+    sources = [(io.BytesIO(bytes(1000)), 1000)] * 2
+    with pytest.raises(ValueError, match="^b.car \\(1024 bytes\\) does not fit"):
+        pack_aggregate(sources, 2048, out, names=["a.car", "b.car"])
+    with pytest.raises(ValueError, match="more than 4 pieces"):
+        pack_aggregate([(io.BytesIO(b"x"), 1)] * 5, 8192, out)
+    with pytest.raises(ValueError, match="power of two"):
+        pack_aggregate(sources[:1], 3000, out)
+    with pytest.raises(ValueError, match="a payload length is a number of bytes"):
+        pack_aggregate([(io.BytesIO(b"x"), -1)], 8192, out)
+    assert out.getvalue() == b""
+    with pytest.raises(ValueError, match="2 pieces but 1 names"):
+        place_pieces([128, 128], 2048, ["a"])
+
+
+def test_cli_registrations_are_those_of_build_aggregate(tmp_path: Path) -> None:
+    # what the CLI wrote before it packed in one pass: commp of each CAR, largest first (ties
+    # in the order given), build_aggregate, each body from the piece and its proof
+    rng = random.Random(4)
+    cars = [
+        _car(tmp_path, f"r{n}.car", rng.randbytes(length))
+        for n, length in enumerate([40, 3000, 900, 3100, 70_000, 5])
+    ]
+    done = _cli(tmp_path, "--size", "1MiB", "--out", "agg.bin", *(p.name for p, _ in cars))
+    assert done.returncode == 0, done.stderr
+    inputs = [(path, root, commp(path.read_bytes())) for path, root in cars]
+    inputs.sort(key=lambda item: -item[2].size)
+    aggregate = build_aggregate([(p.cid, p.size) for _, _, p in inputs], 1 << 20)
+    assert done.stdout.split() == [aggregate.cid, str(1 << 20)]
+    for _, root, piece in inputs:
+        body = {
+            "piece_cid": piece.cid,
+            "piece_size": piece.size,
+            "payload_cid": root,
+            "aggregate": {
+                "piece_cid": aggregate.cid,
+                "piece_size": aggregate.size,
+                "proof": aggregate.proof(piece.cid).to_json(),
+            },
+        }
+        written = (tmp_path / f"{piece.cid}.json").read_text()
+        assert written == json.dumps(body, indent=2) + "\n"
+    expected = io.BytesIO()
+    write_aggregate(aggregate, [path.open("rb") for path, _, _ in inputs], expected)
+    assert (tmp_path / "agg.bin").read_bytes() == expected.getvalue()
+    assert not (tmp_path / "agg.bin.part").exists()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.commp import CommP, commp, root_of_piece_cid, unpadded_size
+from executor.commp import CommP, _Tree, commp, fr32_pad, root_of_piece_cid, unpadded_size
 from tests.executor.node_oracles import require_oracle, run_oracle
 
 
@@ -184,3 +184,41 @@ def test_the_size_of_a_piece_is_found_from_its_root() -> None:
     assert hasher.size_of(root_of_piece_cid(commp(data + b"x").cid)) is None
     with pytest.raises(ValueError, match="not a piece CID"):
         root_of_piece_cid("bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4")
+
+
+def per_node_root(hasher: CommP, piece_size: int) -> bytes:
+    """root_at as it was before the last part block went through whole subtrees: its leaves
+    pushed one 32-byte node at a time."""
+    tail = _Tree()
+    tail.stack = list(hasher._tree.stack)
+    tail.leaves = hasher._tree.leaves
+    pending = bytes(hasher._pending)
+    tail.add(fr32_pad(pending + bytes(-len(pending) % 127)))
+    return tail.root((piece_size // 32).bit_length() - 1)
+
+
+BLOCK = 127 * 8192  # executor.commp._BLOCK_IN: input hashed as one whole subtree
+
+
+def test_last_part_block_roots_are_those_leaf_by_leaf() -> None:
+    rng = random.Random(14)
+    around = [BLOCK * k + d for k in (1, 2, 3) for d in (-128, -127, -1, 0, 1, 127, 128)]
+    powers = [127 * (1 << k) // 4 + d for k in range(2, 14) for d in (-1, 0, 1)]
+    lengths = sorted(
+        {1, 2, 31, 32, 33, 126, 127, 128, 129, 254, 255, 4064, 4065, 65_000, 700_000}
+        | {3 << 20, (3 << 20) + 77}
+        | set(around)
+        | set(powers)
+        | {rng.randrange(1, 4 << 20) for _ in range(20)}
+    )
+    data = rng.randbytes(max(lengths))
+    for length in lengths:
+        hasher = CommP()
+        step = 100_003 if length % 2 else BLOCK  # odd chunks or whole blocks
+        for start in range(0, length, step):
+            hasher.update(data[start : min(length, start + step)])
+        for size in (hasher.minimal_size, hasher.minimal_size * 4):
+            assert hasher.root_at(size) == per_node_root(hasher, size), (length, size)
+        if length <= 4065:  # and the definition itself, where it is quick enough
+            size = hasher.minimal_size
+            assert hasher.root_at(size) == reference_root(data[:length], size), length
