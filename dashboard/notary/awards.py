@@ -197,7 +197,7 @@ def _award_aggregate(
             status=409,
         )
     pieces = {link.piece.job_id: link.piece for link in reversed(links)}  # first link wins
-    order = [job_id for job_id in dict.fromkeys(link.piece.job_id for link in links)]
+    order = list(dict.fromkeys(link.piece.job_id for link in links))  # registration order
     with transaction.atomic():
         locked = {
             job.id: job
