@@ -256,6 +256,13 @@ class JobResult(models.Model):
     def __str__(self) -> str:
         return f"{self.job_id} -> {self.result_cid}"
 
+    @property
+    def parts_checked(self) -> bool:
+        """Its stdout, stderr, exit code and outputs were read from the result itself
+        (jobs.record_result does so whenever the result is in the store, which is also when
+        its CAR is measured); False: they are as the node reported them, not checked."""
+        return self.car_bytes is not None
+
 
 class ProviderRetrieval(models.Model):
     """How fetching inputs from one storage provider went, as nodes reported it in their

@@ -767,16 +767,11 @@ def _result(
     node_id: str,
 ) -> ResultIn:
     """The result as far as this dashboard can tell: measured where the result is in its
-    store, otherwise only its root CID, the exit code and the node's mapped provider (the
-    node of this orchestrator: another's node of the same id is another node)."""
-    parts = {"stdout": "", "stderr": "", "outputs": ""}
-    size = None
+    store (record_result then reads its parts from it), otherwise only its root CID, the
+    exit code and the node's mapped provider (the node of this orchestrator: another's node
+    of the same id is another node)."""
     measured = content.measure(result_cid)
-    if measured is not None:
-        size = measured.file_bytes
-        for name in parts:
-            with contextlib.suppress(DomainError):  # a result without that part
-                parts[name] = content.resolve(result_cid, name)[0]
+    size = measured.file_bytes if measured is not None else None
     created, modified = _time(execution.get("createtime")), _time(execution.get("modifytime"))
     runtime = modified - created if created and modified else 0
     provider = (
@@ -787,9 +782,9 @@ def _result(
     return ResultIn(
         result_cid=result_cid,
         exit_code=_int(output.get("exitcode")),
-        stdout_cid=parts["stdout"],
-        stderr_cid=parts["stderr"],
-        outputs_cid=parts["outputs"],
+        stdout_cid="",
+        stderr_cid="",
+        outputs_cid="",
         size_bytes=size,
         runtime_ms=max(0, runtime // 1_000_000),
         provider=provider or "",

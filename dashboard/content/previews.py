@@ -9,10 +9,19 @@ from urllib.parse import quote
 
 from django.conf import settings
 
-from dashboard.content.services import storage
+from dashboard.content.services import result_parts, storage
+from dashboard.errors import DomainError
 from executor.storage import ContentNotFound, StorageError
 
-__all__ = ["Outputs", "Preview", "ipfs_link", "outputs", "preview", "stored_size"]
+__all__ = [
+    "Outputs",
+    "Preview",
+    "ipfs_link",
+    "outputs",
+    "preview",
+    "result_previews",
+    "stored_size",
+]
 
 PREVIEW_BYTES = 64 * 1024
 MAX_OUTPUT_ENTRIES = 500
@@ -101,3 +110,31 @@ def outputs(cid: str) -> Outputs:
         for e in listing[:MAX_OUTPUT_ENTRIES]
     ]
     return Outputs(entries=entries, more=max(len(listing) - MAX_OUTPUT_ENTRIES, 0))
+
+
+NOT_READABLE = (
+    "The result {cid} is not in this dashboard's store, so its {part} cannot be read from it: "
+    "what the node reported is not shown, since nothing here checked it."
+)
+
+
+def result_previews(result_cid: str) -> tuple[Preview, Preview, Outputs]:
+    """stdout, stderr and outputs as the result itself holds them (never the part CIDs a
+    node reported: those are checked only when the result is in the store)."""
+    try:
+        parts = result_parts(result_cid)
+    except DomainError as exc:
+        parts, error = None, f"IPFS could not be read: {exc.message}"
+    else:
+        error = ""
+    if parts is None:
+
+        def why(part: str) -> str:
+            return error or NOT_READABLE.format(cid=result_cid, part=part)
+
+        return (
+            Preview(url="", error=why("stdout")),
+            Preview(url="", error=why("stderr")),
+            Outputs(entries=[], error=why("outputs")),
+        )
+    return preview(parts.stdout_cid), preview(parts.stderr_cid), outputs(parts.outputs_cid)

@@ -33,6 +33,8 @@ from executor.storage import (
 
 __all__ = [
     "Measured",
+    "ResultParts",
+    "result_parts",
     "charge_egress",
     "check_answer_size",
     "measure",
@@ -135,6 +137,60 @@ def measure(cid: str) -> Measured | None:
     except StorageError as exc:
         raise DomainError("storage_unavailable", str(exc), status=503) from None
     return Measured(file_bytes=files, car_bytes=car.count)
+
+
+@dataclass(frozen=True)
+class ResultParts:
+    """What a result directory holds (docs/jobs.md: `{stdout, stderr, exitCode, outputs/}`),
+    read from the result itself: the one source of its parts. `missing` names the parts it
+    lacks or holds in another shape (a file where a folder belongs, an exitCode that is not
+    a decimal number); their fields are then "" (or None)."""
+
+    stdout_cid: str
+    stderr_cid: str
+    outputs_cid: str
+    exit_code: int | None
+    missing: tuple[str, ...]
+
+
+MAX_EXIT_CODE_BYTES = 24  # a 64-bit decimal, its sign and a newline, with room
+
+
+def result_parts(cid: str) -> ResultParts | None:
+    """The parts of the result `cid`, read from this dashboard's store; None when the result
+    is not wholly there (then nothing here can check what a node says its parts are)."""
+    store = storage()
+    try:
+        if not store.has(cid):
+            return None
+        if not store.is_dir(cid):
+            return ResultParts("", "", "", None, ("stdout", "stderr", "exitCode", "outputs"))
+        entries = {entry.name: entry for entry in store.ls(cid)}
+        found: dict[str, str] = {}
+        for name, is_dir in (("stdout", False), ("stderr", False), ("outputs", True)):
+            entry = entries.get(name)
+            if entry is not None and entry.is_dir == is_dir:
+                found[name] = entry.cid
+        exit_code = None
+        entry = entries.get("exitCode")
+        if entry is not None and not entry.is_dir and entry.size <= MAX_EXIT_CODE_BYTES:
+            text = b"".join(store.iter_cat(entry.cid)).decode("ascii", "replace").strip()
+            if text.lstrip("-").isdigit() and -(2**63) <= int(text) < 2**63:
+                exit_code = int(text)
+    except ContentNotFound:
+        return None
+    except StorageError as exc:
+        raise DomainError("storage_unavailable", str(exc), status=503) from None
+    missing = [name for name in ("stdout", "stderr", "outputs") if name not in found]
+    if exit_code is None:
+        missing.insert(2, "exitCode")
+    return ResultParts(
+        stdout_cid=found.get("stdout", ""),
+        stderr_cid=found.get("stderr", ""),
+        outputs_cid=found.get("outputs", ""),
+        exit_code=exit_code,
+        missing=tuple(missing),
+    )
 
 
 HOUR = 3600

@@ -222,8 +222,9 @@ class JobResultSerializer(Body):
     inputs = InputsField(required=False, allow_null=True)
 
 
-# A job's result as a job shows it: what a node reported; for a result imported from a
-# Bacalhau orchestrator and not in this dashboard's store, only the root CID is known.
+# A job's result as a job shows it: its parts as read from the result when it is in this
+# dashboard's store (parts_checked), else as the node reported them; for a result imported
+# from a Bacalhau orchestrator and not in the store, only the root CID is known.
 class JobResultOutSerializer(serializers.Serializer):
     result_cid = serializers.CharField()
     exit_code = serializers.IntegerField()
@@ -233,6 +234,10 @@ class JobResultOutSerializer(serializers.Serializer):
     size_bytes = serializers.IntegerField(allow_null=True, help_text="null: not measured")
     runtime_ms = serializers.IntegerField()
     provider = TextOrNull(allow_null=True)
+    parts_checked = serializers.BooleanField(
+        help_text="stdout, stderr, exit code and outputs were read from the result itself; "
+        "false: the result is not in this dashboard's store and they are as reported"
+    )
 
 
 class BacalhauOriginSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -249,6 +249,8 @@ def record_result(
             status=409,
             fields={"size_bytes": measured.file_bytes},
         )
+    if measured is not None:
+        result = _with_parts_of_the_result(result)
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
@@ -306,6 +308,46 @@ def record_result(
         reexecution.after_result(job)
         novelty.queue_measurement(job, stored, in_store=measured is not None)
         return stored, True
+
+
+_PARTS = (
+    ("stdout_cid", "stdout"),
+    ("stderr_cid", "stderr"),
+    ("exit_code", "exitCode"),
+    ("outputs_cid", "outputs"),
+)
+
+
+def _with_parts_of_the_result(result: ResultIn) -> ResultIn:
+    """A result's parts are what its directory holds, never what a node says they are: a
+    report naming another stdout, stderr, exit code or outputs than the result in the store
+    is refused (409 result_parts_mismatch, naming the part), so a true result CID cannot
+    carry invented parts past re-execution. Parts a report leaves blank (an imported
+    Bacalhau result) are filled in from the result."""
+    parts = content.result_parts(result.result_cid)
+    if parts is None:  # gone from the store since it was measured: as if never there
+        return result
+    if parts.missing:
+        raise DomainError(
+            "result_parts_mismatch",
+            f"{result.result_cid} is not a result directory: it has no valid "
+            f"{', '.join(parts.missing)} (a result holds stdout, stderr, exitCode and outputs/)",
+            status=409,
+            fields={name: "missing" for name in parts.missing},
+        )
+    derived: dict[str, Any] = {}
+    for field, name in _PARTS:
+        held = getattr(parts, field)
+        reported = getattr(result, field)
+        if reported not in ("", held):
+            raise DomainError(
+                "result_parts_mismatch",
+                f"{field} is {reported}, but the {name} of {result.result_cid} is {held}",
+                status=409,
+                fields={field: held},
+            )
+        derived[field] = held
+    return replace(result, **derived)
 
 
 def check_writer(job: Job, key: ApiKey | None) -> None:

@@ -12,7 +12,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from dashboard.access import can_decide, is_admin, role_of
-from dashboard.content.previews import ipfs_link, outputs, preview, stored_size
+from dashboard.content.previews import ipfs_link, result_previews, stored_size
 from dashboard.content.services import storage
 from dashboard.errors import DomainError
 from dashboard.jobs import provenance
@@ -107,6 +107,7 @@ def _page(
         # The two versions of stdout, stderr, exitCode and small text outputs, side by side.
         rerun["diff"] = with_contents(storage(), rerun["diff"])
     storage_on_chain = with_epochs(chain_storage(job, result)) if result else None
+    shown = result_previews(result.result_cid) if result else None  # read from the result
     providers = [result.provider if result else "", *(a.provider for a, _ in detail.awards)]
     for item in detail.inputs:
         sources = item.sources if isinstance(item.sources, list) else []
@@ -132,9 +133,9 @@ def _page(
             "decisions": detail.decisions,
             "awarded_bytes": detail.awarded_bytes,
             "award_count": detail.award_count,
-            "stdout": preview(result.stdout_cid) if result else None,
-            "stderr": preview(result.stderr_cid) if result else None,
-            "outputs": outputs(result.outputs_cid) if result else None,
+            "stdout": shown[0] if shown else None,
+            "stderr": shown[1] if shown else None,
+            "outputs": shown[2] if shown else None,
             "result_url": ipfs_link(result.result_cid) if result else "",
             "suggestion": suggestion,
             "replicas": settings.DATACAP_REPLICAS,

@@ -231,7 +231,7 @@ def test_results_are_idempotent_and_only_the_node_may_write(
     first = call(client, "post", path, personas.node_key, RESULT)
     assert first.status_code == 201
     assert first.json()["state"] == "completed"
-    assert first.json()["result"] == RESULT
+    assert first.json()["result"] == {**RESULT, "parts_checked": False}  # not in the store
     assert call(client, "post", path, personas.node_key, RESULT).status_code == 200
     different = dict(RESULT, result_cid=RESULT["stdout_cid"])
     conflict = call(client, "post", path, personas.node_key, different)
@@ -458,3 +458,73 @@ def test_a_result_not_in_the_store_is_recorded_unmeasured(
     client.force_login(personas.moderator)
     page = client.get("/jobs/ext-elsewhere/").content.decode()
     assert "its size was not measured" in page
+
+
+@pytest.mark.parametrize(
+    ("part", "invented"),
+    [
+        ("stdout_cid", "bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4"),
+        ("stderr_cid", "bafkreid3yvacrpfyy4vl5imho46qghn5c3clq5vxhrqqvpzfxkdjm3i4g4"),
+        ("outputs_cid", RESULT["result_cid"]),  # a folder, not the result's outputs
+        ("exit_code", 3),
+    ],
+)
+def test_a_part_the_result_does_not_hold_is_refused(
+    client: Client, personas: Personas, store, tmp_path: Path, part: str, invented: object
+) -> None:
+    """The true result CID (re-execution would say match) with an invented part: refused,
+    naming the part and what the result holds; nothing is stored."""
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-parts")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    result = _stored_result(store, tmp_path)
+    store.add_bytes(b"an invented stdout, stored so that it could be previewed\n")
+    lying = call(client, "post", "/api/v1/jobs/ext-parts/results", personas.node_key,
+                 dict(result, **{part: invented}))  # fmt: skip
+    assert lying.status_code == 409, lying.json()
+    error = lying.json()["error"]
+    assert error["code"] == "result_parts_mismatch" and error["fields"] == {part: result[part]}
+    assert not JobResult.objects.filter(job_id="ext-parts").exists()
+    honest = call(client, "post", "/api/v1/jobs/ext-parts/results", personas.node_key, result)
+    assert honest.status_code == 201 and honest.json()["result"]["parts_checked"] is True
+
+
+def test_a_result_that_is_not_a_result_directory_is_refused(
+    client: Client, personas: Personas, store, tmp_path: Path
+) -> None:
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-shape")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    root = tmp_path / "odd"
+    (root / "outputs").mkdir(parents=True)
+    (root / "stdout").write_bytes(b"hi\n")
+    (root / "exitCode").write_text("zero")
+    added = {e.path: e.cid for e in store.add_path(root)}
+    body = dict(RESULT, result_cid=added["odd"], stdout_cid=added["odd/stdout"],
+                outputs_cid=added["odd/outputs"], size_bytes=7)  # fmt: skip
+    refused = call(client, "post", "/api/v1/jobs/ext-shape/results", personas.node_key, body)
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"]) == (409, "result_parts_mismatch")
+    assert error["fields"] == {"stderr": "missing", "exitCode": "missing"}
+    a_file = store.add_bytes(b"just a file")
+    body = dict(RESULT, result_cid=a_file, size_bytes=11)
+    refused = call(client, "post", "/api/v1/jobs/ext-shape/results", personas.node_key, body)
+    assert refused.status_code == 409 and set(refused.json()["error"]["fields"]) == {
+        "stdout", "stderr", "exitCode", "outputs",
+    }  # fmt: skip
+
+
+def test_parts_of_a_result_not_in_the_store_are_not_shown(
+    client: Client, personas: Personas, store
+) -> None:
+    """Reported parts of a result this dashboard cannot read are kept as reported, marked not
+    checked, and never previewed, even when the reported stdout itself is in the store."""
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-unread")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    invented = store.add_bytes(b"an invented stdout under a match badge\n")
+    body = dict(RESULT, stdout_cid=invented)
+    made = call(client, "post", "/api/v1/jobs/ext-unread/results", personas.node_key, body)
+    assert made.status_code == 201 and made.json()["result"]["parts_checked"] is False
+    assert made.json()["result"]["stdout_cid"] == invented  # as reported
+    client.force_login(personas.moderator)
+    page = client.get("/jobs/ext-unread/").content.decode()
+    assert "an invented stdout" not in page
+    assert "so its stdout cannot be read from it" in page

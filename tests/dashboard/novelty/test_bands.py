@@ -57,13 +57,14 @@ def add_file(store: EmbeddedStore, body: bytes) -> str:
 
 
 def add_result(store: EmbeddedStore, tmp_path: Path, outputs: dict[str, bytes]) -> str:
-    """A result directory as the executor writes it: outputs/, stdout, stderr."""
+    """A result directory as the executor writes it: outputs/, stdout, stderr, exitCode."""
     root = tmp_path / f"result-{len(list(tmp_path.glob('result-*')))}"
     (root / "outputs").mkdir(parents=True)
     for name, body in outputs.items():
         (root / "outputs" / name).write_bytes(body)
     (root / "stdout").write_bytes(b"done\n")
     (root / "stderr").write_bytes(b"")
+    (root / "exitCode").write_text("0")
     return store.add_path(root)[-1].cid
 
 
@@ -132,7 +133,7 @@ def test_an_identity_copy_of_an_input_is_at_most_1_percent_new(store, tmp_path) 
     row = run("identity", store, tmp_path, [source], body)
     assert percent(row) <= 1
     assert top(row) == {"cid": source, "kind": "input", "job_id": None, "bytes": len(body)}
-    assert row.total_bytes == len(body) + len(b"done\n")
+    assert row.total_bytes == len(body) + len(b"done\n") + len(b"0")  # stdout and exitCode
 
 
 def test_one_byte_appended_is_at_most_1_percent_new(store, tmp_path) -> None:

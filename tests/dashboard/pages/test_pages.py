@@ -361,8 +361,11 @@ def test_missing_content_is_said_plainly(mona: Client, store) -> None:  # type: 
         },
     )
     body = text(mona.get("/jobs/job-1/"))
-    assert f"{missing} is not in this dashboard&#x27;s IPFS store" in body
-    assert "No content was recorded" in body
+    for part in ("stdout", "stderr", "outputs"):
+        assert (
+            f"The result {missing} is not in this dashboard&#x27;s store, so its {part} "
+            "cannot be read from it"
+        ) in body
 
 
 def test_a_long_stdout_is_cut_at_64_kib(mona: Client, store) -> None:  # type: ignore[no-untyped-def]
