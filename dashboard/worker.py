@@ -165,8 +165,9 @@ def execute_reexecution(
                 return PREEMPTED
             return Reexecution.State.RUNNING
         except (JobFailed, SpecError) as exc:
-            reexecution.fail(run, worker=worker, reason=str(exc))
-            return Reexecution.State.FAILED
+            outcome = exc.outcome if isinstance(exc, JobFailed) else None
+            reexecution.fail(run, worker=worker, reason=str(exc), outcome=outcome)
+            return reexecution.failure_state(outcome)
         except Exception as exc:  # a bug or an outage must not leave the run running
             log.exception("re-execution %s failed in the executor", run.pk)
             reexecution.fail(

@@ -37,7 +37,7 @@ from docker.types import LogConfig
 from docker.types import Mount as DockerMount
 from docker.utils.socket import STDERR, STDOUT, frames_iter
 
-from executor import environment
+from executor import environment, outcomes
 from executor.environment import DOCKER_PULL as PULL_ENV
 from executor.wasm import Mount
 
@@ -70,7 +70,12 @@ _SIGKILL_EXIT = 128 + signal.SIGKILL
 
 
 class ContainerRunError(Exception):
-    """The job could not run to an exit; the message is the one-line reason shown to people."""
+    """The job could not run to an exit; the message is the one-line reason shown to people.
+    `outcome` says how the run ended (executor/outcomes.py), None when it never started."""
+
+    def __init__(self, message: str, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class ContainerCancelled(ContainerRunError):
@@ -322,7 +327,8 @@ def run_container(
                     raise ContainerCancelled("cancelled while running; the container was killed")
                 if exit_code is None:
                     raise ContainerRunError(
-                        f"the job exceeded its wall-time limit of {timeout_s:g} s and was killed"
+                        f"the job exceeded its wall-time limit of {timeout_s:g} s and was killed",
+                        outcomes.TIMED_OUT,
                     )
             if pump.error is not None:
                 raise ContainerRunError(

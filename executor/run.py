@@ -67,7 +67,13 @@ def max_input_bytes() -> int:
 
 
 class JobFailed(Exception):
-    """The job did not run to an exit; the message is the one-line reason shown to people."""
+    """The job did not run to an exit; the message is the one-line reason shown to people.
+    `outcome` is how the run ended (executor/outcomes.py), None when it never ran (a bad
+    spec, an input that could not be fetched)."""
+
+    def __init__(self, message: str, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class JobCancelled(JobFailed):
@@ -366,7 +372,7 @@ def _run_wasm(
     except WasmCancelled as exc:
         raise JobCancelled(str(exc)) from None
     except WasmRunError as exc:
-        raise JobFailed(str(exc)) from None
+        raise JobFailed(str(exc), exc.outcome) from None
 
 
 def _run_docker(
@@ -398,4 +404,4 @@ def _run_docker(
     except ContainerCancelled as exc:
         raise JobCancelled(str(exc)) from None
     except ContainerRunError as exc:
-        raise JobFailed(str(exc)) from None
+        raise JobFailed(str(exc), exc.outcome) from None

@@ -108,6 +108,8 @@ def verify_one(
         pass  # only the renewer cancels, when the lease is lost
     except (JobFailed, SpecError) as exc:
         outcome = {"error": str(exc)}
+        if isinstance(exc, JobFailed) and exc.outcome is not None:
+            outcome["outcome"] = exc.outcome  # how it ended: some endings are not reproducible
     finally:
         renewer.stop()
     if outcome is None or renewer.lost:

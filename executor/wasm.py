@@ -47,6 +47,7 @@ from wasmtime import (
     WasmtimeError,
 )
 
+from executor import outcomes
 from executor.random_stream import RandomStream
 
 __all__ = [
@@ -82,7 +83,12 @@ class _ProcExit(Exception):  # noqa: N818 - control flow, not an error
 
 
 class WasmRunError(Exception):
-    """The job could not run to an exit: bad module, missing entry point, trap or limit."""
+    """The job could not run to an exit: bad module, missing entry point, trap or limit.
+    `outcome` says how the run ended (executor/outcomes.py), None when it never started."""
+
+    def __init__(self, message: str, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class WasmCancelled(WasmRunError):
@@ -506,7 +512,7 @@ def _memory_note(store: Store, instance: wasmtime.Instance, limit: int) -> str:
 def _interrupted(cancel: threading.Event | None, timeout_s: float) -> WasmRunError:
     if cancel is not None and cancel.is_set():
         return WasmCancelled("cancelled while running")
-    return WasmRunError(f"wall-time limit of {timeout_s} s exceeded")
+    return WasmRunError(f"wall-time limit of {timeout_s} s exceeded", outcomes.TIMED_OUT)
 
 
 def run_module(
@@ -580,18 +586,31 @@ def run_module(
     except ExitTrap as exc:
         exit_code = exc.code
     except _HostOutOfFuel:
-        raise WasmRunError(f"fuel limit of {budget} exhausted") from None
+        raise WasmRunError(f"fuel limit of {budget} exhausted", outcomes.FUEL_EXHAUSTED) from None
     except _HostInterrupted:
         raise _interrupted(cancel, timeout_s) from None
     except Trap as exc:
         if exc.trap_code == TrapCode.OUT_OF_FUEL:
-            raise WasmRunError(f"fuel limit of {budget} exhausted") from None
+            raise WasmRunError(
+                f"fuel limit of {budget} exhausted", outcomes.FUEL_EXHAUSTED
+            ) from None
         if exc.trap_code == TrapCode.INTERRUPT:
             raise _interrupted(cancel, timeout_s) from None
+        if exc.trap_code == TrapCode.STACK_OVERFLOW:
+            raise WasmRunError(
+                f"the module exhausted the engine's stack: {_first_line(exc)}",
+                outcomes.STACK_EXHAUSTED,
+            ) from None
         note = _memory_note(store, instance, memory_bytes) if instance is not None else ""
-        raise WasmRunError(f"the module trapped: {_first_line(exc)}{note}") from None
+        raise WasmRunError(
+            f"the module trapped: {_first_line(exc)}{note}", outcomes.FAILED_IN_PROGRAM
+        ) from None
     except WasmtimeError as exc:
-        raise WasmRunError(f"the module failed: {_first_line(exc)}") from None
+        raise WasmRunError(
+            f"the module failed: {_first_line(exc)}", outcomes.HOST_FAILURE
+        ) from None
+    except MemoryError:
+        raise WasmRunError("the host ran out of memory", outcomes.HOST_FAILURE) from None
     finally:
         _ticker.remove(token)
     runtime_ms = int((time.perf_counter() - started) * 1000)

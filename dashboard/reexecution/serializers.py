@@ -8,6 +8,7 @@ from rest_framework import serializers
 from dashboard.api.fields import Body, CidField, Integer, Text
 from dashboard.models import MAX_REASON, Reexecution
 from dashboard.reexecution.selectors import NOT_RERUN
+from executor import outcomes
 
 
 class DiffEntrySerializer(serializers.Serializer):
@@ -80,5 +81,21 @@ class ReexecutionResultSerializer(Body):
     runtime_ms = Integer(min_value=0, max_value=2**63 - 1)
 
 
+OUTCOMES = [
+    outcomes.FAILED_IN_PROGRAM,
+    outcomes.FUEL_EXHAUSTED,
+    outcomes.TIMED_OUT,
+    outcomes.STACK_EXHAUSTED,
+    outcomes.HOST_FAILURE,
+]
+
+
 class ReexecutionFailureSerializer(Body):
     error = Text(max_length=MAX_REASON, help_text="why the run gave no result")
+    outcome = serializers.ChoiceField(
+        choices=OUTCOMES,
+        default=None,
+        allow_null=True,
+        help_text="how the run ended, when it ran (docs/jobs.md): timed_out, stack_exhausted "
+        "and host_failure make the re-execution not_verifiable rather than failed",
+    )

@@ -54,6 +54,7 @@ from dashboard.models import (
 from dashboard.queue import REEXECUTE_TASK, Queue
 from dashboard.reexecution.diff import result_diff
 from dashboard.reexecution.selectors import deterministic, node_caught
+from executor import outcomes
 from executor.spec import SpecError, parse_spec
 
 __all__ = [
@@ -440,13 +441,35 @@ def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
     )
 
 
-def fail(run: Reexecution, *, worker: str, reason: str, ran_by: str | None = None) -> bool:
+def failure_state(outcome: str | None) -> str:
+    """What a re-run that gave no result is: not_verifiable when it ended in a way another
+    honest machine may not reproduce, failed otherwise."""
+    if outcome in outcomes.NOT_REPRODUCIBLE:
+        return Reexecution.State.NOT_VERIFIABLE
+    return Reexecution.State.FAILED
+
+
+def fail(
+    run: Reexecution,
+    *,
+    worker: str,
+    reason: str,
+    ran_by: str | None = None,
+    outcome: str | None = None,
+) -> bool:
     """The run did not give a result (an input gone, a limit): readable, and retryable by
-    asking again."""
+    asking again. `outcome` is how the run ended (executor/outcomes.py): one another honest
+    machine may not reproduce (wall time, the engine's stack, the host) makes the run
+    `not_verifiable`, never a failure to hold against the job or its node."""
+    state = failure_state(outcome)
+    if state == Reexecution.State.NOT_VERIFIABLE:
+        reason = f"{outcome}: {reason} (not reproducible: this re-run cannot check the result)"
+    elif outcome is not None:
+        reason = f"{outcome}: {reason}"
     return _end(
         run,
         worker,
-        state=Reexecution.State.FAILED,
+        state=state,
         error=reason[:MAX_REASON],
         ran_by=ran_by or worker,
     )
@@ -567,11 +590,15 @@ def report_result(
     return _reported(run, won=outcome is not None)
 
 
-def report_failure(*, run_id: int, key: ApiKey, error: str) -> Reexecution:
+def report_failure(
+    *, run_id: int, key: ApiKey, error: str, outcome: str | None = None
+) -> Reexecution:
     """A verifier node's run gave no result (an input it cannot fetch, a limit): `failed`,
-    retryable. Written only under the node's lease (409 lease_lost otherwise)."""
+    retryable, or `not_verifiable` when it ended in a way no machine reproduces (`fail`).
+    Written only under the node's lease (409 lease_lost otherwise)."""
     run, worker = held(run_id=run_id, key=key)
-    return _reported(run, won=fail(run, worker=worker, reason=error, ran_by=f"node:{key.name}"))
+    won = fail(run, worker=worker, reason=error, ran_by=f"node:{key.name}", outcome=outcome)
+    return _reported(run, won=won)
 
 
 def _reported(run: Reexecution, *, won: bool) -> Reexecution:

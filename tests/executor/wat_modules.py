@@ -91,6 +91,18 @@ def trap() -> bytes:
     return _module("""(func (export "_start") unreachable)""")
 
 
+def divide_by_zero() -> bytes:
+    return _module("""(func (export "_start") (drop (i32.div_u (i32.const 1) (i32.const 0))))""")
+
+
+def recursion() -> bytes:
+    """Calls itself until the engine's stack runs out."""
+    return _module("""
+  (func $deeper (param i64) (call $deeper (i64.add (local.get 0) (i64.const 1))))
+  (func (export "_start") (call $deeper (i64.const 0)))
+""")
+
+
 def only_main() -> bytes:
     """Exports `main` and no `_start`."""
     return _module("""(func (export "main") (call $write (i32.const 8000) (i32.const 3)))""")

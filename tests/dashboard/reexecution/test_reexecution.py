@@ -262,7 +262,32 @@ def test_a_limit_the_rerun_hits_fails_it(
     )  # any result
     node_reports(client, personas.node_key, "spins", spec, claimed)
     assert run_reexecutions() == ["failed"]
-    assert Reexecution.objects.get(job_id="spins").error == "fuel limit of 1000 exhausted"
+    assert (
+        Reexecution.objects.get(job_id="spins").error
+        == "fuel_exhausted: fuel limit of 1000 exhausted"
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "limits", "outcome"),
+    [(wat.spin, {"timeout_s": 0.5}, "timed_out"), (wat.recursion, {}, "stack_exhausted")],
+)
+def test_a_rerun_that_ends_in_a_way_no_machine_reproduces_is_not_verifiable(
+    client: Client, personas: Personas, store, node_store, module, limits, outcome
+) -> None:
+    """A wall-time timeout or the engine's stack running out says nothing about what the
+    node reported: the re-run is not_verifiable with the reason, never a mismatch, and the
+    node is not caught."""
+    spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(module())}, "limits": limits}
+    claimed = run_job(parse_spec(reads_clock_random_and_input([node_store])), node_store)
+    node_reports(client, personas.node_key, "unrepeatable", spec, claimed)
+    assert run_reexecutions() == ["not_verifiable"]
+    body = job_json(client, personas.node_key, "unrepeatable")["reexecution"]
+    assert body["state"] == "not_verifiable" and body["error"].startswith(f"{outcome}: ")
+    assert "not reproducible" in body["error"]
+    assert Job.objects.get(id="unrepeatable").reexecution_verdict == ""  # no match, no mismatch
+    assert not AuditEvent.objects.filter(action="reexecution.mismatch").exists()
+    assert AuditEvent.objects.filter(action="reexecution.not_verifiable").count() == 1
 
 
 def test_a_lost_worker_records_nothing_and_the_run_is_requeued(

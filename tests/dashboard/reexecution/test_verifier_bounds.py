@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.keys.services import create_api_key
-from dashboard.models import AuditEvent, Reexecution
+from dashboard.models import AuditEvent, Job, Reexecution
 from dashboard.reexecution import services as reexecution
 from dashboard.reexecution.selectors import node_records
 from executor.embedded_store import EmbeddedStore
@@ -166,6 +166,24 @@ def test_a_verifiers_failure_reply_does_not_echo_the_reported_cid(
     # moderators still read it
     body = job_json(client, personas.moderator_key, "quiet")["reexecution"]
     assert body["reported_cid"] == ran.result_cid
+
+
+def test_a_verifier_that_timed_out_makes_the_run_not_verifiable(
+    client: Client, personas: Personas, store, node_store, verifier
+) -> None:
+    _, raw = verifier
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "slow", spec, ran)
+    task = claim(client, raw)
+    path = f"/api/v1/reexecutions/{task['id']}/failure"
+    unknown = call(client, "post", path, raw, {"error": "x", "outcome": "bored"})
+    assert unknown.status_code == 400 and "outcome" in unknown.json()["error"]["fields"]
+    body = {"error": "wall-time limit of 600 s exceeded", "outcome": "timed_out"}
+    failed = call(client, "post", path, raw, body)
+    assert failed.status_code == 200 and failed.json()["state"] == "not_verifiable"
+    assert failed.json()["error"].startswith("timed_out: wall-time limit")
+    assert Job.objects.get(id="slow").reexecution_verdict == ""
 
 
 class FakeDashboard:
