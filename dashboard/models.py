@@ -251,6 +251,9 @@ class JobResult(models.Model):
     # Where each input was fetched from, as the node reported it (dashboard/jobs/provenance.py):
     # one object per spec input, in the spec's order; null when the report said nothing.
     inputs = models.JSONField(null=True, blank=True)
+    # What ran and how it ended, as the node that ran it says (docs/jobs.md, "Receipts");
+    # null when it said nothing.
+    receipt = models.JSONField(null=True, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -407,6 +410,7 @@ class Reexecution(models.Model):
     runtime_ms = models.BigIntegerField(null=True, blank=True)
     # Where a mismatch's two result directories differ: [{"path", "reported", "rerun"}].
     diff = models.JSONField(null=True, blank=True)
+    receipt = models.JSONField(null=True, blank=True)  # the re-run's (docs/jobs.md, "Receipts")
     error = models.TextField(blank=True, default="")
     # When its runner's lease is taken back whatever it renewed: set at each claim to the
     # start plus its time limit plus REEXECUTE_GRACE_S.

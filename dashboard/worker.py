@@ -182,6 +182,7 @@ def execute_reexecution(
         result_cid=result.result_cid,
         exit_code=result.exit_code,
         runtime_ms=result.runtime_ms,
+        receipt=result.receipt,
     )
     if outcome is not None:
         novelty.remeasure(run.job_id)  # a match put the reported result in the store

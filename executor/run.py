@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from executor import environment
 from executor.environment import DEFAULT_MAX_INPUT_BYTES
+from executor.outcomes import COMPLETED
 from executor.retrieval import Locate, NotRetrieved, RetrievalSettings, Retriever
 from executor.spec import OUTPUTS_PATH, JobSpec
 from executor.storage import (
@@ -32,12 +33,15 @@ from executor.storage import (
     declared_size,
 )
 from executor.wasm import (
+    DETERMINISM,
     REALTIME_START_NS,
+    TARGET,
     ModuleCache,
     Mount,
     WasmCancelled,
     WasmOutcome,
     WasmRunError,
+    engine_version,
     run_module,
 )
 
@@ -94,10 +98,12 @@ class RunResult:
     # Where each input came from and how it was proven, in the spec's order
     # (executor.retrieval.InputRecord.to_json()).
     inputs: tuple[dict[str, Any], ...] = ()
+    receipt: dict[str, Any] | None = None  # what ran, and how it ended (`receipt`)
 
     def to_json(self) -> dict[str, Any]:
         """The result as a node reports it (POST /jobs/{id}/results, less the provider)."""
         return {
+            "receipt": self.receipt,
             "result_cid": self.result_cid,
             "exit_code": self.exit_code,
             "stdout_cid": self.stdout_cid,
@@ -107,6 +113,25 @@ class RunResult:
             "runtime_ms": self.runtime_ms,
             "inputs": [dict(item) for item in self.inputs],
         }
+
+
+def receipt(spec: JobSpec, *, fuel_used: int | None, outcome: str = COMPLETED) -> dict[str, Any]:
+    """What ran and how it ended, kept beside a result rather than inside it (a result's CID
+    must not change with the engine that computed it): the engine and its version, the
+    settings that make runs agree, the fuel used, the outcome (executor/outcomes.py), the
+    module or image, and the inputs. docs/jobs.md, "Receipts"."""
+    wasm = spec.engine == "wasm"
+    return {
+        "engine": spec.engine,
+        "runtime": engine_version() if wasm else "docker",
+        "target": TARGET if wasm else None,
+        "determinism": list(DETERMINISM) if wasm else ["no_network"],
+        "fuel_used": fuel_used,
+        "outcome": outcome,
+        "module_cid": spec.module if wasm else None,
+        "image": None if wasm else spec.image,
+        "input_cids": [item.cid for item in spec.inputs],
+    }
 
 
 _caches: dict[Path | None, ModuleCache] = {}
@@ -325,6 +350,7 @@ def run_job(
             fuel_used=getattr(outcome, "fuel_used", None),
             compiled=getattr(outcome, "compiled", None),
             inputs=tuple(record.to_json() for record in retriever.records),
+            receipt=receipt(spec, fuel_used=getattr(outcome, "fuel_used", None)),
         )
     finally:
         retriever.close()

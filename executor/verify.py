@@ -103,6 +103,7 @@ def verify_one(
             "result_cid": result.result_cid,
             "exit_code": result.exit_code,
             "runtime_ms": result.runtime_ms,
+            "receipt": result.receipt,
         }
     except JobCancelled:
         pass  # only the renewer cancels, when the lease is lost

@@ -51,7 +51,9 @@ from executor import outcomes
 from executor.random_stream import RandomStream
 
 __all__ = [
+    "DETERMINISM",
     "MONOTONIC_START_NS",
+    "TARGET",
     "REALTIME_START_NS",
     "TICK_NS",
     "Mount",
@@ -59,6 +61,7 @@ __all__ = [
     "WasmCancelled",
     "WasmOutcome",
     "WasmRunError",
+    "engine_version",
     "run_module",
 ]
 
@@ -118,6 +121,24 @@ class WasmOutcome:
 # engine's epoch (or fuel), so a per-run engine is what lets a cancel stop exactly one job.
 # Creating an engine took 6 µs (median of 200 here); modules are compiled once and
 # deserialised into each run's engine from the cache.
+
+
+# What makes runs of this engine agree, as a receipt names it (executor/run.py): one list for
+# the config below, the compiled-module cache's fingerprint and the receipts.
+DETERMINISM = (
+    "fuel",
+    "epoch",
+    "nan_canonicalization",
+    "relaxed_simd_deterministic",
+    "no_threads",
+    "virtual_clocks",
+    "seeded_random",
+)
+TARGET = "cranelift"  # wasmtime's native compiler (its Pulley interpreter would be another)
+
+
+def engine_version() -> str:
+    return f"wasmtime {importlib.metadata.version('wasmtime')}"
 
 
 def _config() -> Config:
@@ -182,8 +203,8 @@ def _compile_engine() -> Engine:
 def _engine_fingerprint() -> str:
     # Serialized modules load only into an engine of the same wasmtime build and config.
     version = importlib.metadata.version("wasmtime")
-    flags = "fuel,epoch,nan-canon,relaxed-simd-det,no-threads"
-    return hashlib.sha256(f"{version}|{flags}".encode()).hexdigest()[:16]
+    flags = ",".join(DETERMINISM)
+    return hashlib.sha256(f"{version}|{TARGET}|{flags}".encode()).hexdigest()[:16]
 
 
 class ModuleCache:

@@ -31,7 +31,7 @@ from dashboard.notary.services import chain_storage
 from dashboard.novelty.selectors import novelty_of
 from dashboard.novelty.serializers import NoveltySerializer
 from dashboard.reexecution import selectors as reexecutions
-from dashboard.reexecution.serializers import ReexecutionSerializer
+from dashboard.reexecution.serializers import ReceiptSerializer, ReexecutionSerializer
 from executor.spec import MAX_ANNOTATION_LENGTH, SpecError, parse_spec
 
 JOB_ID_RULE = "1 to 100 of A-Z a-z 0-9 . _ : -"
@@ -220,6 +220,9 @@ class JobResultSerializer(Body):
         required=False, allow_null=True, allow_blank=True, validators=[provider_address]
     )
     inputs = InputsField(required=False, allow_null=True)
+    receipt = ReceiptSerializer(
+        required=False, allow_null=True, help_text="what ran and how it ended (docs/jobs.md)"
+    )
 
 
 # A job's result as a job shows it: its parts as read from the result when it is in this
@@ -234,6 +237,7 @@ class JobResultOutSerializer(serializers.Serializer):
     size_bytes = serializers.IntegerField(allow_null=True, help_text="null: not measured")
     runtime_ms = serializers.IntegerField()
     provider = TextOrNull(allow_null=True)
+    receipt = ReceiptSerializer(allow_null=True, help_text="as the node that ran it says")
     parts_checked = serializers.BooleanField(
         help_text="stdout, stderr, exit code and outputs were read from the result itself; "
         "false: the result is not in this dashboard's store and they are as reported"

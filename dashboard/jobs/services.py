@@ -201,6 +201,7 @@ class ResultIn:
     # Where each input came from (dashboard/jobs/provenance.py, read_inputs' form); None when
     # the report does not say.
     inputs: list[dict[str, Any]] | None = None
+    receipt: dict[str, Any] | None = None  # what ran, and how it ended (docs/jobs.md)
 
     @classmethod
     def reported(cls, values: dict[str, Any], *, default_provider: str) -> ResultIn:
@@ -218,12 +219,12 @@ class ResultIn:
         )
 
     def same_as(self, stored: JobResult) -> bool:
-        # runtime_ms and inputs are left out: a retried delivery of the same result may have
-        # re-measured them (inputs hold each fetch's time).
+        # runtime_ms, inputs and the receipt are left out: a retried delivery of the same
+        # result may have re-measured them (inputs hold each fetch's time).
         return all(
             getattr(stored, f.name) == getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("runtime_ms", "inputs")
+            if f.name not in ("runtime_ms", "inputs", "receipt")
         )
 
 

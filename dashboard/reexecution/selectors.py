@@ -42,6 +42,7 @@ def summary(job: Job) -> dict[str, Any]:
         "started_at": latest.started_at if latest else None,
         "finished_at": latest.finished_at if latest else None,
         "diff": latest.diff if latest else None,
+        "receipt": latest.receipt if latest else None,
         "error": (latest.error or None) if latest else None,
         "refusal": (latest.refusal or None) if latest else None,
         "mismatch_review": job.mismatch_review,

@@ -17,6 +17,33 @@ class DiffEntrySerializer(serializers.Serializer):
     rerun = serializers.CharField(allow_null=True, help_text="null: absent in the re-run")
 
 
+OUTCOMES = [
+    outcomes.FAILED_IN_PROGRAM,
+    outcomes.FUEL_EXHAUSTED,
+    outcomes.TIMED_OUT,
+    outcomes.STACK_EXHAUSTED,
+    outcomes.HOST_FAILURE,
+]
+
+
+class ReceiptSerializer(Body):
+    """What ran and how it ended (docs/jobs.md, "Receipts"), as a node reports it beside a
+    result or a re-run; the same shape is shown back."""
+
+    error_code = "invalid_result"
+    engine = serializers.ChoiceField(choices=["wasm", "docker"])
+    runtime = Text(max_length=100, help_text='e.g. "wasmtime 50.0.1"')
+    target = Text(max_length=50, allow_null=True, help_text="the compiler backend: cranelift")
+    determinism = serializers.ListField(
+        child=Text(max_length=50), max_length=32, help_text="the settings that make runs agree"
+    )
+    fuel_used = Integer(min_value=0, allow_null=True)
+    outcome = serializers.ChoiceField(choices=[outcomes.COMPLETED, *OUTCOMES])
+    module_cid = CidField(allow_null=True)
+    image = Text(max_length=500, allow_null=True)
+    input_cids = serializers.ListField(child=CidField(), max_length=1000)
+
+
 # A job's re-execution (selectors.summary): the latest run's state and outcome.
 class ReexecutionSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=[NOT_RERUN, *Reexecution.State.values])
@@ -37,6 +64,7 @@ class ReexecutionSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     diff = DiffEntrySerializer(many=True, allow_null=True, help_text="a mismatch's differences")
+    receipt = ReceiptSerializer(allow_null=True, help_text="what the re-run ran, and how it ended")
     error = serializers.CharField(
         allow_null=True, help_text="why a failed run gave no result, or a run was not verifiable"
     )
@@ -79,15 +107,7 @@ class ReexecutionResultSerializer(Body):
     result_cid = CidField()
     exit_code = Integer(min_value=-(2**63), max_value=2**63 - 1)
     runtime_ms = Integer(min_value=0, max_value=2**63 - 1)
-
-
-OUTCOMES = [
-    outcomes.FAILED_IN_PROGRAM,
-    outcomes.FUEL_EXHAUSTED,
-    outcomes.TIMED_OUT,
-    outcomes.STACK_EXHAUSTED,
-    outcomes.HOST_FAILURE,
-]
+    receipt = ReceiptSerializer(required=False, allow_null=True, default=None)
 
 
 class ReexecutionFailureSerializer(Body):

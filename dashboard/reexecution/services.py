@@ -483,6 +483,7 @@ def finish(
     exit_code: int,
     runtime_ms: int,
     ran_by: str | None = None,
+    receipt: dict[str, Any] | None = None,
 ) -> str | None:
     """Compare the re-run's result CID with the one reported; the outcome, or None when the
     lease was lost (nothing recorded)."""
@@ -501,6 +502,7 @@ def finish(
         exit_code=exit_code,
         runtime_ms=runtime_ms,
         diff=diff,
+        receipt=receipt,
         error="",
         ran_by=ran_by or worker,
     )
@@ -574,7 +576,13 @@ def renew_for_node(*, run_id: int, key: ApiKey) -> Reexecution:
 
 
 def report_result(
-    *, run_id: int, key: ApiKey, result_cid: str, exit_code: int, runtime_ms: int
+    *,
+    run_id: int,
+    key: ApiKey,
+    result_cid: str,
+    exit_code: int,
+    runtime_ms: int,
+    receipt: dict[str, Any] | None = None,
 ) -> Reexecution:
     """A verifier node's result: the CID its run gave, which the dashboard compares with the
     reported one. Written only under the node's lease (409 lease_lost otherwise)."""
@@ -586,6 +594,7 @@ def report_result(
         exit_code=exit_code,
         runtime_ms=runtime_ms,
         ran_by=f"node:{key.name}",
+        receipt=receipt,
     )
     return _reported(run, won=outcome is not None)
 

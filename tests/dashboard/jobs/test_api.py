@@ -151,6 +151,13 @@ def test_a_queued_job_runs_and_its_inputs_status_is_recorded(
         elsewhere.add_bytes(data)
     local = run_job(parse_spec(spec), elsewhere, cache=module_cache(None))
     assert local.result_cid == result["result_cid"]
+    # beside the result, not in it: what ran and how it ended
+    receipt = result["receipt"]
+    assert receipt["engine"] == "wasm" and receipt["runtime"].startswith("wasmtime ")
+    assert receipt["target"] == "cranelift" and "nan_canonicalization" in receipt["determinism"]
+    assert receipt["outcome"] == "completed" and receipt["fuel_used"] == local.fuel_used > 0
+    assert receipt["module_cid"] == module
+    assert receipt["input_cids"] == [blessed_input, other_input]
 
 
 def test_a_failing_job_records_the_reason(client: Client, personas: Personas, store) -> None:
@@ -231,7 +238,7 @@ def test_results_are_idempotent_and_only_the_node_may_write(
     first = call(client, "post", path, personas.node_key, RESULT)
     assert first.status_code == 201
     assert first.json()["state"] == "completed"
-    assert first.json()["result"] == {**RESULT, "parts_checked": False}  # not in the store
+    assert first.json()["result"] == {**RESULT, "parts_checked": False, "receipt": None}
     assert call(client, "post", path, personas.node_key, RESULT).status_code == 200
     different = dict(RESULT, result_cid=RESULT["stdout_cid"])
     conflict = call(client, "post", path, personas.node_key, different)
@@ -528,3 +535,25 @@ def test_parts_of_a_result_not_in_the_store_are_not_shown(
     page = client.get("/jobs/ext-unread/").content.decode()
     assert "an invented stdout" not in page
     assert "so its stdout cannot be read from it" in page
+
+
+def test_a_nodes_receipt_is_kept_and_a_bad_one_refused(
+    client: Client, personas: Personas, store
+) -> None:
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), external=True, id="ext-receipt")
+    assert call(client, "post", "/api/v1/jobs", personas.node_key, spec).status_code == 201
+    receipt = {
+        "engine": "wasm", "runtime": "wasmtime 50.0.1", "target": "cranelift",
+        "determinism": ["fuel", "nan_canonicalization"], "fuel_used": 1234,
+        "outcome": "completed", "module_cid": spec["wasm"]["module"], "image": None,
+        "input_cids": [],
+    }  # fmt: skip
+    path = "/api/v1/jobs/ext-receipt/results"
+    bad = call(client, "post", path, personas.node_key,
+               dict(RESULT, receipt=dict(receipt, outcome="probably fine")))  # fmt: skip
+    assert bad.status_code == 400 and "receipt.outcome" in bad.json()["error"]["fields"]
+    made = call(client, "post", path, personas.node_key, dict(RESULT, receipt=receipt))
+    assert made.status_code == 201 and made.json()["result"]["receipt"] == receipt
+    client.force_login(personas.moderator)
+    page = client.get("/jobs/ext-receipt/").content.decode()
+    assert 'id="result-receipt"' in page and "wasmtime 50.0.1 (cranelift), completed" in page

@@ -137,6 +137,11 @@ def test_a_lying_node_is_caught_flagged_and_its_job_cannot_be_verified(
         {"path": "stdout", "reported": fake.stdout_cid, "rerun": honest.stdout_cid},
     ]
     assert AuditEvent.objects.filter(action="reexecution.mismatch", target="job:liar-1").exists()
+    # what each side ran: the node's receipt, as it reported it, and the re-run's
+    assert body["receipt"]["outcome"] == "completed" and body["receipt"]["engine"] == "wasm"
+    client.force_login(personas.viewer)
+    page = client.get("/jobs/liar-1/").content.decode()
+    assert 'id="mismatch-reported-receipt"' in page and 'id="mismatch-rerun-receipt"' in page
 
     # the node is marked, and the queue flags the job and the node
     [record] = [r for r in node_records() if r["node"] == "node-1"]
