@@ -150,6 +150,17 @@ def env_list(name: str) -> list[str]:
     return [item.strip() for item in (env_str(name) or "").split(",") if item.strip()]
 
 
+def env_choices(name: str, default: str, choices: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of `choices`, none twice, at least one."""
+    values = env_list(name) or [item.strip() for item in default.split(",")]
+    wrong = [value for value in values if value not in choices]
+    if wrong or len(set(values)) != len(values):
+        raise ImproperlyConfigured(
+            f"{name} must be one or more of {', '.join(choices)}, each once; got {values!r}"
+        )
+    return values
+
+
 def env_http_urls(name: str) -> list[str]:
     """Comma-separated http(s) base URLs of at most 500 characters, without a trailing /."""
     urls = [item.rstrip("/") for item in env_list(name)]

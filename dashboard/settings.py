@@ -15,6 +15,7 @@ from dashboard.addresses import PROVIDER_ADDRESS
 from dashboard.env import (
     env_bool,
     env_choice,
+    env_choices,
     env_http_urls,
     env_int,
     env_list,
@@ -221,6 +222,11 @@ REEXECUTE_BEFORE_VERIFY = env_bool("REEXECUTE_BEFORE_VERIFY", True)
 # with REEXECUTE_MAX_FUEL set, more fuel or none) is not re-executed, only marked
 # `not_verifiable` ("over re-execution limits"). The defaults are a job's default time (600 s)
 # and 1 GiB of memory; 0 fuel means no fuel limit is asked for (time bounds the run).
+# The engines a WASM re-execution runs on, in turn (executor.wasm.TARGETS): with
+# "cranelift,pulley" both must give the same result and fuel; when they do not, the run
+# fails as a defect of ours (engine_divergence), never as the node's mismatch. Pulley, an
+# interpreter, takes 10-30 times as long (benchmarks/bench_wasm.py).
+REEXECUTE_ENGINES = env_choices("REEXECUTE_ENGINES", "cranelift", ("cranelift", "pulley"))
 REEXECUTE_MAX_TIMEOUT_S = env_int("REEXECUTE_MAX_TIMEOUT_S", 600, minimum=1, maximum=86_400)
 REEXECUTE_MAX_MEMORY_BYTES = env_int(
     "REEXECUTE_MAX_MEMORY_BYTES", 1 << 30, minimum=65_536, maximum=1 << 40

@@ -35,9 +35,11 @@ from dashboard.models import Job, Novelty, Reexecution
 from dashboard.novelty import services as novelty
 from dashboard.queue import LeaseKeeper, wait_for_work
 from dashboard.reexecution import services as reexecution
+from executor import outcomes
 from executor.retrieval import RetrievalSettings
-from executor.run import JobCancelled, JobFailed, module_cache, run_job
+from executor.run import JobCancelled, JobFailed, RunResult, module_cache, run_job
 from executor.spec import SpecError, parse_spec
+from executor.wasm import TARGET
 
 __all__ = [
     "PREEMPTED",
@@ -147,17 +149,24 @@ def execute_reexecution(
         cancelled=preempt or (lambda: False),
     )
     keeper.start()
+    results: list[RunResult] = []
     try:
         try:
-            result = run_job(
-                parse_spec(run.job.spec),
-                storage(),
-                cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
-                cancel=keeper.stop_run,
-                input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
-                locate=locate,
-                retrieval=_retrieval(),
-            )
+            spec = parse_spec(run.job.spec)
+            engines = settings.REEXECUTE_ENGINES if spec.engine == "wasm" else [TARGET]
+            for engine in engines:
+                results.append(
+                    run_job(
+                        spec,
+                        storage(),
+                        cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
+                        cancel=keeper.stop_run,
+                        input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
+                        locate=locate,
+                        retrieval=_retrieval(),
+                        target=engine,
+                    )
+                )
         except JobCancelled:
             if keeper.lost or preempt is None:  # the lease was lost: whoever recovered it runs it
                 return Reexecution.State.RUNNING
@@ -166,6 +175,8 @@ def execute_reexecution(
             return Reexecution.State.RUNNING
         except (JobFailed, SpecError) as exc:
             outcome = exc.outcome if isinstance(exc, JobFailed) else None
+            if results and outcome not in outcomes.NOT_REPRODUCIBLE:
+                outcome = reexecution.ENGINE_DIVERGENCE  # one of our engines gave a result
             reexecution.fail(run, worker=worker, reason=str(exc), outcome=outcome)
             return reexecution.failure_state(outcome)
         except Exception as exc:  # a bug or an outage must not leave the run running
@@ -176,13 +187,26 @@ def execute_reexecution(
             return Reexecution.State.FAILED
     finally:
         keeper.stop()
+    result = results[0]
+    apart = [
+        f"{engine}: {other.result_cid} ({other.fuel_used} fuel)"
+        for engine, other in zip(engines[1:], results[1:], strict=True)
+        if (other.result_cid, other.fuel_used) != (result.result_cid, result.fuel_used)
+    ]
+    if apart:
+        log.error("re-execution %s: our engines disagree", run.pk)
+        reason = f"{engines[0]}: {result.result_cid} ({result.fuel_used} fuel); " + "; ".join(apart)
+        reexecution.fail(run, worker=worker, reason=reason, outcome=reexecution.ENGINE_DIVERGENCE)
+        return reexecution.failure_state(reexecution.ENGINE_DIVERGENCE)
     outcome = reexecution.finish(
         run,
         worker=worker,
         result_cid=result.result_cid,
         exit_code=result.exit_code,
         runtime_ms=result.runtime_ms,
-        receipt=result.receipt,
+        receipt=dict(result.receipt or {}, target=", ".join(engines))
+        if spec.engine == "wasm"
+        else result.receipt,
     )
     if outcome is not None:
         novelty.remeasure(run.job_id)  # a match put the reported result in the store

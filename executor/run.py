@@ -115,7 +115,9 @@ class RunResult:
         }
 
 
-def receipt(spec: JobSpec, *, fuel_used: int | None, outcome: str = COMPLETED) -> dict[str, Any]:
+def receipt(
+    spec: JobSpec, *, fuel_used: int | None, outcome: str = COMPLETED, target: str = TARGET
+) -> dict[str, Any]:
     """What ran and how it ended, kept beside a result rather than inside it (a result's CID
     must not change with the engine that computed it): the engine and its version, the
     settings that make runs agree, the fuel used, the outcome (executor/outcomes.py), the
@@ -124,7 +126,7 @@ def receipt(spec: JobSpec, *, fuel_used: int | None, outcome: str = COMPLETED) -
     return {
         "engine": spec.engine,
         "runtime": engine_version() if wasm else "docker",
-        "target": TARGET if wasm else None,
+        "target": target if wasm else None,
         "determinism": list(DETERMINISM) if wasm else ["no_network"],
         "fuel_used": fuel_used,
         "outcome": outcome,
@@ -289,9 +291,11 @@ def run_job(
     input_limit: int | None = None,
     locate: Locate | None = None,
     retrieval: RetrievalSettings | None = None,
+    target: str = TARGET,
 ) -> RunResult:
     """Run a job and publish its result; raises JobFailed with a one-line reason, or
-    JobCancelled when `cancel` is set while it runs.
+    JobCancelled when `cancel` is set while it runs. A WASM job runs on `target`
+    (executor.wasm.TARGETS: Cranelift, or wasmtime's Pulley interpreter).
 
     The job's wall time covers fetching its inputs and running it. Its inputs may write at
     most `input_limit` bytes (default EXECUTOR_MAX_INPUT_BYTES), or the spec's
@@ -330,6 +334,7 @@ def run_job(
                 say,
                 cancel,
                 deadline,
+                target,
             )
         else:
             outcome = _run_docker(spec, mounts, result_dir, say, cancel, deadline)
@@ -350,7 +355,7 @@ def run_job(
             fuel_used=getattr(outcome, "fuel_used", None),
             compiled=getattr(outcome, "compiled", None),
             inputs=tuple(record.to_json() for record in retriever.records),
-            receipt=receipt(spec, fuel_used=getattr(outcome, "fuel_used", None)),
+            receipt=receipt(spec, fuel_used=getattr(outcome, "fuel_used", None), target=target),
         )
     finally:
         retriever.close()
@@ -366,6 +371,7 @@ def _run_wasm(
     say: Callable[[str], None],
     cancel: threading.Event | None,
     deadline: float,
+    target: str,
 ) -> WasmOutcome:
     module = spec.module
     assert module is not None
@@ -376,7 +382,7 @@ def _run_wasm(
         except ContentNotFound:
             raise JobFailed(f"wasm.module: {module} was not found in the store") from None
 
-    say(f"running {module} {spec.entry_point}")
+    say(f"running {module} {spec.entry_point}" + ("" if target == TARGET else f" on {target}"))
     try:
         return run_module(
             module,
@@ -394,6 +400,7 @@ def _run_wasm(
             memory_bytes=spec.limits.memory_bytes,
             fuel=spec.limits.fuel,
             cancel=cancel,
+            target=target,
         )
     except WasmCancelled as exc:
         raise JobCancelled(str(exc)) from None

@@ -54,6 +54,7 @@ __all__ = [
     "DETERMINISM",
     "MONOTONIC_START_NS",
     "TARGET",
+    "TARGETS",
     "REALTIME_START_NS",
     "TICK_NS",
     "Mount",
@@ -134,15 +135,22 @@ DETERMINISM = (
     "virtual_clocks",
     "seeded_random",
 )
-TARGET = "cranelift"  # wasmtime's native compiler (its Pulley interpreter would be another)
+# The engines a job may run on: wasmtime's native compiler, and its portable interpreter
+# (Pulley), which shares none of Cranelift's machine-code backend: a second engine for
+# re-execution (REEXECUTE_ENGINES). Fuel counts and results are the same on both; the depth
+# at which a recursion exhausts the stack is not (executor/outcomes.py).
+TARGETS = {"cranelift": None, "pulley": "pulley64"}
+TARGET = "cranelift"  # the default
 
 
 def engine_version() -> str:
     return f"wasmtime {importlib.metadata.version('wasmtime')}"
 
 
-def _config() -> Config:
+def _config(target: str = TARGET) -> Config:
     config = Config()
+    if TARGETS[target] is not None:
+        config.target = TARGETS[target]
     config.consume_fuel = True
     config.epoch_interruption = True
     config.cranelift_nan_canonicalization = True
@@ -189,22 +197,21 @@ class _Ticker:
 
 _ticker = _Ticker()
 _compiler_lock = threading.Lock()
-_compiler: Engine | None = None
+_compilers: dict[str, Engine] = {}
 
 
-def _compile_engine() -> Engine:
-    global _compiler
+def _compile_engine(target: str) -> Engine:
     with _compiler_lock:
-        if _compiler is None:
-            _compiler = Engine(_config())
-        return _compiler
+        if target not in _compilers:
+            _compilers[target] = Engine(_config(target))
+        return _compilers[target]
 
 
-def _engine_fingerprint() -> str:
-    # Serialized modules load only into an engine of the same wasmtime build and config.
+def _engine_fingerprint(target: str) -> str:
+    # Serialized modules load only into an engine of the same wasmtime build, target and config.
     version = importlib.metadata.version("wasmtime")
     flags = ",".join(DETERMINISM)
-    return hashlib.sha256(f"{version}|{TARGET}|{flags}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{version}|{target}|{flags}".encode()).hexdigest()[:16]
 
 
 class ModuleCache:
@@ -220,12 +227,16 @@ class ModuleCache:
         self._memory: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
-    def get(self, cid: str, load_bytes: Callable[[], bytes], eng: Engine) -> tuple[Module, bool]:
-        """The module loaded into `eng`, and whether it had to be compiled now."""
+    def get(
+        self, cid: str, load_bytes: Callable[[], bytes], eng: Engine, target: str = TARGET
+    ) -> tuple[Module, bool]:
+        """The module loaded into `eng` (an engine for `target`), and whether it had to be
+        compiled now."""
+        key = f"{target}:{cid}"
         with self._lock:
-            serialized = self._memory.get(cid)
+            serialized = self._memory.get(key)
         compiled = False
-        path = self._path(cid)
+        path = self._path(cid, target)
         if serialized is None and path is not None and path.exists():
             serialized = path.read_bytes()
         if serialized is not None:
@@ -241,7 +252,7 @@ class ModuleCache:
             if not data.startswith(b"\0asm"):
                 raise WasmRunError(f"{cid} is not a WASM binary (no \\0asm header)")
             try:
-                serialized = Module(_compile_engine(), data).serialize()
+                serialized = Module(_compile_engine(target), data).serialize()
             except WasmtimeError as exc:
                 raise WasmRunError(f"not a valid WASM module: {_first_line(exc)}") from None
             compiled = True
@@ -252,13 +263,13 @@ class ModuleCache:
                 tmp.replace(path)
             module = Module.deserialize(eng, serialized)
         with self._lock:
-            self._memory[cid] = serialized
+            self._memory[key] = serialized
         return module, compiled
 
-    def _path(self, cid: str) -> Path | None:
+    def _path(self, cid: str, target: str) -> Path | None:
         if self.directory is None:
             return None
-        return self.directory / _engine_fingerprint() / f"{cid}.cwasm"
+        return self.directory / _engine_fingerprint(target) / f"{cid}.cwasm"
 
 
 # --- the shadowed WASI imports -----------------------------------------------------------------
@@ -553,14 +564,16 @@ def run_module(
     fuel: int | None,
     cancel: threading.Event | None = None,
     deadline: float | None = None,
+    target: str = TARGET,
 ) -> WasmOutcome:
-    """Run one module to its exit; raises WasmRunError with a one-line reason otherwise
-    (WasmCancelled when `cancel` was set while it ran). The run stops at `deadline` (a
-    time.monotonic() value; default `timeout_s` from now), and the reason names `timeout_s`."""
+    """Run one module to its exit on `target` (TARGETS); raises WasmRunError with a one-line
+    reason otherwise (WasmCancelled when `cancel` was set while it ran). The run stops at
+    `deadline` (a time.monotonic() value; default `timeout_s` from now), and the reason
+    names `timeout_s`."""
     if deadline is None:
         deadline = time.monotonic() + timeout_s
-    eng = Engine(_config())
-    module, compiled = cache.get(module_cid, load_module, eng)
+    eng = Engine(_config(target))
+    module, compiled = cache.get(module_cid, load_module, eng, target)
     _check_imports(module)
     _check_entry_point(module, entry_point)
 

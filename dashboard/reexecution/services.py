@@ -441,10 +441,15 @@ def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
     )
 
 
+# REEXECUTE_ENGINES ran the job on two engines of ours and they disagreed: a defect of this
+# dashboard's executor, never held against the job or its node.
+ENGINE_DIVERGENCE = "engine_divergence"
+
+
 def failure_state(outcome: str | None) -> str:
     """What a re-run that gave no result is: not_verifiable when it ended in a way another
-    honest machine may not reproduce, failed otherwise."""
-    if outcome in outcomes.NOT_REPRODUCIBLE:
+    honest machine may not reproduce, or our own engines disagreed; failed otherwise."""
+    if outcome in outcomes.NOT_REPRODUCIBLE or outcome == ENGINE_DIVERGENCE:
         return Reexecution.State.NOT_VERIFIABLE
     return Reexecution.State.FAILED
 
@@ -462,7 +467,9 @@ def fail(
     machine may not reproduce (wall time, the engine's stack, the host) makes the run
     `not_verifiable`, never a failure to hold against the job or its node."""
     state = failure_state(outcome)
-    if state == Reexecution.State.NOT_VERIFIABLE:
+    if outcome == ENGINE_DIVERGENCE:
+        reason = f"{outcome}: {reason} (our own engines disagree: a defect of this executor)"
+    elif state == Reexecution.State.NOT_VERIFIABLE:
         reason = f"{outcome}: {reason} (not reproducible: this re-run cannot check the result)"
     elif outcome is not None:
         reason = f"{outcome}: {reason}"

@@ -103,6 +103,16 @@ def recursion() -> bytes:
 """)
 
 
+def nan_bits() -> bytes:
+    """Prints the bits of a NaN that carries a payload through an addition: canonicalised
+    (7fc00000) on an engine that canonicalises NaNs, the payload kept otherwise."""
+    return _module("""
+  (func (export "_start")
+    (call $u64 (i64.extend_i32_u (i32.reinterpret_f32
+      (f32.add (f32.const nan:0x200001) (f32.const 1))))))
+""")
+
+
 def only_main() -> bytes:
     """Exports `main` and no `_start`."""
     return _module("""(func (export "main") (call $write (i32.const 8000) (i32.const 3)))""")

@@ -512,3 +512,52 @@ def test_a_run_id_no_row_can_have_is_a_404(client: Client, verifier) -> None:
         answer = call(client, "post", f"/api/v1/reexecutions/{run_id}/lease", raw)
         assert answer.status_code == 404, (run_id, answer.content)
         assert answer.json()["error"]["code"] == "not_found"
+
+
+# --- a second engine --------------------------------------------------------------------------
+
+
+def test_with_two_engines_an_honest_result_matches_on_both(
+    client: Client, personas: Personas, store, node_store, settings
+) -> None:
+    settings.REEXECUTE_ENGINES = ["cranelift", "pulley"]
+    spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(wat.nan_bits())}}
+    node_store.add_bytes(wat.nan_bits())
+    honest = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "two-engines", spec, honest)
+    assert run_reexecutions() == ["match"]
+    body = job_json(client, personas.node_key, "two-engines")["reexecution"]
+    assert body["receipt"]["target"] == "cranelift, pulley"
+    assert body["receipt"]["fuel_used"] == honest.fuel_used
+
+
+def test_our_two_engines_disagreeing_is_our_defect_not_the_nodes(
+    client: Client, personas: Personas, store, node_store, settings, monkeypatch
+) -> None:
+    """Pulley with NaN canonicalisation turned off (a defect planted in our own engine):
+    the run is not_verifiable naming both engines' answers, never a mismatch, and the node
+    that reported the honest result is not caught."""
+    from executor import wasm
+
+    real = wasm._config
+
+    def broken(target: str = wasm.TARGET):  # type: ignore[no-untyped-def]
+        config = real(target)
+        if target == "pulley":
+            config.cranelift_nan_canonicalization = False
+        return config
+
+    settings.REEXECUTE_ENGINES = ["cranelift", "pulley"]
+    spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(wat.nan_bits())}}
+    node_store.add_bytes(wat.nan_bits())
+    honest = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "diverges", spec, honest)
+    monkeypatch.setattr(wasm, "_config", broken)
+    monkeypatch.setattr(wasm, "_compilers", {})
+    assert run_reexecutions() == ["not_verifiable"]
+    body = job_json(client, personas.node_key, "diverges")["reexecution"]
+    assert body["error"].startswith(f"engine_divergence: cranelift: {honest.result_cid}")
+    assert "pulley: " in body["error"] and "a defect of this executor" in body["error"]
+    assert Job.objects.get(id="diverges").reexecution_verdict == ""
+    [record] = [r for r in node_records() if r["node"] == "node-1"]
+    assert record["caught"] is False and record["mismatched"] == 0
