@@ -1,13 +1,22 @@
 """WASM runner overhead: per-job cost of a trivial module (cold and warm module cache), and a
-compute-heavy module under our runner against plain wasmtime-py with no limits.
+compute-heavy module under our runner against plain wasmtime-py with no limits, and the same
+jobs on wasmtime's Pulley interpreter against Cranelift.
 
     .venv/bin/python -m benchmarks.bench_wasm [--repeat 7] [--iterations 200000000]
+        [--engines cranelift,pulley] [--engine-iterations 20000000]
 
 Goals: compute-heavy jobs within 1.15x of plain wasmtime-py with fuel metering on (issue 4);
 `random_get` of 4 MiB within 3x of plain wasmtime-py's (issue 13).
 Both sides run the same module bytes, compiled beforehand, in this process; the figure is the
 median of --repeat runs. "Plain" is `Engine()` with the default Config, `define_wasi()`, and
 a WasiConfig with the same preopens: no fuel, no epoch deadline, no shadowed imports.
+
+Engines (issue 33): the trivial module and an xorshift loop of --engine-iterations through
+`run_job(..., target=...)` on each of --engines (executor.wasm.TARGETS), the engines taking
+turns run by run, each with its module already compiled and in memory (a warm module cache);
+median wall time each, their ratio to Cranelift's, and the fuel of every run (which must be the
+same on every engine). No goal: Pulley is an interpreter, the figure is what a re-execution on
+it costs.
 """
 
 from __future__ import annotations
@@ -26,8 +35,8 @@ from benchmarks._common import ROOT
 from executor.embedded_store import EmbeddedStore
 from executor.random_stream import compile_hasher
 from executor.run import run_job
-from executor.spec import parse_spec
-from executor.wasm import ModuleCache, Mount, run_module
+from executor.spec import JobSpec, parse_spec
+from executor.wasm import TARGETS, ModuleCache, Mount, run_module
 from tests.executor.wat_modules import random_loop, xorshift
 
 TRIVIAL = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
@@ -60,8 +69,10 @@ def plain_runner(
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         instance = linker.instantiate(store, module)
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
         try:
-            instance.exports(store)["_start"](store)
+            start(store)
         except wasmtime.ExitTrap as exc:
             assert exc.code == 0, exc.code
 
@@ -92,6 +103,39 @@ def our_runner(
     return go
 
 
+def engines_case(
+    name: str,
+    spec: JobSpec,
+    store: EmbeddedStore,
+    cache: ModuleCache,
+    engines: list[str],
+    runs: int,
+) -> str:
+    """One markdown row: `spec` through run_job on each engine, taking turns, `runs` times."""
+    for engine in engines:  # compile for this target and keep it in memory, outside the timing
+        run_job(spec, store, cache=cache, target=engine)
+    times: dict[str, list[float]] = {engine: [] for engine in engines}
+    fuel: dict[str, set[int | None]] = {engine: set() for engine in engines}
+    results: set[str] = set()
+    for _ in range(runs):
+        for engine in engines:
+            start = time.perf_counter()
+            result = run_job(spec, store, cache=cache, target=engine)
+            times[engine].append(time.perf_counter() - start)
+            assert result.exit_code == 0 and result.compiled is False, result
+            fuel[engine].add(result.fuel_used)
+            results.add(result.result_cid)
+    ms = {engine: statistics.median(times[engine]) * 1000 for engine in engines}
+    cells = [f"{ms[engine]:.2f}" for engine in engines]
+    base = ms.get("cranelift")
+    cells += [f"{ms[engine] / base:.2f}x" for engine in engines if engine != "cranelift" and base]
+    cells += [", ".join(f"{f:,}" for f in sorted(fuel[engine], key=str)) for engine in engines]
+    every = set().union(*fuel.values())
+    cells.append("yes" if len(every) == 1 and None not in every else "**NO**")
+    cells.append("yes" if len(results) == 1 else "**NO**")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def resize_case(work: Path) -> tuple[bytes, list[str], list[Mount]] | None:
     sys.path.insert(0, str(ROOT))
     from tests.executor.wasm_build import build, toolchain_missing
@@ -115,7 +159,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=200_000_000)
+    parser.add_argument(
+        "--engines",
+        default=",".join(TARGETS),
+        help="targets compared in the last table, comma-separated (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--engine-iterations",
+        type=int,
+        default=20_000_000,
+        help="xorshift rounds of the CPU-bound job in the engines table (Pulley is ~10x slower)",
+    )
     opts = parser.parse_args()
+    engines = [name.strip() for name in opts.engines.split(",") if name.strip()]
+    unknown = [name for name in engines if name not in TARGETS]
+    if unknown or not engines:
+        parser.error(
+            f"--engines: {', '.join(unknown) or 'none given'}; known: {', '.join(TARGETS)}"
+        )
 
     with tempfile.TemporaryDirectory(prefix="bench-wasm-") as tmp:
         work = Path(tmp)
@@ -197,6 +258,26 @@ def main() -> None:
             p = median_s(plain, opts.repeat)
             o = median_s(ours, opts.repeat)
             print(f"| {size >> 20} MiB | {p:.3f} | {o:.3f} | {o / p:.2f}x |")
+
+        print("\n## Engines: the same job through run_job on each target (warm module cache)")
+        print(
+            "median wall time, engines taking turns run by run; each module compiled for each "
+            "target and in memory beforehand; fuel of every run\n"
+        )
+        others = [e for e in engines if e != "cranelift"] if "cranelift" in engines else []
+        header = [f"{e} ms" for e in engines] + [f"{e} / cranelift" for e in others]
+        header += [f"fuel {e}" for e in engines] + ["fuel equal", "same result CID"]
+        print("| job | " + " | ".join(header) + " |")
+        print("|---|" + "---:|" * (len(header) - 2) + "---|---|")
+        engine_cache = ModuleCache(work / "engines")
+        cpu_cid = store.add_bytes(xorshift(opts.engine_iterations))
+        cpu_spec = parse_spec({"engine": "wasm", "wasm": {"module": cpu_cid}})
+        jobs = [
+            (f"trivial module (per-job overhead), {opts.repeat * 3} runs", spec, opts.repeat * 3),
+            (f"xorshift64 x {opts.engine_iterations:,}, {opts.repeat} runs", cpu_spec, opts.repeat),
+        ]
+        for name, job_spec, runs in jobs:
+            print(engines_case(name, job_spec, store, engine_cache, engines, runs))
 
 
 if __name__ == "__main__":
