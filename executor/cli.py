@@ -603,6 +603,30 @@ def _cmd_verify(argv: Sequence[str]) -> int:
             return 0
 
 
+# --- conformance -------------------------------------------------------------------------------
+
+
+def _cmd_conformance(argv: Sequence[str]) -> int:
+    from executor.conformance import run_probes
+
+    parser = argparse.ArgumentParser(
+        prog="executor conformance",
+        description="Run the determinism probes on each engine: one line a probe, exit 1 on "
+        'any divergence (docs/jobs.md, "Conformance").',
+    )
+    parser.add_argument(
+        "--engines", default="cranelift,pulley", help="comma-separated: cranelift, pulley"
+    )
+    opts = parser.parse_args(argv)
+    targets = [t.strip() for t in opts.engines.split(",") if t.strip()]
+    try:
+        passed = run_probes(targets, print)
+    except ValueError as exc:
+        raise UsageError(f"--engines: {exc}") from None
+    print("conformance: " + ("ok" if passed else "FAILED"))
+    return 0 if passed else 1
+
+
 # --- dispatch ----------------------------------------------------------------------------------
 
 _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
@@ -614,6 +638,7 @@ _COMMANDS: dict[tuple[str, ...], Callable[[Sequence[str]], int]] = {
     ("commp",): _cmd_commp,
     ("aggregate",): _cmd_aggregate,
     ("verify",): _cmd_verify,
+    ("conformance",): _cmd_conformance,
 }
 
 _USAGE = """usage: python -m executor COMMAND ...
@@ -636,6 +661,9 @@ commands:
   verify [--once] [--poll SECONDS]
                                 as a verifier node: re-run other nodes' jobs a dashboard
                                 queued for re-execution, print "JOB_ID match|mismatch|failed"
+  conformance [--engines cranelift,pulley]
+                                run the determinism probes on each engine; exit 1 on any
+                                divergence: check a machine before it joins
 
 With --api URL --api-key KEY (or FILPLUS_API_URL / FILPLUS_API_KEY) jobs are submitted to a
 dashboard: `run` prints the job id, and with --wait then the result CID; add, get and
