@@ -4,6 +4,7 @@ The suite is not committed (it is another project's): fetch WebAssembly/wasi-tes
 branch `prod/testsuite-base`, and point this at the folder that holds its `tests/`:
 
     python -m tests.executor.wasi_suite PATH/TO/wasi-testsuite [--only NAME]
+        [--engines cranelift,pulley]
 
 Each test case is run three ways, each in a fresh copy of its `root` folder:
 - plain: wasmtime-py's own WASI, the root preopened writable at `/` (the comparison);
@@ -11,7 +12,9 @@ Each test case is run three ways, each in a fresh copy of its `root` folder:
   inputs are read-only by design;
 - ours-writable: the same with the root writable, only for cases that fail read-only; a case
   that passes this way fails only because it writes to its inputs ("by design").
-A case passes when its exit code, stdout and stderr are what its JSON says.
+A case passes when its exit code, stdout and stderr are what its JSON says. "Ours" runs on
+each engine asked for (executor.wasm.TARGETS: Cranelift, wasmtime's Pulley interpreter), and
+the engines must agree on every case: the same exit code, stdout and stderr.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import wasmtime
 
-from executor.wasm import ModuleCache, Mount, WasmRunError, run_module
+from executor.wasm import TARGETS, ModuleCache, Mount, WasmRunError, run_module
 
 SUITES = ("c", "rust", "assemblyscript")
 
@@ -107,7 +110,9 @@ def run_plain(case: Case, work: Path) -> tuple[int, str, str]:
     return code, (work / "stdout").read_text(), (work / "stderr").read_text()
 
 
-def run_ours(case: Case, work: Path, *, writable: bool) -> tuple[int, str, str]:
+def run_ours(
+    case: Case, work: Path, *, writable: bool, target: str = "cranelift"
+) -> tuple[int, str, str]:
     root = _copy_root(case, work)
     mounts = [Mount(host=root, guest="/", writable=writable)] if root is not None else []
     try:
@@ -125,6 +130,7 @@ def run_ours(case: Case, work: Path, *, writable: bool) -> tuple[int, str, str]:
             timeout_s=60,
             memory_bytes=1 << 30,
             fuel=None,
+            target=target,
         )
         code = outcome.exit_code
     except WasmRunError as exc:
@@ -144,38 +150,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suite", type=Path, help="a checkout of wasi-testsuite's prod branch")
     parser.add_argument("--only", help="run the cases whose name contains this")
+    parser.add_argument(
+        "--engines", default="cranelift", help="comma-separated: " + ", ".join(TARGETS)
+    )
     options = parser.parse_args(argv)
+    engines = [e.strip() for e in options.engines.split(",") if e.strip()]
+    if not engines or any(e not in TARGETS for e in engines):
+        print(f"--engines: one or more of {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
     found = [c for c in cases(options.suite) if not options.only or options.only in c.name]
     if not found:
         print(f"no test cases under {options.suite}/tests", file=sys.stderr)
         return 2
-    counts = {"plain": [0, 0], "ours": [0, 0, 0]}  # pass, fail(, by design)
+    plain = [0, 0]  # pass, fail
+    ours = {engine: [0, 0, 0] for engine in engines}  # pass, fail, by design
+    disagree = 0
     for case in found:
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        with tempfile.TemporaryDirectory() as a:
             plain_ok = passed(case, run_plain(case, Path(a)))
-            ours_got = run_ours(case, Path(b), writable=False)
-        ours = "pass" if passed(case, ours_got) else "fail"
-        if ours == "fail" and case.root is not None:
-            with tempfile.TemporaryDirectory() as c:
-                if passed(case, run_ours(case, Path(c), writable=True)):
-                    ours = "by design (writes to its read-only root)"
-        counts["plain"][0 if plain_ok else 1] += 1
-        counts["ours"][{"pass": 0, "fail": 1}.get(ours, 2)] += 1
-        if ours == "fail" or not plain_ok:
-            detail = f" exit {ours_got[0]}, stderr {ours_got[2][-200:]!r}" if ours == "fail" else ""
-            print(
-                f"{case.suite}/{case.name}: plain {'pass' if plain_ok else 'FAIL'}, ours {ours}"
-                f"{detail}"
-            )
-        elif ours != "pass":
-            print(f"{case.suite}/{case.name}: plain pass, ours {ours}")
-    p, f = counts["plain"]
-    op, of, od = counts["ours"]
-    print(
-        f"{len(found)} cases. plain wasmtime-py: {p} pass, {f} fail. "
-        f"ours: {op} pass, {od} by design, {of} other failures."
-    )
-    return 0 if of == 0 else 1
+        plain[0 if plain_ok else 1] += 1
+        answers = {}
+        for engine in engines:
+            with tempfile.TemporaryDirectory() as b:
+                got = run_ours(case, Path(b), writable=False, target=engine)
+            answers[engine] = got
+            verdict = "pass" if passed(case, got) else "fail"
+            if verdict == "fail" and case.root is not None:
+                with tempfile.TemporaryDirectory() as c:
+                    if passed(case, run_ours(case, Path(c), writable=True, target=engine)):
+                        verdict = "by design (writes to its read-only root)"
+            ours[engine][{"pass": 0, "fail": 1}.get(verdict, 2)] += 1
+            if verdict == "fail" or not plain_ok:
+                detail = f" exit {got[0]}, stderr {got[2][-200:]!r}" if verdict == "fail" else ""
+                print(
+                    f"{case.suite}/{case.name} [{engine}]: plain "
+                    f"{'pass' if plain_ok else 'FAIL'}, ours {verdict}{detail}"
+                )
+            elif verdict != "pass":
+                print(f"{case.suite}/{case.name} [{engine}]: plain pass, ours {verdict}")
+        if len(set(answers.values())) > 1:
+            disagree += 1
+            print(f"{case.suite}/{case.name}: the engines disagree: {answers!r}"[:400])
+    print(f"{len(found)} cases. plain wasmtime-py: {plain[0]} pass, {plain[1]} fail.")
+    for engine, (op, of, od) in ours.items():
+        print(f"ours on {engine}: {op} pass, {od} by design, {of} other failures.")
+    if len(engines) > 1:
+        print(f"engines agree on {len(found) - disagree} of {len(found)} cases.")
+    return 0 if not any(counts[1] for counts in ours.values()) and not disagree else 1
 
 
 if __name__ == "__main__":
