@@ -11,7 +11,8 @@ The rules (docs/jobs.md pins them for other implementations):
 - `proc_exit(n)` ends the job with exit code n, any u32;
 - argv is the module CID then the spec's args; the environment is exactly the spec's env;
 - stdin is empty; inputs are read-only preopens; `/outputs` is the only writable preopen;
-  socket calls answer ENOTSUP; input files' timestamps are set to the realtime origin;
+  socket calls answer ENOTSUP; directory listings, inode numbers and timestamps are the same
+  on every host (executor/deterministic_fs.py);
 - NaNs are canonicalised and relaxed SIMD is deterministic; threads are off.
 Limits: fuel (metering is always on, so a job's fuel use is recorded), linear memory (store
 limits) and wall time (epoch interruption, ticked every 10 ms by one daemon thread). Each run
@@ -48,6 +49,7 @@ from wasmtime import (
 )
 
 from executor import outcomes
+from executor.deterministic_fs import DeterministicFiles
 from executor.random_stream import RandomStream
 
 __all__ = [
@@ -384,6 +386,12 @@ class _VirtualHost:
 
     # --- the calls -----------------------------------------------------------------------
 
+    def _realtime(self) -> int:
+        """The realtime clock, read as clock_time_get reads it (and advanced)."""
+        value = self.clocks[0]
+        self.clocks[0] = value + TICK_NS
+        return value
+
     def clock_time_get(self, caller: wasmtime.Caller, clock: int, _precision: int, out: int) -> int:
         self._charge(caller, 8)
         clock = _u32(clock)
@@ -470,6 +478,9 @@ class _VirtualHost:
         ]
         for name, params, func in funcs:
             linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)
+        DeterministicFiles(self._engine, REALTIME_START_NS, self._charge, self._realtime).define(
+            linker
+        )
 
 
 def _event(userdata: int, error: int, kind: int) -> bytes:

@@ -1,0 +1,421 @@
+"""What a WASM job sees of its files, made the same on every machine (docs/jobs.md).
+
+wasmtime's WASI lists a directory in the host file system's order (ext4 and tmpfs list the
+same files differently), numbers inodes from the host, and reports host timestamps, link
+counts and directory sizes. Each of those would make two honest machines give different
+results. These shadows of `fd_readdir`, `fd_filestat_get` and `path_filestat_get` call
+wasmtime's own functions and rewrite what they return:
+- `fd_readdir` lists `.` and `..`, then the entries sorted by name bytes; `d_next` is an
+  entry's position + 1 in that order (the cookie to resume after it);
+- every inode number (`d_ino`, `ino`) is the first 8 bytes of SHA-256 of the guest path,
+  big-endian (1 when that is 0); `dev` is 0;
+- every timestamp (access, modification, change) is the realtime origin; a directory has
+  one link and size 0.
+
+wasmtime keeps the fd table, and WASI has no call that turns an fd back into a path, so the
+guest path of each fd is followed here: preopens from `fd_prestat_dir_name`, and the shadows
+of `path_open`, `fd_close` and `fd_renumber` keep the table in step (paths joined lexically:
+`a/../b` is `b`; a symlink is named by the path the guest used). The real functions are
+called through a helper module with a memory of its own, instantiated in the job's store by a
+linker that has only wasmtime's WASI, so that it never reaches these shadows.
+
+Every call pays fuel for the bytes it lists, reads or writes before it works (the
+`charge` given), which also checks the wall time: a directory of millions of entries costs
+the job, not the host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import FuncType, Linker, Module, ValType
+
+__all__ = ["DeterministicFiles", "inode_of"]
+
+WASI = "wasi_snapshot_preview1"
+_OK, _EFAULT, _EINVAL, _EIO, _ENAMETOOLONG = 0, 21, 28, 29, 37
+_ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8  # fstflags
+_U64 = (1 << 64) - 1
+_DIRECTORY = 3  # filetype
+_DIRENT = struct.Struct("<QQIBxxx")  # d_next, d_ino, d_namlen, d_type
+_FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")  # dev, ino, filetype, nlink, size, a/m/ctim
+_SCRATCH = 65536  # where the helper's readdir buffer starts, and its length
+_PATH_AT = 1024  # where paths go in the helper's memory
+_MAX_PATH = 65536 - _PATH_AT  # longer paths are ENAMETOOLONG (Linux allows 4096)
+
+_HELPER = """(module
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $rd (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fst (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pst (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $po (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fc (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_renumber" (func $fr (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $pg (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name"
+    (func $pn (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (func (export "readdir") (param i32 i64) (result i32)
+    (call $rd (local.get 0) (i32.const 65536) (i32.const 65536) (local.get 1) (i32.const 0)))
+  (func (export "fdstat") (param i32) (result i32) (call $fst (local.get 0) (i32.const 0)))
+  (func (export "pathstat") (param i32 i32 i32) (result i32)
+    (call $pst (local.get 0) (local.get 1) (i32.const 1024) (local.get 2) (i32.const 0)))
+  (func (export "open") (param i32 i32 i32 i32 i64 i64 i32) (result i32)
+    (call $po (local.get 0) (local.get 1) (i32.const 1024) (local.get 2) (local.get 3)
+      (local.get 4) (local.get 5) (local.get 6) (i32.const 0)))
+  (func (export "close") (param i32) (result i32) (call $fc (local.get 0)))
+  (func (export "renumber") (param i32 i32) (result i32) (call $fr (local.get 0) (local.get 1)))
+  (func (export "prestat") (param i32) (result i32) (call $pg (local.get 0) (i32.const 0)))
+  (func (export "prestat_name") (param i32 i32) (result i32)
+    (call $pn (local.get 0) (i32.const 1024) (local.get 1))))"""
+
+
+def inode_of(path: str) -> int:
+    """The inode number a guest path has: SHA-256(path)[:8] big-endian, never 0."""
+    return (
+        int.from_bytes(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest()[:8], "big")
+        or 1
+    )
+
+
+def _join(base: str, relative: str) -> str:
+    parts = [p for p in base.split("/") if p]
+    for part in relative.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def _u32(value: int) -> int:
+    return value & 0xFFFFFFFF
+
+
+class DeterministicFiles:
+    """Per-run state of the file shadows; `charge(caller, nbytes)` takes fuel (and checks
+    the wall time) before each call works."""
+
+    def __init__(
+        self,
+        engine: wasmtime.Engine,
+        realtime_origin: int,
+        charge: Callable[[wasmtime.Caller, int], None],
+        now: Callable[[], int],
+    ) -> None:
+        self._engine = engine
+        self._time = realtime_origin
+        self._charge = charge
+        self._now = now  # the job's virtual realtime clock, read as clock_time_get reads it
+        self._real = Linker(engine)  # wasmtime's WASI only: the helper must not see shadows
+        self._real.define_wasi()
+        self._helper: Any = None
+        self._paths: dict[int, str] = {}
+        self._listings: dict[int, list[tuple[bytes, int, int]]] = {}  # per fd, from cookie 0
+        # wasmtime's inode (its hash of the host file's identity) -> ours: the inode of the
+        # first path the job saw the file by, so that two names of one file (a hard link)
+        # share it and the number does not depend on the host.
+        self._inodes: dict[int, int] = {}
+        self._times: dict[int, tuple[int, int]] = {}  # our inode -> (atim, mtim) the job set
+
+    # --- the helper and memories ---------------------------------------------------------
+
+    def _exports(self, caller: wasmtime.Caller) -> Any:
+        if self._helper is None:
+            instance = self._real.instantiate(caller, Module(self._engine, _HELPER))
+            self._helper = instance.exports(caller)
+            self._load_preopens(caller)
+        return self._helper
+
+    def _scratch(self, caller: wasmtime.Caller) -> wasmtime.Memory:
+        memory = self._exports(caller)["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        return memory
+
+    @staticmethod
+    def _guest(caller: wasmtime.Caller) -> wasmtime.Memory | None:
+        memory = caller.get("memory")
+        return memory if isinstance(memory, wasmtime.Memory) else None
+
+    def _read_guest(self, caller: wasmtime.Caller, ptr: int, size: int) -> bytes | None:
+        memory = self._guest(caller)
+        if memory is None or ptr + size > memory.data_len(caller):
+            return None
+        return memory.read(caller, ptr, ptr + size)
+
+    def _fits_guest(self, caller: wasmtime.Caller, ptr: int, size: int) -> bool:
+        memory = self._guest(caller)
+        return memory is not None and ptr + size <= memory.data_len(caller)
+
+    def _write_guest(self, caller: wasmtime.Caller, data: bytes, ptr: int) -> bool:
+        memory = self._guest(caller)
+        if memory is None or ptr + len(data) > memory.data_len(caller):
+            return False
+        if data:
+            memory.write(caller, data, ptr)
+        return True
+
+    def _load_preopens(self, caller: wasmtime.Caller) -> None:
+        exports, memory = self._helper, self._helper["memory"]
+        fd = 3
+        while exports["prestat"](caller, fd) == _OK:
+            tag, length = struct.unpack("<II", memory.read(caller, 0, 8))
+            if (
+                tag == 0
+                and length <= _MAX_PATH
+                and exports["prestat_name"](caller, fd, length) == _OK
+            ):
+                name = memory.read(caller, _PATH_AT, _PATH_AT + length)
+                self._paths[fd] = _join("/", name.decode("utf-8", "surrogateescape"))
+            fd += 1
+
+    def _path_of(self, fd: int) -> str:
+        return self._paths.get(fd, f"/?fd{fd}")  # an fd of unknown origin: still the same
+
+    # --- following fds -------------------------------------------------------------------
+
+    def path_open(
+        self,
+        caller: wasmtime.Caller,
+        dirfd: int,
+        dirflags: int,
+        path_ptr: int,
+        path_len: int,
+        oflags: int,
+        base_rights: int,
+        inheriting_rights: int,
+        fdflags: int,
+        fd_out: int,
+    ) -> int:
+        path_ptr, path_len, fd_out = _u32(path_ptr), _u32(path_len), _u32(fd_out)
+        self._charge(caller, min(path_len, _MAX_PATH))
+        if path_len > _MAX_PATH:
+            return _ENAMETOOLONG
+        raw = self._read_guest(caller, path_ptr, path_len)
+        if raw is None or not self._fits_guest(caller, fd_out, 4):
+            return _EFAULT
+        exports = self._exports(caller)
+        self._scratch(caller).write(caller, raw, _PATH_AT)
+        errno = exports["open"](
+            caller, dirfd, dirflags, path_len, oflags, base_rights, inheriting_rights, fdflags
+        )
+        if errno != _OK:
+            return int(errno)
+        (fd,) = struct.unpack("<I", self._scratch(caller).read(caller, 0, 4))
+        self._write_guest(caller, struct.pack("<I", fd), fd_out)
+        self._listings.pop(fd, None)
+        self._paths[fd] = _join(self._path_of(dirfd), raw.decode("utf-8", "surrogateescape"))
+        return _OK
+
+    def fd_close(self, caller: wasmtime.Caller, fd: int) -> int:
+        self._charge(caller, 0)
+        errno = int(self._exports(caller)["close"](caller, fd))
+        if errno == _OK:
+            self._paths.pop(_u32(fd), None)
+            self._listings.pop(_u32(fd), None)
+        return errno
+
+    def fd_renumber(self, caller: wasmtime.Caller, fd: int, to: int) -> int:
+        self._charge(caller, 0)
+        errno = int(self._exports(caller)["renumber"](caller, fd, to))
+        if errno == _OK:
+            fd, to = _u32(fd), _u32(to)
+            path = self._paths.pop(fd, None)
+            self._paths.pop(to, None)
+            self._listings.pop(fd, None)
+            self._listings.pop(to, None)
+            if path is not None:
+                self._paths[to] = path
+        return errno
+
+    # --- listing ---------------------------------------------------------------------------
+
+    def _listing(self, caller: wasmtime.Caller, fd: int) -> list[tuple[bytes, int, int]] | int:
+        """Every (name, d_type, wasmtime's d_ino) of the directory in our order, or
+        wasmtime's errno."""
+        exports, scratch = self._exports(caller), self._scratch(caller)
+        entries: list[tuple[bytes, int, int]] = []
+        cookie = 0
+        while True:
+            errno = int(exports["readdir"](caller, fd, cookie))
+            if errno != _OK:
+                return errno
+            (used,) = struct.unpack("<I", scratch.read(caller, 0, 4))
+            raw = scratch.read(caller, _SCRATCH, _SCRATCH + used)
+            self._charge(caller, used)
+            position, progress = 0, False
+            while position + _DIRENT.size <= used:
+                d_next, ino, length, d_type = _DIRENT.unpack_from(raw, position)
+                end = position + _DIRENT.size + length
+                if end > used:
+                    break  # cut off: asked again from `cookie`
+                entries.append((raw[position + _DIRENT.size : end], d_type, ino))
+                cookie, position, progress = d_next, end, True
+            if used < _SCRATCH:
+                break
+            if not progress:
+                return _EIO  # an entry larger than the buffer: no name is that long
+        dots = sorted((e for e in entries if e[0] in (b".", b"..")), key=lambda e: len(e[0]))
+        return dots + sorted(e for e in entries if e[0] not in (b".", b".."))
+
+    def fd_readdir(
+        self, caller: wasmtime.Caller, fd: int, buf: int, buf_len: int, cookie: int, bufused: int
+    ) -> int:
+        fd, buf, buf_len, bufused = _u32(fd), _u32(buf), _u32(buf_len), _u32(bufused)
+        cookie &= 0xFFFFFFFFFFFFFFFF
+        if not self._fits_guest(caller, buf, buf_len) or not self._fits_guest(caller, bufused, 4):
+            self._charge(caller, 0)
+            return _EFAULT
+        listing = self._listings.get(fd) if cookie else None
+        if listing is None:
+            found = self._listing(caller, fd)
+            if isinstance(found, int):
+                return found
+            listing = self._listings[fd] = found
+        directory = self._path_of(fd)
+        out = bytearray()
+        for position in range(min(cookie, len(listing)), len(listing)):
+            if len(out) >= buf_len:
+                break
+            name, d_type, ino = listing[position]
+            path = _join(directory, name.decode("utf-8", "surrogateescape"))
+            # a folder by its path (wasmtime gives `.` and `..` one number), a file by the
+            # first path the job saw it by
+            ours = inode_of(path) if d_type == _DIRECTORY else self._inode(ino, path)
+            out += _DIRENT.pack(position + 1, ours, len(name), d_type) + name
+        data = bytes(out[:buf_len])  # a cut last entry tells the guest to call again
+        self._charge(caller, len(data))
+        self._write_guest(caller, data, buf)
+        self._write_guest(caller, struct.pack("<I", len(data)), bufused)
+        return _OK
+
+    # --- stat ------------------------------------------------------------------------------
+
+    def _inode(self, host: int, path: str) -> int:
+        return self._inodes.setdefault(host, inode_of(path))
+
+    def _stat(self, raw: bytes, path: str) -> bytes:
+        _dev, host, filetype, links, size, _a, _m, _c = _FILESTAT.unpack(raw)
+        if filetype == _DIRECTORY:
+            links, size = 1, 0  # the host's: 4096 on ext4, a count of entries on tmpfs
+            ino = inode_of(path)
+        else:
+            ino = self._inode(host, path)
+        atim, mtim = self._times.get(ino, (self._time, self._time))
+        return _FILESTAT.pack(0, ino, filetype, links, size, atim, mtim, self._time)
+
+    def fd_filestat_get(self, caller: wasmtime.Caller, fd: int, out: int) -> int:
+        fd, out = _u32(fd), _u32(out)
+        self._charge(caller, _FILESTAT.size)
+        if not self._fits_guest(caller, out, _FILESTAT.size):
+            return _EFAULT
+        errno = int(self._exports(caller)["fdstat"](caller, fd))
+        if errno != _OK:
+            return errno
+        raw = self._scratch(caller).read(caller, 0, _FILESTAT.size)
+        self._write_guest(caller, self._stat(raw, self._path_of(fd)), out)
+        return _OK
+
+    def path_filestat_get(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        flags: int,
+        path_ptr: int,
+        path_len: int,
+        out: int,
+    ) -> int:
+        fd, path_ptr, path_len, out = _u32(fd), _u32(path_ptr), _u32(path_len), _u32(out)
+        self._charge(caller, _FILESTAT.size + min(path_len, _MAX_PATH))
+        if path_len > _MAX_PATH:
+            return _ENAMETOOLONG
+        raw_path = self._read_guest(caller, path_ptr, path_len)
+        if raw_path is None or not self._fits_guest(caller, out, _FILESTAT.size):
+            return _EFAULT
+        exports = self._exports(caller)
+        self._scratch(caller).write(caller, raw_path, _PATH_AT)
+        errno = int(exports["pathstat"](caller, fd, flags, path_len))
+        if errno != _OK:
+            return errno
+        raw = self._scratch(caller).read(caller, 0, _FILESTAT.size)
+        path = _join(self._path_of(fd), raw_path.decode("utf-8", "surrogateescape"))
+        self._write_guest(caller, self._stat(raw, path), out)
+        return _OK
+
+    # --- setting times -----------------------------------------------------------------------
+
+    def _set_times(self, ino: int, atim: int, mtim: int, flags: int) -> int:
+        """Times a job sets are kept here, per inode, and read back by stat (the host's own
+        stay whatever they are): "now" is the job's virtual clock."""
+        if (flags & _ATIM and flags & _ATIM_NOW) or (flags & _MTIM and flags & _MTIM_NOW):
+            return _EINVAL
+        old_a, old_m = self._times.get(ino, (self._time, self._time))
+        now = self._now() if flags & (_ATIM_NOW | _MTIM_NOW) else 0
+        new_a = atim if flags & _ATIM else now if flags & _ATIM_NOW else old_a
+        new_m = mtim if flags & _MTIM else now if flags & _MTIM_NOW else old_m
+        self._times[ino] = (new_a & _U64, new_m & _U64)
+        return _OK
+
+    def fd_filestat_set_times(
+        self, caller: wasmtime.Caller, fd: int, atim: int, mtim: int, flags: int
+    ) -> int:
+        fd = _u32(fd)
+        self._charge(caller, _FILESTAT.size)
+        errno = int(self._exports(caller)["fdstat"](caller, fd))
+        if errno != _OK:
+            return errno
+        stat = self._stat(self._scratch(caller).read(caller, 0, _FILESTAT.size), self._path_of(fd))
+        return self._set_times(_FILESTAT.unpack(stat)[1], atim, mtim, _u32(flags) & 0xFFFF)
+
+    def path_filestat_set_times(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        lookup: int,
+        path_ptr: int,
+        path_len: int,
+        atim: int,
+        mtim: int,
+        flags: int,
+    ) -> int:
+        fd, path_ptr, path_len = _u32(fd), _u32(path_ptr), _u32(path_len)
+        self._charge(caller, _FILESTAT.size + min(path_len, _MAX_PATH))
+        if path_len > _MAX_PATH:
+            return _ENAMETOOLONG
+        raw_path = self._read_guest(caller, path_ptr, path_len)
+        if raw_path is None:
+            return _EFAULT
+        self._scratch(caller).write(caller, raw_path, _PATH_AT)
+        errno = int(self._exports(caller)["pathstat"](caller, fd, lookup, path_len))
+        if errno != _OK:
+            return errno
+        path = _join(self._path_of(fd), raw_path.decode("utf-8", "surrogateescape"))
+        stat = self._stat(self._scratch(caller).read(caller, 0, _FILESTAT.size), path)
+        return self._set_times(_FILESTAT.unpack(stat)[1], atim, mtim, _u32(flags) & 0xFFFF)
+
+    def define(self, linker: Linker) -> None:
+        i32, i64 = ValType.i32(), ValType.i64()
+        funcs: list[tuple[str, list[ValType], Callable[..., int]]] = [
+            ("fd_readdir", [i32, i32, i32, i64, i32], self.fd_readdir),
+            ("fd_filestat_get", [i32, i32], self.fd_filestat_get),
+            ("path_filestat_get", [i32] * 5, self.path_filestat_get),
+            ("path_open", [i32] * 5 + [i64, i64, i32, i32], self.path_open),
+            ("fd_close", [i32], self.fd_close),
+            ("fd_renumber", [i32, i32], self.fd_renumber),
+            ("fd_filestat_set_times", [i32, i64, i64, i32], self.fd_filestat_set_times),
+            (
+                "path_filestat_set_times",
+                [i32, i32, i32, i32, i64, i64, i32],
+                self.path_filestat_set_times,
+            ),
+        ]
+        for name, params, func in funcs:
+            linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)

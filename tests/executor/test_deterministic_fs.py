@@ -1,0 +1,246 @@
+"""What a job sees of its files is the same on every machine (executor/deterministic_fs.py):
+the same input files on tmpfs and on a disk folder list in the same order, with the same
+inode numbers, link counts, sizes and timestamps, on both engines."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from executor.deterministic_fs import inode_of
+from executor.wasm import REALTIME_START_NS, ModuleCache, Mount, WasmRunError, run_module
+
+# Opens "." under the preopen at fd 3, lists it with a 96-byte buffer and cookies (as
+# wasi-libc does), then stats the folder and "b.txt": stdout gets each complete dirent
+# (24-byte header and name), then the two 64-byte filestats.
+LISTER = """(module
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 48) "b.txt")
+  (data (i32.const 64) "sub/..")
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))
+  (func (export "_start")
+    (local $cookie i64) (local $used i32) (local $pos i32) (local $n i32)
+    (if (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 6) (i32.const 2)
+          (i64.const 0x4002) (i64.const 0x4002) (i32.const 0) (i32.const 8))
+      (then (call $exit (i32.const 99))))
+    (loop $call
+      (if (call $readdir (i32.load (i32.const 8)) (i32.const 1024) (i32.const 96)
+            (local.get $cookie) (i32.const 0))
+        (then (call $exit (i32.const 98))))
+      (local.set $used (i32.load (i32.const 0)))
+      (local.set $pos (i32.const 0))
+      (block $done
+        (loop $entry
+          (br_if $done (i32.gt_u (i32.add (local.get $pos) (i32.const 24)) (local.get $used)))
+          (local.set $n (i32.load (i32.add (i32.const 1040) (local.get $pos))))
+          (br_if $done (i32.gt_u (i32.add (i32.add (local.get $pos) (i32.const 24)) (local.get $n))
+                                  (local.get $used)))
+          (call $write (i32.add (i32.const 1024) (local.get $pos))
+                       (i32.add (i32.const 24) (local.get $n)))
+          (local.set $cookie (i64.load (i32.add (i32.const 1024) (local.get $pos))))
+          (local.set $pos (i32.add (local.get $pos) (i32.add (i32.const 24) (local.get $n))))
+          (br $entry)))
+      (br_if $call (i32.eq (local.get $used) (i32.const 96))))
+    (if (call $fstat (i32.load (i32.const 8)) (i32.const 4096)) (then (call $exit (i32.const 97))))
+    (call $write (i32.const 4096) (i32.const 64))
+    (if (call $pstat (i32.const 3) (i32.const 1) (i32.const 48) (i32.const 5) (i32.const 4096))
+      (then (call $exit (i32.const 96))))
+    (call $write (i32.const 4096) (i32.const 64))))"""
+
+NAMES = ["b.txt", "a", "Zeta", "é", "10", "9", "x y", "c" * 40]
+
+
+def _fill(folder: Path, order: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    for name in order:
+        (folder / name).write_bytes(name.encode() * 3)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "inner").write_bytes(b"x")
+    return folder
+
+
+def _list(folder: Path, work: Path, target: str) -> bytes:
+    work.mkdir(parents=True, exist_ok=True)
+    module = bytes(wasmtime.wat2wasm(LISTER))
+    outcome = run_module(
+        hashlib.sha256(module).hexdigest(), lambda: module, cache=ModuleCache(None),
+        entry_point="_start", args=(), env=(),
+        mounts=[Mount(host=folder, guest="/inputs", writable=False)],
+        stdout=work / "stdout", stderr=work / "stderr", seed=b"s" * 32, timeout_s=30,
+        memory_bytes=1 << 24, fuel=None, target=target,
+    )  # fmt: skip
+    assert outcome.exit_code == 0
+    return (work / "stdout").read_bytes()
+
+
+def _parse(out: bytes) -> tuple[list[tuple[bytes, int, int, int]], bytes, bytes]:
+    entries, position = [], 0
+    while len(out) - position > 128:
+        d_next, ino, length, d_type = struct.unpack_from("<QQIBxxx", out, position)
+        name = out[position + 24 : position + 24 + length]
+        entries.append((name, d_next, ino, d_type))
+        position += 24 + length
+    return entries, out[position : position + 64], out[position + 64 :]
+
+
+def test_the_same_files_list_the_same_on_tmpfs_and_on_disk_on_both_engines(
+    tmp_path: Path,
+) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm (tmpfs) on this machine to compare a disk folder with")
+    on_disk = _fill(tmp_path / "disk", NAMES)
+    on_tmpfs = _fill(Path(tmp_path_shm := shm / f"filplus-{tmp_path.name}") / "d", NAMES[::-1])
+    try:
+        outs = {
+            (place, target): _list(folder, tmp_path / f"w-{place}-{target}", target)
+            for place, folder in (("disk", on_disk), ("tmpfs", on_tmpfs))
+            for target in ("cranelift", "pulley")
+        }
+    finally:
+        import shutil
+
+        shutil.rmtree(tmp_path_shm, ignore_errors=True)
+    assert len(set(outs.values())) == 1, "the listing depends on the host or the engine"
+    entries, folder_stat, file_stat = _parse(outs[("disk", "cranelift")])
+    names = [e[0] for e in entries]
+    rest = sorted(n.encode() for n in [*NAMES, "sub"])
+    assert names == [b".", b"..", *rest]  # by name bytes, after the dots
+    assert [e[1] for e in entries] == list(range(1, len(names) + 1))  # cookies: positions
+    assert entries[names.index(b"b.txt")][2] == inode_of("/inputs/b.txt")
+    assert entries[0][2] == inode_of("/inputs") and entries[1][2] == inode_of("/")
+    dev, ino, kind, links, size, a, m, c = struct.unpack("<QQBxxxxxxxQQQQQ", folder_stat)
+    assert (dev, ino, kind, links, size) == (0, inode_of("/inputs"), 3, 1, 0)
+    assert a == m == c == REALTIME_START_NS
+    dev, ino, kind, links, size, a, m, c = struct.unpack("<QQBxxxxxxxQQQQQ", file_stat)
+    assert (dev, ino, kind, size) == (0, inode_of("/inputs/b.txt"), 4, 15)
+    assert a == m == c == REALTIME_START_NS
+
+
+HOSTILE = """(module
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fstat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; each errno in turn, as the exit code: 100 * step + errno
+    (if (i32.ne (call $readdir (i32.const 3) (i32.const 65500) (i32.const 100) (i64.const 0)
+                  (i32.const 0)) (i32.const 21)) (then (call $exit (i32.const 101))))
+    (if (i32.ne (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0x7fffffff)
+                  (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 8))
+                (i32.const 37)) (then (call $exit (i32.const 102))))
+    (if (i32.ne (call $pstat (i32.const 3) (i32.const 0) (i32.const 65000) (i32.const 1000)
+                  (i32.const 0)) (i32.const 21)) (then (call $exit (i32.const 103))))
+    (if (i32.ne (call $fstat (i32.const 3) (i32.const -8)) (i32.const 21))
+      (then (call $exit (i32.const 104))))
+    (if (i32.ne (call $readdir (i32.const 77) (i32.const 0) (i32.const 100) (i64.const 0)
+                  (i32.const 200)) (i32.const 8)) (then (call $exit (i32.const 105))))
+    ;; a cookie past the end lists nothing
+    (if (call $readdir (i32.const 3) (i32.const 0) (i32.const 100) (i64.const 1000000)
+          (i32.const 200)) (then (call $exit (i32.const 106))))
+    (if (i32.load (i32.const 200)) (then (call $exit (i32.const 107))))
+    (call $exit (i32.const 0))))"""
+
+
+def test_hostile_arguments_get_errnos_and_listing_costs_fuel(tmp_path: Path) -> None:
+    folder = _fill(tmp_path / "in", NAMES)
+    module = bytes(wasmtime.wat2wasm(HOSTILE))
+    outcome = run_module(
+        "hostile", lambda: module, cache=ModuleCache(None), entry_point="_start", args=(),
+        env=(), mounts=[Mount(host=folder, guest="/inputs", writable=False)],
+        stdout=tmp_path / "out", stderr=tmp_path / "err", seed=b"s" * 32, timeout_s=30,
+        memory_bytes=1 << 24, fuel=None,
+    )  # fmt: skip
+    assert outcome.exit_code == 0
+    # the shadowed calls pay fuel before they work: a tight budget stops a listing job
+    lister = bytes(wasmtime.wat2wasm(LISTER))
+    with pytest.raises(WasmRunError, match="fuel"):
+        run_module(
+            "lister", lambda: lister, cache=ModuleCache(None), entry_point="_start", args=(),
+            env=(), mounts=[Mount(host=folder, guest="/inputs", writable=False)],
+            stdout=tmp_path / "out2", stderr=tmp_path / "err2", seed=b"s" * 32, timeout_s=30,
+            memory_bytes=1 << 24, fuel=2_000,
+        )  # fmt: skip
+
+
+# In the writable preopen (fd 3): creates "f", hard-links it as "g", sets f's mtime to 77 and
+# g's atime to "now", then writes the two 64-byte filestats of "f" and "g" to stdout.
+TIMES_AND_LINKS = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_link"
+    (func $link (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_set_times"
+    (func $times (param i32 i32 i32 i32 i64 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 48) "f")
+  (data (i32.const 56) "g")
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))
+  (func (export "_start")
+    (if (call $open (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 1)
+          (i64.const 0x1ff) (i64.const 0x1ff) (i32.const 0) (i32.const 8))
+      (then (call $exit (i32.const 91))))
+    (if (call $link (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 3)
+          (i32.const 56) (i32.const 1))
+      (then (call $exit (i32.const 92))))
+    (if (call $times (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i64.const 0)
+          (i64.const 77) (i32.const 4))
+      (then (call $exit (i32.const 93))))
+    (if (call $times (i32.const 3) (i32.const 0) (i32.const 56) (i32.const 1) (i64.const 0)
+          (i64.const 0) (i32.const 2))
+      (then (call $exit (i32.const 94))))
+    (if (i32.ne (call $times (i32.const 3) (i32.const 0) (i32.const 56) (i32.const 1)
+          (i64.const 0) (i64.const 0) (i32.const 3)) (i32.const 28))
+      (then (call $exit (i32.const 95))))
+    (drop (call $pstat (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 4096)))
+    (call $write (i32.const 4096) (i32.const 64))
+    (drop (call $pstat (i32.const 3) (i32.const 0) (i32.const 56) (i32.const 1) (i32.const 4096)))
+    (call $write (i32.const 4096) (i32.const 64))))"""
+
+
+def test_times_a_job_sets_read_back_and_a_hard_link_shares_its_inode(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    out.mkdir()
+    module = bytes(wasmtime.wat2wasm(TIMES_AND_LINKS))
+    outcome = run_module(
+        "times", lambda: module, cache=ModuleCache(None), entry_point="_start", args=(),
+        env=(), mounts=[Mount(host=out, guest="/outputs", writable=True)],
+        stdout=tmp_path / "out", stderr=tmp_path / "err", seed=b"s" * 32, timeout_s=30,
+        memory_bytes=1 << 24, fuel=None,
+    )  # fmt: skip
+    assert outcome.exit_code == 0, (tmp_path / "err").read_text()
+    raw = (tmp_path / "out").read_bytes()
+    f = struct.unpack("<QQBxxxxxxxQQQQQ", raw[:64])
+    g = struct.unpack("<QQBxxxxxxxQQQQQ", raw[64:])
+    assert f[1] == g[1] == inode_of("/outputs/f")  # one file, two names: the first name's
+    assert f[6] == g[6] == 77  # the mtime set through "f"
+    assert f[5] == g[5] == REALTIME_START_NS  # "now" is the virtual clock, unread until then
+    assert f[7] == REALTIME_START_NS  # ctime: the origin
