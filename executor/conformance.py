@@ -19,6 +19,7 @@ from pathlib import Path
 
 import wasmtime
 
+from executor.deterministic_fs import inode_of
 from executor.embedded_store import EmbeddedStore
 from executor.outcomes import COMPLETED, STACK_EXHAUSTED
 from executor.run import JobFailed, run_job
@@ -32,6 +33,12 @@ _IMPORTS = """
   (import "wasi_snapshot_preview1" "clock_time_get"
     (func $clock_time_get (param i32 i64 i32) (result i32)))
   (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $fd_readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_filestat_get"
+    (func $fd_filestat_get (param i32 i32) (result i32)))
 """
 # $out(ptr, len) writes to stdout; $hex32(v) prints 8 hex digits and a newline; $hex64 16.
 _LIB = """
@@ -157,6 +164,48 @@ def _fuel_module() -> bytes:
 """)
 
 
+def _files_module() -> bytes:
+    # Creates "b", "a", "C" in /outputs (fd 3: the job has no inputs), then lists the folder
+    # in one call and prints each name and inode, and the folder's own stat.
+    return _module("""
+  (data (i32.const 400) "bTaC")
+  (func $create (param $name i32)
+    (drop (call $path_open (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1)
+      (i32.const 1) (i64.const 0x1ff) (i64.const 0x1ff) (i32.const 0) (i32.const 200))))
+  (func (export "_start") (local $pos i32) (local $n i32)
+    (call $create (i32.const 400))
+    (call $create (i32.const 402))
+    (call $create (i32.const 403))
+    (drop (call $fd_readdir (i32.const 3) (i32.const 1024) (i32.const 4096) (i64.const 0)
+      (i32.const 212)))
+    (block $done (loop $entry
+      (br_if $done (i32.ge_u (local.get $pos) (i32.load (i32.const 212))))
+      (local.set $n (i32.load (i32.add (i32.const 1040) (local.get $pos))))
+      (call $out (i32.add (i32.const 1048) (local.get $pos)) (local.get $n))
+      (call $out (i32.const 401) (i32.const 1))
+      (call $hex64 (i64.load (i32.add (i32.const 1032) (local.get $pos))))
+      (local.set $pos (i32.add (local.get $pos) (i32.add (i32.const 24) (local.get $n))))
+      (br $entry)))
+    (drop (call $fd_filestat_get (i32.const 3) (i32.const 6000)))
+    (call $hex64 (i64.load (i32.const 6008)))
+    (call $hex64 (i64.load (i32.const 6024)))
+    (call $hex64 (i64.load (i32.const 6032)))
+    (call $hex64 (i64.load (i32.const 6048))))
+""")
+
+
+def _files_expected(_: dict[str, object]) -> str:
+    def entry(name: str, path: str) -> str:
+        return f"{name}T{inode_of(path):016x}\n"
+
+    return (
+        entry(".", "/outputs") + entry("..", "/") + entry("C", "/outputs/C")
+        + entry("a", "/outputs/a") + entry("b", "/outputs/b")
+        + _hex(inode_of("/outputs"), 16) + _hex(1, 16) + _hex(0, 16)
+        + _hex(REALTIME_START_NS, 16)
+    )  # fmt: skip
+
+
 def _stack_module() -> bytes:
     return _module("""
   (func $deeper (param i64) (call $deeper (i64.add (local.get 0) (i64.const 1))))
@@ -193,6 +242,12 @@ PROBES: tuple[Probe, ...] = (
         _random_expected,
     ),
     Probe("fuel", "a loop costs the same fuel on every engine", _fuel_module),
+    Probe(
+        "files",
+        "a folder lists by name bytes, inodes from paths, one link, size 0, origin times",
+        _files_module,
+        _files_expected,
+    ),
     Probe(
         "stack",
         "running out of the engine's stack is stack_exhausted (not reproducible)",
