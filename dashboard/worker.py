@@ -38,7 +38,7 @@ from dashboard.reexecution import services as reexecution
 from executor import outcomes
 from executor.retrieval import RetrievalSettings
 from executor.run import JobCancelled, JobFailed, RunResult, module_cache, run_job
-from executor.spec import SpecError, parse_spec
+from executor.spec import JobSpec, SpecError, parse_spec
 from executor.wasm import TARGET
 
 __all__ = [
@@ -132,6 +132,19 @@ def execute_job(job: Job, *, worker: str) -> str:
     return Job.State.COMPLETED
 
 
+def _rerun(spec: JobSpec, keeper: LeaseKeeper, engine: str) -> RunResult:
+    return run_job(
+        spec,
+        storage(),
+        cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
+        cancel=keeper.stop_run,
+        input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
+        locate=locate,
+        retrieval=_retrieval(),
+        target=engine,
+    )
+
+
 def execute_reexecution(
     run: Reexecution, *, worker: str, preempt: Callable[[], bool] | None = None
 ) -> str:
@@ -149,24 +162,24 @@ def execute_reexecution(
         cancelled=preempt or (lambda: False),
     )
     keeper.start()
-    results: list[RunResult] = []
+    results: list[tuple[str, RunResult]] = []  # (engine, what it gave), the engines that ran
+    diverged: list[str] = []  # later engines that ended reproducibly without a result
     try:
         try:
             spec = parse_spec(run.job.spec)
             engines = settings.REEXECUTE_ENGINES if spec.engine == "wasm" else [TARGET]
             for engine in engines:
-                results.append(
-                    run_job(
-                        spec,
-                        storage(),
-                        cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
-                        cancel=keeper.stop_run,
-                        input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
-                        locate=locate,
-                        retrieval=_retrieval(),
-                        target=engine,
-                    )
-                )
+                try:
+                    results.append((engine, _rerun(spec, keeper, engine)))
+                except JobFailed as exc:
+                    if not results or isinstance(exc, JobCancelled):
+                        raise  # the first engine's ending is the run's
+                    if exc.outcome is None or exc.outcome in outcomes.NOT_REPRODUCIBLE:
+                        # no evidence either way (an input fetched again failed, or it ran
+                        # out of time or stack): the engines that gave a result decide
+                        log.warning("re-execution %s: %s gave no result: %s", run.pk, engine, exc)
+                    else:
+                        diverged.append(f"{engine}: {exc.outcome}: {exc}")
         except JobCancelled:
             if keeper.lost or preempt is None:  # the lease was lost: whoever recovered it runs it
                 return Reexecution.State.RUNNING
@@ -175,8 +188,6 @@ def execute_reexecution(
             return Reexecution.State.RUNNING
         except (JobFailed, SpecError) as exc:
             outcome = exc.outcome if isinstance(exc, JobFailed) else None
-            if results and outcome not in outcomes.NOT_REPRODUCIBLE:
-                outcome = reexecution.ENGINE_DIVERGENCE  # one of our engines gave a result
             reexecution.fail(run, worker=worker, reason=str(exc), outcome=outcome)
             return reexecution.failure_state(outcome)
         except Exception as exc:  # a bug or an outage must not leave the run running
@@ -187,26 +198,29 @@ def execute_reexecution(
             return Reexecution.State.FAILED
     finally:
         keeper.stop()
-    result = results[0]
-    apart = [
+    first_engine, result = results[0]
+    diverged += [
         f"{engine}: {other.result_cid} ({other.fuel_used} fuel)"
-        for engine, other in zip(engines[1:], results[1:], strict=True)
+        for engine, other in results[1:]
         if (other.result_cid, other.fuel_used) != (result.result_cid, result.fuel_used)
     ]
-    if apart:
+    if diverged:
         log.error("re-execution %s: our engines disagree", run.pk)
-        reason = f"{engines[0]}: {result.result_cid} ({result.fuel_used} fuel); " + "; ".join(apart)
+        reason = f"{first_engine}: {result.result_cid} ({result.fuel_used} fuel); " + "; ".join(
+            diverged
+        )
         reexecution.fail(run, worker=worker, reason=reason, outcome=reexecution.ENGINE_DIVERGENCE)
         return reexecution.failure_state(reexecution.ENGINE_DIVERGENCE)
+    receipt = result.receipt
+    if spec.engine == "wasm" and receipt is not None:
+        receipt = {**receipt, "target": ", ".join(engine for engine, _ in results)}
     outcome = reexecution.finish(
         run,
         worker=worker,
         result_cid=result.result_cid,
         exit_code=result.exit_code,
         runtime_ms=result.runtime_ms,
-        receipt=dict(result.receipt or {}, target=", ".join(engines))
-        if spec.engine == "wasm"
-        else result.receipt,
+        receipt=receipt,
     )
     if outcome is not None:
         novelty.remeasure(run.job_id)  # a match put the reported result in the store

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import wasmtime
-from wasmtime import FuncType, Linker, Module, ValType
+from wasmtime import FuncType, Linker, Module, Store, ValType
 
 __all__ = ["DeterministicFiles", "inode_of"]
 
@@ -43,9 +43,12 @@ _U64 = (1 << 64) - 1
 _DIRECTORY = 3  # filetype
 _DIRENT = struct.Struct("<QQIBxxx")  # d_next, d_ino, d_namlen, d_type
 _FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")  # dev, ino, filetype, nlink, size, a/m/ctim
-_SCRATCH = 65536  # where the helper's readdir buffer starts, and its length
+# The helper has one page of memory, so that it fits under the smallest memory limit a job
+# may have (one page: store limits apply to every memory of the store).
+_SCRATCH = 32768  # where the helper's readdir buffer starts, and its length
 _PATH_AT = 1024  # where paths go in the helper's memory
-_MAX_PATH = 65536 - _PATH_AT  # longer paths are ENAMETOOLONG (Linux allows 4096)
+_MAX_PATH = 16384  # longer paths are ENAMETOOLONG (Linux allows 4096)
+_PATH2_AT = _PATH_AT + _MAX_PATH  # a rename's second path
 
 _HELPER = """(module
   (import "wasi_snapshot_preview1" "fd_readdir" (func $rd (param i32 i32 i32 i64 i32) (result i32)))
@@ -59,9 +62,22 @@ _HELPER = """(module
   (import "wasi_snapshot_preview1" "fd_prestat_get" (func $pg (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_prestat_dir_name"
     (func $pn (param i32 i32 i32) (result i32)))
-  (memory (export "memory") 2)
+  (import "wasi_snapshot_preview1" "path_unlink_file"
+    (func $ul (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_remove_directory"
+    (func $rm (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_rename"
+    (func $mv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
   (func (export "readdir") (param i32 i64) (result i32)
-    (call $rd (local.get 0) (i32.const 65536) (i32.const 65536) (local.get 1) (i32.const 0)))
+    (call $rd (local.get 0) (i32.const 32768) (i32.const 32768) (local.get 1) (i32.const 0)))
+  (func (export "unlink") (param i32 i32) (result i32)
+    (call $ul (local.get 0) (i32.const 1024) (local.get 1)))
+  (func (export "rmdir") (param i32 i32) (result i32)
+    (call $rm (local.get 0) (i32.const 1024) (local.get 1)))
+  (func (export "rename") (param i32 i32 i32 i32) (result i32)
+    (call $mv (local.get 0) (i32.const 1024) (local.get 1) (local.get 2) (i32.const 17408)
+      (local.get 3)))
   (func (export "fdstat") (param i32) (result i32) (call $fst (local.get 0) (i32.const 0)))
   (func (export "pathstat") (param i32 i32 i32) (result i32)
     (call $pst (local.get 0) (local.get 1) (i32.const 1024) (local.get 2) (i32.const 0)))
@@ -110,10 +126,12 @@ class DeterministicFiles:
         realtime_origin: int,
         charge: Callable[[wasmtime.Caller, int], None],
         now: Callable[[], int],
+        check_time: Callable[[], None],
     ) -> None:
         self._engine = engine
         self._time = realtime_origin
         self._charge = charge
+        self._check_time = check_time
         self._now = now  # the job's virtual realtime clock, read as clock_time_get reads it
         self._real = Linker(engine)  # wasmtime's WASI only: the helper must not see shadows
         self._real.define_wasi()
@@ -243,6 +261,28 @@ class DeterministicFiles:
         wasmtime's errno."""
         exports, scratch = self._exports(caller), self._scratch(caller)
         entries: list[tuple[bytes, int, int]] = []
+        # The host's order decides where wasmtime's chunks are cut, and so how many calls the
+        # listing takes and what the helper's code burns: the fuel is put back as it was, and
+        # the listing is charged by what it holds, the same on every host.
+        fuel = Store.get_fuel(caller)  # type: ignore[arg-type]
+        try:
+            found = self._list_chunks(caller, fd, exports, scratch, entries)
+        finally:
+            Store.set_fuel(caller, fuel)  # type: ignore[arg-type]
+        if found != _OK:
+            return found
+        self._charge(caller, sum(_DIRENT.size + len(name) for name, _, _ in entries))
+        dots = sorted((e for e in entries if e[0] in (b".", b"..")), key=lambda e: len(e[0]))
+        return dots + sorted(e for e in entries if e[0] not in (b".", b".."))
+
+    def _list_chunks(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        exports: Any,
+        scratch: wasmtime.Memory,
+        entries: list[tuple[bytes, int, int]],
+    ) -> int:
         cookie = 0
         while True:
             errno = int(exports["readdir"](caller, fd, cookie))
@@ -250,7 +290,7 @@ class DeterministicFiles:
                 return errno
             (used,) = struct.unpack("<I", scratch.read(caller, 0, 4))
             raw = scratch.read(caller, _SCRATCH, _SCRATCH + used)
-            self._charge(caller, used)
+            self._check_time()
             position, progress = 0, False
             while position + _DIRENT.size <= used:
                 d_next, ino, length, d_type = _DIRENT.unpack_from(raw, position)
@@ -260,11 +300,9 @@ class DeterministicFiles:
                 entries.append((raw[position + _DIRENT.size : end], d_type, ino))
                 cookie, position, progress = d_next, end, True
             if used < _SCRATCH:
-                break
+                return _OK
             if not progress:
                 return _EIO  # an entry larger than the buffer: no name is that long
-        dots = sorted((e for e in entries if e[0] in (b".", b"..")), key=lambda e: len(e[0]))
-        return dots + sorted(e for e in entries if e[0] not in (b".", b".."))
 
     def fd_readdir(
         self, caller: wasmtime.Caller, fd: int, buf: int, buf_len: int, cookie: int, bufused: int
@@ -350,6 +388,75 @@ class DeterministicFiles:
         self._write_guest(caller, self._stat(raw, path), out)
         return _OK
 
+    # --- removing and renaming ------------------------------------------------------------------
+    #
+    # A host may give a new file the inode number of one just removed (ext4 does at once,
+    # tmpfs does not): what this run learnt of a removed file is forgotten with it.
+
+    def _path_arg(self, caller: wasmtime.Caller, ptr: int, length: int, at: int) -> bytes | int:
+        ptr, length = _u32(ptr), _u32(length)
+        self._charge(caller, min(length, _MAX_PATH))
+        if length > _MAX_PATH:
+            return _ENAMETOOLONG
+        raw = self._read_guest(caller, ptr, length)
+        if raw is None:
+            return _EFAULT
+        self._scratch(caller).write(caller, raw, at)
+        return raw
+
+    def _host_inode(self, caller: wasmtime.Caller, fd: int, length: int) -> int | None:
+        """wasmtime's inode of the path at _PATH_AT (not following a symlink), or None."""
+        if int(self._exports(caller)["pathstat"](caller, fd, 0, length)) != _OK:
+            return None
+        return int(_FILESTAT.unpack(self._scratch(caller).read(caller, 0, _FILESTAT.size))[1])
+
+    def _forget(self, host: int | None) -> None:
+        if host is not None and host in self._inodes:
+            self._times.pop(self._inodes.pop(host), None)
+        self._listings.clear()  # a folder's listing changed
+
+    def path_unlink_file(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> int:
+        raw = self._path_arg(caller, ptr, length, _PATH_AT)
+        if isinstance(raw, int):
+            return raw
+        host = self._host_inode(caller, _u32(fd), len(raw))
+        errno = int(self._exports(caller)["unlink"](caller, fd, len(raw)))
+        if errno == _OK:
+            self._forget(host)
+        return errno
+
+    def path_remove_directory(self, caller: wasmtime.Caller, fd: int, ptr: int, length: int) -> int:
+        raw = self._path_arg(caller, ptr, length, _PATH_AT)
+        if isinstance(raw, int):
+            return raw
+        errno = int(self._exports(caller)["rmdir"](caller, fd, len(raw)))
+        if errno == _OK:
+            self._forget(None)
+        return errno
+
+    def path_rename(
+        self,
+        caller: wasmtime.Caller,
+        fd: int,
+        old_ptr: int,
+        old_length: int,
+        new_fd: int,
+        new_ptr: int,
+        new_length: int,
+    ) -> int:
+        target = self._path_arg(caller, new_ptr, new_length, _PATH_AT)
+        if isinstance(target, int):
+            return target
+        replaced = self._host_inode(caller, _u32(new_fd), len(target))  # gone if it existed
+        source = self._path_arg(caller, old_ptr, old_length, _PATH_AT)
+        if isinstance(source, int):
+            return source
+        self._scratch(caller).write(caller, target, _PATH2_AT)
+        errno = int(self._exports(caller)["rename"](caller, fd, len(source), new_fd, len(target)))
+        if errno == _OK:
+            self._forget(replaced)
+        return errno
+
     # --- setting times -----------------------------------------------------------------------
 
     def _set_times(self, ino: int, atim: int, mtim: int, flags: int) -> int:
@@ -416,6 +523,9 @@ class DeterministicFiles:
                 [i32, i32, i32, i32, i64, i64, i32],
                 self.path_filestat_set_times,
             ),
+            ("path_unlink_file", [i32, i32, i32], self.path_unlink_file),
+            ("path_remove_directory", [i32, i32, i32], self.path_remove_directory),
+            ("path_rename", [i32] * 6, self.path_rename),
         ]
         for name, params, func in funcs:
             linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)

@@ -478,9 +478,9 @@ class _VirtualHost:
         ]
         for name, params, func in funcs:
             linker.define_func(WASI, name, FuncType(params, [i32]), func, access_caller=True)
-        DeterministicFiles(self._engine, REALTIME_START_NS, self._charge, self._realtime).define(
-            linker
-        )
+        DeterministicFiles(
+            self._engine, REALTIME_START_NS, self._charge, self._realtime, self._check_time
+        ).define(linker)
 
 
 def _event(userdata: int, error: int, kind: int) -> bytes:

@@ -6,6 +6,7 @@ uploaded here is what the bundled worker mounts, and results it publishes can be
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -154,6 +155,7 @@ class ResultParts:
 
 
 MAX_EXIT_CODE_BYTES = 24  # a 64-bit decimal, its sign and a newline, with room
+_EXIT_CODE = re.compile(r"-?[0-9]{1,20}")
 
 
 def result_parts(cid: str) -> ResultParts | None:
@@ -174,8 +176,14 @@ def result_parts(cid: str) -> ResultParts | None:
         exit_code = None
         entry = entries.get("exitCode")
         if entry is not None and not entry.is_dir and entry.size <= MAX_EXIT_CODE_BYTES:
-            text = b"".join(store.iter_cat(entry.cid)).decode("ascii", "replace").strip()
-            if text.lstrip("-").isdigit() and -(2**63) <= int(text) < 2**63:
+            # The declared size is the file's creator's word: read no more than it allows.
+            data = b""
+            for chunk in store.iter_cat(entry.cid):
+                data += chunk
+                if len(data) > MAX_EXIT_CODE_BYTES:
+                    break
+            text = data.decode("ascii", "replace").strip()
+            if _EXIT_CODE.fullmatch(text) and -(2**63) <= int(text) < 2**63:
                 exit_code = int(text)
     except ContentNotFound:
         return None

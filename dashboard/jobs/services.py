@@ -251,7 +251,11 @@ def record_result(
             fields={"size_bytes": measured.file_bytes},
         )
     if measured is not None:
-        result = _with_parts_of_the_result(result)
+        checked = _with_parts_of_the_result(result)
+        if checked is None:  # gone from the store since it was measured: as if never there
+            measured = None
+        else:
+            result = checked
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=job_id).first()
         if job is None:
@@ -319,15 +323,15 @@ _PARTS = (
 )
 
 
-def _with_parts_of_the_result(result: ResultIn) -> ResultIn:
+def _with_parts_of_the_result(result: ResultIn) -> ResultIn | None:
     """A result's parts are what its directory holds, never what a node says they are: a
     report naming another stdout, stderr, exit code or outputs than the result in the store
     is refused (409 result_parts_mismatch, naming the part), so a true result CID cannot
     carry invented parts past re-execution. Parts a report leaves blank (an imported
     Bacalhau result) are filled in from the result."""
     parts = content.result_parts(result.result_cid)
-    if parts is None:  # gone from the store since it was measured: as if never there
-        return result
+    if parts is None:  # not (wholly) in the store after all: nothing was checked
+        return None
     if parts.missing:
         raise DomainError(
             "result_parts_mismatch",

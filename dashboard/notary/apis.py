@@ -125,7 +125,8 @@ class AwardsView(APIView):
             params = request.query_params.copy()
             params["before"] = str(before)
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        shown = {"next": next_url, "results": [awards.award_json(award) for award in page]}
+        awarded = awards.awarded_on_page(page)
+        shown = {"next": next_url, "results": [awards.award_json(a, awarded) for a in page]}
         return Response(rendered(AwardPageSerializer, shown))
 
     @extend_schema(

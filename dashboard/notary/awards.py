@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 
 from chain_scanner.models import Claim, ClaimEvent, Deal
@@ -38,6 +38,7 @@ __all__ = [
     "AwardFilters",
     "award_json",
     "award_page",
+    "awarded_on_page",
     "follow_awards",
     "follow_chain",
     "landing",
@@ -261,14 +262,23 @@ def _award_aggregate(
 def _create(
     key: ApiKey, provider: str, piece_cid: str, piece_size: int, *, aggregate: bool
 ) -> Award:
-    return Award.objects.create(
-        piece_cid=piece_cid,
-        provider=provider,
-        piece_size=piece_size,
-        aggregate=aggregate,
-        notary=key,
-        epoch=as_of_epoch(),
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a racing award of another job's piece
+            return Award.objects.create(
+                piece_cid=piece_cid,
+                provider=provider,
+                piece_size=piece_size,
+                aggregate=aggregate,
+                notary=key,
+                epoch=as_of_epoch(),
+            )
+    except IntegrityError:
+        raise DomainError(
+            "award_conflict",
+            f"{piece_cid} was awarded to {provider} by another request at this moment: "
+            "ask again to see it",
+            status=409,
+        ) from None
 
 
 def _share(award: Award, key: ApiKey, job: Job, piece: JobPiece, share: int, before: int) -> None:
@@ -326,7 +336,8 @@ def landing(
     epoch: int,
 ) -> Landing:
     """The one rule for what the chain made of an award, given the claims and verified deals
-    on its piece (any provider) and the height each removed claim was removed at:
+    on its piece (any provider; those from before the award are left out) and the height
+    each removed claim was removed at:
 
     - `landed`: a claim by the awarded provider (or its verified deal, activated), not removed
       before its minimum term; a live one is preferred over one that ended;
@@ -336,6 +347,11 @@ def landing(
     - `awaiting`: nothing yet, within that window."""
     own: list[Landing] = []
     other: list[Landing] = []
+    # Only what the award could have led to: a claim (or a deal's sector) from the epoch it
+    # was taken on. The same piece stored before (results of deterministic jobs repeat) says
+    # nothing of this award.
+    claims = [c for c in claims if c.term_start >= award.epoch]
+    deals = [d for d in deals if d.sector_start_epoch >= award.epoch]
     for claim in sorted(claims, key=lambda c: c.claim_id):
         found = _claim_landing(claim, removed_at.get(claim.claim_id))
         (own if found.provider == award.provider else other).append(found)
@@ -398,18 +414,21 @@ def _follow(batch: list[Award], epoch: int) -> int:
             "chain_provider": now.provider,
         }
         was = {name: getattr(award, name) for name in fields}
+        if was == fields:
+            continue
+        changed += 1
         with transaction.atomic():
-            if was != fields:
-                changed += 1
-                record(
-                    actor="scanner",
-                    action="award.chain",
-                    target=f"award:{award.id}",
-                    before=was,
-                    after=fields,
-                    reason=f"{award.piece_cid} to {award.provider}, at epoch {epoch}",
-                )
-            Award.objects.filter(id=award.id).update(**fields, checked_epoch=epoch)
+            record(
+                actor="scanner",
+                action="award.chain",
+                target=f"award:{award.id}",
+                before=was,
+                after=fields,
+                reason=f"{award.piece_cid} to {award.provider}, at epoch {epoch}",
+            )
+            Award.objects.filter(id=award.id).update(**fields)
+    # one write for the batch: when each state was last worked out
+    Award.objects.filter(id__in=[award.id for award in batch]).update(checked_epoch=epoch)
     return changed
 
 
@@ -422,12 +441,16 @@ def follow_chain() -> tuple[int, int]:
 # --- reading awards ----------------------------------------------------------------------------
 
 
-def award_json(award: Award) -> dict[str, Any]:
+def award_json(award: Award, awarded: dict[str, int] | None = None) -> dict[str, Any]:
     """An award as the API answers it: for a job's own piece, the job's awarded and
-    remaining DataCap too; for an aggregate, each job's share."""
-    shares = list(award.shares.select_related("job", "piece").order_by("id"))
-    jobs = [share.job_id for share in shares]
-    awarded = awarded_bytes_by_job(jobs)
+    remaining DataCap too; for an aggregate, each job's share. A page of awards passes
+    their shares prefetched and `awarded` for all their jobs at once (award_page)."""
+    if "shares" in getattr(award, "_prefetched_objects_cache", {}):
+        shares = sorted(award.shares.all(), key=lambda share: share.pk)
+    else:
+        shares = list(award.shares.select_related("job", "piece").order_by("id"))
+    if awarded is None:
+        awarded = awarded_bytes_by_job([share.job_id for share in shares])
     single = shares[0] if len(shares) == 1 and not award.aggregate else None
     return {
         "piece_cid": award.piece_cid,
@@ -452,6 +475,11 @@ def award_json(award: Award) -> dict[str, Any]:
         "created_at": award.created_at.isoformat().replace("+00:00", "Z"),
         "chain": chain_json(award),
     }
+
+
+def awarded_on_page(page: list[Award]) -> dict[str, int]:
+    """`awarded_bytes_by_job` for every job a page of awards (shares prefetched) spent."""
+    return awarded_bytes_by_job(sorted({s.job_id for award in page for s in award.shares.all()}))
 
 
 def _left(job: Job, awarded: dict[str, int]) -> int:

@@ -211,14 +211,16 @@ def over_limits(spec: dict[str, Any]) -> str | None:
 
 def _time_limit(job: Job) -> timedelta:
     """How long a run of `job` may take in all: its time limit (at most
-    REEXECUTE_MAX_TIMEOUT_S) plus REEXECUTE_GRACE_S to publish and report."""
+    REEXECUTE_MAX_TIMEOUT_S) for each engine it runs on, plus REEXECUTE_GRACE_S to publish
+    and report."""
     try:
-        timeout = float(parse_spec(job.spec).limits.timeout_s)
+        spec = parse_spec(job.spec)
     except SpecError:
-        timeout = 0.0
-    return timedelta(
-        seconds=min(timeout, settings.REEXECUTE_MAX_TIMEOUT_S) + settings.REEXECUTE_GRACE_S
-    )
+        return timedelta(seconds=settings.REEXECUTE_GRACE_S)
+    # a WASM job runs once on each of REEXECUTE_ENGINES, each with its own time limit
+    runs = len(settings.REEXECUTE_ENGINES) if spec.engine == "wasm" else 1
+    timeout = min(float(spec.limits.timeout_s), settings.REEXECUTE_MAX_TIMEOUT_S)
+    return timedelta(seconds=timeout * runs + settings.REEXECUTE_GRACE_S)
 
 
 def _over_quota(job: Job) -> str | None:

@@ -75,7 +75,7 @@ def _fill(folder: Path, order: list[str]) -> Path:
     return folder
 
 
-def _list(folder: Path, work: Path, target: str) -> bytes:
+def _list(folder: Path, work: Path, target: str, memory: int = 1 << 24) -> bytes:
     work.mkdir(parents=True, exist_ok=True)
     module = bytes(wasmtime.wat2wasm(LISTER))
     outcome = run_module(
@@ -83,13 +83,15 @@ def _list(folder: Path, work: Path, target: str) -> bytes:
         entry_point="_start", args=(), env=(),
         mounts=[Mount(host=folder, guest="/inputs", writable=False)],
         stdout=work / "stdout", stderr=work / "stderr", seed=b"s" * 32, timeout_s=30,
-        memory_bytes=1 << 24, fuel=None, target=target,
+        memory_bytes=memory, fuel=None, target=target,
     )  # fmt: skip
     assert outcome.exit_code == 0
-    return (work / "stdout").read_bytes()
+    # the fuel used, appended: the same on every host and engine, or the test fails
+    return (work / "stdout").read_bytes() + struct.pack("<Q", outcome.fuel_used)
 
 
 def _parse(out: bytes) -> tuple[list[tuple[bytes, int, int, int]], bytes, bytes]:
+    out = out[:-8]  # the fuel
     entries, position = [], 0
     while len(out) - position > 128:
         d_next, ino, length, d_type = struct.unpack_from("<QQIBxxx", out, position)
@@ -244,3 +246,76 @@ def test_times_a_job_sets_read_back_and_a_hard_link_shares_its_inode(tmp_path: P
     assert f[6] == g[6] == 77  # the mtime set through "f"
     assert f[5] == g[5] == REALTIME_START_NS  # "now" is the virtual clock, unread until then
     assert f[7] == REALTIME_START_NS  # ctime: the origin
+
+
+def test_many_files_cost_the_same_fuel_on_tmpfs_and_disk_and_one_page_is_enough(
+    tmp_path: Path,
+) -> None:
+    """wasmtime's chunks of a big listing are cut where the host's order puts them: the fuel
+    must not follow. And a job with the smallest memory limit (one page) still lists."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm (tmpfs) on this machine to compare a disk folder with")
+    names = ["b.txt", *(f"file-{n:05d}-{'x' * (n % 37)}" for n in range(3000))]
+    on_disk = _fill(tmp_path / "disk", names)
+    tmpfs_root = shm / f"filplus-many-{tmp_path.name}"
+    try:
+        on_tmpfs = _fill(tmpfs_root / "d", names[::-1])
+        disk = _list(on_disk, tmp_path / "w1", "cranelift", memory=65536)
+        tmpfs = _list(on_tmpfs, tmp_path / "w2", "cranelift", memory=65536)
+    finally:
+        import shutil
+
+        shutil.rmtree(tmpfs_root, ignore_errors=True)
+    assert disk == tmpfs  # entries, stats and the fuel used
+    assert len(_parse(disk)[0]) == 3001 + 3  # ., .., sub
+
+
+FORGETS = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_unlink_file"
+    (func $unlink (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_filestat_get"
+    (func $pstat (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 48) "a")
+  (data (i32.const 56) "b")
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))
+  (func $make (param $name i32)
+    (drop (call $open (i32.const 3) (i32.const 0) (local.get $name) (i32.const 1) (i32.const 1)
+      (i64.const 0x1ff) (i64.const 0x1ff) (i32.const 0) (i32.const 8)))
+    (drop (call $close (i32.load (i32.const 8)))))
+  (func (export "_start")
+    (call $make (i32.const 48))
+    (drop (call $pstat (i32.const 3) (i32.const 0) (i32.const 48) (i32.const 1) (i32.const 4096)))
+    (call $write (i32.const 4096) (i32.const 64))
+    (drop (call $unlink (i32.const 3) (i32.const 48) (i32.const 1)))
+    (call $make (i32.const 56))
+    (drop (call $pstat (i32.const 3) (i32.const 0) (i32.const 56) (i32.const 1) (i32.const 4096)))
+    (call $write (i32.const 4096) (i32.const 64))))"""
+
+
+def test_a_file_made_after_another_was_removed_is_numbered_by_its_own_path(
+    tmp_path: Path,
+) -> None:
+    """ext4 gives a new file the inode number of one just removed: what the run knew of the
+    removed file must not carry over to the new one."""
+    out = tmp_path / "outputs"
+    out.mkdir()
+    module = bytes(wasmtime.wat2wasm(FORGETS))
+    run_module(
+        "forgets", lambda: module, cache=ModuleCache(None), entry_point="_start", args=(),
+        env=(), mounts=[Mount(host=out, guest="/outputs", writable=True)],
+        stdout=tmp_path / "out", stderr=tmp_path / "err", seed=b"s" * 32, timeout_s=30,
+        memory_bytes=1 << 24, fuel=None,
+    )  # fmt: skip
+    raw = (tmp_path / "out").read_bytes()
+    a = struct.unpack("<QQBxxxxxxxQQQQQ", raw[:64])
+    b = struct.unpack("<QQBxxxxxxxQQQQQ", raw[64:])
+    assert a[1] == inode_of("/outputs/a") and b[1] == inode_of("/outputs/b")

@@ -503,10 +503,10 @@ def test_a_result_that_is_not_a_result_directory_is_refused(
     root = tmp_path / "odd"
     (root / "outputs").mkdir(parents=True)
     (root / "stdout").write_bytes(b"hi\n")
-    (root / "exitCode").write_text("zero")
+    (root / "exitCode").write_text("--5")  # not a number, though its digits are
     added = {e.path: e.cid for e in store.add_path(root)}
     body = dict(RESULT, result_cid=added["odd"], stdout_cid=added["odd/stdout"],
-                outputs_cid=added["odd/outputs"], size_bytes=7)  # fmt: skip
+                outputs_cid=added["odd/outputs"], size_bytes=6)  # fmt: skip
     refused = call(client, "post", "/api/v1/jobs/ext-shape/results", personas.node_key, body)
     error = refused.json()["error"]
     assert (refused.status_code, error["code"]) == (409, "result_parts_mismatch")

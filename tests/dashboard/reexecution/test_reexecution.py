@@ -561,3 +561,38 @@ def test_our_two_engines_disagreeing_is_our_defect_not_the_nodes(
     assert Job.objects.get(id="diverges").reexecution_verdict == ""
     [record] = [r for r in node_records() if r["node"] == "node-1"]
     assert record["caught"] is False and record["mismatched"] == 0
+
+
+@pytest.mark.parametrize(
+    ("outcome", "state"),
+    [("timed_out", "match"), (None, "match"), ("failed_in_program", "not_verifiable")],
+)
+def test_when_the_second_engine_gives_no_result(
+    client: Client, personas: Personas, store, node_store, settings, monkeypatch, outcome, state
+) -> None:
+    """The first engine's result decides unless the second ended reproducibly without one:
+    running out of time (slower, an interpreter) or an input fetched again failing is no
+    evidence; a trap where the first engine gave a result is our engines disagreeing."""
+    from dashboard import worker
+    from executor.run import JobFailed
+
+    real = worker._rerun
+
+    def second_fails(spec, keeper, engine):  # type: ignore[no-untyped-def]
+        if engine == "pulley":
+            raise JobFailed("it stopped", outcome)
+        return real(spec, keeper, engine)
+
+    settings.REEXECUTE_ENGINES = ["cranelift", "pulley"]
+    spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(wat.nan_bits())}}
+    node_store.add_bytes(wat.nan_bits())
+    honest = run_job(parse_spec(spec), node_store)
+    node_reports(client, personas.node_key, "second", spec, honest)
+    monkeypatch.setattr(worker, "_rerun", second_fails)
+    assert run_reexecutions() == [state]
+    body = job_json(client, personas.node_key, "second")["reexecution"]
+    if state == "match":
+        assert body["receipt"]["target"] == "cranelift"  # the engine that gave the result
+    else:
+        assert body["error"].startswith("engine_divergence: cranelift: ")
+        assert "pulley: failed_in_program: it stopped" in body["error"]
