@@ -95,15 +95,7 @@ def execute_job(job: Job, *, worker: str) -> str:
             return Job.State.FAILED
         jobs.mark_inputs_blessed(job_id=job.id)
         try:
-            result = run_job(
-                spec,
-                storage(),
-                cache=module_cache(Path(settings.DATA_DIR) / "wasm-cache"),
-                cancel=keeper.stop_run,
-                input_limit=settings.EXECUTOR_MAX_INPUT_BYTES,
-                locate=locate,
-                retrieval=_retrieval(),
-            )
+            result = _run(spec, keeper)
         except JobCancelled as exc:
             if keeper.lost:
                 return Job.State.QUEUED  # recovered by another worker: theirs to finish
@@ -132,7 +124,8 @@ def execute_job(job: Job, *, worker: str) -> str:
     return Job.State.COMPLETED
 
 
-def _rerun(spec: JobSpec, keeper: LeaseKeeper, engine: str) -> RunResult:
+def _run(spec: JobSpec, keeper: LeaseKeeper, engine: str = TARGET) -> RunResult:
+    """A job (or a re-execution) on this worker's executor, on `engine`, under its lease."""
     return run_job(
         spec,
         storage(),
@@ -170,7 +163,7 @@ def execute_reexecution(
             engines = settings.REEXECUTE_ENGINES if spec.engine == "wasm" else [TARGET]
             for engine in engines:
                 try:
-                    results.append((engine, _rerun(spec, keeper, engine)))
+                    results.append((engine, _run(spec, keeper, engine)))
                 except JobFailed as exc:
                     if not results or isinstance(exc, JobCancelled):
                         raise  # the first engine's ending is the run's

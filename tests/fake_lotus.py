@@ -717,6 +717,23 @@ class FakeChain:
                 height=height,
             )
             self.activate_deal(deal_id, height=height + 1)
+            claim_id = self._claim(
+                piece_cid, piece_size, provider, height=height + 1, term=term, sector=deal_id
+            )
+            return deal_id, claim_id
+
+    def _claim(
+        self,
+        piece_cid: str,
+        piece_size: int,
+        provider: str,
+        *,
+        height: int,
+        term: int,
+        sector: int | None = None,
+    ) -> int:
+        """A `claim` event of the piece by `provider` at `height`; returns the claim id."""
+        with self._lock:
             claim_id = self._next_claim_id
             self._next_claim_id += 1
             self.add_event(
@@ -729,39 +746,22 @@ class FakeChain:
                     piece_size=piece_size,
                     term_min=term // 2,
                     term_max=term,
-                    term_start=height + 1,
-                    sector=deal_id,
-                    height=height + 1,
+                    term_start=height,
+                    sector=claim_id if sector is None else sector,
+                    height=height,
                     msg_cid=synthetic_message_cid(5_000_000_000 + claim_id),
                     tipset_key=None,
                 )
             )
-            return deal_id, claim_id
+            return claim_id
 
     def land_claim(self, piece_cid: str, piece_size: int, provider: str) -> int:
         """`provider` claims the piece in the next tipset, and the chain grows until that
         tipset is final, so a following scanner reads the claim on its next pass. Returns
         the claim id."""
         with self._lock:
-            height = self._head() + 1
-            claim_id = self._next_claim_id
-            self._next_claim_id += 1
-            self.add_event(
-                encode_claim_event(
-                    "claim",
-                    claim_id=claim_id,
-                    client=WALKTHROUGH_CLIENT,
-                    provider=provider,
-                    piece_cid=piece_cid,
-                    piece_size=piece_size,
-                    term_min=518_400,
-                    term_max=1_555_200,
-                    term_start=height,
-                    sector=claim_id,
-                    height=height,
-                    msg_cid=synthetic_message_cid(5_000_000_000 + claim_id),
-                    tipset_key=None,
-                )
+            claim_id = self._claim(
+                piece_cid, piece_size, provider, height=self._head() + 1, term=1_555_200
             )
         self.advance(self.finality + 2)
         return claim_id

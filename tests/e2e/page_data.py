@@ -209,6 +209,14 @@ def seed_decided() -> None:
     awarded = make_job("job-awarded", cids=cids, moderation=Job.Moderation.VERIFIED,
                        finished_ago=timedelta(days=2))  # fmt: skip
     Job.objects.filter(id=awarded.id).update(datacap_bytes=2048, decided_at=timezone.now())
+    JobResult.objects.filter(job=awarded).update(
+        receipt={
+            "engine": "wasm", "runtime": "wasmtime 50.0.1", "target": "cranelift",
+            "determinism": ["fuel", "nan_canonicalization", "virtual_clocks"],
+            "fuel_used": 1734, "outcome": "completed", "module_cid": None, "image": None,
+            "input_cids": [],
+        }
+    )  # fmt: skip
     Decision.objects.create(
         job=awarded, action=Decision.Action.VERIFY, datacap_bytes=2048,
         reason="inputs blessed, output read", actor="user:mona",

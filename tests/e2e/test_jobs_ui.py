@@ -49,6 +49,11 @@ def test_a_decided_job_shows_its_history_pieces_and_awards(sign_in: Any, screens
     awards = page.locator("#awards").inner_text()
     assert "evergreen" in awards and "f01234" in awards and "2048 bytes" in awards
     assert "landed" in awards and "claim 4242" in awards
+    page.locator("#result-receipt summary").click()  # what ran, as its node says
+    receipt = page.locator("#result-receipt").inner_text()
+    assert (
+        "wasmtime 50.0.1 (cranelift), completed, 1734 fuel" in receipt and "Determinism" in receipt
+    )
     main = page.locator("main").inner_text()
     assert "in 1 award" in main and "1 deal" not in main
     chain = page.locator("#chain-storage").inner_text()

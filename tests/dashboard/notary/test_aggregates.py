@@ -113,24 +113,8 @@ def test_the_notary_on_an_aggregate_counts_only_verified_sub_pieces(
     """Three results in one aggregate: verified, pending and rejected. The answer lists each
     and offers the verified one's remaining DataCap only, at most the aggregate's size."""
     made = [completed_job(personas, store, code) for code in (0, 1, 2)]
-    pieces = [piece_of(store, job.result.result_cid) for job in made]
-    aggregate = build_aggregate([(p.cid, p.size) for p in pieces], AGGREGATE_SIZE)
-    for job, piece in zip(made, pieces, strict=True):
-        body = {
-            "piece_cid": piece.cid,
-            "piece_size": piece.size,
-            "payload_cid": job.result.result_cid,
-            "aggregate": {
-                "piece_cid": aggregate.cid,
-                "piece_size": AGGREGATE_SIZE,
-                "proof": aggregate.proof(piece.cid).to_json(),
-            },
-        }
-        assert (
-            post(client, personas.node_key, f"/api/v1/jobs/{job.id}/pieces", body).status_code
-            == 201
-        )
-    path = f"/api/v1/notary/aggregates/{aggregate.cid}"
+    cid, pieces = aggregate_of(client, personas, made, store)
+    path = f"/api/v1/notary/aggregates/{cid}"
     pending = get(client, personas.notary_key, path).json()
     assert (
         pending["awardable_bytes"] == 0 and [j["verified"] for j in pending["jobs"]] == [False] * 3
@@ -143,7 +127,7 @@ def test_the_notary_on_an_aggregate_counts_only_verified_sub_pieces(
     found = get(client, personas.notary_key, f"{path}?provider={HOLDER}")
     assert found.status_code == 200, found.json()
     answer = found.json()
-    assert answer["piece_cid"] == aggregate.cid and answer["piece_size"] == AGGREGATE_SIZE
+    assert answer["piece_cid"] == cid and answer["piece_size"] == AGGREGATE_SIZE
     states = {j["job_id"]: (j["verified"], j["moderation_state"]) for j in answer["jobs"]}
     assert states == {
         made[0].id: (True, "verified"),

@@ -576,7 +576,7 @@ def test_when_the_second_engine_gives_no_result(
     from dashboard import worker
     from executor.run import JobFailed
 
-    real = worker._rerun
+    real = worker._run
 
     def second_fails(spec, keeper, engine):  # type: ignore[no-untyped-def]
         if engine == "pulley":
@@ -588,7 +588,7 @@ def test_when_the_second_engine_gives_no_result(
     node_store.add_bytes(wat.nan_bits())
     honest = run_job(parse_spec(spec), node_store)
     node_reports(client, personas.node_key, "second", spec, honest)
-    monkeypatch.setattr(worker, "_rerun", second_fails)
+    monkeypatch.setattr(worker, "_run", second_fails)
     assert run_reexecutions() == [state]
     body = job_json(client, personas.node_key, "second")["reexecution"]
     if state == "match":
