@@ -213,6 +213,20 @@ def _stack_module() -> bytes:
 """)
 
 
+def _memory_module() -> bytes:
+    # One page at a time until memory.grow says no: only the job's limit may say it.
+    return _module("""
+  (func (export "_start")
+    (block $done (loop $again
+      (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+      (br $again)))
+    (call $hex32 (memory.size)))
+""")
+
+
+_MEMORY_LIMIT = 64 << 20
+
+
 def _random_expected(spec: dict[str, object]) -> str:
     seed = parse_spec(spec).seed()
     blocks = b"".join(hashlib.sha256(seed + struct.pack(">Q", i)).digest() for i in range(2))
@@ -247,6 +261,13 @@ PROBES: tuple[Probe, ...] = (
         "a folder lists by name bytes, inodes from paths, one link, size 0, origin times",
         _files_module,
         _files_expected,
+    ),
+    Probe(
+        "memory",
+        "memory grows to the job's limit and no further: the limit decides, never the host",
+        _memory_module,
+        lambda _: _hex(_MEMORY_LIMIT // 65536, 16),
+        limits={"memory_bytes": _MEMORY_LIMIT, "timeout_s": 60},
     ),
     Probe(
         "stack",

@@ -15,8 +15,9 @@ The rules (docs/jobs.md pins them for other implementations):
   on every host (executor/deterministic_fs.py);
 - NaNs are canonicalised and relaxed SIMD is deterministic; threads are off.
 Limits: fuel (metering is always on, so a job's fuel use is recorded), linear memory (store
-limits) and wall time (epoch interruption, ticked every 10 ms by one daemon thread). Each run
-has its own engine, so that cancelling a job can interrupt just that run.
+limits: a grow past the limit returns -1 on every machine; the host can never be the cause,
+executor/host_memory.py) and wall time (epoch interruption, ticked every 10 ms by one daemon
+thread). Each run has its own engine, so that cancelling a job can interrupt just that run.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ from wasmtime import (
     WasmtimeError,
 )
 
-from executor import outcomes
+from executor import host_memory, outcomes
 from executor.deterministic_fs import DeterministicFiles
+from executor.host_memory import WASM32_MEMORY_BYTES
 from executor.random_stream import RandomStream
 
 __all__ = [
@@ -134,6 +136,7 @@ DETERMINISM = (
     "nan_canonicalization",
     "relaxed_simd_deterministic",
     "no_threads",
+    "reserved_memory",
     "virtual_clocks",
     "seeded_random",
 )
@@ -158,6 +161,14 @@ def _config(target: str = TARGET) -> Config:
     config.cranelift_nan_canonicalization = True
     config.wasm_relaxed_simd_deterministic = True
     config.wasm_threads = False
+    # Each linear memory's whole range is reserved when the module is instantiated, and never
+    # moves: a grow within the job's limit only unprotects reserved pages, so the host cannot
+    # make it return -1 for want of address space (executor/host_memory.py says when the
+    # kernel might still refuse, and such a job does not run). A machine that cannot reserve
+    # fails the instantiation, a host failure.
+    config.memory_reservation = WASM32_MEMORY_BYTES
+    config.memory_reservation_for_growth = 0
+    config.memory_may_move = False
     return config
 
 
@@ -583,6 +594,9 @@ def run_module(
     names `timeout_s`."""
     if deadline is None:
         deadline = time.monotonic() + timeout_s
+    refused = host_memory.refusal(memory_bytes)
+    if refused is not None:
+        raise WasmRunError(f"not run: {refused}", outcomes.HOST_FAILURE)
     eng = Engine(_config(target))
     module, compiled = cache.get(module_cid, load_module, eng, target)
     _check_imports(module)
@@ -618,8 +632,12 @@ def run_module(
         try:
             instance = linker.instantiate(store, module)
         except WasmtimeError as exc:
+            # The module's own demands (a memory larger than the limit) fail on every machine;
+            # the host's refusal (no address space for the reservation) is "os error".
+            host = "os error" in str(exc)
             raise WasmRunError(
-                f"the module could not be instantiated: {_first_line(exc)}"
+                f"the module could not be instantiated: {_first_line(exc)}",
+                outcomes.HOST_FAILURE if host else None,
             ) from None
         exports = instance.exports(store)
         if entry_point != "_start" and "_initialize" in exports:
