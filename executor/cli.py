@@ -27,6 +27,7 @@ from executor.retrieval import RetrievalSettings
 from executor.run import JobFailed, module_cache, run_job
 from executor.spec import JobSpec, SpecError, parse_mount, parse_spec
 from executor.storage import Storage, StorageError
+from executor.wasm import TARGET, TARGETS
 
 __all__ = ["main"]
 
@@ -184,6 +185,11 @@ def _wasm_run_parser() -> _Parser:
     parser.add_argument("args", nargs="*", help="arguments for the module (after argv[0])")
     parser.add_argument("--entry-point", default="_start", metavar="NAME")
     parser.add_argument("--fuel", type=int, metavar="N")
+    parser.add_argument(
+        "--engine",
+        choices=sorted(TARGETS),
+        help=f"run here on this engine (default {TARGET}); pulley is wasmtime's interpreter",
+    )
     _job_options(parser)
     return parser
 
@@ -283,6 +289,8 @@ def _cmd_wasm_run(argv: Sequence[str]) -> int:
     opts = _wasm_run_parser().parse_intermixed_args(argv)
     common = _common_body(opts, prog)
     client = _client(opts, prog)
+    if client is not None and opts.engine is not None:
+        raise UsageError(f"{prog}: --engine: runs here only; the dashboard's workers choose theirs")
     storage = None if client is not None else open_storage()
     body = {
         "engine": "wasm",
@@ -295,7 +303,7 @@ def _cmd_wasm_run(argv: Sequence[str]) -> int:
         **common,
     }
     spec = _validated(body, prog)
-    return _execute(spec, opts, client, storage)
+    return _execute(spec, opts, client, storage, opts.engine or TARGET)
 
 
 def _cmd_docker_run(argv: Sequence[str]) -> int:
@@ -317,17 +325,22 @@ def _execute(
     opts: argparse.Namespace,
     client: DashboardClient | None,
     storage: Storage | None,
+    target: str = TARGET,
 ) -> int:
     say = (lambda _: None) if opts.quiet else _say
     if client is None:
         assert storage is not None
         cache = module_cache(environment.data_dir() / "wasm-cache")
-        result = run_job(spec, storage, cache=cache, progress=say, retrieval=_retrieval())
+        result = run_job(
+            spec, storage, cache=cache, progress=say, retrieval=_retrieval(), target=target
+        )
         if not opts.quiet:
             _show(lambda cid: storage.iter_cat(cid), result.stdout_cid, result.stderr_cid)
         fuel = f"; fuel {result.fuel_used}" if result.fuel_used is not None else ""
+        engine = (result.receipt or {}).get("target")
+        on = f" on {engine}" if engine else ""
         say(
-            f"exit code {result.exit_code}; {result.runtime_ms} ms{fuel}; "
+            f"exit code {result.exit_code}; {result.runtime_ms} ms{on}{fuel}; "
             f"stdout {result.stdout_cid}; outputs {result.outputs_cid}"
         )
         print(result.result_cid)
@@ -647,7 +660,8 @@ commands:
   add PATH                      add a file or folder to IPFS; prints CIDs, the root last
   get CID [-o DEST]             download a file or folder
   wasm run {CID | file.wasm | file.wat} [--entry-point NAME] [-v CID:/path]... [-e K=V]...
-           [--timeout SECONDS] [--memory BYTES] [--fuel N] [--wait] [-q] [ARGS...]
+           [--timeout SECONDS] [--memory BYTES] [--fuel N] [--engine cranelift|pulley]
+           [--wait] [-q] [ARGS...]
                                 run a WASM job; shows its stdout and stderr, prints the
                                 result CID last, exits with the job's exit code
   docker run IMAGE [-v CID:/path]... [-e K=V]... [--timeout S] [--memory B] -- CMD...

@@ -94,6 +94,25 @@ def test_wasm_run_prints_the_result_cid_last(cli, tmp_path) -> None:
     assert by_cid.stdout.splitlines()[-1] == result
 
 
+def test_wasm_run_on_either_engine_gives_the_same_result(cli, tmp_path) -> None:
+    (tmp_path / "exit3.wasm").write_bytes(wat.exit_with(3))
+    runs = {e: cli("wasm", "run", "exit3.wasm", "--engine", e) for e in ("cranelift", "pulley")}
+    for engine, proc in runs.items():
+        assert proc.returncode == 3, proc.stderr
+        assert f" ms on {engine}; fuel " in proc.stderr
+    cranelift, pulley = runs.values()
+    assert cranelift.stdout.splitlines()[-1] == pulley.stdout.splitlines()[-1]
+    fuel = [proc.stderr.split("; fuel ")[1].split(";")[0] for proc in runs.values()]
+    assert fuel[0] == fuel[1]
+    unknown = cli("wasm", "run", "exit3.wasm", "--engine", "v8")
+    assert unknown.returncode == 2 and "--engine" in one_line_error(unknown)
+    remote = cli(
+        "wasm", "run", HELLO_V1, "--engine", "pulley", "--api", "http://127.0.0.1:9",
+        "--api-key", "k",
+    )  # fmt: skip
+    assert remote.returncode == 2 and "--engine: runs here only" in one_line_error(remote)
+
+
 def test_a_job_exit_code_a_shell_would_read_as_zero_exits_255(cli, tmp_path) -> None:
     (tmp_path / "exit256.wasm").write_bytes(wat.exit_with(256))
     proc = cli("wasm", "run", "exit256.wasm")
