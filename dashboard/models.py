@@ -165,6 +165,9 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # How its run ended (executor/outcomes.py): "completed" with a result, or why it gave
+    # none; empty until then, and for a job that never ran (an invalid spec, a cancel).
+    outcome = models.CharField(max_length=20, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True, default="")
     lease_until = models.DateTimeField(null=True, blank=True)

@@ -102,7 +102,11 @@ def execute_job(job: Job, *, worker: str) -> str:
             jobs.mark_cancelled(job_id=job.id, reason=f"cancelled: {exc}", worker=worker)
             return Job.State.CANCELLED
         except JobFailed as exc:
-            jobs.fail_job(job_id=job.id, reason=str(exc), worker=worker)
+            if exc.outcome == outcomes.HOST_FAILURE and jobs.retry_after_host_failure(
+                job_id=job.id, reason=str(exc), worker=worker
+            ):
+                return Job.State.QUEUED
+            jobs.fail_job(job_id=job.id, reason=str(exc), worker=worker, outcome=exc.outcome)
             return Job.State.FAILED
         except Exception as exc:  # a bug or an outage must not leave the job running
             log.exception("job %s failed in the executor", job.id)

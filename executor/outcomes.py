@@ -8,6 +8,7 @@ node reported, so it is `not_verifiable`, never a mismatch and never a node caug
 from __future__ import annotations
 
 __all__ = [
+    "ALL",
     "COMPLETED",
     "FAILED_IN_PROGRAM",
     "FUEL_EXHAUSTED",
@@ -29,3 +30,5 @@ STACK_EXHAUSTED = "stack_exhausted"
 HOST_FAILURE = "host_failure"  # the host, not the program: out of memory, an engine error
 
 NOT_REPRODUCIBLE = frozenset({TIMED_OUT, STACK_EXHAUSTED, HOST_FAILURE})
+# Every way a run ends, in the order the docs name them.
+ALL = (COMPLETED, FAILED_IN_PROGRAM, FUEL_EXHAUSTED, TIMED_OUT, STACK_EXHAUSTED, HOST_FAILURE)

@@ -269,6 +269,12 @@ class JobSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     error = TextOrNull(allow_null=True)
+    outcome = TextOrNull(
+        allow_null=True,
+        help_text="how its run ended: completed, failed_in_program, fuel_exhausted, timed_out,"
+        " stack_exhausted or host_failure (the last three another machine may not repeat);"
+        " null until it ended, or when it never ran",
+    )
     attempts = serializers.IntegerField()
     inputs_blessed = serializers.BooleanField(allow_null=True)
     inputs = JobInputSerializer(many=True)

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -27,6 +28,7 @@ from dashboard.models import MAX_REASON, ApiKey, Job, JobInput, JobResult, Reexe
 from dashboard.novelty import services as novelty
 from dashboard.queue import RUN_JOB_TASK, Queue
 from dashboard.reexecution import services as reexecution
+from executor import outcomes
 from executor.run import RunResult
 from executor.spec import JobSpec
 
@@ -38,6 +40,7 @@ __all__ = [
     "claim_job",
     "claim_next",
     "fail_job",
+    "retry_after_host_failure",
     "mark_cancelled",
     "record_result",
     "recover_expired",
@@ -309,6 +312,7 @@ def record_result(
             lease_owner="",
             lease_until=None,
             error="",
+            outcome=outcomes.COMPLETED,
         )
         reexecution.after_result(job)
         novelty.queue_measurement(job, stored, in_store=measured is not None)
@@ -363,13 +367,34 @@ def check_writer(job: Job, key: ApiKey | None) -> None:
         raise DomainError("forbidden", f"job {job.id} is not run by this key", status=403)
 
 
-def _end(*, job_id: str, state: str, reason: str, worker: str | None) -> bool:
-    return JOBS.end(job_id, worker=worker, state=state, error=reason[:MAX_REASON])
+def _end(
+    *, job_id: str, state: str, reason: str, worker: str | None, outcome: str | None = None
+) -> bool:
+    return JOBS.end(
+        job_id, worker=worker, state=state, error=reason[:MAX_REASON], outcome=outcome or ""
+    )
 
 
-def fail_job(*, job_id: str, reason: str, worker: str | None = None) -> bool:
-    """Mark a running job failed; with a worker, only while that worker holds the lease."""
-    return _end(job_id=job_id, state=Job.State.FAILED, reason=reason, worker=worker)
+def fail_job(
+    *, job_id: str, reason: str, worker: str | None = None, outcome: str | None = None
+) -> bool:
+    """Mark a running job failed, saying how its run ended (`outcome`, executor/outcomes.py;
+    None when it never ran); with a worker, only while that worker holds the lease."""
+    return _end(
+        job_id=job_id, state=Job.State.FAILED, reason=reason, worker=worker, outcome=outcome
+    )
+
+
+def retry_after_host_failure(*, job_id: str, reason: str, worker: str) -> bool:
+    """A host failure is the machine's, not the job's: put the job back in the queue for
+    another attempt while it has attempts left (EXECUTOR_MAX_ATTEMPTS, counted as a lost
+    worker's are), its error saying what happened. False when it has none left (then fail
+    it) or `worker` no longer holds it."""
+    attempts = Job.objects.filter(id=job_id).values_list("attempts", flat=True).first()
+    if attempts is None or attempts >= settings.EXECUTOR_MAX_ATTEMPTS:
+        return False
+    note = f"attempt {attempts} ended in a host failure: {reason}"
+    return JOBS.give_back(job_id, worker=worker, error=note[:MAX_REASON])
 
 
 def mark_cancelled(*, job_id: str, reason: str, worker: str) -> bool:

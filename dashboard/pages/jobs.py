@@ -33,6 +33,7 @@ from dashboard.pages.selectors import JobDetail, job_detail, provider_urls_known
 from dashboard.reexecution import selectors as reexecutions
 from dashboard.reexecution import services as reexecution
 from dashboard.reexecution.diff import with_contents
+from executor import outcomes
 
 
 def typed_amount(value: int | None) -> str:
@@ -126,6 +127,7 @@ def _page(
         "dashboard/job.html",
         {
             "job": job,
+            "not_reproducible": outcomes.NOT_REPRODUCIBLE,
             "origin": getattr(job, "bacalhau", None) if job.external else None,
             "result": result,
             "spec_json": json.dumps(job.spec, indent=2, sort_keys=True),

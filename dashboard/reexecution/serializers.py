@@ -17,13 +17,7 @@ class DiffEntrySerializer(serializers.Serializer):
     rerun = serializers.CharField(allow_null=True, help_text="null: absent in the re-run")
 
 
-OUTCOMES = [
-    outcomes.FAILED_IN_PROGRAM,
-    outcomes.FUEL_EXHAUSTED,
-    outcomes.TIMED_OUT,
-    outcomes.STACK_EXHAUSTED,
-    outcomes.HOST_FAILURE,
-]
+OUTCOMES = [outcome for outcome in outcomes.ALL if outcome != outcomes.COMPLETED]
 
 
 class ReceiptSerializer(Body):

@@ -16,6 +16,7 @@ from dashboard.content import fingerprints
 from dashboard.jobs import provenance
 from dashboard.keys import services as api_keys
 from dashboard.models import Decision, Job, JobInput
+from executor import outcomes
 from executor import spec as job_spec
 from executor.cids import MAX_CID_LENGTH
 from executor.unixfs import cid_text
@@ -167,6 +168,7 @@ BOUNDS: dict[tuple[str, str], int] = {
     ("Job", "lease_owner"): HOST + len(":4194304:") + 20,  # job_worker's host:pid:thread
     ("Job", "chain_flags"): len("more_on_chain_than_awarded,other_provider"),
     ("Job", "reexecution_verdict"): len("mismatch"),  # "", match or mismatch
+    ("Job", "outcome"): max(len(outcome) for outcome in outcomes.ALL),
     ("Reexecution", "reason"): len("node_mismatched"),  # reexecution._automatic_reason
     ("Reexecution", "requested_by"): len("user:") + USERNAME,  # or "policy"
     ("Reexecution", "lease_owner"): HOST + len(":4194304:") + 20,  # worker_name()

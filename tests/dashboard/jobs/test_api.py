@@ -169,6 +169,56 @@ def test_a_failing_job_records_the_reason(client: Client, personas: Personas, st
     body = call(client, "get", f"/api/v1/jobs/{job_id}", personas.node_key).json()
     assert body["state"] == "failed" and body["result"] is None
     assert body["error"] == "fuel limit of 1000 exhausted"
+    assert body["outcome"] == "fuel_exhausted"
+
+
+def test_a_jobs_outcome_says_how_its_run_ended(client: Client, personas: Personas, store) -> None:
+    ids = {
+        name: call(client, "post", "/api/v1/jobs", personas.node_key, spec).json()["id"]
+        for name, spec in {
+            "exit": wasm_spec(store.add_bytes(wat.exit_with(3))),
+            "trap": wasm_spec(store.add_bytes(wat.divide_by_zero())),
+            "slow": wasm_spec(store.add_bytes(wat.spin()), limits={"timeout_s": 0.3}),
+            "gone": wasm_spec("bafkreie7q3iidccmpvszul7kudcvvuavuo7u6gzlbobczuk5nqk3b4akba"),
+        }.items()
+    }
+    run_queued()
+    got = {
+        name: call(client, "get", f"/api/v1/jobs/{job_id}", personas.node_key).json()
+        for name, job_id in ids.items()
+    }
+    assert {name: (body["state"], body["outcome"]) for name, body in got.items()} == {
+        "exit": ("completed", "completed"),  # any exit code is a result
+        "trap": ("failed", "failed_in_program"),
+        "slow": ("failed", "timed_out"),
+        "gone": ("failed", None),  # it never ran
+    }
+
+
+def test_a_host_failure_is_retried_then_failed(
+    client: Client, personas: Personas, store, settings, tmp_path: Path, monkeypatch
+) -> None:
+    # This machine "has" 512 MiB of RAM and no swap: a job that may grow to 1 GiB is refused
+    # by the host before it runs (executor/host_memory.py), which is not the job's failure.
+    from executor import host_memory
+
+    (tmp_path / "meminfo").write_text("MemTotal: 524288 kB\nSwapTotal: 0 kB\n")
+    (tmp_path / "overcommit").write_text("0\n")
+    monkeypatch.setattr(host_memory, "_MEMINFO", tmp_path / "meminfo")
+    monkeypatch.setattr(host_memory, "_OVERCOMMIT", tmp_path / "overcommit")
+    settings.EXECUTOR_MAX_ATTEMPTS = 3
+    spec = wasm_spec(store.add_bytes(wat.exit_with(0)), limits={"memory_bytes": 1 << 30})
+    job_id = call(client, "post", "/api/v1/jobs", personas.node_key, spec).json()["id"]
+    job = jobs.claim_next(worker="test-worker")
+    assert job is not None and execute_job(job, worker="test-worker") == "queued"
+    waiting = Job.objects.get(id=job_id)  # back in the queue, saying why
+    assert (waiting.state, waiting.outcome, waiting.attempts) == ("queued", "", 1)
+    assert waiting.error.startswith("attempt 1 ended in a host failure: not run: ")
+    assert run_queued() == ["queued", "failed"]
+    body = call(client, "get", f"/api/v1/jobs/{job_id}", personas.node_key).json()
+    assert (body["state"], body["outcome"], body["attempts"]) == ("failed", "host_failure", 3)
+    assert body["error"].startswith("not run: ")
+    assert "more than this machine's RAM and swap" in body["error"]
 
 
 def test_missing_module_fails_the_job_not_the_worker(

@@ -156,6 +156,20 @@ def test_input_cid_is_on_the_page(mona: Client) -> None:
     assert BLESSED_CID in text(mona.get("/jobs/job-1/"))
 
 
+def test_a_failed_job_says_how_its_run_ended(mona: Client) -> None:
+    make_job("job-slow", state=Job.State.FAILED)
+    make_job("job-trap", state=Job.State.FAILED)
+    Job.objects.filter(id="job-slow").update(outcome="timed_out", error="wall-time limit")
+    Job.objects.filter(id="job-trap").update(outcome="failed_in_program", error="trapped")
+    slow = mona.get("/jobs/job-slow/").content.decode()
+    trap = mona.get("/jobs/job-trap/").content.decode()
+    assert 'class="pill warn" id="job-outcome"' in slow and ">timed_out<" in slow
+    assert "another machine may not end the same way" in slow
+    assert 'class="pill" id="job-outcome"' in trap and ">failed_in_program<" in trap
+    make_job("job-done")  # completed: the state says it all
+    assert 'id="job-outcome"' not in mona.get("/jobs/job-done/").content.decode()
+
+
 def test_the_job_page_costs_the_same_with_many_pieces_and_awards(
     mona: Client, personas: Personas
 ) -> None:
