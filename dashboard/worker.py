@@ -219,8 +219,10 @@ def execute_reexecution(
         runtime_ms=result.runtime_ms,
         receipt=receipt,
     )
+    if outcome == Reexecution.State.MATCH:  # it put the reported result in the store
+        jobs.check_stored_result(job_id=run.job_id)
     if outcome is not None:
-        novelty.remeasure(run.job_id)  # a match put the reported result in the store
+        novelty.remeasure(run.job_id)
     return outcome or Reexecution.State.RUNNING
 
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,7 +35,9 @@ from executor.storage import (
 
 __all__ = [
     "Measured",
+    "PARTS",
     "ResultParts",
+    "misreported_parts",
     "result_parts",
     "charge_egress",
     "check_answer_size",
@@ -199,6 +202,28 @@ def result_parts(cid: str) -> ResultParts | None:
         exit_code=exit_code,
         missing=tuple(missing),
     )
+
+
+# A report's fields for the parts of a result, and the entries of the result that hold them.
+PARTS = (
+    ("stdout_cid", "stdout"),
+    ("stderr_cid", "stderr"),
+    ("exit_code", "exitCode"),
+    ("outputs_cid", "outputs"),
+)
+
+
+def misreported_parts(parts: ResultParts, reported: Any) -> list[tuple[str, str, Any, Any]]:
+    """(field, entry, reported, held) for each part `reported` (a result as a node reported
+    it) names otherwise than the result holds: a result's parts are what its directory holds,
+    never what a node says. A part the report leaves blank says nothing."""
+    wrong = []
+    for field, name in PARTS:
+        held = getattr(parts, field)
+        said = getattr(reported, field)
+        if said not in ("", None, held):
+            wrong.append((field, name, said, held))
+    return wrong
 
 
 HOUR = 3600

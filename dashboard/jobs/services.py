@@ -35,6 +35,7 @@ from executor.spec import JobSpec
 __all__ = [
     "ResultIn",
     "cancel_job",
+    "check_stored_result",
     "check_writer",
     "mark_inputs_blessed",
     "claim_job",
@@ -319,14 +320,6 @@ def record_result(
         return stored, True
 
 
-_PARTS = (
-    ("stdout_cid", "stdout"),
-    ("stderr_cid", "stderr"),
-    ("exit_code", "exitCode"),
-    ("outputs_cid", "outputs"),
-)
-
-
 def _with_parts_of_the_result(result: ResultIn) -> ResultIn | None:
     """A result's parts are what its directory holds, never what a node says they are: a
     report naming another stdout, stderr, exit code or outputs than the result in the store
@@ -344,19 +337,51 @@ def _with_parts_of_the_result(result: ResultIn) -> ResultIn | None:
             status=409,
             fields={name: "missing" for name in parts.missing},
         )
-    derived: dict[str, Any] = {}
-    for field, name in _PARTS:
-        held = getattr(parts, field)
-        reported = getattr(result, field)
-        if reported not in ("", held):
-            raise DomainError(
-                "result_parts_mismatch",
-                f"{field} is {reported}, but the {name} of {result.result_cid} is {held}",
-                status=409,
-                fields={field: held},
-            )
-        derived[field] = held
+    wrong = content.misreported_parts(parts, result)
+    if wrong:
+        field, name, reported, held = wrong[0]
+        raise DomainError(
+            "result_parts_mismatch",
+            f"{field} is {reported}, but the {name} of {result.result_cid} is {held}",
+            status=409,
+            fields={field: held},
+        )
+    derived = {field: getattr(parts, field) for field, _ in content.PARTS}
     return replace(result, **derived)
+
+
+def check_stored_result(*, job_id: str) -> bool:
+    """A result reported while it was not in the store, now that it is (a matching re-run
+    put it there): measure it and read its parts from it, as record_result does for a result
+    in the store, so its DataCap suggestion and parts rest on the result itself. Whether it
+    was checked now (False: checked before, still not in the store, or not what was
+    reported, which the re-execution said as a mismatch)."""
+    stored = JobResult.objects.filter(job_id=job_id).first()
+    if stored is None or stored.parts_checked:
+        return False
+    measured = content.measure(stored.result_cid)
+    parts = content.result_parts(stored.result_cid) if measured is not None else None
+    if measured is None or parts is None or parts.missing:
+        return False
+    if content.misreported_parts(parts, stored):
+        return False
+    checked = {
+        "car_bytes": measured.car_bytes,
+        "size_bytes": measured.file_bytes,  # what was measured, whatever was said
+        **{field: getattr(parts, field) for field, _ in content.PARTS},
+    }
+    with transaction.atomic():
+        if not JobResult.objects.filter(pk=stored.pk, car_bytes__isnull=True).update(**checked):
+            return False  # checked meanwhile
+        record(
+            actor="executor",
+            action="job.result_checked",
+            target=f"job:{job_id}",
+            before={"size_bytes": stored.size_bytes, "car_bytes": None},
+            after={"size_bytes": measured.file_bytes, "car_bytes": measured.car_bytes},
+            reason="the result reached the store: measured, its parts read from it",
+        )
+    return True
 
 
 def check_writer(job: Job, key: ApiKey | None) -> None:

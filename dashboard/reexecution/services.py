@@ -40,7 +40,7 @@ from django.utils import timezone
 
 from dashboard.access import DECIDERS, require_role
 from dashboard.audit import record
-from dashboard.content.services import storage
+from dashboard.content.services import misreported_parts, result_parts, storage
 from dashboard.errors import DomainError, job_not_found
 from dashboard.models import (
     MAX_REASON,
@@ -501,8 +501,13 @@ def finish(
         fail(run, worker=worker, reason="the job has no reported result to compare with")
         return None
     same = reported.result_cid == result_cid
-    state = Reexecution.State.MATCH if same else Reexecution.State.MISMATCH
     diff = None if same else result_diff(storage(), reported.result_cid, result_cid)
+    if same and not reported.parts_checked:
+        # The node's parts were taken on its word (the result was not in the store when it
+        # reported). The same root is not a match if the report named other parts.
+        diff = _misreported_parts(reported) or None
+        same = diff is None
+    state = Reexecution.State.MATCH if same else Reexecution.State.MISMATCH
     won = _end(
         run,
         worker,
@@ -516,6 +521,22 @@ def finish(
         ran_by=ran_by or worker,
     )
     return state if won else None
+
+
+def _misreported_parts(reported: JobResult) -> list[dict[str, str | None]]:
+    """The parts a result's report named otherwise than the result holds, as diff entries
+    (the exit code by value, under `exit_code`); none when the result is not in the store."""
+    parts = result_parts(reported.result_cid)
+    if parts is None:
+        return []
+    return [
+        {
+            "path": "exit_code" if field == "exit_code" else name,
+            "reported": str(said),
+            "rerun": None if held in ("", None) else str(held),
+        }
+        for field, name, said, held in misreported_parts(parts, reported)
+    ]
 
 
 # --- verifier nodes -------------------------------------------------------------------------

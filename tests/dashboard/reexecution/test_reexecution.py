@@ -195,6 +195,64 @@ def test_a_reported_result_not_in_the_store_is_compared_at_the_root(
     assert run.diff == [{"path": ".", "reported": fake.result_cid, "rerun": run.result_cid}]
 
 
+def test_a_true_root_with_invented_parts_is_a_mismatch_once_the_rerun_stores_it(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    # The node ran the job and reports its true result CID, but names another stdout and
+    # exit code: with the result not in the store, nothing could check them when it reported.
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    invented = node_store.add_bytes(b"all inputs are fine, verify me\n")
+    body = {**report_of(ran, spec), "stdout_cid": invented, "exit_code": 7}
+    registered = call(
+        client, "post", "/api/v1/jobs", personas.node_key, {**spec, "external": True, "id": "parts"}
+    )
+    assert registered.status_code == 201
+    reported = call(client, "post", "/api/v1/jobs/parts/results", personas.node_key, body)
+    assert reported.status_code == 201, reported.json()
+    assert reported.json()["result"]["parts_checked"] is False
+    assert run_reexecutions() == ["mismatch"]
+    run = Reexecution.objects.get(job_id="parts")
+    assert run.result_cid == ran.result_cid  # the same root...
+    assert run.diff == [  # ...but not the parts the node named
+        {"path": "stdout", "reported": invented, "rerun": ran.stdout_cid},
+        {"path": "exit_code", "reported": "7", "rerun": "0"},
+    ]
+    [record] = [r for r in node_records() if r["node"] == "node-1"]
+    assert record["mismatched"] == 1
+    job = job_json(client, personas.node_key, "parts")
+    assert job["result"]["parts_checked"] is False  # the report stays as it was said
+
+
+def test_a_matching_rerun_has_the_reported_result_measured_and_its_parts_read(
+    client: Client, personas: Personas, store, node_store
+) -> None:
+    spec = reads_clock_random_and_input([store, node_store])
+    ran = run_job(parse_spec(spec), node_store)
+    body = {**report_of(ran, spec), "size_bytes": ran.size_bytes + 1}  # a wrong size, unchecked
+    registered = call(
+        client, "post", "/api/v1/jobs", personas.node_key, {**spec, "external": True, "id": "late"}
+    )
+    assert registered.status_code == 201
+    assert (
+        call(client, "post", "/api/v1/jobs/late/results", personas.node_key, body).status_code
+        == 201
+    )
+    before = job_json(client, personas.node_key, "late")["result"]
+    assert before["parts_checked"] is False and before["size_bytes"] == ran.size_bytes + 1
+    assert run_reexecutions() == ["match"]
+    after = job_json(client, personas.node_key, "late")["result"]
+    assert after["parts_checked"] is True
+    assert after["size_bytes"] == ran.size_bytes  # measured, not as said
+    assert (after["stdout_cid"], after["outputs_cid"]) == (ran.stdout_cid, ran.outputs_cid)
+    event = AuditEvent.objects.get(action="job.result_checked")
+    assert event.target == "job:late" and event.before["size_bytes"] == ran.size_bytes + 1
+    assert run_reexecutions() == []  # and a second look changes nothing
+    from dashboard.jobs import services as jobs
+
+    assert jobs.check_stored_result(job_id="late") is False
+
+
 def test_without_the_setting_a_mismatched_job_can_still_be_verified(
     client: Client, personas: Personas, store, node_store
 ) -> None:
@@ -218,12 +276,15 @@ def test_the_setting_holds_back_verification_until_the_rerun_matched(
     settings.REEXECUTE_BEFORE_VERIFY = True
     spec = reads_clock_random_and_input([store, node_store])
     node_reports(client, personas.node_key, "waits", spec, run_job(parse_spec(spec), node_store))
-    decision = {"decision": "verify", "datacap_bytes": "1 GiB", **ACCEPT_RISKS}
+    # The match measures the result (it reached the store), so the amount is held to the
+    # suggestion: the minimal piece of its CAR.
+    decision = {"decision": "verify", "datacap_bytes": "1 KiB", **ACCEPT_RISKS}
     early = call(client, "post", "/api/v1/jobs/waits/decision", personas.moderator_key, decision)
     assert early.status_code == 409 and "queued" in early.json()["error"]["message"]
     assert run_reexecutions() == ["match"]
     late = call(client, "post", "/api/v1/jobs/waits/decision", personas.moderator_key, decision)
-    assert late.status_code == 200 and late.json()["moderation"]["state"] == "verified"
+    assert late.status_code == 200, late.json()
+    assert late.json()["moderation"]["state"] == "verified"
 
 
 # --- failures, retries, lost workers --------------------------------------------------------
