@@ -32,7 +32,11 @@ class ReceiptSerializer(Body):
         child=Text(max_length=50), max_length=32, help_text="the settings that make runs agree"
     )
     fuel_used = Integer(min_value=0, allow_null=True)
-    outcome = serializers.ChoiceField(choices=[outcomes.COMPLETED, *OUTCOMES])
+    # A receipt comes with a result, and only a run that completed gives one: a node whose
+    # receipt says otherwise contradicts its own report.
+    outcome = serializers.ChoiceField(
+        choices=[outcomes.COMPLETED], help_text="completed: a receipt comes with a result"
+    )
     module_cid = CidField(allow_null=True)
     image = Text(max_length=500, allow_null=True)
     input_cids = serializers.ListField(child=CidField(), max_length=1000)

@@ -602,6 +602,11 @@ def test_a_nodes_receipt_is_kept_and_a_bad_one_refused(
     bad = call(client, "post", path, personas.node_key,
                dict(RESULT, receipt=dict(receipt, outcome="probably fine")))  # fmt: skip
     assert bad.status_code == 400 and "receipt.outcome" in bad.json()["error"]["fields"]
+    # A result's receipt that says the run timed out contradicts the report it comes with.
+    timed_out = call(client, "post", path, personas.node_key,
+                     dict(RESULT, receipt=dict(receipt, outcome="timed_out")))  # fmt: skip
+    assert timed_out.status_code == 400
+    assert "receipt.outcome" in timed_out.json()["error"]["fields"]
     made = call(client, "post", path, personas.node_key, dict(RESULT, receipt=receipt))
     assert made.status_code == 201 and made.json()["result"]["receipt"] == receipt
     client.force_login(personas.moderator)
