@@ -563,6 +563,24 @@ def _memory_note(store: Store, instance: wasmtime.Instance, limit: int) -> str:
     return ""
 
 
+# wasmtime's own WASI calls trap when the guest passes them an argument they cannot take (a
+# misaligned or out-of-bounds pointer, a bad flag: wiggle's GuestError): the program's fault,
+# the same on every wasmtime and engine, not the host's.
+_GUEST_ERRORS = (
+    "Invalid flag value",
+    "Invalid enum value",
+    "Pointer overflow",
+    "Pointer out of bounds",
+    "Pointer not aligned",
+    "Pointer already borrowed",
+    "Borrow checker out of handles",
+    "Slice length mismatch",
+    "In func ",
+    "Invalid UTF-8 encountered",
+    "Int conversion error",
+)
+
+
 def _interrupted(cancel: threading.Event | None, timeout_s: float) -> WasmRunError:
     if cancel is not None and cancel.is_set():
         return WasmCancelled("cancelled while running")
@@ -669,9 +687,12 @@ def run_module(
             f"the module trapped: {_first_line(exc)}{note}", outcomes.FAILED_IN_PROGRAM
         ) from None
     except WasmtimeError as exc:
-        raise WasmRunError(
-            f"the module failed: {_first_line(exc)}", outcomes.HOST_FAILURE
-        ) from None
+        reason = _first_line(exc)
+        if any(cause.startswith(_GUEST_ERRORS) for cause in reason.split("; ")):
+            raise WasmRunError(
+                f"the module passed WASI a bad argument: {reason}", outcomes.FAILED_IN_PROGRAM
+            ) from None
+        raise WasmRunError(f"the module failed: {reason}", outcomes.HOST_FAILURE) from None
     except MemoryError:
         raise WasmRunError("the host ran out of memory", outcomes.HOST_FAILURE) from None
     finally:

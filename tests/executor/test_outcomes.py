@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from executor import outcomes
 from executor.embedded_store import EmbeddedStore
 from executor.run import JobFailed, run_job
 from executor.spec import parse_spec
+from executor.wasm import TARGETS
 from tests.executor import wat_modules as wat
 
 
@@ -42,6 +44,24 @@ def test_each_way_a_run_stops_is_named(
     assert (outcome in outcomes.NOT_REPRODUCIBLE) == (
         outcome in (outcomes.TIMED_OUT, outcomes.STACK_EXHAUSTED)
     )
+
+
+# wasmtime's own fd_write traps on an iovec pointer that is not 4-byte aligned: the guest's
+# fault, on every engine.
+MISALIGNED_WASI = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $w (i32.const 1) (i32.const 1) (i32.const 1) (i32.const 3)))))"""
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_a_bad_argument_to_wasi_is_the_programs_failure(store: EmbeddedStore, target: str) -> None:
+    module = store.add_bytes(bytes(wasmtime.wat2wasm(MISALIGNED_WASI)))
+    with pytest.raises(JobFailed) as failed:
+        run_job(parse_spec({"engine": "wasm", "wasm": {"module": module}}), store, target=target)
+    assert failed.value.outcome == outcomes.FAILED_IN_PROGRAM, str(failed.value)
+    assert "Pointer not aligned to 4" in str(failed.value)
 
 
 def test_an_exit_is_a_result_and_a_missing_module_never_ran(store: EmbeddedStore) -> None:
