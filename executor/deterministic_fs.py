@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,10 @@ _FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")  # dev, ino, filetype, nlink, size
 _SCRATCH = 32768  # where the helper's readdir buffer starts, and its length
 _PATH_AT = 1024  # where paths go in the helper's memory
 _MAX_PATH = 16384  # longer paths are ENAMETOOLONG (Linux allows 4096)
+# Listings kept for readdir calls that read on from a cookie, beside the one being read; each
+# entry is reckoned at its name and _ENTRY_BYTES (a tuple of bytes and two ints in CPython).
+LISTINGS_KEPT_BYTES = 64 << 20
+_ENTRY_BYTES = 160
 _PATH2_AT = _PATH_AT + _MAX_PATH  # a rename's second path
 
 _HELPER = """(module
@@ -137,7 +142,10 @@ class DeterministicFiles:
         self._real.define_wasi()
         self._helper: Any = None
         self._paths: dict[int, str] = {}
-        self._listings: dict[int, list[tuple[bytes, int, int]]] = {}  # per fd, from cookie 0
+        # per fd, from cookie 0, with what it is reckoned to take; least recently read first
+        self._listings: OrderedDict[int, tuple[list[tuple[bytes, int, int]], int]] = (
+            OrderedDict()
+        )
         # wasmtime's inode (its hash of the host file's identity) -> ours: the inode of the
         # first path the job saw the file by, so that two names of one file (a hard link)
         # share it and the number does not depend on the host.
@@ -304,6 +312,22 @@ class DeterministicFiles:
             if not progress:
                 return _EIO  # an entry larger than the buffer: no name is that long
 
+    def _keep(
+        self, fd: int, listing: list[tuple[bytes, int, int]]
+    ) -> list[tuple[bytes, int, int]]:
+        """Keep `fd`'s listing for the calls that read on from a cookie, dropping the least
+        recently read others past LISTINGS_KEPT_BYTES: a job that lists a large folder on many
+        descriptors cannot make the host hold a copy for each. A dropped listing is built
+        again if its descriptor reads on (the same entries in the same order, charged again:
+        what is dropped depends only on the job's calls, so the fuel is the same anywhere)."""
+        self._listings.pop(fd, None)
+        self._listings[fd] = (listing, sum(_ENTRY_BYTES + len(name) for name, _, _ in listing))
+        total = sum(cost for _, cost in self._listings.values())
+        while total > LISTINGS_KEPT_BYTES and len(self._listings) > 1:
+            _, (_, cost) = self._listings.popitem(last=False)
+            total -= cost
+        return listing
+
     def fd_readdir(
         self, caller: wasmtime.Caller, fd: int, buf: int, buf_len: int, cookie: int, bufused: int
     ) -> int:
@@ -312,12 +336,15 @@ class DeterministicFiles:
         if not self._fits_guest(caller, buf, buf_len) or not self._fits_guest(caller, bufused, 4):
             self._charge(caller, 0)
             return _EFAULT
-        listing = self._listings.get(fd) if cookie else None
-        if listing is None:
+        kept = self._listings.get(fd) if cookie else None
+        if kept is None:
             found = self._listing(caller, fd)
             if isinstance(found, int):
                 return found
-            listing = self._listings[fd] = found
+            listing = self._keep(fd, found)
+        else:
+            listing = kept[0]
+            self._listings.move_to_end(fd)
         directory = self._path_of(fd)
         out = bytearray()
         for position in range(min(cookie, len(listing)), len(listing)):

@@ -319,3 +319,115 @@ def test_a_file_made_after_another_was_removed_is_numbered_by_its_own_path(
     a = struct.unpack("<QQBxxxxxxxQQQQQ", raw[:64])
     b = struct.unpack("<QQBxxxxxxxQQQQQ", raw[64:])
     assert a[1] == inode_of("/outputs/a") and b[1] == inode_of("/outputs/b")
+
+
+# Opens the folder on 8 descriptors, reads one 96-byte buffer of each from cookie 0, then
+# reads each on to its end: stdout gets every complete dirent, descriptor by descriptor.
+HOARDER = """(module
+  (import "wasi_snapshot_preview1" "fd_readdir"
+    (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "sub/..")
+  (func $write (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 16) (local.get $ptr))
+    (i32.store (i32.const 20) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))
+  ;; one buffer of $fd from $cookie: writes its complete entries; the next cookie, or -1
+  ;; when the buffer was not full (the end)
+  (func $chunk (param $fd i32) (param $cookie i64) (result i64)
+    (local $used i32) (local $pos i32) (local $n i32)
+    (if (call $readdir (local.get $fd) (i32.const 1024) (i32.const 96) (local.get $cookie)
+          (i32.const 0))
+      (then (call $exit (i32.const 98))))
+    (local.set $used (i32.load (i32.const 0)))
+    (block $done
+      (loop $entry
+        (br_if $done (i32.gt_u (i32.add (local.get $pos) (i32.const 24)) (local.get $used)))
+        (local.set $n (i32.load (i32.add (i32.const 1040) (local.get $pos))))
+        (br_if $done (i32.gt_u (i32.add (i32.add (local.get $pos) (i32.const 24)) (local.get $n))
+                                (local.get $used)))
+        (call $write (i32.add (i32.const 1024) (local.get $pos))
+                     (i32.add (i32.const 24) (local.get $n)))
+        (local.set $cookie (i64.load (i32.add (i32.const 1024) (local.get $pos))))
+        (local.set $pos (i32.add (local.get $pos) (i32.add (i32.const 24) (local.get $n))))
+        (br $entry)))
+    (if (result i64) (i32.eq (local.get $used) (i32.const 96))
+      (then (local.get $cookie)) (else (i64.const -1))))
+  (func (export "_start") (local $i i32) (local $cookie i64)
+    (loop $opens
+      (if (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 6) (i32.const 2)
+            (i64.const 0x4002) (i64.const 0x4002) (i32.const 0)
+            (i32.add (i32.const 200) (i32.shl (local.get $i) (i32.const 2))))
+        (then (call $exit (i32.const 99))))
+      (i64.store (i32.add (i32.const 300) (i32.shl (local.get $i) (i32.const 3)))
+        (call $chunk (i32.load (i32.add (i32.const 200) (i32.shl (local.get $i) (i32.const 2))))
+                     (i64.const 0)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $opens (i32.lt_u (local.get $i) (i32.const 8))))
+    (local.set $i (i32.const 0))
+    (loop $fds
+      (local.set $cookie
+        (i64.load (i32.add (i32.const 300) (i32.shl (local.get $i) (i32.const 3)))))
+      (block $end
+        (loop $more
+          (br_if $end (i64.eq (local.get $cookie) (i64.const -1)))
+          (local.set $cookie
+            (call $chunk (i32.load (i32.add (i32.const 200) (i32.shl (local.get $i) (i32.const 2))))
+                         (local.get $cookie)))
+          (br $more)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $fds (i32.lt_u (local.get $i) (i32.const 8))))))"""
+
+
+def test_many_descriptors_on_one_folder_keep_a_bounded_copy_and_list_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing is kept per descriptor for the calls that read on; past the budget the least
+    recently read are dropped and built again when read on: the job sees the same entries."""
+    from executor import deterministic_fs
+
+    folder = _fill(tmp_path / "d", NAMES)
+    module = bytes(wasmtime.wat2wasm(HOARDER))
+    kept: list[int] = []
+    keep = deterministic_fs.DeterministicFiles._keep
+
+    def watched(self, fd, listing):  # type: ignore[no-untyped-def]
+        out = keep(self, fd, listing)
+        kept.append(sum(cost for _, cost in self._listings.values()))
+        return out
+
+    monkeypatch.setattr(deterministic_fs.DeterministicFiles, "_keep", watched)
+
+    def listed(budget: int, work: Path) -> tuple[bytes, int, int]:
+        monkeypatch.setattr(deterministic_fs, "LISTINGS_KEPT_BYTES", budget)
+        kept.clear()
+        work.mkdir()
+        outcome = run_module(
+            "hoarder", lambda: module, cache=ModuleCache(None), entry_point="_start", args=(),
+            env=(), mounts=[Mount(host=folder, guest="/inputs", writable=False)],
+            stdout=work / "stdout", stderr=work / "stderr", seed=b"s" * 32, timeout_s=30,
+            memory_bytes=1 << 24, fuel=None,
+        )  # fmt: skip
+        assert outcome.exit_code == 0
+        return (work / "stdout").read_bytes(), max(kept), len(kept)
+
+    roomy, roomy_most, roomy_built = listed(64 << 20, tmp_path / "roomy")
+    tight, tight_most, tight_built = listed(1, tmp_path / "tight")
+    one_listing = roomy_most // 8
+    assert roomy_built == 8 and roomy_most == 8 * one_listing  # all 8 kept, each built once
+    assert tight_most == one_listing  # only the one being read
+    assert tight_built > 8  # the dropped ones were built again when read on...
+    assert tight == roomy  # ...and the job saw the same entries in the same order
+    names, position = [], 0
+    while position < len(roomy):
+        (length,) = struct.unpack_from("<I", roomy, position + 16)
+        names.append(roomy[position + 24 : position + 24 + length])
+        position += 24 + length
+    one_fd = [b".", b"..", *sorted(n.encode() for n in [*NAMES, "sub"])]
+    # The first buffer of each descriptor holds ., .. and 10; then each reads on to its end:
+    # every descriptor read the whole folder, in name order.
+    assert names == one_fd[:3] * 8 + one_fd[3:] * 8
