@@ -159,24 +159,18 @@ def execute_reexecution(
         cancelled=preempt or (lambda: False),
     )
     keeper.start()
-    results: list[tuple[str, RunResult]] = []  # (engine, what it gave), the engines that ran
-    diverged: list[str] = []  # later engines that ended reproducibly without a result
+    runs: list[tuple[str, RunResult | JobFailed]] = []  # each engine's ending, in order
     try:
         try:
             spec = parse_spec(run.job.spec)
             engines = settings.REEXECUTE_ENGINES if spec.engine == "wasm" else [TARGET]
             for engine in engines:
                 try:
-                    results.append((engine, _run(spec, keeper, engine)))
+                    runs.append((engine, _run(spec, keeper, engine)))
                 except JobFailed as exc:
-                    if not results or isinstance(exc, JobCancelled):
+                    if not runs or isinstance(exc, JobCancelled):
                         raise  # the first engine's ending is the run's
-                    if exc.outcome is None or exc.outcome in outcomes.NOT_REPRODUCIBLE:
-                        # no evidence either way (an input fetched again failed, or it ran
-                        # out of time or stack): the engines that gave a result decide
-                        log.warning("re-execution %s: %s gave no result: %s", run.pk, engine, exc)
-                    else:
-                        diverged.append(f"{engine}: {exc.outcome}: {exc}")
+                    runs.append((engine, exc))
         except JobCancelled:
             if keeper.lost or preempt is None:  # the lease was lost: whoever recovered it runs it
                 return Reexecution.State.RUNNING
@@ -195,22 +189,19 @@ def execute_reexecution(
             return Reexecution.State.FAILED
     finally:
         keeper.stop()
-    first_engine, result = results[0]
-    diverged += [
-        f"{engine}: {other.result_cid} ({other.fuel_used} fuel)"
-        for engine, other in results[1:]
-        if (other.result_cid, other.fuel_used) != (result.result_cid, result.fuel_used)
-    ]
-    if diverged:
+    divergence = reexecution.engine_divergence(runs)
+    if divergence is not None:
         log.error("re-execution %s: our engines disagree", run.pk)
-        reason = f"{first_engine}: {result.result_cid} ({result.fuel_used} fuel); " + "; ".join(
-            diverged
+        reexecution.fail(
+            run, worker=worker, reason=divergence, outcome=reexecution.ENGINE_DIVERGENCE
         )
-        reexecution.fail(run, worker=worker, reason=reason, outcome=reexecution.ENGINE_DIVERGENCE)
         return reexecution.failure_state(reexecution.ENGINE_DIVERGENCE)
+    result = runs[0][1]
+    assert isinstance(result, RunResult)
+    gave = [engine for engine, ended in runs if isinstance(ended, RunResult)]
     receipt = result.receipt
     if spec.engine == "wasm" and receipt is not None:
-        receipt = {**receipt, "target": ", ".join(engine for engine, _ in results)}
+        receipt = {**receipt, "target": ", ".join(gave)}
     outcome = reexecution.finish(
         run,
         worker=worker,

@@ -55,6 +55,7 @@ from dashboard.queue import REEXECUTE_TASK, Queue
 from dashboard.reexecution.diff import result_diff
 from dashboard.reexecution.selectors import deterministic, node_caught
 from executor import outcomes
+from executor.run import JobFailed, RunResult
 from executor.spec import SpecError, parse_spec
 
 __all__ = [
@@ -446,6 +447,29 @@ def _audit_outcome(run_id: int, job_id: str, state: str, error: str) -> None:
 # REEXECUTE_ENGINES ran the job on two engines of ours and they disagreed: a defect of this
 # dashboard's executor, never held against the job or its node.
 ENGINE_DIVERGENCE = "engine_divergence"
+
+
+def engine_divergence(runs: list[tuple[str, RunResult | JobFailed]]) -> str | None:
+    """Why our engines disagree on one job, or None when they agree. `runs` is each engine's
+    result or failure, in REEXECUTE_ENGINES order, the first a result (the first engine's
+    ending is the run's). A later engine agrees when it gives the same result CID and fuel;
+    one that ends without a result in a way that says nothing (not reproducible: time, stack,
+    host; or an input fetched again failed) leaves the decision to the others; one that ends
+    reproducibly without a result (a trap, the fuel) disagrees."""
+    first_engine, first = runs[0]
+    assert isinstance(first, RunResult)
+    diverged = []
+    for engine, other in runs[1:]:
+        if isinstance(other, RunResult):
+            if (other.result_cid, other.fuel_used) != (first.result_cid, first.fuel_used):
+                diverged.append(f"{engine}: {other.result_cid} ({other.fuel_used} fuel)")
+        elif other.outcome is not None and other.outcome not in outcomes.NOT_REPRODUCIBLE:
+            diverged.append(f"{engine}: {other.outcome}: {other}")
+        else:
+            log.warning("a re-execution on %s gave no result: %s", engine, other)
+    if not diverged:
+        return None
+    return f"{first_engine}: {first.result_cid} ({first.fuel_used} fuel); " + "; ".join(diverged)
 
 
 def failure_state(outcome: str | None) -> str:
