@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Sum
 
-from dashboard.models import Award, AwardShare
+from dashboard.models import ApiKey, Award, AwardShare
 
-__all__ = ["awarded_bytes", "awarded_bytes_by_job", "awards_of_job"]
+__all__ = ["awarded_bytes", "awarded_bytes_by_job", "awards_of_job", "notary_names"]
 
 
 def awarded_bytes(job_id: str) -> int:
@@ -32,3 +32,9 @@ def awards_of_job(job_id: str) -> list[tuple[Award, int]]:
         .order_by("award__created_at", "award_id")
     )
     return [(share.award, share.bytes) for share in shares]
+
+
+def notary_names() -> list[str]:
+    """The names of the notary keys, in order: what an award's `notary` can be."""
+    notaries = ApiKey.objects.filter(scope=ApiKey.Scope.NOTARY).order_by("name")
+    return list(notaries.values_list("name", flat=True))

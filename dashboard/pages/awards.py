@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 
-from dashboard.models import ApiKey
 from dashboard.notary.awards import AwardFilters, filtered
+from dashboard.notary.selectors import notary_names
 from dashboard.pages.base import render_page, role_required
 from dashboard.pages.forms import AwardFilterForm
 
@@ -15,12 +15,7 @@ AWARDS_PAGE_SIZE = 50
 
 @role_required()
 def awards(request: HttpRequest) -> HttpResponse:
-    notaries = list(
-        ApiKey.objects.filter(scope=ApiKey.Scope.NOTARY)
-        .order_by("name")
-        .values_list("name", flat=True)
-    )
-    form = AwardFilterForm(request.GET or None, notaries=notaries)
+    form = AwardFilterForm(request.GET or None, notaries=notary_names())
     filters = AwardFilters()
     if request.GET:
         form.is_valid()  # a field that does not validate shows its error and filters nothing
