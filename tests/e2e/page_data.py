@@ -193,6 +193,11 @@ def seed_e2e() -> None:
         diff=[{"path": "stdout", "reported": cids["stdout_cid"], "rerun": rerun["stdout_cid"]}],
     )
     Job.objects.filter(id=caught.id).update(reexecution_verdict=Reexecution.State.MISMATCH)
+    # a bundled job that ran out of wall time: no result, and an ending no machine repeats
+    make_job("job-slow", state=Job.State.FAILED, finished_ago=timedelta(hours=6))
+    Job.objects.filter(id="job-slow").update(
+        outcome="timed_out", error="wall-time limit of 0.3 s exceeded"
+    )
     seed_decided()
 
 

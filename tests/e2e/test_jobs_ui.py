@@ -63,6 +63,17 @@ def test_a_decided_job_shows_its_history_pieces_and_awards(sign_in: Any, screens
     shot(page, screenshots, "job-awarded")
 
 
+def test_a_failed_job_says_how_its_run_ended(sign_in: Any, screenshots: Path) -> None:
+    page = sign_in("victor")
+    page.goto("/jobs/job-slow/")
+    facts = page.locator("#job-facts").inner_text()
+    assert "failed" in facts and "wall-time limit of 0.3 s exceeded" in facts
+    outcome = page.locator("#job-outcome")
+    assert outcome.inner_text() == "timed_out"
+    assert "another machine may not end the same way" in (outcome.get_attribute("title") or "")
+    shot(page, screenshots, "job-timed-out")
+
+
 def test_the_awards_page_filters_by_state(sign_in: Any, screenshots: Path) -> None:
     page = sign_in("victor")
     page.get_by_role("link", name="Awards").click()
