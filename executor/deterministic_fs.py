@@ -143,9 +143,7 @@ class DeterministicFiles:
         self._helper: Any = None
         self._paths: dict[int, str] = {}
         # per fd, from cookie 0, with what it is reckoned to take; least recently read first
-        self._listings: OrderedDict[int, tuple[list[tuple[bytes, int, int]], int]] = (
-            OrderedDict()
-        )
+        self._listings: OrderedDict[int, tuple[list[tuple[bytes, int, int]], int]] = OrderedDict()
         # wasmtime's inode (its hash of the host file's identity) -> ours: the inode of the
         # first path the job saw the file by, so that two names of one file (a hard link)
         # share it and the number does not depend on the host.
@@ -312,9 +310,7 @@ class DeterministicFiles:
             if not progress:
                 return _EIO  # an entry larger than the buffer: no name is that long
 
-    def _keep(
-        self, fd: int, listing: list[tuple[bytes, int, int]]
-    ) -> list[tuple[bytes, int, int]]:
+    def _keep(self, fd: int, listing: list[tuple[bytes, int, int]]) -> list[tuple[bytes, int, int]]:
         """Keep `fd`'s listing for the calls that read on from a cookie, dropping the least
         recently read others past LISTINGS_KEPT_BYTES: a job that lists a large folder on many
         descriptors cannot make the host hold a copy for each. A dropped listing is built
