@@ -22,11 +22,20 @@ linker that has only wasmtime's WASI, so that it never reaches these shadows.
 Every call pays fuel for the bytes it lists, reads or writes before it works (the
 `charge` given), which also checks the wall time: a directory of millions of entries costs
 the job, not the host.
+
+A job holds at most MAX_OPEN_FILES descriptors (its preopens included): one more is EMFILE
+on every machine. Under that, the host's own limit on open files must never show: the
+process raises its soft limit to the hard one, and a host that still refuses (EIO, EMFILE,
+ENFILE from an open) ends the run as the host's failure (HostRefused), not as an errno the
+guest sees.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import resource
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,7 +47,11 @@ from wasmtime import FuncType, Linker, Module, Store, ValType
 __all__ = ["DeterministicFiles", "inode_of"]
 
 WASI = "wasi_snapshot_preview1"
-_OK, _EFAULT, _EINVAL, _EIO, _ENAMETOOLONG = 0, 21, 28, 29, 37
+_OK, _EFAULT, _EINVAL, _EIO, _EMFILE, _ENAMETOOLONG, _ENFILE = 0, 21, 28, 29, 33, 37, 41
+MAX_OPEN_FILES = 1024
+# What wasmtime's path_open answers when the host is out of descriptors: EIO (as measured with
+# wasmtime-py 50.0.1 at the process' limit), or EMFILE, ENFILE. Never the guest's doing.
+_HOST_REFUSALS = (_EIO, _EMFILE, _ENFILE)
 _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8  # fstflags
 _U64 = (1 << 64) - 1
 _DIRECTORY = 3  # filetype
@@ -121,6 +134,21 @@ def _u32(value: int) -> int:
     return value & 0xFFFFFFFF
 
 
+class HostRefused(Exception):
+    """The host refused what the job's own limits allow (an open file): the run is the
+    host's failure, never an errno the guest sees."""
+
+
+@functools.cache
+def _raise_open_files_limit() -> None:
+    # Once a process: our cap, not the host's soft limit (often 1024 for the whole process),
+    # is what a job should meet.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class DeterministicFiles:
     """Per-run state of the file shadows; `charge(caller, nbytes)` takes fuel (and checks
     the wall time) before each call works."""
@@ -133,6 +161,7 @@ class DeterministicFiles:
         now: Callable[[], int],
         check_time: Callable[[], None],
     ) -> None:
+        _raise_open_files_limit()
         self._engine = engine
         self._time = realtime_origin
         self._charge = charge
@@ -226,11 +255,15 @@ class DeterministicFiles:
         raw = self._read_guest(caller, path_ptr, path_len)
         if raw is None or not self._fits_guest(caller, fd_out, 4):
             return _EFAULT
-        exports = self._exports(caller)
+        exports = self._exports(caller)  # the preopens are counted from here on
+        if len(self._paths) >= MAX_OPEN_FILES:
+            return _EMFILE  # the job's limit, the same everywhere
         self._scratch(caller).write(caller, raw, _PATH_AT)
         errno = exports["open"](
             caller, dirfd, dirflags, path_len, oflags, base_rights, inheriting_rights, fdflags
         )
+        if errno in _HOST_REFUSALS:
+            raise HostRefused(f"the host refused an open file ({len(self._paths)} open)")
         if errno != _OK:
             return int(errno)
         (fd,) = struct.unpack("<I", self._scratch(caller).read(caller, 0, 4))

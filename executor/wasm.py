@@ -50,7 +50,7 @@ from wasmtime import (
 )
 
 from executor import host_memory, outcomes
-from executor.deterministic_fs import DeterministicFiles
+from executor.deterministic_fs import DeterministicFiles, HostRefused
 from executor.host_memory import WASM32_MEMORY_BYTES
 from executor.random_stream import RandomStream
 
@@ -670,6 +670,8 @@ def run_module(
         raise WasmRunError(f"fuel limit of {budget} exhausted", outcomes.FUEL_EXHAUSTED) from None
     except _HostInterrupted:
         raise _interrupted(cancel, timeout_s) from None
+    except HostRefused as exc:
+        raise WasmRunError(str(exc), outcomes.HOST_FAILURE) from None
     except Trap as exc:
         if exc.trap_code == TrapCode.OUT_OF_FUEL:
             raise WasmRunError(
