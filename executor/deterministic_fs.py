@@ -248,17 +248,15 @@ class DeterministicFiles:
         fdflags: int,
         fd_out: int,
     ) -> int:
-        path_ptr, path_len, fd_out = _u32(path_ptr), _u32(path_len), _u32(fd_out)
-        self._charge(caller, min(path_len, _MAX_PATH))
-        if path_len > _MAX_PATH:
-            return _ENAMETOOLONG
-        raw = self._read_guest(caller, path_ptr, path_len)
-        if raw is None or not self._fits_guest(caller, fd_out, 4):
+        raw = self._path_arg(caller, path_ptr, path_len, _PATH_AT)
+        if isinstance(raw, int):
+            return raw
+        path_len, fd_out = _u32(path_len), _u32(fd_out)
+        if not self._fits_guest(caller, fd_out, 4):
             return _EFAULT
-        exports = self._exports(caller)  # the preopens are counted from here on
-        if len(self._paths) >= MAX_OPEN_FILES:
+        if len(self._paths) >= MAX_OPEN_FILES:  # the preopens are known: _path_arg loaded them
             return _EMFILE  # the job's limit, the same everywhere
-        self._scratch(caller).write(caller, raw, _PATH_AT)
+        exports = self._exports(caller)
         errno = exports["open"](
             caller, dirfd, dirflags, path_len, oflags, base_rights, inheriting_rights, fdflags
         )
@@ -427,16 +425,13 @@ class DeterministicFiles:
         path_len: int,
         out: int,
     ) -> int:
-        fd, path_ptr, path_len, out = _u32(fd), _u32(path_ptr), _u32(path_len), _u32(out)
-        self._charge(caller, _FILESTAT.size + min(path_len, _MAX_PATH))
-        if path_len > _MAX_PATH:
-            return _ENAMETOOLONG
-        raw_path = self._read_guest(caller, path_ptr, path_len)
-        if raw_path is None or not self._fits_guest(caller, out, _FILESTAT.size):
+        raw_path = self._path_arg(caller, path_ptr, path_len, _PATH_AT, extra=_FILESTAT.size)
+        if isinstance(raw_path, int):
+            return raw_path
+        fd, path_len, out = _u32(fd), _u32(path_len), _u32(out)
+        if not self._fits_guest(caller, out, _FILESTAT.size):
             return _EFAULT
-        exports = self._exports(caller)
-        self._scratch(caller).write(caller, raw_path, _PATH_AT)
-        errno = int(exports["pathstat"](caller, fd, flags, path_len))
+        errno = int(self._exports(caller)["pathstat"](caller, fd, flags, path_len))
         if errno != _OK:
             return errno
         raw = self._scratch(caller).read(caller, 0, _FILESTAT.size)
@@ -449,9 +444,13 @@ class DeterministicFiles:
     # A host may give a new file the inode number of one just removed (ext4 does at once,
     # tmpfs does not): what this run learnt of a removed file is forgotten with it.
 
-    def _path_arg(self, caller: wasmtime.Caller, ptr: int, length: int, at: int) -> bytes | int:
+    def _path_arg(
+        self, caller: wasmtime.Caller, ptr: int, length: int, at: int, extra: int = 0
+    ) -> bytes | int:
+        """The guest's path at `ptr`, copied to `at` in the helper's memory, its bytes (and
+        `extra`, what else the call produces) charged first; or the errno."""
         ptr, length = _u32(ptr), _u32(length)
-        self._charge(caller, min(length, _MAX_PATH))
+        self._charge(caller, extra + min(length, _MAX_PATH))
         if length > _MAX_PATH:
             return _ENAMETOOLONG
         raw = self._read_guest(caller, ptr, length)
@@ -549,14 +548,10 @@ class DeterministicFiles:
         mtim: int,
         flags: int,
     ) -> int:
-        fd, path_ptr, path_len = _u32(fd), _u32(path_ptr), _u32(path_len)
-        self._charge(caller, _FILESTAT.size + min(path_len, _MAX_PATH))
-        if path_len > _MAX_PATH:
-            return _ENAMETOOLONG
-        raw_path = self._read_guest(caller, path_ptr, path_len)
-        if raw_path is None:
-            return _EFAULT
-        self._scratch(caller).write(caller, raw_path, _PATH_AT)
+        raw_path = self._path_arg(caller, path_ptr, path_len, _PATH_AT, extra=_FILESTAT.size)
+        if isinstance(raw_path, int):
+            return raw_path
+        fd, path_len = _u32(fd), _u32(path_len)
         errno = int(self._exports(caller)["pathstat"](caller, fd, lookup, path_len))
         if errno != _OK:
             return errno
