@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from executor import wasm
 from executor.cli import main
 from executor.conformance import PROBES, run_probes
+from tests.executor.engine_defects import pulley_keeps_nan_payloads
 from tests.helpers import ROOT
 
 
@@ -31,16 +31,7 @@ def test_every_probe_passes_on_both_engines_from_the_cli() -> None:
 def test_an_engine_that_keeps_nan_payloads_fails_the_suite(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real = wasm._config
-
-    def broken(target: str = wasm.TARGET):  # type: ignore[no-untyped-def]
-        config = real(target)
-        if target == "pulley":
-            config.cranelift_nan_canonicalization = False
-        return config
-
-    monkeypatch.setattr(wasm, "_config", broken)
-    monkeypatch.setattr(wasm, "_compilers", {})
+    pulley_keeps_nan_payloads(monkeypatch)
     assert main(["conformance"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("nan_canonical pulley: FAIL: gave") for line in out), out

@@ -35,6 +35,7 @@ from tests.dashboard.reexecution.common import (
     run_reexecutions,
 )
 from tests.executor import wat_modules as wat
+from tests.executor.engine_defects import pulley_keeps_nan_payloads
 
 pytestmark = pytest.mark.django_db
 
@@ -598,23 +599,12 @@ def test_our_two_engines_disagreeing_is_our_defect_not_the_nodes(
     """Pulley with NaN canonicalisation turned off (a defect planted in our own engine):
     the run is not_verifiable naming both engines' answers, never a mismatch, and the node
     that reported the honest result is not caught."""
-    from executor import wasm
-
-    real = wasm._config
-
-    def broken(target: str = wasm.TARGET):  # type: ignore[no-untyped-def]
-        config = real(target)
-        if target == "pulley":
-            config.cranelift_nan_canonicalization = False
-        return config
-
     settings.REEXECUTE_ENGINES = ["cranelift", "pulley"]
     spec = {"engine": "wasm", "wasm": {"module": store.add_bytes(wat.nan_bits())}}
     node_store.add_bytes(wat.nan_bits())
     honest = run_job(parse_spec(spec), node_store)
     node_reports(client, personas.node_key, "diverges", spec, honest)
-    monkeypatch.setattr(wasm, "_config", broken)
-    monkeypatch.setattr(wasm, "_compilers", {})
+    pulley_keeps_nan_payloads(monkeypatch)
     assert run_reexecutions() == ["not_verifiable"]
     body = job_json(client, personas.node_key, "diverges")["reexecution"]
     assert body["error"].startswith(f"engine_divergence: cranelift: {honest.result_cid}")
