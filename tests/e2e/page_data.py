@@ -193,6 +193,25 @@ def seed_e2e() -> None:
         diff=[{"path": "stdout", "reported": cids["stdout_cid"], "rerun": rerun["stdout_cid"]}],
     )
     Job.objects.filter(id=caught.id).update(reexecution_verdict=Reexecution.State.MISMATCH)
+    # a node that reported its job's true result CID with an invented stdout and exit code
+    parts = make_job("job-parts", node=liar, cids=cids, finished_ago=timedelta(hours=5))
+    Reexecution.objects.create(
+        job=parts,
+        state=Reexecution.State.MISMATCH,
+        reason="policy",
+        requested_by="policy",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        ran_by="dashboard-host:4242:1",
+        result_cid=cids["result_cid"],
+        exit_code=0,
+        runtime_ms=3,
+        diff=[
+            {"path": "stdout", "reported": rerun["stdout_cid"], "rerun": cids["stdout_cid"]},
+            {"path": "exit_code", "reported": "7", "rerun": "0"},
+        ],
+    )
+    Job.objects.filter(id=parts.id).update(reexecution_verdict=Reexecution.State.MISMATCH)
     # a bundled job that ran out of wall time: no result, and an ending no machine repeats
     make_job("job-slow", state=Job.State.FAILED, finished_ago=timedelta(hours=6))
     Job.objects.filter(id="job-slow").update(

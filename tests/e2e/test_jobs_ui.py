@@ -74,6 +74,24 @@ def test_a_failed_job_says_how_its_run_ended(sign_in: Any, screenshots: Path) ->
     shot(page, screenshots, "job-timed-out")
 
 
+def test_invented_parts_of_a_true_result_show_as_a_mismatch(
+    sign_in: Any, screenshots: Path
+) -> None:
+    page = sign_in("victor")
+    page.goto("/jobs/job-parts/")
+    diff = page.locator("#reexecution-diff")
+    assert "gave the result CID its node reported, but the report named parts" in (
+        diff.inner_text()
+    )
+    rows = diff.locator("tbody tr")
+    assert rows.count() == 2
+    assert rows.nth(0).locator("td").first.inner_text() == "stdout"
+    assert "what the job really prints" in rows.nth(0).inner_text()  # what the node named
+    exit_row = [cell.strip() for cell in rows.nth(1).locator("td").all_inner_texts()]
+    assert exit_row == ["exit_code", "7", "0"]
+    shot(page, screenshots, "job-invented-parts")
+
+
 def test_the_awards_page_filters_by_state(sign_in: Any, screenshots: Path) -> None:
     page = sign_in("victor")
     page.get_by_role("link", name="Awards").click()
