@@ -194,7 +194,14 @@ def seed_e2e() -> None:
     )
     Job.objects.filter(id=caught.id).update(reexecution_verdict=Reexecution.State.MISMATCH)
     # a node that reported its job's true result CID with an invented stdout and exit code
-    parts = make_job("job-parts", node=liar, cids=cids, finished_ago=timedelta(hours=5))
+    # (already rejected, so that the queue and node-liar's record stay as other tests expect)
+    inventor, _ = create_api_key(
+        scope="node", name="node-inventor", provider="f01234", actor="seed"
+    )
+    parts = make_job(
+        "job-parts", node=inventor, cids=cids, finished_ago=timedelta(hours=5),
+        moderation=Job.Moderation.REJECTED,
+    )  # fmt: skip
     Reexecution.objects.create(
         job=parts,
         state=Reexecution.State.MISMATCH,
